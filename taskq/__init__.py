@@ -1,0 +1,21 @@
+"""taskq: a durable background task queue for Python (SQLite embedded, PostgreSQL to scale out)."""
+
+from taskq import builtin_tasks as _builtin_tasks  # noqa: F401  (registers taskq.echo and taskq.sleep)
+from taskq.api import configure, default_store, open_store
+from taskq.model import Enqueued, Status, Task, TaskqError, TaskRequest
+from taskq.registry import TaskSpec, task
+from taskq.store import Store
+
+__all__ = [
+    "Enqueued",
+    "Status",
+    "Store",
+    "Task",
+    "TaskRequest",
+    "TaskSpec",
+    "TaskqError",
+    "configure",
+    "default_store",
+    "open_store",
+    "task",
+]

@@ -1,0 +1,38 @@
+"""The library entry points an application uses: open a store wired to the task registry."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from taskq import registry
+from taskq.engine import DEFAULT_DATABASE_URL, open_engine
+from taskq.store import Store
+
+_default: Store | None = None
+_default_lock = threading.Lock()
+
+
+def open_store(url: str | None = None, *, upgrade: bool = True) -> Store:
+    """A Store on `url` (default: TASKQ_DATABASE_URL, else sqlite:///taskq.db), schema upgraded if needed;
+    enqueue fills priority, retries, queue, timeout and continuation from the task's @task options."""
+    return Store(open_engine(url, upgrade=upgrade), defaults_for=registry.defaults_for)
+
+
+def default_store() -> Store:
+    """One Store per process for `spec.enqueue(...)`; configure it with `configure(url)` or TASKQ_DATABASE_URL."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = open_store(os.environ.get("TASKQ_DATABASE_URL") or DEFAULT_DATABASE_URL)
+        return _default
+
+
+def configure(url: str) -> Store:
+    """Point the default store at `url` (call once at application start-up)."""
+    global _default
+    with _default_lock:
+        if _default is not None:
+            _default.dispose()
+        _default = open_store(url)
+        return _default

@@ -1,0 +1,346 @@
+"""The `taskq` command line: thin click commands over the store; tables for people, --json for scripts."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from taskq import registry
+from taskq.api import open_store
+from taskq.clock import parse_duration, parse_instant, utc_now
+from taskq.model import TERMINAL_STATUSES, Status, Task, TaskqError
+from taskq.settings import Settings, load_settings
+from taskq.store import Store
+
+WAIT_POLL_SECONDS = 0.2
+
+
+class TaskqGroup(click.Group):
+    """Turns taskq and database errors into one readable line and a non-zero exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TaskqError as error:
+            raise click.ClickException(str(error)) from None
+        except DBAPIError as error:
+            raise click.ClickException(f"database error: {str(error.orig).strip().splitlines()[0]}") from None
+        except SQLAlchemyError as error:
+            raise click.ClickException(f"database error: {str(error).splitlines()[0]}") from None
+
+
+def _merge_common(ctx: click.Context, db: str | None, settings_path: str | None, imports: tuple[str, ...]) -> None:
+    obj = ctx.ensure_object(dict)
+    if db:
+        obj["db"] = db
+    if settings_path:
+        obj["settings"] = settings_path
+    obj["imports"] = (*obj.get("imports", ()), *imports)
+
+
+def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--db, --settings and --import, accepted both before and after the subcommand name."""
+
+    @click.option("--db", "db", metavar="URL", help="Database URL (overrides settings and TASKQ_DATABASE_URL).")
+    @click.option("--settings", "settings_path", metavar="PATH", help="Settings file (default ./settings.yaml).")
+    @click.option("--import", "imports", multiple=True, metavar="MODULE", help="Import task definitions.")
+    @functools.wraps(command)
+    def wrapper(*args: Any, db: str | None, settings_path: str | None, imports: tuple[str, ...], **kwargs: Any) -> Any:
+        _merge_common(click.get_current_context(), db, settings_path, imports)
+        return command(*args, **kwargs)
+
+    return wrapper
+
+
+def current_settings() -> Settings:
+    obj = click.get_current_context().ensure_object(dict)
+    if "settings_loaded" not in obj:
+        settings = load_settings(obj.get("settings"), database=obj.get("db"))
+        registry.import_task_modules([*settings.imports, *obj.get("imports", ())])
+        obj["settings_loaded"] = settings
+    return obj["settings_loaded"]
+
+
+def current_store() -> Store:
+    obj = click.get_current_context().ensure_object(dict)
+    if "store" not in obj:
+        obj["store"] = open_store(current_settings().database)
+    return obj["store"]
+
+
+def _json_arg(text: str | None, kind: type, label: str) -> Any:
+    if text is None:
+        return kind()
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise click.BadParameter(f"not valid JSON: {error.msg} at position {error.pos}", param_hint=label) from None
+    if not isinstance(value, kind):
+        raise click.BadParameter(f"expected a JSON {'array' if kind is list else 'object'}", param_hint=label)
+    return value
+
+
+def _console() -> Console:
+    """Rich wraps at 80 columns when stdout is not a terminal; piped tables read better unwrapped."""
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=None, sort_keys=True, default=str))
+
+
+def _when(value: datetime | None) -> str:
+    return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _tasks_table(rows: list[Task]) -> Table:
+    table = Table(show_edge=False, header_style="bold")
+    for column in (
+        "id",
+        "name",
+        "queue",
+        "status",
+        "prio",
+        "attempts",
+        "progress",
+        "created (UTC)",
+        "finished",
+    ):
+        table.add_column(column, overflow="fold")
+    for task in rows:
+        table.add_row(
+            str(task.id),
+            task.name,
+            task.queue,
+            task.status.value,
+            str(task.priority),
+            f"{task.attempts}/{task.max_retries + 1}",
+            f"{task.progress:.0f}%",
+            _when(task.created_at),
+            _when(task.finished_at),
+        )
+    return table
+
+
+@click.group(cls=TaskqGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--db", "db", metavar="URL", help="Database URL (overrides settings and TASKQ_DATABASE_URL).")
+@click.option("--settings", "settings_path", metavar="PATH", help="Settings file (default ./settings.yaml).")
+@click.option("--import", "imports", multiple=True, metavar="MODULE", help="Import task definitions.")
+@click.version_option(package_name="taskq")
+@click.pass_context
+def main(ctx: click.Context, db: str | None, settings_path: str | None, imports: tuple[str, ...]) -> None:
+    """taskq: durable background tasks on SQLite or PostgreSQL."""
+    _merge_common(ctx, db, settings_path, imports)
+
+
+@main.command()
+@click.argument("name")
+@click.option("--args", "args_json", metavar="JSON_ARRAY", help="Positional arguments, e.g. '[1, \"a\"]'.")
+@click.option("--kwargs", "kwargs_json", metavar="JSON_OBJECT", help="Keyword arguments, e.g. '{\"n\": 3}'.")
+@click.option("--priority", type=int, help="Higher runs first (default: the task's, else 0).")
+@click.option("--delay", type=str, metavar="DURATION", help="Run no earlier than this from now (90, 30s, 5m).")
+@click.option("--run-after", "run_after", metavar="ISO8601", help="Run no earlier than this time (UTC if no offset).")
+@click.option("--dedup-key", "dedup_key", help="At most one active task per key.")
+@click.option("--max-retries", "max_retries", type=click.IntRange(min=0))
+@click.option("--queue")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS")
+@click.option("--json", "as_json", is_flag=True, help='Print {"id": N, "deduplicated": bool}.')
+@common_options
+def enqueue(
+    name: str,
+    args_json: str | None,
+    kwargs_json: str | None,
+    priority: int | None,
+    delay: str | None,
+    run_after: str | None,
+    dedup_key: str | None,
+    max_retries: int | None,
+    queue: str | None,
+    timeout: float | None,
+    as_json: bool,
+) -> None:
+    """Queue task NAME; prints its id."""
+    args = _json_arg(args_json, list, "--args")
+    kwargs = _json_arg(kwargs_json, dict, "--kwargs")
+    if delay is not None and run_after is not None:
+        raise click.UsageError("give --delay or --run-after, not both")
+    when: datetime | float | None = None
+    try:
+        if delay is not None:
+            when = parse_duration(delay).total_seconds()
+        elif run_after is not None:
+            when = parse_instant(run_after)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--delay/--run-after") from None
+    current_settings()
+    registry.lookup(name)
+    result = current_store().enqueue(
+        name,
+        args,
+        kwargs,
+        priority=priority,
+        run_after=when,
+        dedup_key=dedup_key,
+        max_retries=max_retries,
+        queue=queue,
+        timeout=timeout,
+    )
+    if as_json:
+        _echo_json({"id": result.id, "deduplicated": result.deduplicated})
+    else:
+        click.echo(result.id)
+        if result.deduplicated:
+            click.echo(f"deduplicated: task {result.id} with key {dedup_key!r} is already active", err=True)
+
+
+@main.command()
+@click.argument("task_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@common_options
+def show(task_id: int, as_json: bool) -> None:
+    """Show one task, with its children's counts by status."""
+    store = current_store()
+    task = store.require(task_id)
+    children = store.children_counts(task_id) if task.children_total else None
+    if as_json:
+        data = task.to_dict()
+        data["children_by_status"] = children or {}
+        _echo_json(data)
+        return
+    table = Table(show_header=False, show_edge=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for key, value in task.to_dict().items():
+        if key in ("children", "error", "error_log"):
+            continue
+        table.add_row(key, json.dumps(value) if isinstance(value, (list, dict)) else str(value))
+    if children:
+        table.add_row("children", ", ".join(f"{status}: {n}" for status, n in children.items() if n))
+    console = _console()
+    console.print(table)
+    if task.error:
+        console.print("[bold]error[/bold]", task.error, markup=True, highlight=False)
+    if len(task.error_log) > 1:
+        console.print(f"[bold]earlier errors[/bold]: {len(task.error_log) - 1} (see --json)")
+
+
+@main.command("list")
+@click.option("--status", type=click.Choice([s.value for s in Status]))
+@click.option("--name")
+@click.option("--queue")
+@click.option("--parent", "parent_id", type=int, help="Only children of this task.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@common_options
+def list_tasks(
+    status: str | None, name: str | None, queue: str | None, parent_id: int | None, limit: int, as_json: bool
+) -> None:
+    """List tasks, newest first."""
+    rows = current_store().list(status=status, name=name, queue=queue, parent_id=parent_id, limit=limit)
+    if as_json:
+        _echo_json([task.to_dict() for task in rows])
+    else:
+        _console().print(_tasks_table(rows))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@common_options
+def stats(as_json: bool) -> None:
+    """Count tasks per status."""
+    counts = current_store().stats()
+    if as_json:
+        _echo_json(counts)
+        return
+    table = Table(show_edge=False, header_style="bold")
+    table.add_column("status")
+    table.add_column("tasks", justify="right")
+    for status, count in counts.items():
+        table.add_row(status, str(count))
+    _console().print(table)
+
+
+@main.command()
+@click.argument("task_id", type=int)
+@common_options
+def cancel(task_id: int) -> None:
+    """Cancel a task: at once when pending, cooperatively when running."""
+    status = current_store().cancel(task_id)
+    if status is Status.CANCELLED:
+        click.echo(f"task {task_id}: cancelled")
+    else:
+        click.echo(f"task {task_id}: cancellation requested (it is {status.value})")
+
+
+@main.command()
+@click.argument("task_id", type=int)
+@common_options
+def retry(task_id: int) -> None:
+    """Run a failed or cancelled task again."""
+    current_store().retry(task_id)
+    click.echo(f"task {task_id}: pending")
+
+
+@main.command()
+@click.option("--older-than", "older_than", required=True, metavar="DURATION", help="e.g. 7d, 12h.")
+@common_options
+def purge(older_than: str) -> None:
+    """Delete finished tasks (and their children) finished longer ago than DURATION."""
+    try:
+        age = parse_duration(older_than)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--older-than") from None
+    click.echo(f"purged {current_store().purge(age)} tasks")
+
+
+@main.command()
+@click.argument("task_id", type=int)
+@click.option("--timeout", type=click.FloatRange(min=0), metavar="SECONDS", help="Give up after this long.")
+@common_options
+def wait(task_id: int, timeout: float | None) -> None:
+    """Wait for a task to finish: exit 0 completed, 1 failed or cancelled, 2 timed out."""
+    store = current_store()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        task = store.require(task_id)
+        if task.status in TERMINAL_STATUSES:
+            click.echo(task.status.value)
+            sys.exit(0 if task.status is Status.COMPLETED else 1)
+        if deadline is not None and time.monotonic() >= deadline:
+            click.echo(f"timed out; task {task_id} is {task.status.value}", err=True)
+            sys.exit(2)
+        time.sleep(WAIT_POLL_SECONDS)
+
+
+@main.group()
+def db() -> None:
+    """Schema management."""
+
+
+@db.command()
+@common_options
+def upgrade() -> None:
+    """Create or upgrade the schema to the latest version (safe to run repeatedly)."""
+    from taskq.engine import create_database_engine, head_revision, upgrade_schema
+
+    engine = create_database_engine(current_settings().database)
+    try:
+        upgrade_schema(engine)
+    finally:
+        engine.dispose()
+    click.echo(f"database at revision {head_revision()} ({utc_now():%Y-%m-%d %H:%M:%S} UTC)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""The only place where SQLite and PostgreSQL differ. Each difference is one method, decided once per engine."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Insert, Table, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
+
+from taskq.model import ACTIVE_STATUSES
+
+_ACTIVE_PREDICATE = text(
+    "status IN ({})".format(", ".join(f"'{s.value}'" for s in sorted(ACTIVE_STATUSES, key=lambda s: s.value)))
+)
+NOTIFY_CHANNEL = "taskq_tasks"
+
+
+class Dialect:
+    name = "generic"
+
+    def begin_write(self, connection: Connection) -> None:
+        """Open a transaction that is allowed to write."""
+
+    def insert_unless_active(self, table: Table) -> Insert:
+        """INSERT that does nothing when an active task holds the same dedup key (the partial unique index)."""
+        raise NotImplementedError
+
+    def is_transient(self, error: DBAPIError) -> bool:
+        """True for errors where running the same transaction again is the right answer."""
+        return bool(error.connection_invalidated)
+
+    def notify_new_tasks(self, connection: Connection) -> None:
+        """Tell sleeping workers that tasks were added, effective at commit."""
+
+    def lock_for_migration(self, connection: Connection) -> None:
+        """Serialise concurrent schema upgrades from several processes."""
+
+
+class SqliteDialect(Dialect):
+    name = "sqlite"
+
+    def begin_write(self, connection: Connection) -> None:
+        # A deferred transaction that later upgrades to a writer fails with "database is locked"
+        # regardless of the busy timeout; taking the write lock up front lets the busy handler wait.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    def insert_unless_active(self, table: Table) -> Insert:
+        return (
+            sqlite.insert(table)
+            .on_conflict_do_nothing(index_elements=[table.c.dedup_key], index_where=_ACTIVE_PREDICATE)
+            .returning(table.c.id)
+        )
+
+    def is_transient(self, error: DBAPIError) -> bool:
+        message = str(error.orig).lower()
+        return "locked" in message or "busy" in message or super().is_transient(error)
+
+    def lock_for_migration(self, connection: Connection) -> None:
+        self.begin_write(connection)
+
+
+class PostgresDialect(Dialect):
+    name = "postgresql"
+
+    # SQLSTATEs worth retrying: serialization failure, deadlock, admin shutdown, cannot connect now.
+    _TRANSIENT_STATES = frozenset({"40001", "40P01", "57P01", "57P02", "57P03", "08000", "08003", "08006"})
+
+    def insert_unless_active(self, table: Table) -> Insert:
+        return (
+            postgresql.insert(table)
+            .on_conflict_do_nothing(index_elements=[table.c.dedup_key], index_where=_ACTIVE_PREDICATE)
+            .returning(table.c.id)
+        )
+
+    def is_transient(self, error: DBAPIError) -> bool:
+        state = getattr(error.orig, "sqlstate", None)
+        return state in self._TRANSIENT_STATES or super().is_transient(error)
+
+    def notify_new_tasks(self, connection: Connection) -> None:
+        connection.exec_driver_sql(f"NOTIFY {NOTIFY_CHANNEL}")
+
+    def lock_for_migration(self, connection: Connection) -> None:
+        key = int.from_bytes(hashlib.sha1(b"taskq-migrations").digest()[:7], "big")
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def dialect_for(engine: Engine | Any) -> Dialect:
+    name = engine.dialect.name
+    if name == "sqlite":
+        return SqliteDialect()
+    if name == "postgresql":
+        return PostgresDialect()
+    raise ValueError(f"unsupported database dialect {name!r}: taskq supports sqlite and postgresql")

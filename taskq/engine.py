@@ -1,0 +1,108 @@
+"""Open a database engine: connection settings per dialect and automatic schema upgrade."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
+
+from taskq.dialect import dialect_for
+from taskq.model import TaskqError
+
+DEFAULT_DATABASE_URL = "sqlite:///taskq.db"
+SQLITE_BUSY_TIMEOUT_MS = 1000  # short on purpose: the store retries with jitter, which is fairer
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+class DatabaseUnavailable(TaskqError):
+    pass
+
+
+def migrations_dir() -> Path:
+    """Inside an installed wheel the migrations ship as taskq/_migrations; in a checkout they are top-level."""
+    for candidate in (_PACKAGE_DIR / "_migrations", _PACKAGE_DIR.parent / "migrations"):
+        if (candidate / "env.py").exists():
+            return candidate
+    raise TaskqError("taskq's migrations directory is missing from this installation")
+
+
+def alembic_config(connection: Any = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    # The driver must not open transactions by itself: the store issues BEGIN IMMEDIATE for writes,
+    # and plain reads run in autocommit so they never hold a snapshot open.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def create_database_engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as error:
+        raise DatabaseUnavailable(f"invalid database URL {url!r}") from error
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            directory = Path(database).expanduser().resolve().parent
+            if not directory.is_dir():
+                raise DatabaseUnavailable(f"database directory {directory} does not exist (url {url})")
+        engine = create_engine(parsed, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _configure_sqlite)
+    else:
+        try:
+            engine = create_engine(parsed, pool_pre_ping=True)
+        except Exception as error:  # missing driver, bad options
+            raise DatabaseUnavailable(f"cannot use database {parsed.render_as_string()}: {error}") from error
+    dialect_for(engine)
+    return engine
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def upgrade_schema(engine: Engine, revision: str = "head") -> None:
+    """Run Alembic migrations up to `revision`, serialised across processes."""
+    dialect = dialect_for(engine)
+    with engine.connect() as connection:
+        dialect.lock_for_migration(connection)
+        command.upgrade(alembic_config(connection), revision)
+        connection.commit()
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Upgrade a fresh or out-of-date database; a database already at head costs one query."""
+    head = head_revision()
+    try:
+        with engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+    except DBAPIError as error:
+        raise DatabaseUnavailable(f"cannot open database {engine.url.render_as_string()}: {error.orig}") from error
+    if current != head:
+        upgrade_schema(engine)
+
+
+def open_engine(url: str | None = None, *, upgrade: bool = True) -> Engine:
+    engine = create_database_engine(url or os.environ.get("TASKQ_DATABASE_URL") or DEFAULT_DATABASE_URL)
+    if upgrade:
+        ensure_schema(engine)
+    return engine

@@ -1,0 +1,187 @@
+"""Domain types shared by every layer: statuses, the Task record, enqueue requests and results."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from taskq.clock import as_utc
+
+
+class Status(str, enum.Enum):
+    PENDING = "pending"  # waiting for run_after to pass and a worker to claim it
+    RUNNING = "running"  # claimed by a worker that holds its lease
+    WAITING_FOR_CHILDREN = "waiting_for_children"  # spawned children; the last one to finish completes it
+    COMPLETED = "completed"  # finished; result stored
+    FAILED = "failed"  # out of retries (or failed permanently); last traceback in error
+    CANCELLED = "cancelled"  # cancelled before or while running
+
+    def __str__(self) -> str:
+        return self.value
+
+
+ACTIVE_STATUSES: frozenset[Status] = frozenset({Status.PENDING, Status.RUNNING, Status.WAITING_FOR_CHILDREN})
+TERMINAL_STATUSES: frozenset[Status] = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
+
+DEFAULT_QUEUE = "default"
+DEFAULT_MAX_RETRIES = 3
+MAX_BACKOFF_SECONDS = 3600.0
+
+
+def backoff_delay(attempts: int) -> float:
+    """Seconds to wait before the next attempt after `attempts` failed ones: 2, 4, 8, ... capped at 1 h."""
+    return min(float(2**attempts), MAX_BACKOFF_SECONDS)
+
+
+class TaskqError(Exception):
+    """Base of the errors taskq raises for bad input or state; the message is meant for people."""
+
+
+class InvalidTaskArguments(TaskqError):
+    pass
+
+
+class TaskNotFound(TaskqError):
+    pass
+
+
+class InvalidTransition(TaskqError):
+    """The task is not in a state that allows the requested operation (e.g. retrying a completed task)."""
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    id: int
+    deduplicated: bool = False  # True: an active task with the same dedup key existed; its id is returned
+
+
+@dataclass(frozen=True)
+class TaskRequest:
+    """Everything needed to create one task row; validated before any SQL runs."""
+
+    name: str
+    args: Sequence[Any] = ()
+    kwargs: Mapping[str, Any] | None = None
+    priority: int = 0
+    run_after: datetime | float | int | None = None
+    dedup_key: str | None = None
+    max_retries: int = DEFAULT_MAX_RETRIES
+    queue: str = DEFAULT_QUEUE
+    timeout: float | None = None
+    parent_id: int | None = None
+    continuation: str | None = None  # task name enqueued when this task's children have all finished
+
+
+@dataclass(frozen=True)
+class Task:
+    id: int
+    name: str
+    queue: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    status: Status
+    priority: int
+    run_after: datetime
+    attempts: int
+    max_retries: int
+    dedup_key: str | None
+    parent_id: int | None
+    progress: float
+    progress_message: str | None
+    result: Any
+    error: str | None
+    error_log: list[dict[str, Any]]
+    worker_id: str | None
+    lease_until: datetime | None
+    cancel_requested: bool
+    timeout: float | None
+    continuation: str | None
+    children_total: int
+    children_completed: int
+    children_failed: int
+    children_cancelled: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Task:
+        def when(value: datetime | None) -> datetime | None:
+            return None if value is None else as_utc(value)
+
+        return cls(
+            id=row["id"],
+            name=row["name"],
+            queue=row["queue"],
+            args=list(row["args"] or []),
+            kwargs=dict(row["kwargs"] or {}),
+            status=Status(row["status"]),
+            priority=row["priority"],
+            run_after=as_utc(row["run_after"]),
+            attempts=row["attempts"],
+            max_retries=row["max_retries"],
+            dedup_key=row["dedup_key"],
+            parent_id=row["parent_id"],
+            progress=float(row["progress"] or 0.0),
+            progress_message=row["progress_message"],
+            result=row["result"],
+            error=row["error"],
+            error_log=list(row["error_log"] or []),
+            worker_id=row["worker_id"],
+            lease_until=when(row["lease_until"]),
+            cancel_requested=bool(row["cancel_requested"]),
+            timeout=row["timeout"],
+            continuation=row["continuation"],
+            children_total=row["children_total"],
+            children_completed=row["children_completed"],
+            children_failed=row["children_failed"],
+            children_cancelled=row["children_cancelled"],
+            created_at=as_utc(row["created_at"]),
+            started_at=when(row["started_at"]),
+            finished_at=when(row["finished_at"]),
+        )
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    def to_dict(self) -> dict[str, Any]:
+        def iso(value: datetime | None) -> str | None:
+            return None if value is None else value.isoformat()
+
+        return {
+            "id": self.id,
+            "name": self.name,
+            "queue": self.queue,
+            "args": self.args,
+            "kwargs": self.kwargs,
+            "status": self.status.value,
+            "priority": self.priority,
+            "run_after": iso(self.run_after),
+            "attempts": self.attempts,
+            "max_retries": self.max_retries,
+            "dedup_key": self.dedup_key,
+            "parent_id": self.parent_id,
+            "progress": self.progress,
+            "progress_message": self.progress_message,
+            "result": self.result,
+            "error": self.error,
+            "error_log": self.error_log,
+            "worker_id": self.worker_id,
+            "lease_until": iso(self.lease_until),
+            "cancel_requested": self.cancel_requested,
+            "timeout": self.timeout,
+            "continuation": self.continuation,
+            "children": {
+                "total": self.children_total,
+                "completed": self.children_completed,
+                "failed": self.children_failed,
+                "cancelled": self.children_cancelled,
+            },
+            "created_at": iso(self.created_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+        }

@@ -1,0 +1,151 @@
+"""The tables, as SQLAlchemy Core objects. Alembic migrations create them; a test keeps the two in step."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.types import TypeDecorator
+
+from taskq.clock import as_utc
+from taskq.model import ACTIVE_STATUSES, TERMINAL_STATUSES, Status
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Stores UTC and returns aware UTC on every dialect.
+
+    SQLite has no time zone type: SQLAlchemy's DateTime drops an offset without converting, so
+    12:00+02:00 would be stored as 12:00. We convert to UTC first and store naive UTC there, always
+    in SQLAlchemy's fixed 'YYYY-MM-DD HH:MM:SS.ffffff' form, so string comparison in SQL is time order.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}")
+        value = as_utc(value)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+
+def _status_in(statuses: frozenset[Status]) -> Any:
+    quoted = ", ".join(f"'{status.value}'" for status in sorted(statuses, key=lambda s: s.value))
+    return text(f"status IN ({quoted})")
+
+
+metadata = MetaData()
+
+# BigInteger on PostgreSQL, INTEGER (the rowid alias, so autoincrementing) on SQLite.
+TaskId = BigInteger().with_variant(Integer(), "sqlite")
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", TaskId, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("queue", String(100), nullable=False, server_default="default"),
+    Column("args", JSON, nullable=False),
+    Column("kwargs", JSON, nullable=False),
+    Column("status", String(32), nullable=False, server_default=Status.PENDING.value),
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column("run_after", UtcDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("max_retries", Integer, nullable=False, server_default="3"),
+    Column("dedup_key", String(500)),
+    Column("parent_id", TaskId, ForeignKey("tasks.id", ondelete="CASCADE")),
+    Column("progress", Float, nullable=False, server_default="0"),
+    Column("progress_message", Text),
+    Column("result", JSON),
+    Column("error", Text),
+    Column("error_log", JSON),
+    Column("worker_id", String(200)),
+    Column("lease_until", UtcDateTime),
+    Column("cancel_requested", Boolean, nullable=False, server_default="0"),
+    Column("timeout", Float),
+    Column("continuation", String(200)),
+    Column("children_total", Integer, nullable=False, server_default="0"),
+    Column("children_completed", Integer, nullable=False, server_default="0"),
+    Column("children_failed", Integer, nullable=False, server_default="0"),
+    Column("children_cancelled", Integer, nullable=False, server_default="0"),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("started_at", UtcDateTime),
+    Column("finished_at", UtcDateTime),
+    CheckConstraint(
+        "status IN ('pending', 'running', 'waiting_for_children', 'completed', 'failed', 'cancelled')",
+        name="ck_tasks_status",
+    ),
+    CheckConstraint("progress >= 0 AND progress <= 100", name="ck_tasks_progress"),
+)
+
+PENDING_ONLY = text("status = 'pending'")
+RUNNING_ONLY = text("status = 'running'")
+
+# The claim's ORDER BY (priority DESC, run_after, id) walks this index in order; it is partial, so
+# finished rows never enter it and claim cost stays flat however many of them the table keeps.
+# The leading status column looks redundant but is not: it gives SQLite's planner the same equality
+# match as ix_tasks_status_id, so it picks this index (no sort) over that one (sort every pending row).
+Index(
+    "ix_tasks_claim",
+    tasks.c.status,
+    tasks.c.priority.desc(),
+    tasks.c.run_after,
+    tasks.c.id,
+    sqlite_where=PENDING_ONLY,
+    postgresql_where=PENDING_ONLY,
+)
+# One active task per dedup key, on every dialect; finished tasks release their key.
+Index(
+    "ux_tasks_dedup_active",
+    tasks.c.dedup_key,
+    unique=True,
+    sqlite_where=_status_in(ACTIVE_STATUSES),
+    postgresql_where=_status_in(ACTIVE_STATUSES),
+)
+# list(status=...) newest first, and stats() as an index-only GROUP BY.
+Index("ix_tasks_status_id", tasks.c.status, tasks.c.id)
+Index("ix_tasks_name_id", tasks.c.name, tasks.c.id)
+Index(
+    "ix_tasks_parent",
+    tasks.c.parent_id,
+    tasks.c.status,
+    sqlite_where=text("parent_id IS NOT NULL"),
+    postgresql_where=text("parent_id IS NOT NULL"),
+)
+# Lease recovery looks only at running rows.
+Index(
+    "ix_tasks_lease",
+    tasks.c.lease_until,
+    sqlite_where=RUNNING_ONLY,
+    postgresql_where=RUNNING_ONLY,
+)
+# Purge by age looks only at finished rows.
+Index(
+    "ix_tasks_finished",
+    tasks.c.finished_at,
+    sqlite_where=_status_in(TERMINAL_STATUSES),
+    postgresql_where=_status_in(TERMINAL_STATUSES),
+)

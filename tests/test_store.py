@@ -1,0 +1,244 @@
+"""The store's contract, on SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from taskq.clock import utc_now
+from taskq.model import InvalidTaskArguments, InvalidTransition, Status, TaskNotFound, TaskRequest
+from taskq.store import Store
+
+
+def test_enqueue_then_get_roundtrips_every_field(store: Store) -> None:
+    enqueued = store.enqueue(
+        "taskq.echo",
+        [1, "a"],
+        {"k": [1, 2]},
+        priority=5,
+        dedup_key="x",
+        max_retries=2,
+        queue="q",
+        timeout=9.5,
+    )
+    assert not enqueued.deduplicated
+    task = store.require(enqueued.id)
+    assert (task.name, task.args, task.kwargs, task.priority, task.queue) == (
+        "taskq.echo",
+        [1, "a"],
+        {"k": [1, 2]},
+        5,
+        "q",
+    )
+    assert (task.status, task.max_retries, task.timeout, task.dedup_key) == (Status.PENDING, 2, 9.5, "x")
+    assert task.created_at.tzinfo is timezone.utc and task.run_after.tzinfo is timezone.utc
+
+
+def test_dedup_key_returns_existing_active_task_then_frees_after_completion(store: Store) -> None:
+    first = store.enqueue("taskq.echo", dedup_key="job-1")
+    second = store.enqueue("taskq.echo", dedup_key="job-1")
+    assert second.id == first.id and second.deduplicated
+    claimed = store.claim("w")
+    assert claimed is not None and claimed.id == first.id
+    assert store.enqueue("taskq.echo", dedup_key="job-1").deduplicated  # running is still active
+    assert store.complete(first.id, "ok", worker_id="w")
+    third = store.enqueue("taskq.echo", dedup_key="job-1")
+    assert third.id != first.id and not third.deduplicated
+
+
+def test_enqueue_rejects_non_json_arguments_and_writes_nothing(store: Store) -> None:
+    with pytest.raises(InvalidTaskArguments, match="JSON"):
+        store.enqueue("taskq.echo", [object()])
+    with pytest.raises(InvalidTaskArguments, match="kwargs"):
+        store.enqueue("taskq.echo", kwargs={"when": datetime.now()})
+    with pytest.raises(InvalidTaskArguments):
+        store.enqueue_many([TaskRequest("taskq.echo", [1]), TaskRequest("taskq.echo", [{1, 2}])])
+    assert sum(store.stats().values()) == 0
+
+
+def test_enqueue_many_is_one_batch_with_dedup(store: Store) -> None:
+    results = store.enqueue_many(
+        [TaskRequest("taskq.echo", [i]) for i in range(5)]
+        + [TaskRequest("taskq.echo", dedup_key="d"), TaskRequest("taskq.echo", dedup_key="d")]
+    )
+    assert len(results) == 7 and len({r.id for r in results}) == 6
+    assert [r.deduplicated for r in results[-2:]] == [False, True]
+    assert [store.require(r.id).args for r in results[:5]] == [[i] for i in range(5)]
+
+
+def test_transactional_enqueue_rolls_back_with_the_callers_transaction(store: Store) -> None:
+    with store.engine.connect() as connection:
+        store.begin_write(connection)
+        kept = store.enqueue("taskq.echo", [1], connection=connection)
+        connection.commit()
+    with store.engine.connect() as connection:
+        store.begin_write(connection)
+        dropped = store.enqueue("taskq.echo", [2], connection=connection)
+        connection.rollback()
+    assert store.get(kept.id) is not None
+    assert store.get(dropped.id) is None
+
+
+def test_claim_orders_by_priority_then_age(store: Store) -> None:
+    now = utc_now()
+    low_old = store.enqueue("taskq.echo", priority=0, now=now - timedelta(seconds=3)).id
+    high = store.enqueue("taskq.echo", priority=10, now=now - timedelta(seconds=1)).id
+    low_new = store.enqueue("taskq.echo", priority=0, now=now - timedelta(seconds=2)).id
+    order = [store.claim("w").id for _ in range(3)]  # type: ignore[union-attr]
+    assert order == [high, low_old, low_new]
+    assert store.claim("w") is None
+
+
+def test_claim_honours_run_after_in_utc_whatever_the_offset(store: Store) -> None:
+    now = utc_now()
+    plus_two = timezone(timedelta(hours=2))
+    future = store.enqueue("taskq.echo", run_after=(now + timedelta(minutes=5)).astimezone(plus_two)).id
+    past = store.enqueue("taskq.echo", run_after=(now - timedelta(minutes=5)).astimezone(plus_two)).id
+    delayed = store.enqueue("taskq.echo", run_after=60).id
+    claimed = store.claim("w", now=now)
+    assert claimed is not None and claimed.id == past
+    assert store.claim("w", now=now) is None
+    assert store.require(future).run_after == now + timedelta(minutes=5)
+    later = store.claim("w", now=now + timedelta(minutes=6))
+    assert later is not None and later.id in (future, delayed)
+
+
+def test_claim_sets_running_fields_and_filters_queues(store: Store) -> None:
+    other = store.enqueue("taskq.echo", queue="other").id
+    mine = store.enqueue("taskq.echo", queue="mine").id
+    now = utc_now()
+    task = store.claim("host:1:worker-1", ["mine"], now=now, lease_seconds=10)
+    assert task is not None and task.id == mine
+    assert (task.status, task.attempts, task.worker_id) == (Status.RUNNING, 1, "host:1:worker-1")
+    assert task.started_at == now and task.lease_until == now + timedelta(seconds=10)
+    assert store.claim("w", ["mine"]) is None
+    assert store.claim("w", ["mine", "other"]).id == other  # type: ignore[union-attr]
+
+
+def test_claim_batch_takes_several_in_order(store: Store) -> None:
+    ids = [store.enqueue("taskq.echo", [i]).id for i in range(5)]
+    batch = store.claim_batch("w", limit=3)
+    assert [t.id for t in batch] == ids[:3]
+    assert [t.id for t in store.claim_batch("w", limit=10)] == ids[3:]
+
+
+def test_fail_retries_with_exponential_backoff_then_fails_keeping_the_traceback(store: Store) -> None:
+    task_id = store.enqueue("taskq.echo", max_retries=3).id
+    now = utc_now()
+    for expected_delay in (2, 4, 8):
+        claimed = store.claim("w", now=now)
+        assert claimed is not None and claimed.id == task_id
+        assert store.fail(task_id, f"boom {expected_delay}", worker_id="w", now=now) is Status.PENDING
+        task = store.require(task_id)
+        assert task.run_after == now + timedelta(seconds=expected_delay)
+        assert store.claim("w", now=now + timedelta(seconds=expected_delay - 0.5)) is None
+        now = now + timedelta(seconds=expected_delay)
+    assert store.claim("w", now=now) is not None
+    try:
+        raise RuntimeError("final straw")
+    except RuntimeError as error:
+        assert store.fail(task_id, error, worker_id="w", now=now) is Status.FAILED
+    task = store.require(task_id)
+    assert task.status is Status.FAILED and task.attempts == 4
+    assert "Traceback" in task.error and "final straw" in task.error  # type: ignore[operator]
+    assert [entry["error"] for entry in task.error_log[:3]] == ["boom 2", "boom 4", "boom 8"]
+    assert task.finished_at == now
+
+
+def test_outcomes_from_a_worker_that_lost_the_task_are_ignored(store: Store) -> None:
+    task_id = store.enqueue("taskq.echo").id
+    store.claim("w1")
+    assert not store.complete(task_id, 1, worker_id="w2")
+    assert store.fail(task_id, "x", worker_id="w2") is None
+    assert store.complete(task_id, 1, worker_id="w1")
+    assert store.require(task_id).result == 1
+
+
+def test_cancel_pending_at_once_and_running_cooperatively(store: Store) -> None:
+    pending = store.enqueue("taskq.echo").id
+    running = store.enqueue("taskq.echo").id
+    assert store.cancel(pending) is Status.CANCELLED
+    assert store.claim("w").id == running  # type: ignore[union-attr]
+    assert store.cancel(running) is Status.RUNNING
+    assert store.require(running).cancel_requested
+    assert store.renew_leases("w", [running], lease_seconds=30) == [running]
+    assert store.mark_cancelled(running, worker_id="w")
+    assert store.require(running).status is Status.CANCELLED
+    with pytest.raises(TaskNotFound):
+        store.cancel(999_999)
+
+
+def test_retry_moves_failed_and_cancelled_back_to_pending_only(store: Store) -> None:
+    task_id = store.enqueue("taskq.echo", max_retries=0).id
+    store.claim("w")
+    store.fail(task_id, "x", worker_id="w")
+    store.retry(task_id)
+    task = store.require(task_id)
+    assert task.status is Status.PENDING and task.attempts == 0
+    with pytest.raises(InvalidTransition):
+        store.retry(task_id)
+    with pytest.raises(TaskNotFound):
+        store.retry(424242)
+
+
+def test_list_filters_and_stats_count_every_status(store: Store) -> None:
+    a = store.enqueue("taskq.echo", queue="q1").id
+    store.enqueue("taskq.sleep", queue="q2")
+    store.cancel(a)
+    assert [t.id for t in store.list(status="cancelled")] == [a]
+    assert [t.name for t in store.list(name="taskq.sleep")] == ["taskq.sleep"]
+    assert [t.queue for t in store.list(queue="q2")] == ["q2"]
+    assert len(store.list(limit=1)) == 1
+    assert store.stats() == {
+        "pending": 1,
+        "running": 0,
+        "waiting_for_children": 0,
+        "completed": 0,
+        "failed": 0,
+        "cancelled": 1,
+    }
+
+
+def test_purge_deletes_only_old_finished_tasks(store: Store) -> None:
+    now = utc_now()
+    old = store.enqueue("taskq.echo").id
+    store.cancel(old, now=now - timedelta(days=10))
+    recent = store.enqueue("taskq.echo").id
+    store.cancel(recent, now=now)
+    active = store.enqueue("taskq.echo").id
+    assert store.purge(timedelta(days=7), now=now) == 1
+    assert store.get(old) is None and store.get(recent) is not None and store.get(active) is not None
+
+
+def test_expired_lease_is_recovered_with_an_attempt_counted(store: Store) -> None:
+    now = utc_now()
+    task_id = store.enqueue("taskq.echo", max_retries=1, now=now).id
+    store.claim("dead-worker", now=now, lease_seconds=5)
+    live = store.enqueue("taskq.echo", now=now).id
+    store.claim("live-worker", now=now, lease_seconds=600)
+    assert store.recover_expired(now=now + timedelta(seconds=4)) == 0
+    assert store.recover_expired(now=now + timedelta(seconds=6)) == 1
+    task = store.require(task_id)
+    assert task.status is Status.PENDING and task.attempts == 1 and "worker lost" in (task.error or "")
+    assert store.require(live).status is Status.RUNNING
+    later = now + timedelta(seconds=100)
+    store.claim("dead-worker", now=later, lease_seconds=5)
+    assert store.recover_expired(now=later + timedelta(seconds=6)) == 1
+    assert store.require(task_id).status is Status.FAILED
+
+
+def test_release_returns_running_tasks_without_counting_the_attempt(store: Store) -> None:
+    task_id = store.enqueue("taskq.echo").id
+    store.claim("w")
+    assert store.release([task_id], worker_id="w") == 1
+    task = store.require(task_id)
+    assert task.status is Status.PENDING and task.attempts == 0 and task.worker_id is None
+
+
+def test_progress_is_clamped_and_stored(store: Store) -> None:
+    task_id = store.enqueue("taskq.echo").id
+    store.claim("w")
+    assert store.set_progress(task_id, 150, "almost")
+    task = store.require(task_id)
+    assert (task.progress, task.progress_message) == (100.0, "almost")

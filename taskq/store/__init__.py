@@ -1,0 +1,15 @@
+"""The store: the only code that writes SQL. One class, split by topic into mixins that share
+`StoreBase` (engine, dialect, transaction helpers)."""
+
+from taskq.store.base import DEFAULT_LEASE_SECONDS, DefaultsLookup, StoreBase, TaskDefaults
+from taskq.store.enqueue import EnqueueOps
+from taskq.store.outcomes import OutcomeOps
+from taskq.store.queries import QueryOps
+from taskq.store.workflow import WorkflowOps
+
+
+class Store(EnqueueOps, OutcomeOps, WorkflowOps, QueryOps, StoreBase):
+    """Every named operation on the tasks table; see each mixin for its topic."""
+
+
+__all__ = ["DEFAULT_LEASE_SECONDS", "DefaultsLookup", "Store", "StoreBase", "TaskDefaults"]

@@ -1,0 +1,132 @@
+"""Every SQL statement taskq runs. Each public method is one named operation returning domain objects.
+
+SQLAlchemy Core, not the ORM: the queue's hot paths (enqueue, claim, complete) are single statements
+whose exact SQL matters (ON CONFLICT on a partial index, UPDATE ... RETURNING over a SKIP LOCKED
+subquery), and Core compiles each once and caches it, without a unit of work to flush per task.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    insert,
+    literal_column,
+)
+from sqlalchemy.exc import DBAPIError
+
+from taskq.dialect import Dialect, dialect_for
+from taskq.model import (
+    ACTIVE_STATUSES,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_QUEUE,
+    TERMINAL_STATUSES,
+    InvalidTaskArguments,
+    Status,
+)
+from taskq.schema import tasks
+
+T = TypeVar("T")
+
+LOCK_RETRY_SECONDS = 60.0  # a write keeps retrying a locked database this long before giving up
+DEFAULT_LEASE_SECONDS = 30.0
+ERROR_LOG_LIMIT = 20  # earlier attempts' errors kept per task
+ERROR_TEXT_LIMIT = 20_000  # characters of one traceback kept
+
+PENDING = Status.PENDING.value
+RUNNING = Status.RUNNING.value
+WAITING = Status.WAITING_FOR_CHILDREN.value
+COMPLETED = Status.COMPLETED.value
+FAILED = Status.FAILED.value
+CANCELLED = Status.CANCELLED.value
+_ACTIVE = sorted(s.value for s in ACTIVE_STATUSES)
+_TERMINAL = sorted(s.value for s in TERMINAL_STATUSES)
+
+
+@dataclass(frozen=True)
+class TaskDefaults:
+    """Per-task-name defaults, supplied by the registry so the store never imports it."""
+
+    priority: int = 0
+    max_retries: int = DEFAULT_MAX_RETRIES
+    queue: str = DEFAULT_QUEUE
+    timeout: float | None = None
+    continuation: str | None = None
+
+
+DefaultsLookup = Callable[[str], TaskDefaults | None]
+
+
+def _no_defaults(_name: str) -> TaskDefaults | None:
+    return None
+
+
+def _status_is(*statuses: str) -> ColumnElement[bool]:
+    """Status as SQL literals, not bound parameters: the planners (SQLite always, PostgreSQL for generic
+    plans) can use a partial index only when they see the value its WHERE clause names."""
+    if len(statuses) == 1:
+        return tasks.c.status == literal_column(f"'{statuses[0]}'")
+    return tasks.c.status.in_([literal_column(f"'{status}'") for status in statuses])
+
+
+def _check_json(what: str, value: Any) -> None:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise InvalidTaskArguments(f"{what} must be JSON-serialisable: {error}") from None
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= ERROR_TEXT_LIMIT else "...(truncated)...\n" + text[-ERROR_TEXT_LIMIT:]
+
+
+class StoreBase:
+    def __init__(self, engine: Engine, *, defaults_for: DefaultsLookup = _no_defaults) -> None:
+        self.engine = engine
+        self.dialect: Dialect = dialect_for(engine)
+        self.defaults_for = defaults_for
+        self._insert_plain = insert(tasks).returning(tasks.c.id)
+        self._insert_dedup = self.dialect.insert_unless_active(tasks)
+
+    # -- transactions -------------------------------------------------------------------------------
+
+    def write(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` in one write transaction, retrying it whole while the database is locked/unreachable."""
+        delay = 0.002
+        deadline = time.monotonic() + LOCK_RETRY_SECONDS
+        while True:
+            try:
+                with self.engine.connect() as connection:
+                    self.dialect.begin_write(connection)
+                    result = work(connection)
+                    connection.commit()
+                    return result
+            except DBAPIError as error:
+                if not self.dialect.is_transient(error) or time.monotonic() > deadline:
+                    raise
+            time.sleep(random.uniform(0, delay))
+            delay = min(delay * 2, 0.25)
+
+    def read(self, work: Callable[[Connection], T]) -> T:
+        delay = 0.002
+        deadline = time.monotonic() + LOCK_RETRY_SECONDS
+        while True:
+            try:
+                with self.engine.connect() as connection:
+                    return work(connection)
+            except DBAPIError as error:
+                if not self.dialect.is_transient(error) or time.monotonic() > deadline:
+                    raise
+            time.sleep(random.uniform(0, delay))
+            delay = min(delay * 2, 0.25)
+
+    def dispose(self) -> None:
+        self.engine.dispose()

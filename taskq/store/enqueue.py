@@ -1,0 +1,166 @@
+"""Creating tasks: single, batched, deduplicated, and inside the caller's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    insert,
+    select,
+)
+
+from taskq.clock import as_utc, utc_now
+from taskq.model import (
+    Enqueued,
+    InvalidTaskArguments,
+    TaskRequest,
+)
+from taskq.schema import tasks
+from taskq.store.base import (
+    _ACTIVE,
+    PENDING,
+    StoreBase,
+    TaskDefaults,
+    _check_json,
+    _status_is,
+)
+
+
+class EnqueueOps(StoreBase):
+    # -- enqueue -------------------------------------------------------------------------------------
+
+    def _row_values(self, request: TaskRequest, now: datetime) -> dict[str, Any]:
+        if not request.name or not isinstance(request.name, str):
+            raise InvalidTaskArguments("task name must be a non-empty string")
+        if isinstance(request.args, (str, bytes)) or not isinstance(request.args, Sequence):
+            raise InvalidTaskArguments(f"args must be a list, got {type(request.args).__name__}")
+        if request.kwargs is not None and not isinstance(request.kwargs, Mapping):
+            raise InvalidTaskArguments(f"kwargs must be an object, got {type(request.kwargs).__name__}")
+        args, kwargs = list(request.args), dict(request.kwargs or {})
+        _check_json("args", args)
+        _check_json("kwargs", kwargs)
+        defaults = self.defaults_for(request.name) or TaskDefaults()
+        run_after = request.run_after
+        if run_after is None:
+            when = now
+        elif isinstance(run_after, datetime):
+            when = as_utc(run_after)
+        elif isinstance(run_after, (int, float)) and not isinstance(run_after, bool):
+            when = now + timedelta(seconds=float(run_after))
+        else:
+            raise InvalidTaskArguments(f"run_after must be a datetime or seconds, got {run_after!r}")
+        max_retries = defaults.max_retries if request.max_retries is None else request.max_retries
+        if max_retries < 0:
+            raise InvalidTaskArguments("max_retries must not be negative")
+        timeout = defaults.timeout if request.timeout is None else request.timeout
+        if timeout is not None and timeout <= 0:
+            raise InvalidTaskArguments("timeout must be positive")
+        return {
+            "name": request.name,
+            "queue": request.queue or defaults.queue,
+            "args": args,
+            "kwargs": kwargs,
+            "status": PENDING,
+            "priority": defaults.priority if request.priority is None else int(request.priority),
+            "run_after": when,
+            "attempts": 0,
+            "max_retries": max_retries,
+            "dedup_key": request.dedup_key,
+            "parent_id": request.parent_id,
+            "progress": 0.0,
+            "cancel_requested": False,
+            "timeout": timeout,
+            "continuation": request.continuation or defaults.continuation,
+            "children_total": 0,
+            "children_completed": 0,
+            "children_failed": 0,
+            "children_cancelled": 0,
+            "error_log": [],
+            "created_at": now,
+        }
+
+    def _insert_one(self, connection: Connection, values: dict[str, Any]) -> Enqueued:
+        if values["dedup_key"] is None:
+            return Enqueued(connection.execute(self._insert_plain, values).scalar_one())
+        new_id = connection.execute(self._insert_dedup, values).scalar_one_or_none()
+        if new_id is not None:
+            return Enqueued(new_id)
+        existing = connection.execute(
+            select(tasks.c.id).where(tasks.c.dedup_key == values["dedup_key"], _status_is(*_ACTIVE))
+        ).scalar_one_or_none()
+        if existing is None:
+            # The holder finished between our INSERT and SELECT (possible only on PostgreSQL, where
+            # the conflict check does not lock); our row was not inserted, so insert it now.
+            return self._insert_one(connection, values)
+        return Enqueued(existing, deduplicated=True)
+
+    def _insert_many(self, connection: Connection, rows: list[dict[str, Any]]) -> list[Enqueued]:
+        plain = [row for row in rows if row["dedup_key"] is None]
+        plain_ids: list[int] = []
+        if plain:
+            plain_ids = list(
+                connection.execute(insert(tasks).returning(tasks.c.id, sort_by_parameter_order=True), plain).scalars()
+            )
+        ids = iter(plain_ids)
+        out = [Enqueued(next(ids)) if row["dedup_key"] is None else self._insert_one(connection, row) for row in rows]
+        if out:
+            self.dialect.notify_new_tasks(connection)
+        return out
+
+    def enqueue(
+        self,
+        name: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        priority: int | None = None,
+        run_after: datetime | float | int | None = None,
+        dedup_key: str | None = None,
+        max_retries: int | None = None,
+        queue: str | None = None,
+        timeout: float | None = None,
+        parent_id: int | None = None,
+        continuation: str | None = None,
+        connection: Connection | None = None,
+        now: datetime | None = None,
+    ) -> Enqueued:
+        """Create one task, or return the active task holding `dedup_key`.
+
+        With `connection`, the row is written in the caller's open transaction and commits or rolls
+        back with it (on SQLite, begin that transaction with BEGIN IMMEDIATE: see `begin_write`).
+        """
+        request = TaskRequest(
+            name,
+            args,
+            kwargs,
+            priority,
+            run_after,
+            dedup_key,
+            max_retries,
+            queue,
+            timeout,
+            parent_id,
+            continuation,
+        )
+        return self.enqueue_many([request], connection=connection, now=now)[0]
+
+    def enqueue_many(
+        self,
+        requests: Iterable[TaskRequest | Mapping[str, Any]],
+        *,
+        connection: Connection | None = None,
+        now: datetime | None = None,
+    ) -> list[Enqueued]:
+        """Create a batch of tasks in one transaction; all or none are written."""
+        now = now or utc_now()
+        rows = [self._row_values(r if isinstance(r, TaskRequest) else TaskRequest(**r), now) for r in requests]
+        if connection is not None:
+            return self._insert_many(connection, rows)
+        return self.write(lambda conn: self._insert_many(conn, rows))
+
+    def begin_write(self, connection: Connection) -> None:
+        """Start a write transaction on the caller's connection the way this database needs it."""
+        self.dialect.begin_write(connection)

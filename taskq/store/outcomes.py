@@ -1,0 +1,313 @@
+"""Claiming tasks and recording what happened to them: results, failures, leases, progress."""
+
+from __future__ import annotations
+
+import traceback as traceback_module
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    and_,
+    bindparam,
+    case,
+    select,
+    update,
+)
+
+from taskq.clock import as_utc, utc_now
+from taskq.model import (
+    Status,
+    Task,
+    backoff_delay,
+)
+from taskq.schema import tasks
+from taskq.store.base import (
+    CANCELLED,
+    COMPLETED,
+    DEFAULT_LEASE_SECONDS,
+    ERROR_LOG_LIMIT,
+    FAILED,
+    PENDING,
+    RUNNING,
+    StoreBase,
+    _check_json,
+    _clip,
+    _status_is,
+)
+
+
+class OutcomeOps(StoreBase):
+    # -- claim and outcomes ----------------------------------------------------------------------------
+
+    def claim(
+        self,
+        worker_id: str,
+        queues: Sequence[str] | None = None,
+        *,
+        now: datetime | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    ) -> Task | None:
+        claimed = self.claim_batch(worker_id, queues, limit=1, now=now, lease_seconds=lease_seconds)
+        return claimed[0] if claimed else None
+
+    def claim_batch(
+        self,
+        worker_id: str,
+        queues: Sequence[str] | None = None,
+        *,
+        limit: int = 1,
+        now: datetime | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    ) -> list[Task]:
+        """Atomically move up to `limit` ready tasks to running for `worker_id`: highest priority first,
+        then the one ready longest (run_after), then oldest id. No task is ever handed to two claimers."""
+        now = now or utc_now()
+        ready = and_(_status_is(PENDING), tasks.c.run_after <= bindparam("now"))
+        if queues:
+            ready = and_(ready, tasks.c.queue.in_(bindparam("queues", expanding=True)))
+        candidates = (
+            select(tasks.c.id)
+            .where(ready)
+            .order_by(tasks.c.priority.desc(), tasks.c.run_after, tasks.c.id)
+            .limit(bindparam("limit"))
+            .with_for_update(skip_locked=True)
+            .cte("candidates")
+        )
+        # A CTE, not `id IN (subquery)`: PostgreSQL may evaluate a LIMIT ... SKIP LOCKED subquery more
+        # than once inside an UPDATE and so claim more rows than asked; a CTE runs exactly once.
+        statement = (
+            update(tasks)
+            .where(tasks.c.id == candidates.c.id, _status_is(PENDING))
+            .values(
+                status=RUNNING,
+                started_at=bindparam("now"),
+                attempts=tasks.c.attempts + 1,
+                worker_id=bindparam("worker_id"),
+                lease_until=bindparam("lease_until"),
+                cancel_requested=False,
+            )
+            .returning(*tasks.c)
+        )
+        params: dict[str, Any] = {
+            "now": now,
+            "limit": limit,
+            "worker_id": worker_id,
+            "lease_until": now + timedelta(seconds=lease_seconds),
+        }
+        if queues:
+            params["queues"] = list(queues)
+        rows = self.write(lambda conn: conn.execute(statement, params).mappings().all())
+        claimed = [Task.from_row(row) for row in rows]
+        claimed.sort(key=lambda task: (-task.priority, task.run_after, task.id))
+        return claimed
+
+    def _owned(self, task_id: int, worker_id: str | None, attempt: int | None) -> Any:
+        condition = and_(tasks.c.id == task_id, _status_is(RUNNING))
+        if worker_id is not None:
+            condition = and_(condition, tasks.c.worker_id == worker_id)
+        if attempt is not None:
+            condition = and_(condition, tasks.c.attempts == attempt)
+        return condition
+
+    def complete(
+        self,
+        task_id: int,
+        result: Any = None,
+        *,
+        worker_id: str | None = None,
+        attempt: int | None = None,
+        now: datetime | None = None,
+    ) -> bool:
+        """Record success. False when the task is no longer this worker's (its lease was recovered)."""
+        _check_json("result", result)
+        now = now or utc_now()
+
+        def work(conn: Connection) -> bool:
+            row = conn.execute(
+                update(tasks)
+                .where(self._owned(task_id, worker_id, attempt))
+                .values(
+                    status=COMPLETED,
+                    result=result,
+                    progress=100.0,
+                    finished_at=now,
+                    lease_until=None,
+                    cancel_requested=False,
+                )
+                .returning(tasks.c.parent_id, tasks.c.continuation, tasks.c.queue, tasks.c.priority)
+            ).first()
+            if row is None:
+                return False
+            self._after_finish(conn, task_id, row, COMPLETED, now)
+            return True
+
+        return self.write(work)
+
+    def fail(
+        self,
+        task_id: int,
+        error: str | BaseException,
+        *,
+        worker_id: str | None = None,
+        attempt: int | None = None,
+        retry: bool = True,
+        now: datetime | None = None,
+    ) -> Status | None:
+        """Record a failed attempt: back to pending after 2**attempts s while attempts <= max_retries,
+        else failed. Returns the new status, or None when the task is no longer this worker's."""
+        text = error if isinstance(error, str) else "".join(traceback_module.format_exception(error))
+        now = now or utc_now()
+        return self.write(lambda conn: self._fail_running(conn, task_id, _clip(text), now, worker_id, attempt, retry))
+
+    def _fail_running(
+        self,
+        conn: Connection,
+        task_id: int,
+        text: str,
+        now: datetime,
+        worker_id: str | None,
+        attempt: int | None,
+        retry: bool,
+    ) -> Status | None:
+        row = (
+            conn.execute(
+                select(
+                    tasks.c.attempts,
+                    tasks.c.max_retries,
+                    tasks.c.error_log,
+                    tasks.c.parent_id,
+                    tasks.c.continuation,
+                    tasks.c.queue,
+                    tasks.c.priority,
+                    tasks.c.cancel_requested,
+                )
+                .where(self._owned(task_id, worker_id, attempt))
+                .with_for_update()
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            return None
+        log = [*(row["error_log"] or []), {"attempt": row["attempts"], "at": now.isoformat(), "error": text}]
+        log = log[-ERROR_LOG_LIMIT:]
+        again = retry and row["attempts"] <= row["max_retries"] and not row["cancel_requested"]
+        values: dict[str, Any] = {"error": text, "error_log": log, "lease_until": None, "worker_id": None}
+        if again:
+            values.update(status=PENDING, run_after=now + timedelta(seconds=backoff_delay(row["attempts"])))
+        else:
+            values.update(status=FAILED, finished_at=now)
+        conn.execute(update(tasks).where(tasks.c.id == task_id).values(**values))
+        if not again:
+            self._after_finish(conn, task_id, row, FAILED, now)
+        return Status.PENDING if again else Status.FAILED
+
+    def mark_cancelled(
+        self,
+        task_id: int,
+        *,
+        worker_id: str | None = None,
+        attempt: int | None = None,
+        reason: str = "cancelled while running",
+        now: datetime | None = None,
+    ) -> bool:
+        """A running task stopped because cancellation was requested."""
+        now = now or utc_now()
+
+        def work(conn: Connection) -> bool:
+            row = conn.execute(
+                update(tasks)
+                .where(self._owned(task_id, worker_id, attempt))
+                .values(status=CANCELLED, finished_at=now, lease_until=None, error=reason)
+                .returning(tasks.c.parent_id, tasks.c.continuation, tasks.c.queue, tasks.c.priority)
+            ).first()
+            if row is None:
+                return False
+            self._after_finish(conn, task_id, row, CANCELLED, now)
+            return True
+
+        return self.write(work)
+
+    def release(self, task_ids: Sequence[int], *, worker_id: str | None = None) -> int:
+        """Give running tasks back to pending without counting the attempt (graceful shutdown)."""
+        if not task_ids:
+            return 0
+        condition = and_(tasks.c.id.in_(list(task_ids)), _status_is(RUNNING))
+        if worker_id is not None:
+            condition = and_(condition, tasks.c.worker_id == worker_id)
+        statement = (
+            update(tasks)
+            .where(condition)
+            .values(
+                status=PENDING,
+                attempts=case((tasks.c.attempts > 0, tasks.c.attempts - 1), else_=0),
+                worker_id=None,
+                lease_until=None,
+                started_at=None,
+            )
+        )
+        count = self.write(lambda conn: conn.execute(statement).rowcount)
+        if count:
+            self.write(self.dialect.notify_new_tasks)
+        return count
+
+    # -- leases and progress -------------------------------------------------------------------------
+
+    def renew_leases(
+        self, worker_id: str, task_ids: Sequence[int], *, now: datetime | None = None, lease_seconds: float
+    ) -> list[int]:
+        """Extend the leases of `task_ids` still held by `worker_id`; returns those whose cancellation
+        was requested, so one round trip serves both heartbeat and cancellation check."""
+        if not task_ids:
+            return []
+        now = now or utc_now()
+        statement = (
+            update(tasks)
+            .where(tasks.c.id.in_(list(task_ids)), _status_is(RUNNING), tasks.c.worker_id == worker_id)
+            .values(lease_until=now + timedelta(seconds=lease_seconds))
+            .returning(tasks.c.id, tasks.c.cancel_requested)
+        )
+        rows = self.write(lambda conn: conn.execute(statement).all())
+        return [row.id for row in rows if row.cancel_requested]
+
+    def recover_expired(self, *, now: datetime | None = None) -> int:
+        """Tasks whose worker stopped renewing their lease: retried with backoff, or failed when out of
+        retries. A live worker renews well before expiry, so its tasks are never touched."""
+        now = now or utc_now()
+
+        def work(conn: Connection) -> int:
+            expired = conn.execute(
+                select(tasks.c.id, tasks.c.worker_id, tasks.c.lease_until)
+                .where(_status_is(RUNNING), tasks.c.lease_until < now)
+                .with_for_update(skip_locked=True)
+                .limit(500)
+            ).all()
+            for task in expired:
+                message = (
+                    f"worker lost: {task.worker_id} stopped renewing its lease"
+                    f" (expired {as_utc(task.lease_until).isoformat()})"
+                )
+                self._fail_running(conn, task.id, message, now, None, None, True)
+            return len(expired)
+
+        return self.write(work)
+
+    def set_progress(self, task_id: int, percent: float, message: str | None = None) -> bool:
+        percent = max(0.0, min(100.0, float(percent)))
+        statement = (
+            update(tasks)
+            .where(tasks.c.id == task_id, _status_is(RUNNING))
+            .values(progress=percent, progress_message=message)
+        )
+        return bool(self.write(lambda conn: conn.execute(statement).rowcount))
+
+    def is_cancel_requested(self, task_id: int) -> bool:
+        return bool(
+            self.read(
+                lambda conn: conn.execute(
+                    select(tasks.c.cancel_requested).where(tasks.c.id == task_id)
+                ).scalar_one_or_none()
+            )
+        )

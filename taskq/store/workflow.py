@@ -1,0 +1,253 @@
+"""Parents and children: fan-out, the last child completing its parent, continuations, cancellation."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    case,
+    select,
+    update,
+)
+
+from taskq.clock import utc_now
+from taskq.model import (
+    Enqueued,
+    InvalidTransition,
+    Status,
+    TaskNotFound,
+    TaskRequest,
+)
+from taskq.schema import tasks
+from taskq.store.base import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    PENDING,
+    RUNNING,
+    WAITING,
+    StoreBase,
+    _status_is,
+)
+
+
+class WorkflowOps(StoreBase):
+    # -- workflow bookkeeping (a finished task completes its parent and enqueues continuations) ------
+
+    def _after_finish(
+        self, conn: Connection, task_id: int, row: Mapping[str, Any] | Any, status: str, now: datetime
+    ) -> None:
+        values = row._mapping if hasattr(row, "_mapping") else row
+        if status == COMPLETED and values["continuation"]:
+            self._enqueue_continuation(conn, task_id, values, now)
+        if values["parent_id"] is not None:
+            self._child_finished(conn, values["parent_id"], status, now)
+
+    def _enqueue_continuation(self, conn: Connection, task_id: int, values: Mapping[str, Any], now: datetime) -> None:
+        request = TaskRequest(values["continuation"], [task_id], None, None, None, None, None, None, None, None, None)
+        row = self._row_values(request, now)
+        conn.execute(self._insert_plain, row)
+        self.dialect.notify_new_tasks(conn)
+
+    def _child_finished(self, conn: Connection, parent_id: int, status: str, now: datetime) -> None:
+        counter = {
+            COMPLETED: tasks.c.children_completed,
+            FAILED: tasks.c.children_failed,
+            CANCELLED: tasks.c.children_cancelled,
+        }[status]
+        finished = tasks.c.children_completed + tasks.c.children_failed + tasks.c.children_cancelled + 1
+        # The increment is one UPDATE ... RETURNING: the row lock (PostgreSQL) or the write lock
+        # (SQLite) makes exactly one finishing child see finished == total.
+        parent = (
+            conn.execute(
+                update(tasks)
+                .where(tasks.c.id == parent_id)
+                .values(
+                    {
+                        counter: counter + 1,
+                        tasks.c.progress: case(
+                            (tasks.c.children_total > 0, 100.0 * finished / tasks.c.children_total), else_=0.0
+                        ),
+                    }
+                )
+                .returning(
+                    tasks.c.status,
+                    tasks.c.children_total,
+                    tasks.c.children_completed,
+                    tasks.c.children_failed,
+                    tasks.c.children_cancelled,
+                    tasks.c.cancel_requested,
+                    tasks.c.parent_id,
+                    tasks.c.continuation,
+                    tasks.c.queue,
+                    tasks.c.priority,
+                )
+            )
+            .mappings()
+            .first()
+        )
+        if parent is None or parent["status"] != WAITING:
+            return
+        done = parent["children_completed"] + parent["children_failed"] + parent["children_cancelled"]
+        if done < parent["children_total"]:
+            return
+        self._finish_parent(conn, parent_id, parent, now)
+
+    def _finish_parent(self, conn: Connection, parent_id: int, parent: Mapping[str, Any], now: datetime) -> None:
+        if parent["children_failed"]:
+            failed_ids = (
+                conn.execute(
+                    select(tasks.c.id)
+                    .where(tasks.c.parent_id == parent_id, _status_is(FAILED))
+                    .order_by(tasks.c.id)
+                    .limit(50)
+                )
+                .scalars()
+                .all()
+            )
+            outcome = FAILED
+            error = (
+                f"{parent['children_failed']} of {parent['children_total']} children failed"
+                f" (first ids: {', '.join(map(str, failed_ids))})"
+            )
+        elif parent["cancel_requested"] or (
+            parent["children_total"] and parent["children_cancelled"] == parent["children_total"]
+        ):
+            outcome, error = (
+                CANCELLED,
+                "cancelled" if parent["cancel_requested"] else "all children were cancelled",
+            )
+        else:
+            outcome, error = COMPLETED, None
+        conn.execute(
+            update(tasks)
+            .where(tasks.c.id == parent_id)
+            .values(status=outcome, finished_at=now, progress=100.0, error=error, lease_until=None)
+        )
+        self._after_finish(conn, parent_id, parent, outcome, now)
+
+    def wait_for_children(
+        self,
+        task_id: int,
+        children: Sequence[TaskRequest],
+        *,
+        continuation: str | None = None,
+        worker_id: str | None = None,
+        attempt: int | None = None,
+        now: datetime | None = None,
+    ) -> list[Enqueued] | None:
+        """In one transaction: insert `children` under `task_id` and move it to waiting_for_children.
+        With no children the task completes at once. None when the task is no longer this worker's."""
+        now = now or utc_now()
+        rows = [self._row_values(child, now) for child in children]
+        for row in rows:
+            row["parent_id"] = task_id
+
+        def work(conn: Connection) -> list[Enqueued] | None:
+            values: dict[str, Any] = {
+                "status": WAITING,
+                "children_total": len(rows),
+                "children_completed": 0,
+                "children_failed": 0,
+                "children_cancelled": 0,
+                "lease_until": None,
+            }
+            if continuation is not None:
+                values["continuation"] = continuation
+            parent = conn.execute(
+                update(tasks)
+                .where(self._owned(task_id, worker_id, attempt))
+                .values(**values)
+                .returning(
+                    tasks.c.parent_id,
+                    tasks.c.continuation,
+                    tasks.c.queue,
+                    tasks.c.priority,
+                    tasks.c.cancel_requested,
+                    tasks.c.children_total,
+                    tasks.c.children_completed,
+                    tasks.c.children_failed,
+                    tasks.c.children_cancelled,
+                )
+            ).first()
+            if parent is None:
+                return None
+            enqueued = self._insert_many(conn, rows)
+            if not rows:
+                self._finish_parent(conn, task_id, parent._mapping, now)
+            return enqueued
+
+        return self.write(work)
+
+    # -- operator actions ----------------------------------------------------------------------------
+
+    def cancel(self, task_id: int, *, now: datetime | None = None) -> Status:
+        """pending -> cancelled at once; running -> cancel_requested (the worker stops it);
+        waiting_for_children -> its pending children are cancelled, running ones asked to stop.
+        Returns the status after the call; a finished task raises InvalidTransition."""
+        now = now or utc_now()
+
+        def work(conn: Connection) -> Status:
+            row = conn.execute(
+                select(tasks.c.status, tasks.c.parent_id, tasks.c.continuation, tasks.c.queue, tasks.c.priority)
+                .where(tasks.c.id == task_id)
+                .with_for_update()
+            ).first()
+            if row is None:
+                raise TaskNotFound(f"no task with id {task_id}")
+            status = row.status
+            if status == PENDING:
+                conn.execute(
+                    update(tasks)
+                    .where(tasks.c.id == task_id)
+                    .values(status=CANCELLED, finished_at=now, cancel_requested=True)
+                )
+                self._after_finish(conn, task_id, row, CANCELLED, now)
+                return Status.CANCELLED
+            if status in (RUNNING, WAITING):
+                conn.execute(update(tasks).where(tasks.c.id == task_id).values(cancel_requested=True))
+                if status == WAITING:
+                    self._cancel_children(conn, task_id, now)
+                return Status(conn.execute(select(tasks.c.status).where(tasks.c.id == task_id)).scalar_one())
+            raise InvalidTransition(f"task {task_id} is already {status}")
+
+        return self.write(work)
+
+    def _cancel_children(self, conn: Connection, parent_id: int, now: datetime) -> None:
+        stopping = conn.execute(
+            update(tasks)
+            .where(tasks.c.parent_id == parent_id, _status_is(RUNNING, WAITING))
+            .values(cancel_requested=True)
+            .returning(tasks.c.id, tasks.c.status)
+        ).all()
+        for child in stopping:
+            if child.status == WAITING:
+                self._cancel_children(conn, child.id, now)
+        pending = (
+            conn.execute(
+                update(tasks)
+                .where(tasks.c.parent_id == parent_id, _status_is(PENDING))
+                .values(status=CANCELLED, finished_at=now, cancel_requested=True)
+                .returning(tasks.c.id)
+            )
+            .scalars()
+            .all()
+        )
+        if not pending:
+            return
+        parent = (
+            conn.execute(
+                update(tasks)
+                .where(tasks.c.id == parent_id)
+                .values(children_cancelled=tasks.c.children_cancelled + len(pending))
+                .returning(*tasks.c)
+            )
+            .mappings()
+            .one()
+        )
+        done = parent["children_completed"] + parent["children_failed"] + parent["children_cancelled"]
+        if parent["status"] == WAITING and done >= parent["children_total"]:
+            self._finish_parent(conn, parent_id, parent, now)

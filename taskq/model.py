@@ -185,3 +185,45 @@ class Task:
             "started_at": iso(self.started_at),
             "finished_at": iso(self.finished_at),
         }
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """A worker process as it last reported itself (heartbeats feed `taskq workers` and the dashboard)."""
+
+    id: str  # host:pid:worker-N, unique across hosts
+    hostname: str
+    pid: int
+    name: str  # worker-N within its pool
+    queues: list[str]
+    started_at: datetime
+    heartbeat_at: datetime
+    current_task_id: int | None
+    tasks_done: int
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> WorkerInfo:
+        return cls(
+            id=row["id"],
+            hostname=row["hostname"],
+            pid=row["pid"],
+            name=row["name"],
+            queues=list(row["queues"] or []),
+            started_at=as_utc(row["started_at"]),
+            heartbeat_at=as_utc(row["heartbeat_at"]),
+            current_task_id=row["current_task_id"],
+            tasks_done=row["tasks_done"],
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "hostname": self.hostname,
+            "pid": self.pid,
+            "name": self.name,
+            "queues": self.queues,
+            "started_at": self.started_at.isoformat(),
+            "heartbeat_at": self.heartbeat_at.isoformat(),
+            "current_task_id": self.current_task_id,
+            "tasks_done": self.tasks_done,
+        }

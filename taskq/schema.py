@@ -149,3 +149,19 @@ Index(
     sqlite_where=_status_in(TERMINAL_STATUSES),
     postgresql_where=_status_in(TERMINAL_STATUSES),
 )
+
+# One row per live worker process, refreshed by its heartbeat; rows of dead workers age out.
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("hostname", String(200), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("queues", JSON, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("heartbeat_at", UtcDateTime, nullable=False),
+    Column("current_task_id", TaskId),
+    Column("tasks_done", Integer, nullable=False, server_default="0"),
+)
+Index("ix_workers_heartbeat", workers.c.heartbeat_at)

@@ -242,3 +242,15 @@ def test_progress_is_clamped_and_stored(store: Store) -> None:
     assert store.set_progress(task_id, 150, "almost")
     task = store.require(task_id)
     assert (task.progress, task.progress_message) == (100.0, "almost")
+
+
+def test_worker_heartbeats_list_live_workers_and_prune_silent_ones(store: Store) -> None:
+    now = utc_now()
+    store.register_worker("h:1:worker-1", hostname="h", pid=1, name="worker-1", queues=["default"], now=now)
+    store.register_worker("h:2:worker-2", hostname="h", pid=2, name="worker-2", queues=[], now=now)
+    store.heartbeat_worker("h:1:worker-1", current_task_id=7, tasks_done=3, now=now + timedelta(seconds=50))
+    alive = store.list_workers(alive_within=30, now=now + timedelta(seconds=60))
+    assert [(w.id, w.current_task_id, w.tasks_done) for w in alive] == [("h:1:worker-1", 7, 3)]
+    assert store.prune_workers(silent_for=30, now=now + timedelta(seconds=60)) == 1
+    store.unregister_worker("h:1:worker-1")
+    assert store.list_workers(alive_within=1e9) == []

@@ -5,10 +5,11 @@ from taskq.store.base import DEFAULT_LEASE_SECONDS, DefaultsLookup, StoreBase, T
 from taskq.store.enqueue import EnqueueOps
 from taskq.store.outcomes import OutcomeOps
 from taskq.store.queries import QueryOps
+from taskq.store.workers import WorkerOps
 from taskq.store.workflow import WorkflowOps
 
 
-class Store(EnqueueOps, OutcomeOps, WorkflowOps, QueryOps, StoreBase):
+class Store(EnqueueOps, OutcomeOps, WorkflowOps, QueryOps, WorkerOps, StoreBase):
     """Every named operation on the tasks table; see each mixin for its topic."""
 
 

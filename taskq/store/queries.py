@@ -8,7 +8,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import (
     Connection,
     delete,
+    exists,
     func,
+    literal_column,
     select,
     update,
 )
@@ -23,6 +25,7 @@ from taskq.model import (
 )
 from taskq.schema import tasks
 from taskq.store.base import (
+    _ACTIVE,
     _TERMINAL,
     CANCELLED,
     FAILED,
@@ -30,6 +33,8 @@ from taskq.store.base import (
     StoreBase,
     _status_is,
 )
+
+_ACTIVE_LITERALS = [literal_column(f"'{status}'") for status in _ACTIVE]  # literals let the planner use ix_tasks_parent
 
 
 class QueryOps(StoreBase):
@@ -71,10 +76,13 @@ class QueryOps(StoreBase):
             raise
 
     def purge(self, older_than: timedelta, *, now: datetime | None = None) -> int:
-        """Delete finished top-level tasks that finished before now - older_than; their children go with them."""
+        """Delete finished top-level tasks that finished before now - older_than; their children go with them
+        (ON DELETE CASCADE). A parent keeps its rows while a child of it is active again (`taskq retry`)."""
         cutoff = (now or utc_now()) - older_than
+        child = tasks.alias("child")
+        active_child = exists().where(child.c.parent_id == tasks.c.id, child.c.status.in_(_ACTIVE_LITERALS))
         statement = delete(tasks).where(
-            _status_is(*_TERMINAL), tasks.c.finished_at < cutoff, tasks.c.parent_id.is_(None)
+            _status_is(*_TERMINAL), tasks.c.finished_at < cutoff, tasks.c.parent_id.is_(None), ~active_child
         )
         return int(self.write(lambda conn: conn.execute(statement).rowcount))
 

@@ -47,34 +47,44 @@ class WorkflowOps(StoreBase):
             self._child_finished(conn, values["parent_id"], status, now)
 
     def _enqueue_continuation(self, conn: Connection, task_id: int, values: Mapping[str, Any], now: datetime) -> None:
-        request = TaskRequest(values["continuation"], [task_id], None, None, None, None, None, None, None, None, None)
-        row = self._row_values(request, now)
-        conn.execute(self._insert_plain, row)
+        # The continuation inherits the finished task's dedup key in the same transaction that released
+        # it, so a key given to a pipeline's first step stays held until the last step has finished.
+        dedup_key = conn.execute(select(tasks.c.dedup_key).where(tasks.c.id == task_id)).scalar_one()
+        request = TaskRequest(  # None: the continuation's own @task options apply
+            values["continuation"], [task_id], priority=None, max_retries=None, queue=None, dedup_key=dedup_key
+        )
+        self._insert_one(conn, self._row_values(request, now))
         self.dialect.notify_new_tasks(conn)
 
     def _child_finished(self, conn: Connection, parent_id: int, status: str, now: datetime) -> None:
+        self._count_finished_children(conn, parent_id, status, 1, now)
+
+    def _count_finished_children(
+        self, conn: Connection, parent_id: int, status: str, count: int, now: datetime
+    ) -> None:
+        """Add `count` children that reached `status` to a waiting parent; the update that makes the counts
+        reach the total finishes the parent. The increment is one UPDATE ... RETURNING: the row lock
+        (PostgreSQL) or the write lock (SQLite) makes exactly one caller see finished == total.
+        Only a waiting parent counts: a child retried after its parent finished leaves the parent alone."""
         counter = {
             COMPLETED: tasks.c.children_completed,
             FAILED: tasks.c.children_failed,
             CANCELLED: tasks.c.children_cancelled,
         }[status]
-        finished = tasks.c.children_completed + tasks.c.children_failed + tasks.c.children_cancelled + 1
-        # The increment is one UPDATE ... RETURNING: the row lock (PostgreSQL) or the write lock
-        # (SQLite) makes exactly one finishing child see finished == total.
+        finished = tasks.c.children_completed + tasks.c.children_failed + tasks.c.children_cancelled + count
         parent = (
             conn.execute(
                 update(tasks)
-                .where(tasks.c.id == parent_id)
+                .where(tasks.c.id == parent_id, _status_is(WAITING))
                 .values(
                     {
-                        counter: counter + 1,
+                        counter: counter + count,
                         tasks.c.progress: case(
                             (tasks.c.children_total > 0, 100.0 * finished / tasks.c.children_total), else_=0.0
                         ),
                     }
                 )
                 .returning(
-                    tasks.c.status,
                     tasks.c.children_total,
                     tasks.c.children_completed,
                     tasks.c.children_failed,
@@ -89,12 +99,11 @@ class WorkflowOps(StoreBase):
             .mappings()
             .first()
         )
-        if parent is None or parent["status"] != WAITING:
+        if parent is None:
             return
         done = parent["children_completed"] + parent["children_failed"] + parent["children_cancelled"]
-        if done < parent["children_total"]:
-            return
-        self._finish_parent(conn, parent_id, parent, now)
+        if done >= parent["children_total"]:
+            self._finish_parent(conn, parent_id, parent, now)
 
     def _finish_parent(self, conn: Connection, parent_id: int, parent: Mapping[str, Any], now: datetime) -> None:
         if parent["children_failed"]:
@@ -178,6 +187,9 @@ class WorkflowOps(StoreBase):
             enqueued = self._insert_many(conn, rows)
             if not rows:
                 self._finish_parent(conn, task_id, parent._mapping, now)
+            elif parent.cancel_requested:
+                # Cancelled while it ran, and it spawned anyway: its children must not run either.
+                self._cancel_children(conn, task_id, now)
             return enqueued
 
         return self.write(work)
@@ -236,18 +248,5 @@ class WorkflowOps(StoreBase):
             .scalars()
             .all()
         )
-        if not pending:
-            return
-        parent = (
-            conn.execute(
-                update(tasks)
-                .where(tasks.c.id == parent_id)
-                .values(children_cancelled=tasks.c.children_cancelled + len(pending))
-                .returning(*tasks.c)
-            )
-            .mappings()
-            .one()
-        )
-        done = parent["children_completed"] + parent["children_failed"] + parent["children_cancelled"]
-        if parent["status"] == WAITING and done >= parent["children_total"]:
-            self._finish_parent(conn, parent_id, parent, now)
+        if pending:
+            self._count_finished_children(conn, parent_id, CANCELLED, len(pending), now)

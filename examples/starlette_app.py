@@ -53,9 +53,13 @@ def store() -> taskq.Store:
 
 
 async def submit_document(request: Request) -> JSONResponse:
-    text = str((await request.json()).get("text", ""))
-    if not text.strip():
-        return JSONResponse({"error": "text must not be empty"}, status_code=400)
+    try:
+        body = await request.json()
+    except ValueError:
+        return JSONResponse({"error": "the body must be JSON: {\"text\": \"...\"}"}, status_code=400)
+    text = body.get("text") if isinstance(body, dict) else None
+    if not isinstance(text, str) or not text.strip():
+        return JSONResponse({"error": "text must be a non-empty string"}, status_code=400)
     # The store is synchronous (a short INSERT); a worker thread keeps the event loop free meanwhile.
     enqueued = await run_in_threadpool(store().enqueue, summarise_document.name, [text])
     return JSONResponse({"task_id": enqueued.id, "status_url": f"/tasks/{enqueued.id}"}, status_code=202)

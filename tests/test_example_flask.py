@@ -81,6 +81,7 @@ def test_fifty_concurrent_requests_one_task_per_job_all_completed(tmp_path: Path
         assert again["deduplicated"] is False and again["task_id"] not in task_ids.values()
         assert duplicate == again | {"deduplicated": True}
         assert http_json("GET", f"{base}/tasks/999999")[0] == 404
+        assert http_json("POST", f"{base}/jobs/job-1/cover-letter", {"step_seconds": "slow"})[0] == 400
     finally:
         server.stop()
         if worker is not None:

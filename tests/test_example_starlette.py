@@ -29,6 +29,7 @@ def test_job_survives_the_web_process_being_killed(tmp_path: Path) -> None:
     database_url = f"sqlite:///{tmp_path / 'documents.db'}"
     server, base = start_uvicorn(tmp_path, database_url)
     try:
+        assert http_json("POST", f"{base}/documents", {"text": " "})[0] == 400
         status, body = http_json("POST", f"{base}/documents", {"text": DOCUMENT})
         assert status == 202, server.describe()
         assert server.stop(signal.SIGKILL) == -signal.SIGKILL

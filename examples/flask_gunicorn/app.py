@@ -37,9 +37,15 @@ def store() -> taskq.Store:
 
 @app.post("/jobs/<job_id>/cover-letter")
 def request_cover_letter(job_id: str) -> tuple[Any, int, dict[str, str]]:
-    body = request.get_json(silent=True) or {}
+    body = request.get_json(silent=True)
+    body = body if isinstance(body, dict) else {}
     applicant = str(body.get("applicant", "a motivated applicant"))
-    kwargs: dict[str, Any] = {"step_seconds": float(body["step_seconds"])} if "step_seconds" in body else {}
+    kwargs: dict[str, Any] = {}
+    if "step_seconds" in body:  # a demo knob: how slow the pretend language model is
+        step_seconds = body["step_seconds"]
+        if not isinstance(step_seconds, (int, float)) or not 0 <= step_seconds <= 60:
+            return jsonify({"error": "step_seconds must be a number of seconds from 0 to 60"}), 400, {}
+        kwargs["step_seconds"] = float(step_seconds)
     # One cover letter per job at a time: while one is pending or running, the same POST returns it.
     enqueued = store().enqueue(
         write_cover_letter.name, [job_id, applicant], kwargs, dedup_key=f"cover-letter:{job_id}"

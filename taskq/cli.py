@@ -332,9 +332,9 @@ def wait(task_id: int, timeout: float | None) -> None:
 @click.option(
     "--prefetch",
     type=click.IntRange(min=1),
-    default=1,
+    default=8,
     show_default=True,
-    help="Tasks each worker claims per round trip (>1 suits many short tasks).",
+    help="Most tasks a worker claims per round trip; the batch grows only while tasks are quick.",
 )
 @click.option(
     "--max-tasks-per-worker",
@@ -387,6 +387,7 @@ def worker(
         format=f"%(asctime)s %(levelname)s [supervisor pid {os.getpid()}] %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     open_store(settings.database).dispose()  # fail here, in one line, if the database is unusable
     sys.exit(run_pool(settings, overrides, Path(settings_path) if settings_path else None))
 

@@ -46,7 +46,7 @@ class PoolOverrides:
     queues: tuple[str, ...] | None = None
     imports: tuple[str, ...] = ()
     database: str | None = None
-    prefetch: int = 1
+    prefetch: int = 8
     max_tasks: int | None = None
     max_memory_mb: float | None = None
     cancel_grace: float = CANCEL_GRACE_SECONDS
@@ -242,6 +242,8 @@ class Pool:
     def enforce_deadlines(self) -> None:
         now = time.monotonic()
         for handle in list(self.handles):
+            if handle.killed:
+                continue
             for task in list(handle.running.values()):
                 if task.timeout is not None and now - task.started > task.timeout:
                     log.warning(

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from taskq import registry
 from taskq.model import Enqueued, Task, TaskqError, TaskRequest
 from taskq.store import Store
 
@@ -105,8 +106,12 @@ class TaskContext:
         if self.spawned:
             raise TaskqError("spawn_children may be called once per run")
         requests = [_as_request(child) for child in children]
+        # The row's continuation was filled from @task(then=...) by whoever enqueued the task, and only if
+        # that process had imported the task's module; the worker running it always has, so fill it here too.
+        declared = registry.defaults_for(self.task.name)
+        continuation = then or self.task.continuation or (declared.continuation if declared else None)
         enqueued = self.store.wait_for_children(
-            self.task.id, requests, continuation=then, worker_id=self.worker_id, attempt=self.task.attempts
+            self.task.id, requests, continuation=continuation, worker_id=self.worker_id, attempt=self.task.attempts
         )
         if enqueued is None:
             raise TaskqError(f"task {self.task.id} is no longer owned by this worker; children not created")

@@ -60,16 +60,17 @@ class Enqueued:
 
 @dataclass(frozen=True)
 class TaskRequest:
-    """Everything needed to create one task row; validated before any SQL runs."""
+    """Everything needed to create one task row; validated before any SQL runs. priority, max_retries and
+    queue left as None take the task's @task options (else the built-in defaults) when the row is made."""
 
     name: str
     args: Sequence[Any] = ()
     kwargs: Mapping[str, Any] | None = None
-    priority: int = 0
+    priority: int | None = None
     run_after: datetime | float | int | None = None
     dedup_key: str | None = None
-    max_retries: int = DEFAULT_MAX_RETRIES
-    queue: str = DEFAULT_QUEUE
+    max_retries: int | None = None
+    queue: str | None = None
     timeout: float | None = None
     parent_id: int | None = None
     continuation: str | None = None  # task name enqueued when this task's children have all finished

@@ -21,7 +21,8 @@ from sqlalchemy import func, select, text
 
 import taskq
 from taskq.clock import utc_now
-from taskq.model import InvalidTransition, Status, Task, TaskRequest
+from taskq.context import TaskContext
+from taskq.model import InvalidTransition, Status, Task, TaskqError, TaskRequest
 from taskq.schema import tasks
 from taskq.store import Store
 
@@ -61,8 +62,36 @@ def test_spawn_moves_parent_to_waiting_and_only_children_are_claimed(store: Stor
     assert (parent.children_total, parent.lease_until, parent.progress) == (3, None, 0.0)
     children = children_of(store, parent.id)
     assert [(c.args, c.parent_id, c.status) for c in children] == [([i], parent.id, Status.PENDING) for i in range(3)]
+    assert {c.max_retries for c in children} == {0}  # wf.child's @task(max_retries=0)
     assert sorted(task.id for task in claim_all(store)) == [c.id for c in children]
     assert store.claim(WORKER) is None
+
+
+def test_spawn_children_takes_every_child_form_and_fills_in_the_declared_continuation(store: Store) -> None:
+    unaware = Store(store.engine)  # an enqueuer that never imported the module defining wf.fan_out
+    parent_id = unaware.enqueue("wf.fan_out").id
+    assert store.require(parent_id).continuation is None
+    task = store.claim(WORKER)
+    assert task is not None
+    context = TaskContext(store, task, WORKER)
+    context.spawn_children(
+        [
+            "wf.child",
+            ("wf.child", [1]),
+            {"name": "wf.child", "args": [2], "priority": 5},
+            TaskRequest("wf.child", [3], max_retries=2, queue="other"),
+        ]
+    )
+    children = children_of(store, parent_id)
+    assert [(c.args, c.priority, c.max_retries, c.queue) for c in children] == [
+        ([], 0, 0, "default"),
+        ([1], 0, 0, "default"),
+        ([2], 5, 0, "default"),
+        ([3], 0, 2, "other"),
+    ]
+    assert store.require(parent_id).continuation == "wf.summary"
+    with pytest.raises(TaskqError, match="once"):
+        context.spawn_children(["wf.child"])
 
 
 def test_children_completing_complete_the_parent_once_with_progress_following(store: Store) -> None:

@@ -1,7 +1,7 @@
 """Tasks for the workflow tests, imported by the store tests and by real worker pools (`--import workflow_tasks`).
 
-Continuations and steps append one line per run to the file named by WORKFLOW_RECORD (O_APPEND makes each
-short write atomic across processes), so a test counts how often each ran, whichever process ran it.
+Continuations and steps append one `kind value` line per run to $TASKQ_TEST_RUNLOG (set by poolkit; O_APPEND
+makes each short write atomic across processes), so a test counts how often each ran, whichever process ran it.
 """
 
 from __future__ import annotations
@@ -14,26 +14,16 @@ import taskq
 from taskq import TaskRequest
 from taskq.context import TaskContext
 
-RECORD_ENV = "WORKFLOW_RECORD"
 
-
-def record(*words: object) -> None:
-    path = os.environ.get(RECORD_ENV)
+def record(kind: str, value: object) -> None:
+    path = os.environ.get("TASKQ_TEST_RUNLOG")
     if not path:
         return
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
-        os.write(fd, (" ".join(map(str, words)) + "\n").encode())
+        os.write(fd, f"{kind} {value}\n".encode())
     finally:
         os.close(fd)
-
-
-def read_records(path: str | os.PathLike[str]) -> list[list[str]]:
-    try:
-        with open(path) as lines:
-            return [line.split() for line in lines if line.strip()]
-    except FileNotFoundError:
-        return []
 
 
 @taskq.task(name="wf.summary")
@@ -76,7 +66,7 @@ def nested(ctx: TaskContext, groups: int, per_group: int) -> None:
 
 @taskq.task(name="wf.step1", then="wf.step2")
 def step1(items: int, sleep_ms: float = 0.0) -> dict[str, float]:
-    record("step1")
+    record("step1", items)
     return {"items": items, "sleep_ms": sleep_ms}
 
 

@@ -52,9 +52,7 @@ class WorkflowOps(StoreBase):
         # The continuation inherits the finished task's dedup key in the same transaction that released
         # it, so a key given to a pipeline's first step stays held until the last step has finished.
         dedup_key = conn.execute(select(tasks.c.dedup_key).where(tasks.c.id == task_id)).scalar_one()
-        request = TaskRequest(  # None: the continuation's own @task options apply
-            values["continuation"], [task_id], priority=None, max_retries=None, queue=None, dedup_key=dedup_key
-        )
+        request = TaskRequest(values["continuation"], [task_id], dedup_key=dedup_key)
         self._insert_one(conn, self._row_values(request, now))
         self.dialect.notify_new_tasks(conn)
 

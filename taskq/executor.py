@@ -57,5 +57,5 @@ def execute(store: Store, task: Task, worker_id: str, context: TaskContext) -> O
     except (TypeError, ValueError) as error:
         return _permanent(store, task, worker_id, f"task returned a value that is not JSON-serialisable: {error}")
     context.flush_progress()
-    done = store.complete(task.id, result, worker_id=worker_id, attempt=task.attempts)
+    done = store.complete(task.id, result, worker_id=worker_id, attempt=task.attempts, continuation=spec.then)
     return Outcome(Status.COMPLETED if done else None, "task_completed")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import traceback as traceback_module
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -183,9 +183,12 @@ class OutcomeOps(StoreBase):
         *,
         worker_id: str | None = None,
         attempt: int | None = None,
+        continuation: str | None = None,
         now: datetime | None = None,
     ) -> bool:
-        """Record success. False when the task is no longer this worker's (its lease was recovered)."""
+        """Record success. False when the task is no longer this worker's (its lease was recovered).
+        `continuation` is enqueued when the row names none (the worker knows the task's @task(then=...)
+        even when the process that enqueued it did not)."""
         _check_json("result", result)
         now = now or utc_now()
         owner, params = _owner_params(task_id, worker_id, attempt)
@@ -196,8 +199,11 @@ class OutcomeOps(StoreBase):
             row = conn.execute(statement, params).first()
             if row is None:
                 return False
-            if row.parent_id is not None or row.continuation is not None:
-                self._after_finish(conn, task_id, row, COMPLETED, now)
+            values: Mapping[str, Any] = row._mapping
+            if values["continuation"] is None and continuation is not None:
+                values = {**values, "continuation": continuation}
+            if values["parent_id"] is not None or values["continuation"] is not None:
+                self._after_finish(conn, task_id, values, COMPLETED, now)
             return True
 
         return self.write(work)

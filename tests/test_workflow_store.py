@@ -229,6 +229,17 @@ def test_continuation_given_at_spawn_time_replaces_the_declared_one(store: Store
     assert store.require(undeclared.id).status is Status.COMPLETED
 
 
+def test_the_worker_supplies_the_continuation_an_unaware_enqueuer_left_out(store: Store) -> None:
+    unaware = Store(store.engine)
+    plain = unaware.enqueue("wf.step3", [0]).id
+    named = unaware.enqueue("wf.step3", [0], continuation="wf.other_summary").id
+    store.claim_batch(WORKER, limit=2)
+    store.complete(plain, worker_id=WORKER, continuation="wf.summary")  # what the executor passes: @task(then=)
+    store.complete(named, worker_id=WORKER, continuation="wf.summary")
+    assert [t.args for t in tasks_named(store, "wf.summary")] == [[plain]]
+    assert [t.args for t in tasks_named(store, "wf.other_summary")] == [[named]]  # the row's own choice wins
+
+
 def test_a_task_without_children_runs_its_declared_continuation_on_completion_only(store: Store) -> None:
     completed = store.enqueue("wf.fan_out").id
     failed = store.enqueue("wf.fan_out", max_retries=0).id

@@ -122,28 +122,31 @@ class StoreBase:
 
     def write(self, work: Callable[[Connection], T]) -> T:
         """Run `work` in one write transaction, retrying it whole while the database is locked/unreachable."""
-        delay = 0.002
-        deadline = time.monotonic() + LOCK_RETRY_SECONDS
-        while True:
-            try:
-                with self.engine.connect() as connection:
-                    self.dialect.begin_write(connection)
-                    result = work(connection)
-                    connection.commit()
-                    return result
-            except DBAPIError as error:
-                if not self.dialect.is_transient(error) or time.monotonic() > deadline:
-                    raise
-            time.sleep(random.uniform(0, delay))
-            delay = min(delay * 2, 0.25)
+
+        def transaction() -> T:
+            with self.engine.connect() as connection:
+                self.dialect.begin_write(connection)
+                result = work(connection)
+                connection.commit()
+                return result
+
+        return self._retrying(transaction)
 
     def read(self, work: Callable[[Connection], T]) -> T:
+        def query() -> T:
+            with self.engine.connect() as connection:
+                return work(connection)
+
+        return self._retrying(query)
+
+    def _retrying(self, attempt: Callable[[], T]) -> T:
+        """Jittered exponential backoff on transient errors (a locked SQLite file, a lost connection):
+        SQLite's own busy handler is not fair between processes, random sleeps are."""
         delay = 0.002
         deadline = time.monotonic() + LOCK_RETRY_SECONDS
         while True:
             try:
-                with self.engine.connect() as connection:
-                    return work(connection)
+                return attempt()
             except DBAPIError as error:
                 if not self.dialect.is_transient(error) or time.monotonic() > deadline:
                     raise

@@ -207,7 +207,8 @@ class Scheduler:
     """Keeps one pending row per configured schedule. A maintenance duty: the pool calls `update` on each
     good settings load and `run_once(now)` about once a second, in every pool on every host.
 
-    Not thread-safe: call both from the one thread that ticks maintenance.
+    `update` may come from another thread than `run_once`: it swaps in a new mapping, and each tick works
+    on the mapping it read when it began.
     """
 
     def __init__(self, store: Store) -> None:
@@ -225,12 +226,13 @@ class Scheduler:
     def run_once(self, now: datetime) -> dict[str, int]:
         """Create, rewrite and delete schedule rows as needed. A tick with nothing to do only reads."""
         counts = {"created": 0, "rescheduled": 0, "removed": 0}
+        configured = self._schedules
         states = self.store.schedule_states()
-        for name in sorted(states.keys() - self._schedules.keys()):
+        for name in sorted(states.keys() - configured.keys()):
             deleted = self.store.remove_schedule(name)
             counts["removed"] += deleted
-            log.info("schedule_removed", extra={"schedule": name, "deleted_rows": deleted})
-        schedules = list(self._schedules.values())
+            log.info("schedule_removed name=%s deleted_pending=%d", name, deleted)
+        schedules = list(configured.values())
         holders = self.store.active_tasks_by_dedup_key([schedule.dedup_key for schedule in schedules])
         for schedule in schedules:
             holder = holders.get(schedule.dedup_key)
@@ -260,7 +262,7 @@ class Scheduler:
             if not self.store.reschedule_pending(conn, holder.id, self._request(schedule, run_after), now):
                 return None
             self._save(conn, schedule, holder.id, run_after, anchor)
-            log.info("schedule_rescheduled", extra={"schedule": schedule.name, "task_id": holder.id})
+            log.info("schedule_rescheduled name=%s task_id=%d run_after=%s", schedule.name, holder.id, run_after)
             return "rescheduled"
         if state.run_after is None or state.task_id is None:
             anchor, run_after = now, schedule.next_after(now)
@@ -277,7 +279,7 @@ class Scheduler:
         if enqueued.deduplicated:
             return None
         self._save(conn, schedule, enqueued.id, run_after, anchor)
-        log.info("schedule_created", extra={"schedule": schedule.name, "task_id": enqueued.id})
+        log.debug("schedule_created name=%s task_id=%d run_after=%s", schedule.name, enqueued.id, run_after)
         return "created"
 
     def _save(self, conn: Connection, schedule: Schedule, task_id: int, run_after: datetime, anchor: datetime) -> None:

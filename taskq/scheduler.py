@@ -45,9 +45,9 @@ from croniter import croniter
 from sqlalchemy import Connection
 
 from taskq.clock import as_utc, parse_duration
-from taskq.model import Status, TaskRequest
+from taskq.model import ACTIVE_STATUSES, Status, TaskRequest
 from taskq.store import Store
-from taskq.store.schedules import ScheduleState, schedule_dedup_key
+from taskq.store.schedules import ScheduledTask, ScheduleState, schedule_dedup_key
 
 log = logging.getLogger("taskq.scheduler")
 
@@ -233,19 +233,24 @@ class Scheduler:
             counts["removed"] += deleted
             log.info("schedule_removed name=%s deleted_pending=%d", name, deleted)
         schedules = list(configured.values())
-        holders = self.store.active_tasks_by_dedup_key([schedule.dedup_key for schedule in schedules])
+        current = self.store.scheduled_tasks(
+            [state.task_id for name, state in states.items() if name in configured and state.task_id is not None]
+        )
         for schedule in schedules:
-            holder = holders.get(schedule.dedup_key)
-            state = states.get(schedule.name)
-            if holder is not None and (
-                holder.status != Status.PENDING
-                or (state is not None and state.task_id == holder.id and state.spec_hash == schedule.spec_hash)
-            ):
+            if self._up_to_date(schedule, states.get(schedule.name), current):
                 continue
             outcome = self.store.write(lambda conn, schedule=schedule: self._converge(conn, schedule, now))
             if outcome is not None:
                 counts[outcome] += 1
         return counts
+
+    @staticmethod
+    def _up_to_date(schedule: Schedule, state: ScheduleState | None, current: dict[int, ScheduledTask]) -> bool:
+        """Nothing to do this tick: the schedule's row is active, and if still pending, made from this entry."""
+        task = None if state is None or state.task_id is None else current.get(state.task_id)
+        if task is None or task.status not in ACTIVE_STATUSES:
+            return False
+        return task.status != Status.PENDING or (state is not None and state.spec_hash == schedule.spec_hash)
 
     def _converge(self, conn: Connection, schedule: Schedule, now: datetime) -> str | None:
         """Inside one write transaction, holding the schedule's lock: create its next row or rewrite its

@@ -63,15 +63,15 @@ class ScheduleOps(StoreBase):
         rows = self.read(lambda conn: conn.execute(select(schedules)).mappings().all())
         return {row["name"]: ScheduleState.from_row(row) for row in rows}
 
-    def active_tasks_by_dedup_key(self, keys: Sequence[str]) -> dict[str, ScheduledTask]:
-        """The active row holding each of `keys`, if any (served by the partial unique dedup index)."""
-        if not keys:
+    def scheduled_tasks(self, task_ids: Sequence[int]) -> dict[int, ScheduledTask]:
+        """Status of each schedule's current row, by primary key. Looking rows up by dedup key instead
+        would need the partial dedup index, which SQLite's planner passes over for a long IN list in
+        favour of walking every pending row by status."""
+        if not task_ids:
             return {}
-        query = select(tasks.c.dedup_key, tasks.c.id, tasks.c.status, tasks.c.run_after).where(
-            tasks.c.dedup_key.in_(list(keys)), _status_is(*_ACTIVE)
-        )
+        query = select(tasks.c.id, tasks.c.status, tasks.c.run_after).where(tasks.c.id.in_(list(task_ids)))
         rows = self.read(lambda conn: conn.execute(query).all())
-        return {row.dedup_key: ScheduledTask(row.id, Status(row.status), as_utc(row.run_after)) for row in rows}
+        return {row.id: ScheduledTask(row.id, Status(row.status), as_utc(row.run_after)) for row in rows}
 
     # -- inside the scheduler's write transaction ------------------------------------------------------
 
@@ -126,7 +126,11 @@ class ScheduleOps(StoreBase):
             # Schedule row first, as the scheduler's transactions lock it, so the two never deadlock.
             conn.execute(select(schedules.c.name).where(schedules.c.name == name).with_for_update()).first()
             deleted = conn.execute(
-                delete(tasks).where(tasks.c.dedup_key == schedule_dedup_key(name), _status_is(PENDING))
+                # The active-statuses term adds nothing logically; it lets SQLite use the partial dedup index
+                # instead of walking every pending row.
+                delete(tasks).where(
+                    tasks.c.dedup_key == schedule_dedup_key(name), _status_is(*_ACTIVE), _status_is(PENDING)
+                )
             ).rowcount
             conn.execute(delete(schedules).where(schedules.c.name == name))
             return int(deleted)

@@ -215,10 +215,6 @@ class Scheduler:
         self.store = store
         self._schedules: dict[str, Schedule] = {}
 
-    @property
-    def schedules(self) -> list[Schedule]:
-        return list(self._schedules.values())
-
     def update(self, schedules: list[Schedule]) -> None:
         """Take the configured schedules; the next run_once converges the database to them."""
         self._schedules = {schedule.name: schedule for schedule in schedules}
@@ -254,7 +250,8 @@ class Scheduler:
 
     def _converge(self, conn: Connection, schedule: Schedule, now: datetime) -> str | None:
         """Inside one write transaction, holding the schedule's lock: create its next row or rewrite its
-        pending one. Returns the count to bump, or None when another pool got there first."""
+        pending one. Returns the count to bump, or None when there is nothing to do (its row is running, or
+        another pool got there first)."""
         state = self.store.lock_schedule(conn, schedule.name)
         holder = self.store.active_task_for_key(conn, schedule.dedup_key)
         if holder is not None:

@@ -7,11 +7,6 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
-import os
-import signal
-import subprocess
-import sys
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -19,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import sqlite_url
+from poolkit import PoolProcess, wait_for
 
 import taskq
 from taskq.model import Status, Task
@@ -386,21 +382,11 @@ def test_a_new_entry_appears_at_its_first_slot(store: Store) -> None:
 # -- two real pools on one SQLite database, settings edited live ------------------------------------------
 
 
-def _write_settings(path: Path, database: str, schedule: dict[str, Any]) -> None:
+def _write_settings(path: Path, schedule: dict[str, Any]) -> None:
     """Write then rename, as editors do: the pool never reads a half-written file."""
     staging = path.with_suffix(".tmp")
-    staging.write_text(yaml.safe_dump({"database": database, "log_level": "INFO", "schedule": schedule}))
+    staging.write_text(yaml.safe_dump({"log_level": "INFO", "schedule": schedule}))
     staging.replace(path)
-
-
-def _wait_for(what: str, condition: Any, pools: list[subprocess.Popen[bytes]], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert all(pool.poll() is None for pool in pools), "a pool exited early"
-        if result := condition():
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _finished_runs(store: Store, name: str, after: datetime | None = None) -> list[Task]:
@@ -422,24 +408,19 @@ def _assert_no_double_runs(runs: list[Task]) -> None:
 def test_every_second_with_two_pools_then_edited_live_then_removed(tmp_path: Path) -> None:
     database = sqlite_url(tmp_path)
     settings = tmp_path / "settings.yaml"
-    _write_settings(settings, database, {"tick": {"task": "taskq.echo", "every": "1s", "args": ["tick"]}})
-    env = {**os.environ, "TASKQ_DATABASE_URL": ""}
-    logs = [open(tmp_path / f"pool-{n}.log", "wb") for n in (1, 2)]  # noqa: SIM115  (closed in finally)
-    command = [sys.executable, "-m", "taskq", "worker", "--workers", "1", "--settings", str(settings)]
-    pools = [subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=log) for log in logs]
+    _write_settings(settings, {"tick": {"task": "taskq.echo", "every": "1s", "args": ["tick"]}})
     store = taskq.open_store(database)
+    pools = [PoolProcess(tmp_path, database, "--workers", "1", settings=settings) for _ in range(2)]
     try:
         # every: 1s -> about one run a second, each slot run once, on the previous slot's grid
-        runs = _wait_for(
-            "5 runs of every: 1s", lambda: (r := _finished_runs(store, "tick")) and len(r) >= 5 and r, pools
-        )
+        runs = wait_for(lambda: (r := _finished_runs(store, "tick")) and len(r) >= 5 and r, what="5 runs of tick")
         _assert_no_double_runs(runs)
         assert all(b.run_after - a.run_after == timedelta(seconds=1) for a, b in itertools.pairwise(runs[-3:]))
         started = [task.started_at for task in runs if task.started_at is not None]
         assert timedelta(seconds=0.7) < (started[-1] - started[0]) / (len(started) - 1) < timedelta(seconds=1.6)
 
         # edited live to every: 2s: the cadence follows without a restart
-        _write_settings(settings, database, {"tick": {"task": "taskq.echo", "every": "2s", "args": ["tick"]}})
+        _write_settings(settings, {"tick": {"task": "taskq.echo", "every": "2s", "args": ["tick"]}})
         edited = schedule_rows(store, "tick")[-1].run_after  # rows after this one were made under the edit
 
         def runs_two_seconds_apart() -> list[Task] | None:
@@ -447,26 +428,28 @@ def test_every_second_with_two_pools_then_edited_live_then_removed(tmp_path: Pat
             gaps = [b.run_after - a.run_after for a, b in itertools.pairwise(tail)]
             return tail if len(gaps) == 2 and all(gap == timedelta(seconds=2) for gap in gaps) else None
 
-        _wait_for("runs two seconds apart", runs_two_seconds_apart, pools)
+        wait_for(runs_two_seconds_apart, what="runs two seconds apart")
         _assert_no_double_runs(_finished_runs(store, "tick"))
 
         # removed live (and another entry added): tick stops while the other one keeps running
-        _write_settings(settings, database, {"marker": {"task": "taskq.echo", "every": "1s", "args": ["marker"]}})
-        _wait_for("marker running", lambda: len(_finished_runs(store, "marker")) >= 2, pools)
-        _wait_for("no tick row active", lambda: not any(task.is_active for task in schedule_rows(store, "tick")), pools)
+        _write_settings(settings, {"marker": {"task": "taskq.echo", "every": "1s", "args": ["marker"]}})
+        wait_for(
+            lambda: (
+                _finished_runs(store, "marker") and not any(task.is_active for task in schedule_rows(store, "tick"))
+            ),
+            what="marker running and no tick row active",
+        )
         tick_rows = schedule_rows(store, "tick")
         marker_runs = len(_finished_runs(store, "marker"))
-        _wait_for("two more marker runs", lambda: len(_finished_runs(store, "marker")) >= marker_runs + 2, pools)
+        wait_for(lambda: len(_finished_runs(store, "marker")) >= marker_runs + 2, what="two more marker runs")
         assert schedule_rows(store, "tick") == tick_rows
         _assert_no_double_runs(_finished_runs(store, "tick"))
         _assert_no_double_runs(_finished_runs(store, "marker"))
+        assert all(pool.process.poll() is None for pool in pools)
     finally:
         for pool in pools:
-            pool.send_signal(signal.SIGTERM)
-        exit_codes = [pool.wait(timeout=30) for pool in pools]
+            pool.stop()
         store.dispose()
-        for log in logs:
-            log.close()
-    output = "\n".join((tmp_path / f"pool-{n}.log").read_text() for n in (1, 2))
-    assert exit_codes == [0, 0], output
+    output = "\n".join(pool.log() for pool in pools)
+    assert [pool.process.returncode for pool in pools] == [0, 0], output
     assert "schedule_invalid" not in output

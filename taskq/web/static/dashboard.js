@@ -229,6 +229,10 @@ function taskView(taskId) {
     if (task.error_log.length === lastErrors) return; // keep open <details> open between polls
     lastErrors = task.error_log.length;
     const entries = task.error_log.length ? task.error_log : task.error ? [{ attempt: task.attempts, at: null, error: task.error }] : [];
+    if (!entries.length) {
+      root.querySelector(".error-log").replaceChildren(el("li", { class: "empty" }, "No errors."));
+      return;
+    }
     root.querySelector(".error-log").replaceChildren(
       ...entries.map((entry, index) => {
         const item = el("li");

@@ -11,7 +11,7 @@ import hmac
 import ipaddress
 import json
 from collections.abc import Mapping
-from http.cookies import SimpleCookie
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -123,7 +123,7 @@ def _presented_token(headers: Mapping[str, str], query: Mapping[str, str]) -> st
     cookie = SimpleCookie()
     try:
         cookie.load(headers.get("cookie", ""))
-    except Exception:  # a malformed Cookie header is the client's problem, not a 500
+    except CookieError:  # a malformed Cookie header is the client's problem, not a 500
         return None
     morsel = cookie.get(TOKEN_COOKIE)
     return None if morsel is None else morsel.value

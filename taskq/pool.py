@@ -46,7 +46,7 @@ class PoolOverrides:
     queues: tuple[str, ...] | None = None
     imports: tuple[str, ...] = ()
     database: str | None = None
-    prefetch: int = 1
+    prefetch: int = 8
     max_tasks: int | None = None
     max_memory_mb: float | None = None
     cancel_grace: float = CANCEL_GRACE_SECONDS

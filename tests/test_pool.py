@@ -194,3 +194,22 @@ def test_unknown_task_fails_with_a_clear_error_and_is_kept(tmp_path, db, pools) 
     pools.append(pool)
     task = wait_for(lambda: (t := store.require(task_id)).status is Status.FAILED and t, 20, what="failed")
     assert "unknown task 'not.registered'" in (task.error or "") and task.attempts == 1
+
+
+def test_systemd_notifications_ready_and_stopping(tmp_path, db, pools) -> None:
+    import socket
+
+    url, _store = db
+    address = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(address)
+        listener.settimeout(20)
+        os.environ["NOTIFY_SOCKET"] = address
+        try:
+            pool = PoolProcess(tmp_path, url, "--workers", "1")
+        finally:
+            del os.environ["NOTIFY_SOCKET"]
+        assert listener.recv(256) == b"READY=1"
+        pool.signal(signal.SIGTERM)
+        assert listener.recv(256) == b"STOPPING=1"
+        assert pool.wait(30) == 0

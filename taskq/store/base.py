@@ -18,6 +18,8 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    and_,
+    bindparam,
     insert,
     literal_column,
 )
@@ -88,6 +90,26 @@ def _clip(text: str) -> str:
     return text if len(text) <= ERROR_TEXT_LIMIT else "...(truncated)...\n" + text[-ERROR_TEXT_LIMIT:]
 
 
+def _owned(check_worker: bool, check_attempt: bool) -> ColumnElement[bool]:
+    """The row is still this claim's: running, and (when given) the same worker and attempt. A worker
+    whose lease was recovered and re-claimed elsewhere thus cannot overwrite the new attempt."""
+    condition = and_(tasks.c.id == bindparam("owner_task_id"), _status_is(RUNNING))
+    if check_worker:
+        condition = and_(condition, tasks.c.worker_id == bindparam("owner_worker_id"))
+    if check_attempt:
+        condition = and_(condition, tasks.c.attempts == bindparam("owner_attempt"))
+    return condition
+
+
+def _owner_params(task_id: int, worker_id: str | None, attempt: int | None) -> tuple[tuple[bool, bool], dict[str, Any]]:
+    params: dict[str, Any] = {"owner_task_id": task_id}
+    if worker_id is not None:
+        params["owner_worker_id"] = worker_id
+    if attempt is not None:
+        params["owner_attempt"] = attempt
+    return (worker_id is not None, attempt is not None), params
+
+
 class StoreBase:
     def __init__(self, engine: Engine, *, defaults_for: DefaultsLookup = _no_defaults) -> None:
         self.engine = engine
@@ -100,28 +122,31 @@ class StoreBase:
 
     def write(self, work: Callable[[Connection], T]) -> T:
         """Run `work` in one write transaction, retrying it whole while the database is locked/unreachable."""
-        delay = 0.002
-        deadline = time.monotonic() + LOCK_RETRY_SECONDS
-        while True:
-            try:
-                with self.engine.connect() as connection:
-                    self.dialect.begin_write(connection)
-                    result = work(connection)
-                    connection.commit()
-                    return result
-            except DBAPIError as error:
-                if not self.dialect.is_transient(error) or time.monotonic() > deadline:
-                    raise
-            time.sleep(random.uniform(0, delay))
-            delay = min(delay * 2, 0.25)
+
+        def transaction() -> T:
+            with self.engine.connect() as connection:
+                self.dialect.begin_write(connection)
+                result = work(connection)
+                connection.commit()
+                return result
+
+        return self._retrying(transaction)
 
     def read(self, work: Callable[[Connection], T]) -> T:
+        def query() -> T:
+            with self.engine.connect() as connection:
+                return work(connection)
+
+        return self._retrying(query)
+
+    def _retrying(self, attempt: Callable[[], T]) -> T:
+        """Jittered exponential backoff on transient errors (a locked SQLite file, a lost connection):
+        SQLite's own busy handler is not fair between processes, random sleeps are."""
         delay = 0.002
         deadline = time.monotonic() + LOCK_RETRY_SECONDS
         while True:
             try:
-                with self.engine.connect() as connection:
-                    return work(connection)
+                return attempt()
             except DBAPIError as error:
                 if not self.dialect.is_transient(error) or time.monotonic() > deadline:
                     raise

@@ -217,6 +217,36 @@ def test_pool_survives_a_postgresql_restart_and_finishes_every_task(tmp_path: Pa
     assert crashes == [], "workers should ride out a restart, not die and be respawned"
 
 
+def test_listen_hears_a_committed_enqueue_and_reconnects_after_losing_its_connection() -> None:
+    tag = f"taskq-listen-{uuid.uuid4().hex[:8]}"
+    schema = PrivateSchema()
+    url = make_url(schema.url).update_query_dict({"application_name": tag}).render_as_string(hide_password=False)
+    store = taskq.open_store(url)
+    signal_source = store.dialect.wake_signal(store.engine)
+    try:
+        signal_source.wait(0.01)  # connects and LISTENs
+        listeners = "FROM pg_stat_activity WHERE application_name = :tag AND query LIKE 'LISTEN%'"
+        store.enqueue("taskq.echo")
+        assert signal_source.wait(5.0), "a committed enqueue should wake the listener"
+        with schema.admin.begin() as connection:
+            terminated = connection.execute(text(f"SELECT count(pg_terminate_backend(pid)) {listeners}"), {"tag": tag})
+            assert terminated.scalar_one() == 1
+        assert signal_source.wait(5.0), "a lost connection may have hidden notifications: report a wake-up"
+        signal_source.wait(0.1)  # reconnects (a wake-up from another schema's tests is harmless)
+
+        def listening_again() -> bool:
+            with schema.admin.connect() as connection:
+                return connection.execute(text(f"SELECT count(*) {listeners}"), {"tag": tag}).scalar_one() == 1
+
+        wait_until(listening_again, 5, "the listener to reconnect")
+        store.enqueue("taskq.echo")
+        assert signal_source.wait(5.0), "the reconnected listener should hear new enqueues"
+    finally:
+        signal_source.close()
+        store.dispose()
+        schema.drop()
+
+
 # -- the store's races, between real processes -------------------------------------------------------
 
 

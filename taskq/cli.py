@@ -387,6 +387,7 @@ def worker(
         format=f"%(asctime)s %(levelname)s [supervisor pid {os.getpid()}] %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     open_store(settings.database).dispose()  # fail here, in one line, if the database is unusable
     sys.exit(run_pool(settings, overrides, Path(settings_path) if settings_path else None))
 

@@ -244,6 +244,8 @@ class Pool:
     def enforce_deadlines(self) -> None:
         now = time.monotonic()
         for handle in list(self.handles):
+            if handle.killed:
+                continue
             for task in list(handle.running.values()):
                 if task.timeout is not None and now - task.started > task.timeout:
                     log.warning(

@@ -105,6 +105,10 @@ def lookup(name: str) -> TaskSpec:
         raise UnknownTask(f"unknown task {name!r} (registered: {known})") from None
 
 
+def find(name: str) -> TaskSpec | None:
+    return _registry.get(name)
+
+
 def defaults_for(name: str) -> TaskDefaults | None:
     spec = _registry.get(name)
     return None if spec is None else spec.defaults

@@ -31,6 +31,8 @@ class SettingsWatcher(FileSystemEventHandler):
         self._observer.stop()
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in ("opened", "closed_no_write"):  # our own reads of the file
+            return
         touched = {str(event.src_path), str(getattr(event, "dest_path", "") or "")}
         if str(self.path) in touched:
             with self._lock:

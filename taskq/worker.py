@@ -68,7 +68,9 @@ class Worker:
         self.config = config
         self.store = store
         self.id = f"{socket.gethostname()}:{os.getpid()}:{config.name}"
-        self.stopping = threading.Event()
+        # A plain flag, not a threading.Event: the SIGTERM handler runs on the main thread between two
+        # bytecodes, possibly while that thread holds an Event's lock, and would deadlock taking it again.
+        self.stop_requested = False
         self.prefetched: deque[Task] = deque()
         self.current: TaskContext | None = None
         self.tasks_done = 0
@@ -87,12 +89,13 @@ class Worker:
             try:
                 os.write(self.config.status_fd, line)
             except OSError:  # supervisor gone: finish the current task and leave
-                self.stopping.set()
+                self.stop_requested = True
 
     def request_stop(self, *_: object) -> None:
-        self.stopping.set()
-        self._task_started.set()
-        os.write(self._stop_w, b"x")
+        """Also the SIGTERM handler: only async-signal-safe work (a flag and a pipe write)."""
+        self.stop_requested = True
+        with contextlib.suppress(OSError):
+            os.write(self._stop_w, b"x")
 
     def wait_for_work(self, timeout: float) -> None:
         watched = [self._stop_r] + ([self.config.wake_fd] if self.config.wake_fd >= 0 else [])
@@ -112,7 +115,7 @@ class Worker:
         heartbeat.start()
         idle_poll = IDLE_POLL_MIN_SECONDS
         try:
-            while not self.stopping.is_set():
+            while not self.stop_requested:
                 if not self.prefetched:
                     self.prefetched.extend(
                         self.store.claim_batch(
@@ -133,7 +136,8 @@ class Worker:
         finally:
             if self.prefetched:
                 self.store.release([task.id for task in self.prefetched], worker_id=self.id)
-            self.stopping.set()
+            self.stop_requested = True
+            self._task_started.set()
             self.store.unregister_worker(self.id)
             log.info("worker_stopped worker_id=%s tasks_done=%d", self.id, self.tasks_done)
         return 0
@@ -154,11 +158,19 @@ class Worker:
             return True
         return False
 
+    @staticmethod
+    def timeout_of(task: Task) -> float | None:
+        """The row's timeout, else the task's @task(timeout=...) (the enqueuer may not have imported it)."""
+        if task.timeout is not None:
+            return task.timeout
+        spec = registry.find(task.name)
+        return None if spec is None else spec.timeout
+
     def run_task(self, task: Task) -> None:
         context = TaskContext(self.store, task, self.id)
         self.current = context
         self._task_started.set()
-        self.report("start", id=task.id, attempt=task.attempts, timeout=task.timeout)
+        self.report("start", id=task.id, attempt=task.attempts, timeout=self.timeout_of(task))
         log.info("task_started task_id=%s name=%s attempt=%d worker_id=%s", task.id, task.name, task.attempts, self.id)
         started = time.monotonic()
         outcome = execute(self.store, task, self.id, context)
@@ -179,7 +191,7 @@ class Worker:
     def _heartbeat_loop(self) -> None:
         renew_every = self.config.lease_seconds / 3
         last_renew = last_cancel_check = last_row = time.monotonic()
-        while not self.stopping.is_set():
+        while not self.stop_requested:
             # Idle workers sleep until the next lease/row duty; run_task wakes us when a task starts.
             self._task_started.wait(PROGRESS_FLUSH_SECONDS if self.current is not None else renew_every)
             self._task_started.clear()
@@ -224,10 +236,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     # The terminal's Ctrl-C reaches the whole process group; only the supervisor decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    early_stop: list[int] = []  # a SIGTERM during start-up (imports can be slow) must not be lost
+    signal.signal(signal.SIGTERM, lambda signum, _frame: early_stop.append(signum))
     registry.import_task_modules(config.imports)
     store = open_store(config.database, upgrade=False)
     worker = Worker(config, store)
     signal.signal(signal.SIGTERM, worker.request_stop)
+    if early_stop:
+        worker.request_stop()
     for fd in (config.wake_fd, worker._stop_r):
         if fd >= 0:
             os.set_blocking(fd, False)

@@ -19,6 +19,8 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    and_,
+    bindparam,
     insert,
     literal_column,
 )
@@ -90,6 +92,26 @@ def _check_json(what: str, value: Any) -> None:
 
 def _clip(text: str) -> str:
     return text if len(text) <= ERROR_TEXT_LIMIT else "...(truncated)...\n" + text[-ERROR_TEXT_LIMIT:]
+
+
+def _owned(check_worker: bool, check_attempt: bool) -> ColumnElement[bool]:
+    """The row is still this claim's: running, and (when given) the same worker and attempt. A worker
+    whose lease was recovered and re-claimed elsewhere thus cannot overwrite the new attempt."""
+    condition = and_(tasks.c.id == bindparam("owner_task_id"), _status_is(RUNNING))
+    if check_worker:
+        condition = and_(condition, tasks.c.worker_id == bindparam("owner_worker_id"))
+    if check_attempt:
+        condition = and_(condition, tasks.c.attempts == bindparam("owner_attempt"))
+    return condition
+
+
+def _owner_params(task_id: int, worker_id: str | None, attempt: int | None) -> tuple[tuple[bool, bool], dict[str, Any]]:
+    params: dict[str, Any] = {"owner_task_id": task_id}
+    if worker_id is not None:
+        params["owner_worker_id"] = worker_id
+    if attempt is not None:
+        params["owner_attempt"] = attempt
+    return (worker_id is not None, attempt is not None), params
 
 
 class StoreBase:

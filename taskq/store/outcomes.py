@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import traceback as traceback_module
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -9,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Executable,
     and_,
     bindparam,
     case,
@@ -34,7 +36,103 @@ from taskq.store.base import (
     StoreBase,
     _check_json,
     _clip,
+    _owned,
+    _owner_params,
     _status_is,
+)
+
+# Hot-path statements are built once: constructing a Core statement and its cache key costs more than
+# running it on SQLite, so the claim/complete cycle reuses these objects with bound parameters.
+_FINISH_RETURNING = (tasks.c.parent_id, tasks.c.continuation, tasks.c.queue, tasks.c.priority)
+
+
+@functools.cache
+def _claim_statement(by_queue: bool) -> Executable:
+    ready = and_(_status_is(PENDING), tasks.c.run_after <= bindparam("now"))
+    if by_queue:
+        ready = and_(ready, tasks.c.queue.in_(bindparam("queues", expanding=True)))
+    candidates = (
+        select(tasks.c.id)
+        .where(ready)
+        .order_by(tasks.c.priority.desc(), tasks.c.run_after, tasks.c.id)
+        .limit(bindparam("limit"))
+        .with_for_update(skip_locked=True)
+        .cte("candidates")
+    )
+    # A CTE, not `id IN (subquery)`: PostgreSQL may evaluate a LIMIT ... SKIP LOCKED subquery more
+    # than once inside an UPDATE and so claim more rows than asked; a CTE runs exactly once.
+    return (
+        update(tasks)
+        .where(tasks.c.id == candidates.c.id, _status_is(PENDING))
+        .values(
+            status=RUNNING,
+            started_at=bindparam("now"),
+            attempts=tasks.c.attempts + 1,
+            worker_id=bindparam("worker_id"),
+            lease_until=bindparam("lease_until"),
+            cancel_requested=False,
+        )
+        .returning(*tasks.c)
+    )
+
+
+@functools.cache
+def _complete_statement(owner: tuple[bool, bool]) -> Executable:
+    return (
+        update(tasks)
+        .where(_owned(*owner))
+        .values(
+            status=COMPLETED,
+            result=bindparam("result"),
+            progress=100.0,
+            finished_at=bindparam("now"),
+            lease_until=None,
+            cancel_requested=False,
+        )
+        .returning(*_FINISH_RETURNING)
+    )
+
+
+@functools.cache
+def _cancelled_statement(owner: tuple[bool, bool]) -> Executable:
+    return (
+        update(tasks)
+        .where(_owned(*owner))
+        .values(status=CANCELLED, finished_at=bindparam("now"), lease_until=None, error=bindparam("reason"))
+        .returning(*_FINISH_RETURNING)
+    )
+
+
+@functools.cache
+def _failing_row_statement(owner: tuple[bool, bool]) -> Executable:
+    return (
+        select(
+            tasks.c.attempts,
+            tasks.c.max_retries,
+            tasks.c.error_log,
+            tasks.c.cancel_requested,
+            *_FINISH_RETURNING,
+        )
+        .where(_owned(*owner))
+        .with_for_update()
+    )
+
+
+_SET_PROGRESS = (
+    update(tasks)
+    .where(tasks.c.id == bindparam("task_id"), _status_is(RUNNING))
+    .values(progress=bindparam("progress"), progress_message=bindparam("message"))
+)
+_CANCEL_REQUESTED = select(tasks.c.cancel_requested).where(tasks.c.id == bindparam("task_id"))
+_RENEW_LEASES = (
+    update(tasks)
+    .where(
+        tasks.c.id.in_(bindparam("task_ids", expanding=True)),
+        _status_is(RUNNING),
+        tasks.c.worker_id == bindparam("owner_worker_id"),
+    )
+    .values(lease_until=bindparam("lease_until"))
+    .returning(tasks.c.id, tasks.c.cancel_requested)
 )
 
 
@@ -64,32 +162,6 @@ class OutcomeOps(StoreBase):
         """Atomically move up to `limit` ready tasks to running for `worker_id`: highest priority first,
         then the one ready longest (run_after), then oldest id. No task is ever handed to two claimers."""
         now = now or utc_now()
-        ready = and_(_status_is(PENDING), tasks.c.run_after <= bindparam("now"))
-        if queues:
-            ready = and_(ready, tasks.c.queue.in_(bindparam("queues", expanding=True)))
-        candidates = (
-            select(tasks.c.id)
-            .where(ready)
-            .order_by(tasks.c.priority.desc(), tasks.c.run_after, tasks.c.id)
-            .limit(bindparam("limit"))
-            .with_for_update(skip_locked=True)
-            .cte("candidates")
-        )
-        # A CTE, not `id IN (subquery)`: PostgreSQL may evaluate a LIMIT ... SKIP LOCKED subquery more
-        # than once inside an UPDATE and so claim more rows than asked; a CTE runs exactly once.
-        statement = (
-            update(tasks)
-            .where(tasks.c.id == candidates.c.id, _status_is(PENDING))
-            .values(
-                status=RUNNING,
-                started_at=bindparam("now"),
-                attempts=tasks.c.attempts + 1,
-                worker_id=bindparam("worker_id"),
-                lease_until=bindparam("lease_until"),
-                cancel_requested=False,
-            )
-            .returning(*tasks.c)
-        )
         params: dict[str, Any] = {
             "now": now,
             "limit": limit,
@@ -98,18 +170,11 @@ class OutcomeOps(StoreBase):
         }
         if queues:
             params["queues"] = list(queues)
+        statement = _claim_statement(bool(queues))
         rows = self.write(lambda conn: conn.execute(statement, params).mappings().all())
         claimed = [Task.from_row(row) for row in rows]
         claimed.sort(key=lambda task: (-task.priority, task.run_after, task.id))
         return claimed
-
-    def _owned(self, task_id: int, worker_id: str | None, attempt: int | None) -> Any:
-        condition = and_(tasks.c.id == task_id, _status_is(RUNNING))
-        if worker_id is not None:
-            condition = and_(condition, tasks.c.worker_id == worker_id)
-        if attempt is not None:
-            condition = and_(condition, tasks.c.attempts == attempt)
-        return condition
 
     def complete(
         self,
@@ -123,24 +188,16 @@ class OutcomeOps(StoreBase):
         """Record success. False when the task is no longer this worker's (its lease was recovered)."""
         _check_json("result", result)
         now = now or utc_now()
+        owner, params = _owner_params(task_id, worker_id, attempt)
+        params.update(result=result, now=now)
+        statement = _complete_statement(owner)
 
         def work(conn: Connection) -> bool:
-            row = conn.execute(
-                update(tasks)
-                .where(self._owned(task_id, worker_id, attempt))
-                .values(
-                    status=COMPLETED,
-                    result=result,
-                    progress=100.0,
-                    finished_at=now,
-                    lease_until=None,
-                    cancel_requested=False,
-                )
-                .returning(tasks.c.parent_id, tasks.c.continuation, tasks.c.queue, tasks.c.priority)
-            ).first()
+            row = conn.execute(statement, params).first()
             if row is None:
                 return False
-            self._after_finish(conn, task_id, row, COMPLETED, now)
+            if row.parent_id is not None or row.continuation is not None:
+                self._after_finish(conn, task_id, row, COMPLETED, now)
             return True
 
         return self.write(work)
@@ -171,24 +228,8 @@ class OutcomeOps(StoreBase):
         attempt: int | None,
         retry: bool,
     ) -> Status | None:
-        row = (
-            conn.execute(
-                select(
-                    tasks.c.attempts,
-                    tasks.c.max_retries,
-                    tasks.c.error_log,
-                    tasks.c.parent_id,
-                    tasks.c.continuation,
-                    tasks.c.queue,
-                    tasks.c.priority,
-                    tasks.c.cancel_requested,
-                )
-                .where(self._owned(task_id, worker_id, attempt))
-                .with_for_update()
-            )
-            .mappings()
-            .first()
-        )
+        owner, params = _owner_params(task_id, worker_id, attempt)
+        row = conn.execute(_failing_row_statement(owner), params).mappings().first()
         if row is None:
             return None
         log = [*(row["error_log"] or []), {"attempt": row["attempts"], "at": now.isoformat(), "error": text}]
@@ -200,7 +241,9 @@ class OutcomeOps(StoreBase):
         else:
             values.update(status=FAILED, finished_at=now)
         conn.execute(update(tasks).where(tasks.c.id == task_id).values(**values))
-        if not again:
+        if again:
+            self.dialect.notify_new_tasks(conn)
+        else:
             self._after_finish(conn, task_id, row, FAILED, now)
         return Status.PENDING if again else Status.FAILED
 
@@ -215,14 +258,12 @@ class OutcomeOps(StoreBase):
     ) -> bool:
         """A running task stopped because cancellation was requested."""
         now = now or utc_now()
+        owner, params = _owner_params(task_id, worker_id, attempt)
+        params.update(now=now, reason=reason)
+        statement = _cancelled_statement(owner)
 
         def work(conn: Connection) -> bool:
-            row = conn.execute(
-                update(tasks)
-                .where(self._owned(task_id, worker_id, attempt))
-                .values(status=CANCELLED, finished_at=now, lease_until=None, error=reason)
-                .returning(tasks.c.parent_id, tasks.c.continuation, tasks.c.queue, tasks.c.priority)
-            ).first()
+            row = conn.execute(statement, params).first()
             if row is None:
                 return False
             self._after_finish(conn, task_id, row, CANCELLED, now)
@@ -231,7 +272,8 @@ class OutcomeOps(StoreBase):
         return self.write(work)
 
     def release(self, task_ids: Sequence[int], *, worker_id: str | None = None) -> int:
-        """Give running tasks back to pending without counting the attempt (graceful shutdown)."""
+        """Give running tasks back to pending without counting the attempt (graceful shutdown, or
+        prefetched tasks a busy worker hands back)."""
         if not task_ids:
             return 0
         condition = and_(tasks.c.id.in_(list(task_ids)), _status_is(RUNNING))
@@ -248,10 +290,14 @@ class OutcomeOps(StoreBase):
                 started_at=None,
             )
         )
-        count = self.write(lambda conn: conn.execute(statement).rowcount)
-        if count:
-            self.write(self.dialect.notify_new_tasks)
-        return count
+
+        def work(conn: Connection) -> int:
+            count = conn.execute(statement).rowcount
+            if count:
+                self.dialect.notify_new_tasks(conn)
+            return int(count)
+
+        return self.write(work)
 
     # -- leases and progress -------------------------------------------------------------------------
 
@@ -262,14 +308,9 @@ class OutcomeOps(StoreBase):
         was requested, so one round trip serves both heartbeat and cancellation check."""
         if not task_ids:
             return []
-        now = now or utc_now()
-        statement = (
-            update(tasks)
-            .where(tasks.c.id.in_(list(task_ids)), _status_is(RUNNING), tasks.c.worker_id == worker_id)
-            .values(lease_until=now + timedelta(seconds=lease_seconds))
-            .returning(tasks.c.id, tasks.c.cancel_requested)
-        )
-        rows = self.write(lambda conn: conn.execute(statement).all())
+        until = (now or utc_now()) + timedelta(seconds=lease_seconds)
+        params = {"task_ids": list(task_ids), "owner_worker_id": worker_id, "lease_until": until}
+        rows = self.write(lambda conn: conn.execute(_RENEW_LEASES, params).all())
         return [row.id for row in rows if row.cancel_requested]
 
     def recover_expired(self, *, now: datetime | None = None) -> int:
@@ -295,19 +336,9 @@ class OutcomeOps(StoreBase):
         return self.write(work)
 
     def set_progress(self, task_id: int, percent: float, message: str | None = None) -> bool:
-        percent = max(0.0, min(100.0, float(percent)))
-        statement = (
-            update(tasks)
-            .where(tasks.c.id == task_id, _status_is(RUNNING))
-            .values(progress=percent, progress_message=message)
-        )
-        return bool(self.write(lambda conn: conn.execute(statement).rowcount))
+        params = {"task_id": task_id, "progress": max(0.0, min(100.0, float(percent))), "message": message}
+        return bool(self.write(lambda conn: conn.execute(_SET_PROGRESS, params).rowcount))
 
     def is_cancel_requested(self, task_id: int) -> bool:
-        return bool(
-            self.read(
-                lambda conn: conn.execute(
-                    select(tasks.c.cancel_requested).where(tasks.c.id == task_id)
-                ).scalar_one_or_none()
-            )
-        )
+        params = {"task_id": task_id}
+        return bool(self.read(lambda conn: conn.execute(_CANCEL_REQUESTED, params).scalar_one_or_none()))

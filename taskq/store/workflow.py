@@ -30,6 +30,8 @@ from taskq.store.base import (
     RUNNING,
     WAITING,
     StoreBase,
+    _owned,
+    _owner_params,
     _status_is,
 )
 
@@ -157,9 +159,10 @@ class WorkflowOps(StoreBase):
             }
             if continuation is not None:
                 values["continuation"] = continuation
+            owner, params = _owner_params(task_id, worker_id, attempt)
             parent = conn.execute(
                 update(tasks)
-                .where(self._owned(task_id, worker_id, attempt))
+                .where(_owned(*owner))
                 .values(**values)
                 .returning(
                     tasks.c.parent_id,
@@ -171,7 +174,8 @@ class WorkflowOps(StoreBase):
                     tasks.c.children_completed,
                     tasks.c.children_failed,
                     tasks.c.children_cancelled,
-                )
+                ),
+                params,
             ).first()
             if parent is None:
                 return None

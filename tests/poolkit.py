@@ -1,0 +1,107 @@
+"""Run a real `taskq worker` pool as a subprocess tree and observe it from outside."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+TESTS_DIR = Path(__file__).resolve().parent
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05, what: str = "") -> Any:
+    """Poll `condition` until it returns something truthy; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
+        time.sleep(interval)
+
+
+def child_pids(pid: int) -> list[int]:
+    """Live (not zombie) direct children of `pid`, from /proc."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            children.append(int(entry.name))
+    return children
+
+
+class PoolProcess:
+    def __init__(self, directory: Path, database_url: str, *args: str, settings: Path | None = None) -> None:
+        self.log_path = directory / f"pool-{time.monotonic_ns()}.log"
+        self.runlog = directory / "runs.log"
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]),
+            "TASKQ_TEST_RUNLOG": str(self.runlog),
+            "TASKQ_DATABASE_URL": "",
+        }
+        command = [sys.executable, "-m", "taskq", "--db", database_url, "--import", "pool_tasks"]
+        if settings is not None:
+            command += ["--settings", str(settings)]
+        self._log = open(self.log_path, "w")  # noqa: SIM115  (closed in wait())
+        self.process = subprocess.Popen(
+            [*command, "worker", *args],
+            cwd=directory,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so a test can SIGKILL the whole tree
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def workers(self) -> list[int]:
+        return child_pids(self.process.pid)
+
+    def wait_ready(self, workers: int, timeout: float = 20.0) -> None:
+        wait_for(lambda: self.log().count("worker_started") >= workers, timeout, what=f"{workers} workers started")
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def kill_tree(self) -> None:
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.wait(10)
+
+    def wait(self, timeout: float = 60.0) -> int:
+        try:
+            return self.process.wait(timeout)
+        finally:
+            self._log.close()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        self._log.close()
+
+
+def runs(runlog: Path, kind: str) -> list[str]:
+    if not runlog.exists():
+        return []
+    return [line.split()[1] for line in runlog.read_text().splitlines() if line.split()[0] == kind]

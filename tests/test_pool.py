@@ -1,0 +1,215 @@
+"""The worker pool with real processes and real signals on a real SQLite file."""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from poolkit import PoolProcess, runs, wait_for
+
+import taskq
+from taskq.model import Status
+from taskq.store import Store
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[tuple[str, Store]]:
+    url = f"sqlite:///{tmp_path / 'pool.db'}"
+    store = taskq.open_store(url)
+    yield url, store
+    store.dispose()
+
+
+@pytest.fixture
+def pools(tmp_path: Path) -> Iterator[list[PoolProcess]]:
+    started: list[PoolProcess] = []
+    yield started
+    for pool in started:
+        pool.stop()
+
+
+def settings_file(directory: Path, text: str) -> Path:
+    path = directory / "settings.yaml"
+    path.write_text(text)
+    return path
+
+
+def statuses(store: Store, ids: list[int]) -> collections.Counter[str]:
+    return collections.Counter(store.require(task_id).status.value for task_id in ids)
+
+
+def test_500_tasks_drained_by_4_workers_each_completed_exactly_once(tmp_path, db, pools) -> None:
+    url, store = db
+    ids = [e.id for e in store.enqueue_many([{"name": "t.record", "args": [n]} for n in range(500)])]
+    pool = PoolProcess(tmp_path, url, "--workers", "4")
+    pools.append(pool)
+    wait_for(lambda: store.stats()["completed"] == 500, 60, what="500 completions")
+    assert sorted(runs(pool.runlog, "run"), key=int) == [str(n) for n in range(500)]
+    assert [store.require(task_id).result for task_id in ids[:5]] == [0, 2, 4, 6, 8]
+    workers = {store.require(task_id).worker_id for task_id in ids}
+    assert len(workers) == 4 and all(w.count(":") == 2 and w.endswith(tuple("1234")) for w in workers)
+    pool.signal(signal.SIGTERM)
+    assert pool.wait(30) == 0
+    assert "shutdown_complete" in pool.log()
+
+
+def test_sigkilled_worker_task_is_retried_by_another_worker_with_the_attempt_counted(tmp_path, db, pools) -> None:
+    url, store = db
+    task_id = store.enqueue("t.slow", [1, 2.0], max_retries=3).id
+    pool = PoolProcess(tmp_path, url, "--workers", "2")
+    pools.append(pool)
+    running = wait_for(lambda: (t := store.require(task_id)).status is Status.RUNNING and t, 20, what="task running")
+    victim = int(running.worker_id.split(":")[1])
+    wait_for(lambda: runs(pool.runlog, "start"), 10, what="task started")
+
+    os.kill(victim, signal.SIGKILL)
+    done = wait_for(lambda: (t := store.require(task_id)).status is Status.COMPLETED and t, 30, what="completion")
+    assert done.attempts == 2
+    assert int(done.worker_id.split(":")[1]) != victim
+    assert "worker lost" in done.error_log[0]["error"] and "SIGKILL" in done.error_log[0]["error"]
+    assert runs(pool.runlog, "done") == ["1"]
+    wait_for(lambda: len(pool.workers()) == 2, 10, what="the killed worker replaced")
+    assert victim not in pool.workers()
+
+
+def test_sigkill_of_the_whole_pool_loses_nothing(tmp_path, db, pools) -> None:
+    url, store = db
+    settings = settings_file(tmp_path, "lease: 1s\nshutdown_grace: 5s\n")
+    ids = [e.id for e in store.enqueue_many([{"name": "t.slow", "args": [n, 0.3]} for n in range(12)])]
+    first = PoolProcess(tmp_path, url, "--workers", "3", settings=settings)
+    wait_for(lambda: store.stats()["running"] >= 2, 20, what="tasks running")
+    first.kill_tree()
+    assert store.stats()["running"] >= 1, "the crash should have left tasks running"
+    second = PoolProcess(tmp_path, url, "--workers", "3", settings=settings)
+    pools.append(second)
+    wait_for(lambda: statuses(store, ids)["completed"] == 12, 60, what="all 12 completed after the crash")
+    recovered = [store.require(task_id) for task_id in ids if store.require(task_id).attempts > 1]
+    assert recovered and all("worker lost" in task.error_log[0]["error"] for task in recovered)
+
+
+def test_live_rescale_follows_settings_and_survives_a_broken_edit(tmp_path, db, pools) -> None:
+    url, store = db
+    settings = settings_file(tmp_path, "workers: 2\n")
+    ids = [e.id for e in store.enqueue_many([{"name": "t.slow", "args": [n, 0.05]} for n in range(300)])]
+    pool = PoolProcess(tmp_path, url, settings=settings)
+    pools.append(pool)
+    wait_for(lambda: len(pool.workers()) == 2, 20, what="2 workers")
+    for count in (4, 1):
+        settings.write_text(f"workers: {count}\n")
+        wait_for(lambda count=count: len(pool.workers()) == count, 10, what=f"{count} workers")
+    settings.write_text("workers: [3,\n")
+    wait_for(lambda: "settings_invalid" in pool.log(), 10, what="the broken edit logged")
+    assert len(pool.workers()) == 1
+    settings.write_text("workers: 3\n")
+    wait_for(lambda: len(pool.workers()) == 3, 10, what="3 workers after a good edit")
+    wait_for(lambda: statuses(store, ids)["completed"] == 300, 60, what="all tasks completed")
+    assert sorted(runs(pool.runlog, "done"), key=int) == [str(n) for n in range(300)]
+    assert all(store.require(task_id).attempts == 1 for task_id in ids)
+
+
+def test_sigterm_lets_running_tasks_finish_and_exits_zero(tmp_path, db, pools) -> None:
+    url, store = db
+    ids = [e.id for e in store.enqueue_many([{"name": "t.slow", "args": [n, 1.0]} for n in range(2)])]
+    pool = PoolProcess(tmp_path, url, "--workers", "2")
+    wait_for(lambda: len(runs(pool.runlog, "start")) == 2, 20, what="both tasks started")
+    pool.signal(signal.SIGTERM)
+    assert pool.wait(30) == 0
+    assert statuses(store, ids) == {"completed": 2}
+
+
+def test_sigterm_releases_tasks_still_running_after_the_grace_period(tmp_path, db, pools) -> None:
+    url, store = db
+    settings = settings_file(tmp_path, "shutdown_grace: 1s\n")
+    task_id = store.enqueue("t.slow", [7, 30]).id
+    pool = PoolProcess(tmp_path, url, "--workers", "1", settings=settings)
+    wait_for(lambda: runs(pool.runlog, "start"), 20, what="task started")
+    pool.signal(signal.SIGTERM)
+    assert pool.wait(30) == 0
+    task = store.require(task_id)
+    assert task.status is Status.PENDING and task.attempts == 0 and task.worker_id is None
+    assert "task_released" in pool.log()
+
+
+def test_second_sigint_stops_at_once(tmp_path, db, pools) -> None:
+    url, store = db
+    store.enqueue("t.slow", [1, 30])
+    pool = PoolProcess(tmp_path, url, "--workers", "1")
+    wait_for(lambda: runs(pool.runlog, "start"), 20, what="task started")
+    pool.signal(signal.SIGINT)
+    wait_for(lambda: "shutdown_started" in pool.log(), 10, what="graceful shutdown begun")
+    pool.signal(signal.SIGINT)
+    assert pool.wait(10) != 0
+    assert "second_interrupt" in pool.log()
+
+
+def test_timeout_kills_the_worker_and_the_attempt_retries_then_fails(tmp_path, db, pools) -> None:
+    url, store = db
+    # The enqueuer has not imported pool_tasks, so the row has no timeout: the worker must fall back
+    # to @task(timeout=1.0).
+    task_id = store.enqueue("t.timeout", [30], max_retries=1).id
+    pool = PoolProcess(tmp_path, url, "--workers", "1")
+    pools.append(pool)
+    failed = wait_for(lambda: (t := store.require(task_id)).status is Status.FAILED and t, 40, what="timed out twice")
+    assert failed.attempts == 2
+    assert all("timeout of 1 s" in entry["error"] for entry in failed.error_log)
+    assert runs(pool.runlog, "start") == ["timeout", "timeout"]
+    assert pool.log().count("task_timeout") == 2
+    wait_for(lambda: len(pool.workers()) == 1, 10, what="worker respawned")
+
+
+def test_cancel_running_cooperative_task_and_progress_is_visible(tmp_path, db, pools) -> None:
+    url, store = db
+    task_id = store.enqueue("t.cooperative", [30]).id
+    pool = PoolProcess(tmp_path, url, "--workers", "1")
+    pools.append(pool)
+    wait_for(lambda: store.require(task_id).progress > 0, 20, what="progress reported")
+    first = store.require(task_id).progress
+    wait_for(lambda: store.require(task_id).progress > first, 2, what="progress advancing within 1 s")
+    assert store.cancel(task_id) is Status.RUNNING
+    wait_for(lambda: store.require(task_id).status is Status.CANCELLED, 5, what="cooperative cancel")
+    assert "task_cancelled" in pool.log()
+
+
+def test_cancel_of_a_task_that_ignores_it_kills_after_the_grace(tmp_path, db, pools) -> None:
+    url, store = db
+    task_id = store.enqueue("t.stubborn", [30]).id
+    pool = PoolProcess(tmp_path, url, "--workers", "1", "--cancel-grace", "1")
+    pools.append(pool)
+    wait_for(lambda: runs(pool.runlog, "start"), 20, what="task started")
+    store.cancel(task_id)
+    task = wait_for(lambda: (t := store.require(task_id)).status is Status.CANCELLED and t, 10, what="forced cancel")
+    assert "killed" in (task.error or "")
+    assert "task_cancel_forced" in pool.log()
+    wait_for(lambda: len(pool.workers()) == 1, 10, what="worker respawned")
+
+
+def test_unknown_task_fails_with_a_clear_error_and_is_kept(tmp_path, db, pools) -> None:
+    url, store = db
+    task_id = store.enqueue("not.registered", [1]).id
+    pool = PoolProcess(tmp_path, url, "--workers", "1")
+    pools.append(pool)
+    task = wait_for(lambda: (t := store.require(task_id)).status is Status.FAILED and t, 20, what="failed")
+    assert "unknown task 'not.registered'" in (task.error or "") and task.attempts == 1
+
+
+def test_systemd_notifications_ready_and_stopping(tmp_path, db, pools) -> None:
+    import socket
+
+    url, _store = db
+    address = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(address)
+        listener.settimeout(20)
+        os.environ["NOTIFY_SOCKET"] = address
+        try:
+            pool = PoolProcess(tmp_path, url, "--workers", "1")
+        finally:
+            del os.environ["NOTIFY_SOCKET"]
+        assert listener.recv(256) == b"READY=1"
+        pool.signal(signal.SIGTERM)
+        assert listener.recv(256) == b"STOPPING=1"
+        assert pool.wait(30) == 0

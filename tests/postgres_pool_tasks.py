@@ -1,37 +1,14 @@
-"""Tasks for tests/test_postgres_pool.py, imported by the pools it starts (`--import postgres_pool_tasks`
-with tests/ on PYTHONPATH). Each run appends one line to $TASKQ_TEST_RUN_LOG with O_APPEND, so the test
-counts executions across processes and hosts without trusting the tasks table."""
+"""Fan-out tasks for tests/test_postgres_pool.py, imported by its pools (`--import postgres_pool_tasks`);
+each run is recorded in the pool's run log like the tasks of tests/pool_tasks.py."""
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
+from pool_tasks import record
+
 import taskq
-
-
-def record(kind: str, key: Any) -> None:
-    # One write() of a short line with O_APPEND is atomic: lines from many processes never interleave.
-    line = f"{kind} {key} {os.getppid()}\n".encode()
-    descriptor = os.open(os.environ["TASKQ_TEST_RUN_LOG"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(descriptor, line)
-    finally:
-        os.close(descriptor)
-
-
-@taskq.task(name="pgtest.noop")
-def noop(number: int) -> int:
-    record("noop", number)
-    return number
-
-
-@taskq.task(name="pgtest.nap")
-def nap(number: int, seconds: float) -> int:
-    time.sleep(seconds)
-    record("nap", number)
-    return number
 
 
 @taskq.task(name="pgtest.fan_out")

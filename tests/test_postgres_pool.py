@@ -1,7 +1,7 @@
 """PostgreSQL scale-out through real parts: two pools as separate process trees (standing in for two hosts)
-on one schema, a fan-out whose children finish on both, a server restart under a draining pool, and the
-claim and last-child races at the store level. Every task run appends a line to a shared file
-(tests/postgres_pool_tasks.py), so runs are counted outside the tasks table."""
+on one schema, a fan-out whose children finish on both, a server restart under a draining pool, LISTEN
+wake-up, and the claim and last-child races at the store level. Pools come from tests/poolkit.py; each
+pool records its task runs in its own run log, so runs are counted outside the tasks table."""
 
 from __future__ import annotations
 
@@ -9,16 +9,15 @@ import collections
 import multiprocessing
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from poolkit import PoolProcess, runs, wait_for
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 
@@ -31,20 +30,7 @@ pytestmark = pytest.mark.skipif(
     not POSTGRES_URL, reason="TASKQ_TEST_POSTGRES_URL is not set (e.g. postgresql+psycopg://postgres@127.0.0.1/test)"
 )
 
-TESTS_DIR = Path(__file__).resolve().parent
-REPO_DIR = TESTS_DIR.parent
 SPAWN = multiprocessing.get_context("spawn")
-
-
-def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
 
 
 class PrivateSchema:
@@ -65,41 +51,12 @@ class PrivateSchema:
         self.admin.dispose()
 
 
-class PoolProcess:
-    """`python -m taskq worker` in a session of its own: a separate process tree, like another host."""
-
-    def __init__(self, url: str, directory: Path, label: str, *, workers: int = 2, lease: str = "30s") -> None:
-        settings = directory / f"{label}.yaml"
-        settings.write_text(f"workers: {workers}\nlease: {lease}\nshutdown_grace: 10s\nretention: forever\n")
-        self.log_path = directory / f"{label}.log"
-        environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_DIR), str(TESTS_DIR)])}
-        command = [sys.executable, "-m", "taskq", "--db", url, "--settings", str(settings)]
-        command += ["--import", "postgres_pool_tasks", "worker"]
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(command, env=environment, stderr=log, start_new_session=True)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-
-
-def read_runs(run_log: Path) -> list[tuple[str, int, int]]:
-    """(kind, key, supervisor pid) for every task run recorded so far."""
-    if not run_log.exists():
-        return []
-    runs = []
-    for line in run_log.read_text().splitlines():
-        kind, key, supervisor = line.split()
-        runs.append((kind, int(key), int(supervisor)))
-    return runs
+def start_pool(directory: Path, url: str, workers: int, lease: str = "30s") -> PoolProcess:
+    """A pool in a directory of its own (its run log is directory/runs.log)."""
+    directory.mkdir()
+    settings = directory / "settings.yaml"
+    settings.write_text(f"lease: {lease}\nshutdown_grace: 10s\nretention: forever\n")
+    return PoolProcess(directory, url, "--workers", str(workers), "--import", "postgres_pool_tasks", settings=settings)
 
 
 def settled(store: Store) -> dict[str, int] | None:
@@ -109,64 +66,48 @@ def settled(store: Store) -> dict[str, int] | None:
     return None if active else stats
 
 
-def live_workers(store: Store, expected: int) -> bool:
-    return len(store.list_workers()) >= expected
-
-
-@pytest.fixture
-def run_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "runs.log"
-    monkeypatch.setenv("TASKQ_TEST_RUN_LOG", str(path))
-    return path
-
-
 @pytest.fixture(scope="module")
-def two_pools(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, Path, list[PoolProcess]]]:
+def two_pools(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, list[PoolProcess]]]:
     """Two pools of two workers each on one fresh schema, started once for the tests that share them."""
     directory = tmp_path_factory.mktemp("two_pools")
-    run_log = directory / "runs.log"
-    os.environ["TASKQ_TEST_RUN_LOG"] = str(run_log)  # inherited by the pools started below
     schema = PrivateSchema()
     store = taskq.open_store(schema.url)
-    pools = [PoolProcess(schema.url, directory, f"pool-{n}") for n in (1, 2)]
+    pools = [start_pool(directory / f"pool-{n}", schema.url, workers=2) for n in (1, 2)]
     try:
-        wait_until(lambda: live_workers(store, 4), 30, "both pools' four workers to register")
-        yield store, run_log, pools
+        for pool in pools:
+            pool.wait_ready(2, timeout=30)
+        yield store, pools
     finally:
         for pool in pools:
             pool.stop()
         store.dispose()
         schema.drop()
-        del os.environ["TASKQ_TEST_RUN_LOG"]
     for pool in pools:
         assert pool.process.returncode == 0, pool.log()[-3000:]
 
 
-def test_two_pools_drain_5000_tasks_each_run_exactly_once(two_pools: tuple[Store, Path, list[PoolProcess]]) -> None:
-    store, run_log, pools = two_pools
-    store.enqueue_many([{"name": "pgtest.noop", "args": [number]} for number in range(5000)])
-    stats = wait_until(lambda: settled(store), 90, "5,000 tasks to drain", interval=0.25)
+def test_two_pools_drain_5000_tasks_each_run_exactly_once(two_pools: tuple[Store, list[PoolProcess]]) -> None:
+    store, pools = two_pools
+    store.enqueue_many([{"name": "t.record", "args": [number]} for number in range(5000)])
+    stats = wait_for(lambda: settled(store), 90, interval=0.25, what="5,000 tasks to drain")
     assert stats["completed"] == 5000 and stats["failed"] == 0, stats
-    runs = [(key, supervisor) for kind, key, supervisor in read_runs(run_log) if kind == "noop"]
-    counts = collections.Counter(key for key, _ in runs)
+    per_pool = [runs(pool.runlog, "run") for pool in pools]
+    counts = collections.Counter(int(number) for ran in per_pool for number in ran)
     assert set(counts) == set(range(5000)), "some tasks never ran"
-    assert [key for key, count in counts.items() if count > 1] == [], "tasks ran twice"
-    assert {supervisor for _, supervisor in runs} == {pool.process.pid for pool in pools}, "both pools should work"
+    assert [number for number, count in counts.items() if count > 1] == [], "tasks ran twice"
+    assert all(per_pool), "both pools should have run tasks"
 
 
-def test_fan_out_across_two_pools_runs_its_continuation_once(
-    two_pools: tuple[Store, Path, list[PoolProcess]],
-) -> None:
-    store, run_log, pools = two_pools
+def test_fan_out_across_two_pools_runs_its_continuation_once(two_pools: tuple[Store, list[PoolProcess]]) -> None:
+    store, pools = two_pools
     parent = store.enqueue("pgtest.fan_out", [300, 0.002]).id
-    wait_until(lambda: settled(store), 60, "the fan-out and its continuation to finish", interval=0.25)
+    wait_for(lambda: settled(store), 60, interval=0.25, what="the fan-out and its continuation to finish")
     assert store.require(parent).status is Status.COMPLETED
-    runs = read_runs(run_log)
-    child_pools = {supervisor for kind, _, supervisor in runs if kind == "child"}
-    assert child_pools == {pool.process.pid for pool in pools}, "children should have finished on both pools"
-    assert sorted(key for kind, key, _ in runs if kind == "child") == list(range(300))
-    assert [key for kind, key, _ in runs if kind == "gather"] == [parent]
-    continuations = [task for task in store.list(name="pgtest.gather")]
+    children = [runs(pool.runlog, "child") for pool in pools]
+    assert all(children), "children should have finished on both pools"
+    assert sorted(int(number) for ran in children for number in ran) == list(range(300))
+    assert [int(key) for pool in pools for key in runs(pool.runlog, "gather")] == [parent]
+    continuations = store.list(name="pgtest.gather")
     assert [(task.args, task.status) for task in continuations] == [([parent], Status.COMPLETED)]
 
 
@@ -186,30 +127,29 @@ def server_accepts_connections() -> bool:
     return subprocess.run(probe, check=False).returncode == 0
 
 
-def test_pool_survives_a_postgresql_restart_and_finishes_every_task(tmp_path: Path, run_log: Path) -> None:
+def test_pool_survives_a_postgresql_restart_and_finishes_every_task(tmp_path: Path) -> None:
     restart = _restart_command()
     if restart is None:
         pytest.skip("restarting PostgreSQL needs root, pg_ctlcluster and a single local cluster")
     schema = PrivateSchema()
     store = taskq.open_store(schema.url)
-    pool = PoolProcess(schema.url, tmp_path, "pool", workers=2, lease="4s")
+    pool = start_pool(tmp_path / "pool", schema.url, workers=2, lease="4s")
     total = 1500
     try:
-        wait_until(lambda: live_workers(store, 2), 30, "the pool's workers to register")
-        store.enqueue_many([{"name": "pgtest.nap", "args": [number, 0.004]} for number in range(total)])
-        wait_until(lambda: store.stats()["completed"] >= 100, 30, "the pool to be draining")
+        pool.wait_ready(2, timeout=30)
+        store.enqueue_many([{"name": "t.slow", "args": [number, 0.004]} for number in range(total)])
+        wait_for(lambda: store.stats()["completed"] >= 100, 30, what="the pool to be draining")
         assert store.stats()["completed"] < total - 500, "the pool drained too fast to be restarted mid-way"
         subprocess.run(restart, check=True, timeout=60, capture_output=True)
-        wait_until(server_accepts_connections, 30, "pg_isready after the restart", interval=0.2)
-        stats = wait_until(lambda: settled(store), 45, "every task to reach a terminal state", interval=0.25)
+        wait_for(server_accepts_connections, 30, interval=0.2, what="pg_isready after the restart")
+        stats = wait_for(lambda: settled(store), 45, interval=0.25, what="every task to reach a terminal state")
         assert pool.process.poll() is None, "the pool exited:\n" + pool.log()[-3000:]
     finally:
         pool.stop()
         store.dispose()
         schema.drop()
     assert stats["completed"] == total, stats
-    ran = {key for kind, key, _ in read_runs(run_log) if kind == "nap"}
-    assert ran == set(range(total))
+    assert {int(number) for number in runs(pool.runlog, "done")} == set(range(total))
     assert pool.process.returncode == 0, pool.log()[-3000:]
     log = pool.log()
     assert "listen_lost" in log, "the pool should have noticed the restart"
@@ -238,7 +178,7 @@ def test_listen_hears_a_committed_enqueue_and_reconnects_after_losing_its_connec
             with schema.admin.connect() as connection:
                 return connection.execute(text(f"SELECT count(*) {listeners}"), {"tag": tag}).scalar_one() == 1
 
-        wait_until(listening_again, 5, "the listener to reconnect")
+        wait_for(listening_again, 5, what="the listener to reconnect")
         store.enqueue("taskq.echo")
         assert signal_source.wait(5.0), "the reconnected listener should hear new enqueues"
     finally:
@@ -250,7 +190,7 @@ def test_listen_hears_a_committed_enqueue_and_reconnects_after_losing_its_connec
 # -- the store's races, between real processes -------------------------------------------------------
 
 
-def test_claim_skips_a_locked_row_instead_of_waiting_for_it(tmp_path: Path) -> None:
+def test_claim_skips_a_locked_row_instead_of_waiting_for_it() -> None:
     """lock_timeout turns any wait on a row lock into an error: without SKIP LOCKED this claim would fail."""
     schema = PrivateSchema(lock_timeout="1000")
     store = taskq.open_store(schema.url)
@@ -316,7 +256,7 @@ def _finish_children(url: str, worker: str, barrier: Any, results: Any) -> None:
     results.put(finished)
 
 
-def test_last_child_completes_the_parent_exactly_once_under_concurrent_finishes(tmp_path: Path) -> None:
+def test_last_child_completes_the_parent_exactly_once_under_concurrent_finishes() -> None:
     """Four processes finish 300 children of one parent at once (READ COMMITTED): the parent's row lock
     makes exactly one of them see the last count, so the continuation is enqueued once."""
     schema = PrivateSchema()

@@ -332,9 +332,9 @@ def wait(task_id: int, timeout: float | None) -> None:
 @click.option(
     "--prefetch",
     type=click.IntRange(min=1),
-    default=1,
+    default=8,
     show_default=True,
-    help="Tasks each worker claims per round trip (>1 suits many short tasks).",
+    help="Most tasks a worker claims per round trip; the batch grows only while tasks are quick.",
 )
 @click.option(
     "--max-tasks-per-worker",

@@ -174,6 +174,11 @@ class Dialect:
         """INSERT that does nothing when an active task holds the same dedup key (the partial unique index)."""
         raise NotImplementedError
 
+    def insert_if_absent(self, table: Table) -> Insert:
+        """INSERT that does nothing when a row with the same primary key exists (even one not yet committed:
+        the caller then waits for that transaction, so concurrent callers end up sharing one row)."""
+        raise NotImplementedError
+
     def is_transient(self, error: DBAPIError) -> bool:
         """True for errors where running the same transaction again is the right answer."""
         return bool(error.connection_invalidated)
@@ -204,6 +209,9 @@ class SqliteDialect(Dialect):
             .returning(table.c.id)
         )
 
+    def insert_if_absent(self, table: Table) -> Insert:
+        return sqlite.insert(table).on_conflict_do_nothing()
+
     def is_transient(self, error: DBAPIError) -> bool:
         message = str(error.orig).lower()
         return "locked" in message or "busy" in message or super().is_transient(error)
@@ -228,6 +236,9 @@ class PostgresDialect(Dialect):
             .on_conflict_do_nothing(index_elements=[table.c.dedup_key], index_where=_ACTIVE_PREDICATE)
             .returning(table.c.id)
         )
+
+    def insert_if_absent(self, table: Table) -> Insert:
+        return postgresql.insert(table).on_conflict_do_nothing()
 
     def is_transient(self, error: DBAPIError) -> bool:
         state = getattr(error.orig, "sqlstate", None)

@@ -35,6 +35,8 @@ IDLE_POLL_MAX_SECONDS = 5.0  # ...and backs off to this while idle (wake-ups and
 PROGRESS_FLUSH_SECONDS = 0.25  # throttled progress reaches the database at least this often
 CANCEL_CHECK_SECONDS = 0.5  # how often a running task's cancel flag is read
 WORKER_ROW_SECONDS = 10.0  # how often the workers-table heartbeat is written
+QUICK_TASK_SECONDS = 0.05  # tasks faster than this let the claim batch grow (fewer round trips per task)
+PREFETCH_HOLD_SECONDS = 0.25  # prefetched tasks waiting behind a task slower than this are handed back
 
 log = logging.getLogger("taskq.worker")
 
@@ -46,7 +48,7 @@ class WorkerConfig:
     queues: list[str] = field(default_factory=list)
     imports: list[str] = field(default_factory=list)
     lease_seconds: float = 30.0
-    prefetch: int = 1
+    prefetch: int = 8  # most tasks claimed per round trip; the batch adapts from 1 up to this
     max_tasks: int | None = None  # recycle after this many tasks
     max_memory_mb: float | None = None  # recycle once resident memory exceeds this
     log_level: str = "INFO"
@@ -72,12 +74,15 @@ class Worker:
         # bytecodes, possibly while that thread holds an Event's lock, and would deadlock taking it again.
         self.stop_requested = False
         self.prefetched: deque[Task] = deque()
+        self._prefetch_lock = threading.Lock()
+        self.batch_size = 1
         self.current: TaskContext | None = None
         self.tasks_done = 0
         self._status_lock = threading.Lock()
         self._parent_pid = os.getppid()
         self._stop_r, self._stop_w = os.pipe()
         self._task_started = threading.Event()
+        self._current_started = 0.0
 
     # -- talking to the supervisor ----------------------------------------------------------------
 
@@ -116,31 +121,47 @@ class Worker:
         idle_poll = IDLE_POLL_MIN_SECONDS
         try:
             while not self.stop_requested:
-                if not self.prefetched:
-                    self.prefetched.extend(
-                        self.store.claim_batch(
-                            self.id,
-                            self.config.queues or None,
-                            limit=self.config.prefetch,
-                            lease_seconds=self.config.lease_seconds,
-                        )
-                    )
-                if not self.prefetched:
+                task = self._next_task()
+                if task is None:
                     self.wait_for_work(self._idle_timeout(idle_poll))
                     idle_poll = min(idle_poll * 2, IDLE_POLL_MAX_SECONDS)
                     continue
                 idle_poll = IDLE_POLL_MIN_SECONDS
-                self.run_task(self.prefetched.popleft())
+                seconds = self.run_task(task)
+                # Quick tasks grow the claim batch (one write transaction serves several tasks); a slow
+                # one shrinks it back so long tasks are spread over all workers.
+                quick = seconds < QUICK_TASK_SECONDS
+                self.batch_size = min(self.batch_size * 2, self.config.prefetch) if quick else 1
                 if self._should_recycle():
                     break
         finally:
-            if self.prefetched:
-                self.store.release([task.id for task in self.prefetched], worker_id=self.id)
+            self._hand_back_prefetched()
             self.stop_requested = True
             self._task_started.set()
             self.store.unregister_worker(self.id)
             log.info("worker_stopped worker_id=%s tasks_done=%d", self.id, self.tasks_done)
         return 0
+
+    def _next_task(self) -> Task | None:
+        with self._prefetch_lock:
+            if self.prefetched:
+                return self.prefetched.popleft()
+        claimed = self.store.claim_batch(
+            self.id, self.config.queues or None, limit=self.batch_size, lease_seconds=self.config.lease_seconds
+        )
+        if not claimed:
+            return None
+        with self._prefetch_lock:
+            self.prefetched.extend(claimed[1:])
+        return claimed[0]
+
+    def _hand_back_prefetched(self) -> None:
+        """Prefetched tasks go back to pending (attempt not counted) for other workers to take."""
+        with self._prefetch_lock:
+            waiting = [task.id for task in self.prefetched]
+            self.prefetched.clear()
+        if waiting:
+            self.store.release(waiting, worker_id=self.id)
 
     def _idle_timeout(self, idle_poll: float) -> float:
         """Sleep until the earliest delayed task is due, if that comes before the next fallback poll."""
@@ -166,9 +187,11 @@ class Worker:
         spec = registry.find(task.name)
         return None if spec is None else spec.timeout
 
-    def run_task(self, task: Task) -> None:
+    def run_task(self, task: Task) -> float:
+        """Run one task to its outcome; returns how long it took."""
         context = TaskContext(self.store, task, self.id)
         self.current = context
+        self._current_started = time.monotonic()
         self._task_started.set()
         self.report("start", id=task.id, attempt=task.attempts, timeout=self.timeout_of(task))
         log.info("task_started task_id=%s name=%s attempt=%d worker_id=%s", task.id, task.name, task.attempts, self.id)
@@ -177,14 +200,16 @@ class Worker:
         self.current = None
         self.tasks_done += 1
         self.report("end", id=task.id)
+        seconds = time.monotonic() - started
         log.info(
             "%s task_id=%s name=%s attempt=%d seconds=%.3f",
             outcome.event if outcome.status is not None else "task_lost",
             task.id,
             task.name,
             task.attempts,
-            time.monotonic() - started,
+            seconds,
         )
+        return seconds
 
     # -- heartbeat: leases, progress, cancellation ---------------------------------------------------
 
@@ -202,6 +227,8 @@ class Worker:
                     self.request_stop()
                 current = self.current
                 if current is not None:
+                    if now - self._current_started > PREFETCH_HOLD_SECONDS:
+                        self._hand_back_prefetched()
                     current.flush_progress()
                     if not current.cancelled and now - last_cancel_check >= CANCEL_CHECK_SECONDS:
                         last_cancel_check = now
@@ -209,7 +236,9 @@ class Worker:
                             self._cancel(current)
                 if now - last_renew >= renew_every:
                     last_renew = now
-                    held = [task.id for task in self.prefetched] + ([current.task_id] if current else [])
+                    with self._prefetch_lock:
+                        held = [task.id for task in self.prefetched]
+                    held += [current.task_id] if current else []
                     for task_id in self.store.renew_leases(self.id, held, lease_seconds=self.config.lease_seconds):
                         if current is not None and task_id == current.task_id and not current.cancelled:
                             self._cancel(current)

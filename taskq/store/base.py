@@ -127,25 +127,26 @@ class StoreBase:
     def write(self, work: Callable[[Connection], T]) -> T:
         """Run `work` in one write transaction, retrying it whole while the database is locked/unreachable."""
 
-        def attempt() -> T:
+        def transaction() -> T:
             with self.engine.connect() as connection:
                 self.dialect.begin_write(connection)
                 result = work(connection)
                 connection.commit()
                 return result
 
-        return self._retrying(attempt)
+        return self._retrying(transaction)
 
     def read(self, work: Callable[[Connection], T]) -> T:
-        def attempt() -> T:
+        def query() -> T:
             with self.engine.connect() as connection:
                 return work(connection)
 
-        return self._retrying(attempt)
+        return self._retrying(query)
 
     def _retrying(self, attempt: Callable[[], T]) -> T:
-        """Jittered exponential backoff on transient errors: SQLite's write lock, or a PostgreSQL restart
-        (pool_pre_ping replaces the dead pooled connections). A transaction whose COMMIT was cut off may
+        """Jittered exponential backoff on transient errors (a locked SQLite file, a lost connection):
+        SQLite's own busy handler is not fair between processes, random sleeps are; after a PostgreSQL
+        restart pool_pre_ping replaces the dead pooled connections. A transaction whose COMMIT was cut off may
         have committed, and then runs twice: an outcome's second run finds the task no longer running
         (a no-op), a claim's first batch is left to lease recovery, and an enqueue without a dedup key
         inserts again (enqueue is at-least-once; a dedup key collapses the repeat)."""

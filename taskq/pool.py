@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from sqlalchemy.exc import DBAPIError
+
 from taskq import registry, systemd
 from taskq.api import open_store
 from taskq.maintenance import LeaseRescuer, MaintenanceThread, Retention
@@ -285,7 +287,14 @@ class Pool:
         for handle in exited:
             self.read_status(handle)
             returncode = handle.process.returncode
-            self._settle_tasks_of_dead_worker(handle, returncode)
+            try:
+                self._settle_tasks_of_dead_worker(handle, returncode)
+            except DBAPIError as error:  # the store retried for a while; the database is still away
+                log.error(
+                    "task_settle_failed worker=%s: %s; its tasks are recovered when their leases expire",
+                    handle.config.name,
+                    str(error.orig).strip().splitlines()[0],
+                )
             os.close(handle.status_fd)
             os.close(handle.wake_fd)
             expected = handle.retiring or returncode == 0

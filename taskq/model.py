@@ -59,6 +59,16 @@ class Enqueued:
 
 
 @dataclass(frozen=True)
+class Completion:
+    """A successful run not yet recorded: workers record quick tasks in batches, one transaction each."""
+
+    task_id: int
+    attempt: int
+    result: Any
+    finished_at: datetime
+
+
+@dataclass(frozen=True)
 class TaskRequest:
     """Everything needed to create one task row; validated before any SQL runs."""
 

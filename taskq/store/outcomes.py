@@ -20,6 +20,7 @@ from sqlalchemy import (
 
 from taskq.clock import as_utc, utc_now
 from taskq.model import (
+    Completion,
     Status,
     Task,
     backoff_delay,
@@ -162,6 +163,17 @@ class OutcomeOps(StoreBase):
         """Atomically move up to `limit` ready tasks to running for `worker_id`: highest priority first,
         then the one ready longest (run_after), then oldest id. No task is ever handed to two claimers."""
         now = now or utc_now()
+        return self.write(lambda conn: self._claim_in(conn, worker_id, queues, limit, now, lease_seconds))
+
+    def _claim_in(
+        self,
+        conn: Connection,
+        worker_id: str,
+        queues: Sequence[str] | None,
+        limit: int,
+        now: datetime,
+        lease_seconds: float,
+    ) -> list[Task]:
         params: dict[str, Any] = {
             "now": now,
             "limit": limit,
@@ -170,11 +182,38 @@ class OutcomeOps(StoreBase):
         }
         if queues:
             params["queues"] = list(queues)
-        statement = _claim_statement(bool(queues))
-        rows = self.write(lambda conn: conn.execute(statement, params).mappings().all())
+        rows = conn.execute(_claim_statement(bool(queues)), params).mappings().all()
         claimed = [Task.from_row(row) for row in rows]
         claimed.sort(key=lambda task: (-task.priority, task.run_after, task.id))
         return claimed
+
+    def finish_and_claim(
+        self,
+        worker_id: str,
+        completions: Sequence[Completion],
+        queues: Sequence[str] | None = None,
+        *,
+        limit: int = 1,
+        now: datetime | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    ) -> tuple[list[int], list[Task]]:
+        """Record a worker's finished runs and claim its next batch in one transaction: for quick tasks
+        the commit, not the statements, is the cost. Returns the ids recorded (the others were no longer
+        this worker's) and the tasks claimed (none when limit is 0)."""
+        for completion in completions:
+            _check_json("result", completion.result)
+        now = now or utc_now()
+
+        def work(conn: Connection) -> tuple[list[int], list[Task]]:
+            recorded = [
+                c.task_id
+                for c in completions
+                if self._complete_in(conn, c.task_id, c.result, worker_id, c.attempt, c.finished_at)
+            ]
+            claimed = self._claim_in(conn, worker_id, queues, limit, now, lease_seconds) if limit > 0 else []
+            return recorded, claimed
+
+        return self.write(work)
 
     def complete(
         self,
@@ -188,19 +227,19 @@ class OutcomeOps(StoreBase):
         """Record success. False when the task is no longer this worker's (its lease was recovered)."""
         _check_json("result", result)
         now = now or utc_now()
+        return self.write(lambda conn: self._complete_in(conn, task_id, result, worker_id, attempt, now))
+
+    def _complete_in(
+        self, conn: Connection, task_id: int, result: Any, worker_id: str | None, attempt: int | None, now: datetime
+    ) -> bool:
         owner, params = _owner_params(task_id, worker_id, attempt)
         params.update(result=result, now=now)
-        statement = _complete_statement(owner)
-
-        def work(conn: Connection) -> bool:
-            row = conn.execute(statement, params).first()
-            if row is None:
-                return False
-            if row.parent_id is not None or row.continuation is not None:
-                self._after_finish(conn, task_id, row, COMPLETED, now)
-            return True
-
-        return self.write(work)
+        row = conn.execute(_complete_statement(owner), params).first()
+        if row is None:
+            return False
+        if row.parent_id is not None or row.continuation is not None:
+            self._after_finish(conn, task_id, row, COMPLETED, now)
+        return True
 
     def fail(
         self,

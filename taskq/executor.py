@@ -68,7 +68,8 @@ def execute(
         return _permanent(store, task, worker_id, f"task returned a value that is not JSON-serialisable: {error}")
     context.flush_progress()
     if defer_success is not None:
-        defer_success(Completion(task.id, task.attempts, result, utc_now()))
+        follow_up = task.parent_id is not None or task.continuation is not None
+        defer_success(Completion(task.id, task.attempts, result, utc_now(), follow_up))
         return Outcome(Status.COMPLETED, "task_completed")
     done = store.complete(task.id, result, worker_id=worker_id, attempt=task.attempts)
     return Outcome(Status.COMPLETED if done else None, "task_completed")

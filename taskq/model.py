@@ -66,6 +66,7 @@ class Completion:
     attempt: int
     result: Any
     finished_at: datetime
+    has_follow_up: bool = True  # it has a parent or a continuation: record it with the workflow bookkeeping
 
 
 @dataclass(frozen=True)

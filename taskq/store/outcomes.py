@@ -94,6 +94,20 @@ def _complete_statement(owner: tuple[bool, bool]) -> Executable:
     )
 
 
+_COMPLETE_PLAIN = (
+    update(tasks)
+    .where(_owned(True, True))
+    .values(
+        status=COMPLETED,
+        result=bindparam("result"),
+        progress=100.0,
+        finished_at=bindparam("now"),
+        lease_until=None,
+        cancel_requested=False,
+    )
+)
+
+
 @functools.cache
 def _cancelled_statement(owner: tuple[bool, bool]) -> Executable:
     return (
@@ -205,10 +219,12 @@ class OutcomeOps(StoreBase):
         now = now or utc_now()
 
         def work(conn: Connection) -> tuple[list[int], list[Task]]:
-            recorded = [
+            plain = [c for c in completions if not c.has_follow_up]
+            recorded = self._complete_plain_in(conn, worker_id, plain) if plain else []
+            recorded += [
                 c.task_id
                 for c in completions
-                if self._complete_in(conn, c.task_id, c.result, worker_id, c.attempt, c.finished_at)
+                if c.has_follow_up and self._complete_in(conn, c.task_id, c.result, worker_id, c.attempt, c.finished_at)
             ]
             claimed = self._claim_in(conn, worker_id, queues, limit, now, lease_seconds) if limit > 0 else []
             return recorded, claimed
@@ -228,6 +244,29 @@ class OutcomeOps(StoreBase):
         _check_json("result", result)
         now = now or utc_now()
         return self.write(lambda conn: self._complete_in(conn, task_id, result, worker_id, attempt, now))
+
+    def _complete_plain_in(self, conn: Connection, worker_id: str, completions: Sequence[Completion]) -> list[int]:
+        """Tasks without parent or continuation: one executemany, no RETURNING, no follow-up queries."""
+        rows = [
+            {
+                "owner_task_id": c.task_id,
+                "owner_worker_id": worker_id,
+                "owner_attempt": c.attempt,
+                "result": c.result,
+                "now": c.finished_at,
+            }
+            for c in completions
+        ]
+        updated = conn.execute(_COMPLETE_PLAIN, rows).rowcount
+        if updated == len(rows):
+            return [c.task_id for c in completions]
+        # Some were no longer ours (lease recovered): find out which ones we did record.
+        ids = [c.task_id for c in completions]
+        return list(
+            conn.execute(
+                select(tasks.c.id).where(tasks.c.id.in_(ids), _status_is(COMPLETED), tasks.c.worker_id == worker_id)
+            ).scalars()
+        )
 
     def _complete_in(
         self, conn: Connection, task_id: int, result: Any, worker_id: str | None, attempt: int | None, now: datetime

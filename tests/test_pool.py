@@ -32,6 +32,9 @@ def pools(tmp_path: Path) -> Iterator[list[PoolProcess]]:
         pool.stop()
 
 
+WORKER_NAMES = {f"worker-{n}" for n in range(1, 5)}
+
+
 def settings_file(directory: Path, text: str) -> Path:
     path = directory / "settings.yaml"
     path.write_text(text)
@@ -44,14 +47,16 @@ def statuses(store: Store, ids: list[int]) -> collections.Counter[str]:
 
 def test_500_tasks_drained_by_4_workers_each_completed_exactly_once(tmp_path, db, pools) -> None:
     url, store = db
-    ids = [e.id for e in store.enqueue_many([{"name": "t.record", "args": [n]} for n in range(500)])]
     pool = PoolProcess(tmp_path, url, "--workers", "4")
     pools.append(pool)
+    pool.wait_ready(4)
+    ids = [e.id for e in store.enqueue_many([{"name": "t.record", "args": [n]} for n in range(500)])]
     wait_for(lambda: store.stats()["completed"] == 500, 120, what="500 completions")
     assert sorted(runs(pool.runlog, "run"), key=int) == [str(n) for n in range(500)]
     assert [store.require(task_id).result for task_id in ids[:5]] == [0, 2, 4, 6, 8]
     workers = {store.require(task_id).worker_id for task_id in ids}
-    assert len(workers) == 4 and all(w.count(":") == 2 and w.endswith(tuple("1234")) for w in workers)
+    # Workers claim in adaptive batches, so which of them win tasks is timing; several must have.
+    assert len(workers) >= 2 and all(w.count(":") == 2 and w.rsplit(":", 1)[1] in WORKER_NAMES for w in workers)
     pool.signal(signal.SIGTERM)
     assert pool.wait(30) == 0
     assert "shutdown_complete" in pool.log()

@@ -56,7 +56,7 @@ async def submit_document(request: Request) -> JSONResponse:
     try:
         body = await request.json()
     except ValueError:
-        return JSONResponse({"error": "the body must be JSON: {\"text\": \"...\"}"}, status_code=400)
+        return JSONResponse({"error": 'the body must be JSON: {"text": "..."}'}, status_code=400)
     text = body.get("text") if isinstance(body, dict) else None
     if not isinstance(text, str) or not text.strip():
         return JSONResponse({"error": "text must be a non-empty string"}, status_code=400)
@@ -69,9 +69,7 @@ async def task_status(request: Request) -> JSONResponse:
     task = await run_in_threadpool(store().get, request.path_params["task_id"])
     if task is None:
         return JSONResponse({"error": "no such task"}, status_code=404)
-    return JSONResponse(
-        {"id": task.id, "status": task.status.value, "progress": task.progress, "result": task.result}
-    )
+    return JSONResponse({"id": task.id, "status": task.status.value, "progress": task.progress, "result": task.result})
 
 
 app = Starlette(

@@ -411,5 +411,27 @@ def upgrade() -> None:
     click.echo(f"database at revision {head_revision()} ({utc_now():%Y-%m-%d %H:%M:%S} UTC)")
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Beyond loopback only with dashboard.token.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@common_options
+def dashboard(host: str, port: int) -> None:
+    """Serve the web dashboard and its JSON API."""
+    from taskq.web.security import check_bind, dashboard_token
+
+    settings = current_settings()
+    check_bind(host, dashboard_token(settings))
+    try:
+        import uvicorn
+
+        from taskq.web.app import create_app
+    except ImportError as error:
+        raise click.ClickException(f"the dashboard needs the web extra (pip install 'taskq[web]'): {error}") from None
+    app = create_app(current_store(), settings)
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"taskq dashboard on http://{shown}:{port}/ (Ctrl+C stops it)")
+    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(), access_log=False)
+
+
 if __name__ == "__main__":
     main()

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, Insert, Table, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from taskq.model import ACTIVE_STATUSES
 
@@ -127,7 +127,11 @@ class PostgresNotifications:
     def _connect(self) -> Any:
         import psycopg
 
-        connection = psycopg.connect(self._url, autocommit=True)
+        # TCP keepalives: a host or network that vanishes without closing the socket would otherwise leave
+        # us listening on a dead connection forever (workers would fall back to polling, silently).
+        connection = psycopg.connect(
+            self._url, autocommit=True, keepalives=1, keepalives_idle=30, keepalives_interval=10, keepalives_count=3
+        )
         connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
         return connection
 
@@ -170,6 +174,11 @@ class Dialect:
         """INSERT that does nothing when an active task holds the same dedup key (the partial unique index)."""
         raise NotImplementedError
 
+    def insert_if_absent(self, table: Table) -> Insert:
+        """INSERT that does nothing when a row with the same primary key exists (even one not yet committed:
+        the caller then waits for that transaction, so concurrent callers end up sharing one row)."""
+        raise NotImplementedError
+
     def is_transient(self, error: DBAPIError) -> bool:
         """True for errors where running the same transaction again is the right answer."""
         return bool(error.connection_invalidated)
@@ -200,6 +209,9 @@ class SqliteDialect(Dialect):
             .returning(table.c.id)
         )
 
+    def insert_if_absent(self, table: Table) -> Insert:
+        return sqlite.insert(table).on_conflict_do_nothing()
+
     def is_transient(self, error: DBAPIError) -> bool:
         message = str(error.orig).lower()
         return "locked" in message or "busy" in message or super().is_transient(error)
@@ -214,8 +226,9 @@ class SqliteDialect(Dialect):
 class PostgresDialect(Dialect):
     name = "postgresql"
 
-    # SQLSTATEs worth retrying: serialization failure, deadlock, admin shutdown, cannot connect now.
-    _TRANSIENT_STATES = frozenset({"40001", "40P01", "57P01", "57P02", "57P03", "08000", "08003", "08006"})
+    # SQLSTATEs worth retrying: serialization failure, deadlock, admin/crash shutdown, cannot connect now,
+    # and the whole connection-exception class 08.
+    _TRANSIENT_STATES = frozenset({"40001", "40P01", "57P01", "57P02", "57P03"})
 
     def insert_unless_active(self, table: Table) -> Insert:
         return (
@@ -224,9 +237,17 @@ class PostgresDialect(Dialect):
             .returning(table.c.id)
         )
 
+    def insert_if_absent(self, table: Table) -> Insert:
+        return postgresql.insert(table).on_conflict_do_nothing()
+
     def is_transient(self, error: DBAPIError) -> bool:
         state = getattr(error.orig, "sqlstate", None)
-        return state in self._TRANSIENT_STATES or super().is_transient(error)
+        if state is None:
+            # psycopg reports failures to (re)connect without a SQLSTATE: "connection refused" and "the
+            # database system is shutting down / starting up" while the server restarts. The engine
+            # connected at start-up, so these are outages to wait out, not a wrong URL.
+            return isinstance(error, OperationalError) or super().is_transient(error)
+        return state in self._TRANSIENT_STATES or state.startswith("08") or super().is_transient(error)
 
     def notify_new_tasks(self, connection: Connection) -> None:
         connection.exec_driver_sql(f"NOTIFY {NOTIFY_CHANNEL}")

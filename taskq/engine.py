@@ -6,10 +6,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
@@ -34,7 +30,11 @@ def migrations_dir() -> Path:
     raise TaskqError("taskq's migrations directory is missing from this installation")
 
 
-def alembic_config(connection: Any = None) -> Config:
+def alembic_config(connection: Any = None) -> Any:
+    # Alembic is imported only when the schema is checked or upgraded: workers never need it, and it
+    # costs a quarter of a second and several MB per process.
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(migrations_dir()))
     if connection is not None:
@@ -77,11 +77,15 @@ def create_database_engine(url: str) -> Engine:
 
 
 def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def upgrade_schema(engine: Engine, revision: str = "head") -> None:
     """Run Alembic migrations up to `revision`, serialised across processes."""
+    from alembic import command
+
     dialect = dialect_for(engine)
     with engine.connect() as connection:
         dialect.lock_for_migration(connection)
@@ -91,6 +95,8 @@ def upgrade_schema(engine: Engine, revision: str = "head") -> None:
 
 def ensure_schema(engine: Engine) -> None:
     """Upgrade a fresh or out-of-date database; a database already at head costs one query."""
+    from alembic.runtime.migration import MigrationContext
+
     head = head_revision()
     try:
         with engine.connect() as connection:

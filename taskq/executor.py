@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from taskq import registry
+from taskq.clock import utc_now
 from taskq.context import TaskCancelled, TaskContext
-from taskq.model import Status, Task
+from taskq.model import Completion, Status, Task
 from taskq.store import Store
 
 log = logging.getLogger("taskq.executor")
@@ -27,8 +29,16 @@ def _permanent(store: Store, task: Task, worker_id: str, message: str) -> Outcom
     return Outcome(status, "task_failed")
 
 
-def execute(store: Store, task: Task, worker_id: str, context: TaskContext) -> Outcome:
-    """Run `task` to an outcome. Never raises for anything the task does."""
+def execute(
+    store: Store,
+    task: Task,
+    worker_id: str,
+    context: TaskContext,
+    defer_success: Callable[[Completion], None] | None = None,
+) -> Outcome:
+    """Run `task` to an outcome. Never raises for anything the task does. With `defer_success`, a
+    successful result is handed to it for the caller to record later (batched); anything else is
+    recorded at once."""
     try:
         spec = registry.lookup(task.name)
     except registry.UnknownTask as error:
@@ -57,5 +67,9 @@ def execute(store: Store, task: Task, worker_id: str, context: TaskContext) -> O
     except (TypeError, ValueError) as error:
         return _permanent(store, task, worker_id, f"task returned a value that is not JSON-serialisable: {error}")
     context.flush_progress()
+    if defer_success is not None:
+        follow_up = task.parent_id is not None or task.continuation is not None or spec.then is not None
+        defer_success(Completion(task.id, task.attempts, result, utc_now(), follow_up, spec.then))
+        return Outcome(Status.COMPLETED, "task_completed")
     done = store.complete(task.id, result, worker_id=worker_id, attempt=task.attempts, continuation=spec.then)
     return Outcome(Status.COMPLETED if done else None, "task_completed")

@@ -59,6 +59,18 @@ class Enqueued:
 
 
 @dataclass(frozen=True)
+class Completion:
+    """A successful run not yet recorded: workers record quick tasks in batches, one transaction each."""
+
+    task_id: int
+    attempt: int
+    result: Any
+    finished_at: datetime
+    has_follow_up: bool = True  # it has a parent or a continuation: record it with the workflow bookkeeping
+    continuation: str | None = None  # the task's @task(then=...), enqueued if the row names no continuation
+
+
+@dataclass(frozen=True)
 class TaskRequest:
     """Everything needed to create one task row; validated before any SQL runs. priority, max_retries and
     queue left as None take the task's @task options (else the built-in defaults) when the row is made."""

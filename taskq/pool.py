@@ -21,9 +21,12 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from sqlalchemy.exc import DBAPIError
+
 from taskq import registry, systemd
 from taskq.api import open_store
 from taskq.maintenance import LeaseRescuer, MaintenanceThread, Retention
+from taskq.scheduler import Scheduler, parse_schedules
 from taskq.settings import Settings, SettingsError, load_settings
 from taskq.settings_watch import SettingsWatcher
 from taskq.worker import WorkerConfig
@@ -34,6 +37,7 @@ RESPAWN_BACKOFF_MAX_SECONDS = 30.0  # workers dying right after start (bad impor
 QUICK_DEATH_SECONDS = 2.0  # a worker exiting sooner than this after its start counts as crash-looping
 LEASE_RESCUE_SECONDS = 2.0
 RETENTION_SECONDS = 60.0
+SCHEDULER_SECONDS = 1.0  # how late a schedule's next row may be created after its previous one finished
 
 log = logging.getLogger("taskq.pool")
 
@@ -106,8 +110,14 @@ class Pool:
         self._respawn_at = 0.0
         self._stop_wake = threading.Event()
         self.retention = Retention(self.store, settings.retention_seconds)
+        self.scheduler = Scheduler(self.store)
+        self.update_schedules(settings)
         self.maintenance = MaintenanceThread(
-            [(LeaseRescuer(self.store), LEASE_RESCUE_SECONDS), (self.retention, RETENTION_SECONDS)]
+            [
+                (LeaseRescuer(self.store), LEASE_RESCUE_SECONDS),
+                (self.retention, RETENTION_SECONDS),
+                (self.scheduler, SCHEDULER_SECONDS),
+            ]
         )
         self.watcher = SettingsWatcher(settings_path) if settings_path is not None else None
 
@@ -147,11 +157,19 @@ class Pool:
         self.settings = new
         logging.getLogger("taskq").setLevel(new.log_level)
         self.retention.retention_seconds = new.retention_seconds
+        self.update_schedules(new)
         if self.worker_config("x") != old_config:
             log.info("workers_restarting: worker settings changed")
             for handle in self.live_handles():
                 self.retire(handle)
         log.info("settings_reloaded workers=%d", self.wanted_workers)
+
+    def update_schedules(self, settings: Settings) -> None:
+        """Invalid entries are logged and left out; the valid ones keep running."""
+        schedules, errors = parse_schedules(settings.schedule)
+        for error in errors:
+            log.error("schedule_invalid %s: %s", settings.path or "settings", error)
+        self.scheduler.update(schedules)
 
     # -- workers --------------------------------------------------------------------------------------
 
@@ -269,7 +287,14 @@ class Pool:
         for handle in exited:
             self.read_status(handle)
             returncode = handle.process.returncode
-            self._settle_tasks_of_dead_worker(handle, returncode)
+            try:
+                self._settle_tasks_of_dead_worker(handle, returncode)
+            except DBAPIError as error:  # the store retried for a while; the database is still away
+                log.error(
+                    "task_settle_failed worker=%s: %s; its tasks are recovered when their leases expire",
+                    handle.config.name,
+                    str(error.orig).strip().splitlines()[0],
+                )
             os.close(handle.status_fd)
             os.close(handle.wake_fd)
             expected = handle.retiring or returncode == 0

@@ -165,3 +165,16 @@ workers = Table(
     Column("tasks_done", Integer, nullable=False, server_default="0"),
 )
 Index("ix_workers_heartbeat", workers.c.heartbeat_at)
+
+# One row per configured periodic schedule: which task row holds its current occurrence and the slots it
+# was computed from. The scheduler reads this instead of searching finished tasks for a schedule's last
+# run, and locks the row so that pools on several hosts compute each next occurrence once.
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("spec_hash", String(64)),  # of the settings entry the current occurrence was made from
+    Column("task_id", TaskId),  # the current occurrence's task row (may since have been purged)
+    Column("run_after", UtcDateTime),  # the current occurrence's slot (the task row's own may move on retry)
+    Column("anchor", UtcDateTime),  # the previous occurrence's slot: an edit recomputes run_after from it
+)

@@ -27,7 +27,7 @@ from taskq import registry
 from taskq.api import open_store
 from taskq.context import TaskContext
 from taskq.executor import execute
-from taskq.model import Task
+from taskq.model import Completion, Task
 from taskq.store import Store
 
 IDLE_POLL_MIN_SECONDS = 0.05  # fallback poll when no wake-up arrives: starts here after work...
@@ -74,7 +74,8 @@ class Worker:
         # bytecodes, possibly while that thread holds an Event's lock, and would deadlock taking it again.
         self.stop_requested = False
         self.prefetched: deque[Task] = deque()
-        self._prefetch_lock = threading.Lock()
+        self.unrecorded: list[Completion] = []  # successes recorded with the next claim, one transaction
+        self._prefetch_lock = threading.Lock()  # guards prefetched and unrecorded (main vs heartbeat thread)
         self.batch_size = 1
         self.current: TaskContext | None = None
         self.tasks_done = 0
@@ -135,6 +136,7 @@ class Worker:
                 if self._should_recycle():
                     break
         finally:
+            self._record_finished()
             self._hand_back_prefetched()
             self.stop_requested = True
             self._task_started.set()
@@ -146,14 +148,38 @@ class Worker:
         with self._prefetch_lock:
             if self.prefetched:
                 return self.prefetched.popleft()
-        claimed = self.store.claim_batch(
-            self.id, self.config.queues or None, limit=self.batch_size, lease_seconds=self.config.lease_seconds
+            finished, self.unrecorded = self.unrecorded, []
+        recorded, claimed = self.store.finish_and_claim(
+            self.id,
+            finished,
+            self.config.queues or None,
+            limit=self.batch_size,
+            lease_seconds=self.config.lease_seconds,
         )
+        self._log_lost(finished, recorded)
         if not claimed:
             return None
         with self._prefetch_lock:
             self.prefetched.extend(claimed[1:])
         return claimed[0]
+
+    def _record_finished(self) -> None:
+        with self._prefetch_lock:
+            finished, self.unrecorded = self.unrecorded, []
+        if finished:
+            recorded, _ = self.store.finish_and_claim(self.id, finished, limit=0)
+            self._log_lost(finished, recorded)
+
+    def _log_lost(self, finished: list[Completion], recorded: list[int]) -> None:
+        for completion in finished:
+            if completion.task_id not in recorded:
+                log.warning(
+                    "task_lost task_id=%s: its lease was recovered before the result was stored", completion.task_id
+                )
+
+    def _defer(self, completion: Completion) -> None:
+        with self._prefetch_lock:
+            self.unrecorded.append(completion)
 
     def _hand_back_prefetched(self) -> None:
         """Prefetched tasks go back to pending (attempt not counted) for other workers to take."""
@@ -196,7 +222,7 @@ class Worker:
         self.report("start", id=task.id, attempt=task.attempts, timeout=self.timeout_of(task))
         log.info("task_started task_id=%s name=%s attempt=%d worker_id=%s", task.id, task.name, task.attempts, self.id)
         started = time.monotonic()
-        outcome = execute(self.store, task, self.id, context)
+        outcome = execute(self.store, task, self.id, context, defer_success=self._defer)
         self.current = None
         self.tasks_done += 1
         self.report("end", id=task.id)
@@ -228,6 +254,7 @@ class Worker:
                 current = self.current
                 if current is not None:
                     if now - self._current_started > PREFETCH_HOLD_SECONDS:
+                        self._record_finished()
                         self._hand_back_prefetched()
                     current.flush_progress()
                     if not current.cancelled and now - last_cancel_check >= CANCEL_CHECK_SECONDS:
@@ -237,7 +264,7 @@ class Worker:
                 if now - last_renew >= renew_every:
                     last_renew = now
                     with self._prefetch_lock:
-                        held = [task.id for task in self.prefetched]
+                        held = [task.id for task in self.prefetched] + [c.task_id for c in self.unrecorded]
                     held += [current.task_id] if current else []
                     for task_id in self.store.renew_leases(self.id, held, lease_seconds=self.config.lease_seconds):
                         if current is not None and task_id == current.task_id and not current.cancelled:

@@ -151,7 +151,7 @@ def test_settings_file_and_import_option_are_used(tmp_path: Path) -> None:
         "import taskq\n\n@taskq.task(name='my.add', priority=3)\ndef add(a, b):\n    return a + b\n"
     )
     (tmp_path / "settings.yaml").write_text(f"database: sqlite:///{tmp_path / 's.db'}\nimports: [mytasks]\n")
-    env = {"PYTHONPATH": str(tmp_path)}
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
     result = run_cli("enqueue", "my.add", "--args", "[1, 2]", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     assert taskq.open_store(f"sqlite:///{tmp_path / 's.db'}").require(int(result.stdout)).priority == 3

@@ -32,6 +32,9 @@ def pools(tmp_path: Path) -> Iterator[list[PoolProcess]]:
         pool.stop()
 
 
+WORKER_NAMES = {f"worker-{n}" for n in range(1, 5)}
+
+
 def settings_file(directory: Path, text: str) -> Path:
     path = directory / "settings.yaml"
     path.write_text(text)
@@ -44,14 +47,16 @@ def statuses(store: Store, ids: list[int]) -> collections.Counter[str]:
 
 def test_500_tasks_drained_by_4_workers_each_completed_exactly_once(tmp_path, db, pools) -> None:
     url, store = db
-    ids = [e.id for e in store.enqueue_many([{"name": "t.record", "args": [n]} for n in range(500)])]
     pool = PoolProcess(tmp_path, url, "--workers", "4")
     pools.append(pool)
-    wait_for(lambda: store.stats()["completed"] == 500, 60, what="500 completions")
+    pool.wait_ready(4)
+    ids = [e.id for e in store.enqueue_many([{"name": "t.record", "args": [n]} for n in range(500)])]
+    wait_for(lambda: store.stats()["completed"] == 500, 120, what="500 completions")
     assert sorted(runs(pool.runlog, "run"), key=int) == [str(n) for n in range(500)]
     assert [store.require(task_id).result for task_id in ids[:5]] == [0, 2, 4, 6, 8]
     workers = {store.require(task_id).worker_id for task_id in ids}
-    assert len(workers) == 4 and all(w.count(":") == 2 and w.endswith(tuple("1234")) for w in workers)
+    # Workers claim in adaptive batches, so which of them win tasks is timing; several must have.
+    assert len(workers) >= 2 and all(w.count(":") == 2 and w.rsplit(":", 1)[1] in WORKER_NAMES for w in workers)
     pool.signal(signal.SIGTERM)
     assert pool.wait(30) == 0
     assert "shutdown_complete" in pool.log()
@@ -171,7 +176,7 @@ def test_cancel_running_cooperative_task_and_progress_is_visible(tmp_path, db, p
     wait_for(lambda: store.require(task_id).progress > first, 2, what="progress advancing within 1 s")
     assert store.cancel(task_id) is Status.RUNNING
     wait_for(lambda: store.require(task_id).status is Status.CANCELLED, 5, what="cooperative cancel")
-    assert "task_cancelled" in pool.log()
+    wait_for(lambda: "task_cancelled" in pool.log(), 5, what="the worker's task_cancelled log line")
 
 
 def test_cancel_of_a_task_that_ignores_it_kills_after_the_grace(tmp_path, db, pools) -> None:
@@ -183,7 +188,7 @@ def test_cancel_of_a_task_that_ignores_it_kills_after_the_grace(tmp_path, db, po
     store.cancel(task_id)
     task = wait_for(lambda: (t := store.require(task_id)).status is Status.CANCELLED and t, 10, what="forced cancel")
     assert "killed" in (task.error or "")
-    assert "task_cancel_forced" in pool.log()
+    wait_for(lambda: "task_cancel_forced" in pool.log(), 5, what="the supervisor's task_cancel_forced line")
     wait_for(lambda: len(pool.workers()) == 1, 10, what="worker respawned")
 
 

@@ -254,3 +254,23 @@ def test_worker_heartbeats_list_live_workers_and_prune_silent_ones(store: Store)
     assert store.prune_workers(silent_for=30, now=now + timedelta(seconds=60)) == 1
     store.unregister_worker("h:1:worker-1")
     assert store.list_workers(alive_within=1e9) == []
+
+
+def test_a_locked_sqlite_database_is_waited_out_not_raised(sqlite_db: str) -> None:
+    import sqlite3
+    import threading
+
+    import taskq
+
+    store = taskq.open_store(sqlite_db)
+    blocker = sqlite3.connect(sqlite_db.removeprefix("sqlite:///"), isolation_level=None, check_same_thread=False)
+    blocker.execute("BEGIN IMMEDIATE")  # holds the write lock longer than SQLite's busy timeout (1 s)
+    release = threading.Timer(2.5, lambda: blocker.execute("COMMIT"))
+    release.start()
+    try:
+        enqueued = store.enqueue("taskq.echo", [1])
+    finally:
+        release.join()
+        blocker.close()
+    assert store.require(enqueued.id).status is Status.PENDING
+    store.dispose()

@@ -47,9 +47,7 @@ def request_cover_letter(job_id: str) -> tuple[Any, int, dict[str, str]]:
             return jsonify({"error": "step_seconds must be a number of seconds from 0 to 60"}), 400, {}
         kwargs["step_seconds"] = float(step_seconds)
     # One cover letter per job at a time: while one is pending or running, the same POST returns it.
-    enqueued = store().enqueue(
-        write_cover_letter.name, [job_id, applicant], kwargs, dedup_key=f"cover-letter:{job_id}"
-    )
+    enqueued = store().enqueue(write_cover_letter.name, [job_id, applicant], kwargs, dedup_key=f"cover-letter:{job_id}")
     status_url = f"/tasks/{enqueued.id}"
     payload = {"task_id": enqueued.id, "deduplicated": enqueued.deduplicated, "status_url": status_url}
     return jsonify(payload), 202, {"Location": status_url}

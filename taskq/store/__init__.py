@@ -6,11 +6,12 @@ from taskq.store.enqueue import EnqueueOps
 from taskq.store.lookup import LookupOps
 from taskq.store.outcomes import OutcomeOps
 from taskq.store.queries import QueryOps
+from taskq.store.schedules import ScheduleOps
 from taskq.store.workers import WorkerOps
 from taskq.store.workflow import WorkflowOps
 
 
-class Store(EnqueueOps, OutcomeOps, WorkflowOps, QueryOps, WorkerOps, LookupOps, StoreBase):
+class Store(EnqueueOps, OutcomeOps, WorkflowOps, QueryOps, WorkerOps, LookupOps, ScheduleOps, StoreBase):
     """Every named operation on the tasks table; see each mixin for its topic."""
 
 

@@ -8,6 +8,7 @@ subquery), and Core compiles each once and caches it, without a unit of work to 
 from __future__ import annotations
 
 import json
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -38,7 +39,10 @@ from taskq.schema import tasks
 
 T = TypeVar("T")
 
-LOCK_RETRY_SECONDS = 60.0  # a write keeps retrying a locked database this long before giving up
+log = logging.getLogger("taskq.store")
+
+LOCK_RETRY_SECONDS = 60.0  # a transaction keeps retrying a locked or unreachable database this long
+RETRY_WARNING_SECONDS = 1.0  # retrying longer than this is an outage worth a log line, not lock contention
 DEFAULT_LEASE_SECONDS = 30.0
 ERROR_LOG_LIMIT = 20  # earlier attempts' errors kept per task
 ERROR_TEXT_LIMIT = 20_000  # characters of one traceback kept
@@ -122,31 +126,51 @@ class StoreBase:
 
     def write(self, work: Callable[[Connection], T]) -> T:
         """Run `work` in one write transaction, retrying it whole while the database is locked/unreachable."""
-        delay = 0.002
-        deadline = time.monotonic() + LOCK_RETRY_SECONDS
-        while True:
-            try:
-                with self.engine.connect() as connection:
-                    self.dialect.begin_write(connection)
-                    result = work(connection)
-                    connection.commit()
-                    return result
-            except DBAPIError as error:
-                if not self.dialect.is_transient(error) or time.monotonic() > deadline:
-                    raise
-            time.sleep(random.uniform(0, delay))
-            delay = min(delay * 2, 0.25)
+
+        def transaction() -> T:
+            with self.engine.connect() as connection:
+                self.dialect.begin_write(connection)
+                result = work(connection)
+                connection.commit()
+                return result
+
+        return self._retrying(transaction)
 
     def read(self, work: Callable[[Connection], T]) -> T:
+        def query() -> T:
+            with self.engine.connect() as connection:
+                return work(connection)
+
+        return self._retrying(query)
+
+    def _retrying(self, attempt: Callable[[], T]) -> T:
+        """Jittered exponential backoff on transient errors (a locked SQLite file, a lost connection):
+        SQLite's own busy handler is not fair between processes, random sleeps are; after a PostgreSQL
+        restart pool_pre_ping replaces the dead pooled connections. A transaction whose COMMIT was cut off may
+        have committed, and then runs twice: an outcome's second run finds the task no longer running
+        (a no-op), a claim's first batch is left to lease recovery, and an enqueue without a dedup key
+        inserts again (enqueue is at-least-once; a dedup key collapses the repeat)."""
         delay = 0.002
-        deadline = time.monotonic() + LOCK_RETRY_SECONDS
+        started = time.monotonic()
+        warned = False
         while True:
             try:
-                with self.engine.connect() as connection:
-                    return work(connection)
+                result = attempt()
             except DBAPIError as error:
-                if not self.dialect.is_transient(error) or time.monotonic() > deadline:
+                waited = time.monotonic() - started
+                if not self.dialect.is_transient(error) or waited > LOCK_RETRY_SECONDS:
                     raise
+                if waited > RETRY_WARNING_SECONDS and not warned:
+                    warned = True
+                    log.warning(
+                        "database_retrying: %s (retrying up to %.0f s)",
+                        str(error.orig).strip().splitlines()[0],
+                        LOCK_RETRY_SECONDS,
+                    )
+            else:
+                if warned:
+                    log.info("database_recovered after %.1f s", time.monotonic() - started)
+                return result
             time.sleep(random.uniform(0, delay))
             delay = min(delay * 2, 0.25)
 

@@ -20,6 +20,7 @@ from sqlalchemy import (
 
 from taskq.clock import as_utc, utc_now
 from taskq.model import (
+    Completion,
     Status,
     Task,
     backoff_delay,
@@ -93,6 +94,20 @@ def _complete_statement(owner: tuple[bool, bool]) -> Executable:
     )
 
 
+_COMPLETE_PLAIN = (
+    update(tasks)
+    .where(_owned(True, True))
+    .values(
+        status=COMPLETED,
+        result=bindparam("result"),
+        progress=100.0,
+        finished_at=bindparam("now"),
+        lease_until=None,
+        cancel_requested=False,
+    )
+)
+
+
 @functools.cache
 def _cancelled_statement(owner: tuple[bool, bool]) -> Executable:
     return (
@@ -162,6 +177,17 @@ class OutcomeOps(StoreBase):
         """Atomically move up to `limit` ready tasks to running for `worker_id`: highest priority first,
         then the one ready longest (run_after), then oldest id. No task is ever handed to two claimers."""
         now = now or utc_now()
+        return self.write(lambda conn: self._claim_in(conn, worker_id, queues, limit, now, lease_seconds))
+
+    def _claim_in(
+        self,
+        conn: Connection,
+        worker_id: str,
+        queues: Sequence[str] | None,
+        limit: int,
+        now: datetime,
+        lease_seconds: float,
+    ) -> list[Task]:
         params: dict[str, Any] = {
             "now": now,
             "limit": limit,
@@ -170,11 +196,41 @@ class OutcomeOps(StoreBase):
         }
         if queues:
             params["queues"] = list(queues)
-        statement = _claim_statement(bool(queues))
-        rows = self.write(lambda conn: conn.execute(statement, params).mappings().all())
+        rows = conn.execute(_claim_statement(bool(queues)), params).mappings().all()
         claimed = [Task.from_row(row) for row in rows]
         claimed.sort(key=lambda task: (-task.priority, task.run_after, task.id))
         return claimed
+
+    def finish_and_claim(
+        self,
+        worker_id: str,
+        completions: Sequence[Completion],
+        queues: Sequence[str] | None = None,
+        *,
+        limit: int = 1,
+        now: datetime | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    ) -> tuple[list[int], list[Task]]:
+        """Record a worker's finished runs and claim its next batch in one transaction: for quick tasks
+        the commit, not the statements, is the cost. Returns the ids recorded (the others were no longer
+        this worker's) and the tasks claimed (none when limit is 0)."""
+        for completion in completions:
+            _check_json("result", completion.result)
+        now = now or utc_now()
+
+        def work(conn: Connection) -> tuple[list[int], list[Task]]:
+            plain = [c for c in completions if not c.has_follow_up]
+            recorded = self._complete_plain_in(conn, worker_id, plain) if plain else []
+            recorded += [
+                c.task_id
+                for c in completions
+                if c.has_follow_up
+                and self._complete_in(conn, c.task_id, c.result, worker_id, c.attempt, c.finished_at, c.continuation)
+            ]
+            claimed = self._claim_in(conn, worker_id, queues, limit, now, lease_seconds) if limit > 0 else []
+            return recorded, claimed
+
+        return self.write(work)
 
     def complete(
         self,
@@ -191,22 +247,52 @@ class OutcomeOps(StoreBase):
         even when the process that enqueued it did not)."""
         _check_json("result", result)
         now = now or utc_now()
+        return self.write(lambda conn: self._complete_in(conn, task_id, result, worker_id, attempt, now, continuation))
+
+    def _complete_plain_in(self, conn: Connection, worker_id: str, completions: Sequence[Completion]) -> list[int]:
+        """Tasks without parent or continuation: one executemany, no RETURNING, no follow-up queries."""
+        rows = [
+            {
+                "owner_task_id": c.task_id,
+                "owner_worker_id": worker_id,
+                "owner_attempt": c.attempt,
+                "result": c.result,
+                "now": c.finished_at,
+            }
+            for c in completions
+        ]
+        updated = conn.execute(_COMPLETE_PLAIN, rows).rowcount
+        if updated == len(rows):
+            return [c.task_id for c in completions]
+        # Some were no longer ours (lease recovered): find out which ones we did record.
+        ids = [c.task_id for c in completions]
+        return list(
+            conn.execute(
+                select(tasks.c.id).where(tasks.c.id.in_(ids), _status_is(COMPLETED), tasks.c.worker_id == worker_id)
+            ).scalars()
+        )
+
+    def _complete_in(
+        self,
+        conn: Connection,
+        task_id: int,
+        result: Any,
+        worker_id: str | None,
+        attempt: int | None,
+        now: datetime,
+        continuation: str | None = None,
+    ) -> bool:
         owner, params = _owner_params(task_id, worker_id, attempt)
         params.update(result=result, now=now)
-        statement = _complete_statement(owner)
-
-        def work(conn: Connection) -> bool:
-            row = conn.execute(statement, params).first()
-            if row is None:
-                return False
-            values: Mapping[str, Any] = row._mapping
-            if values["continuation"] is None and continuation is not None:
-                values = {**values, "continuation": continuation}
-            if values["parent_id"] is not None or values["continuation"] is not None:
-                self._after_finish(conn, task_id, values, COMPLETED, now)
-            return True
-
-        return self.write(work)
+        row = conn.execute(_complete_statement(owner), params).first()
+        if row is None:
+            return False
+        values: Mapping[str, Any] = row._mapping
+        if values["continuation"] is None and continuation is not None:
+            values = {**values, "continuation": continuation}
+        if values["parent_id"] is not None or values["continuation"] is not None:
+            self._after_finish(conn, task_id, values, COMPLETED, now)
+        return True
 
     def fail(
         self,

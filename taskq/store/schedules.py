@@ -1,0 +1,138 @@
+"""Periodic schedules: their state rows, and the pending task row each one keeps.
+
+The scheduler (taskq/scheduler.py) decides when occurrences fall; these operations read and write the
+rows. `lock_schedule` and the other `conn`-taking methods run inside one `write` transaction opened by
+the scheduler, so that locking the schedule row first serialises every pool working on that schedule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, delete, select, update
+
+from taskq.clock import as_utc
+from taskq.model import Status, TaskRequest
+from taskq.schema import schedules, tasks
+from taskq.store.base import _ACTIVE, PENDING, StoreBase, _status_is
+
+SCHEDULE_KEY_PREFIX = "schedule:"
+
+# Columns of a pending row that follow the schedule's settings entry when it is edited.
+_RESCHEDULED_COLUMNS = ("name", "queue", "args", "kwargs", "priority", "max_retries", "timeout", "continuation")
+
+
+def schedule_dedup_key(name: str) -> str:
+    return f"{SCHEDULE_KEY_PREFIX}{name}"
+
+
+@dataclass(frozen=True)
+class ScheduleState:
+    """What the database remembers about one schedule between ticks (and across restarts)."""
+
+    name: str
+    spec_hash: str | None  # of the settings entry the current occurrence was made from
+    task_id: int | None  # the current occurrence's task row
+    run_after: datetime | None  # the current occurrence's slot; None before the first one
+    anchor: datetime | None  # the instant that slot follows: the previous slot, or when the schedule appeared
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ScheduleState:
+        def when(value: datetime | None) -> datetime | None:
+            return None if value is None else as_utc(value)
+
+        return cls(row["name"], row["spec_hash"], row["task_id"], when(row["run_after"]), when(row["anchor"]))
+
+
+@dataclass(frozen=True)
+class ScheduledTask:
+    """The active task row holding a schedule's dedup key."""
+
+    id: int
+    status: Status
+    run_after: datetime
+
+
+class ScheduleOps(StoreBase):
+    # -- a read-only look at every schedule, once per tick ---------------------------------------------
+
+    def schedule_states(self) -> dict[str, ScheduleState]:
+        rows = self.read(lambda conn: conn.execute(select(schedules)).mappings().all())
+        return {row["name"]: ScheduleState.from_row(row) for row in rows}
+
+    def scheduled_tasks(self, task_ids: Sequence[int]) -> dict[int, ScheduledTask]:
+        """Status of each schedule's current row, by primary key. Looking rows up by dedup key instead
+        would need the partial dedup index, which SQLite's planner passes over for a long IN list in
+        favour of walking every pending row by status."""
+        if not task_ids:
+            return {}
+        query = select(tasks.c.id, tasks.c.status, tasks.c.run_after).where(tasks.c.id.in_(list(task_ids)))
+        rows = self.read(lambda conn: conn.execute(query).all())
+        return {row.id: ScheduledTask(row.id, Status(row.status), as_utc(row.run_after)) for row in rows}
+
+    # -- inside the scheduler's write transaction ------------------------------------------------------
+
+    def lock_schedule(self, conn: Connection, name: str) -> ScheduleState:
+        """The schedule's state row, created empty if missing, locked until the transaction ends."""
+        conn.execute(self.dialect.insert_if_absent(schedules).values(name=name))
+        row = conn.execute(select(schedules).where(schedules.c.name == name).with_for_update()).mappings().one()
+        return ScheduleState.from_row(row)
+
+    def active_task_for_key(self, conn: Connection, dedup_key: str) -> ScheduledTask | None:
+        row = conn.execute(
+            select(tasks.c.id, tasks.c.status, tasks.c.run_after)
+            .where(tasks.c.dedup_key == dedup_key, _status_is(*_ACTIVE))
+            .with_for_update()
+        ).first()
+        return None if row is None else ScheduledTask(row.id, Status(row.status), as_utc(row.run_after))
+
+    def task_started_at(self, conn: Connection, task_id: int) -> datetime | None:
+        """When the task's last attempt started; None if it never started or was purged."""
+        value = conn.execute(select(tasks.c.started_at).where(tasks.c.id == task_id)).scalar_one_or_none()
+        return None if value is None else as_utc(value)
+
+    def reschedule_pending(self, conn: Connection, task_id: int, request: TaskRequest, now: datetime) -> bool:
+        """Rewrite a pending row from `request` (task, arguments, options, run_after); False if it is no
+        longer pending. The row keeps its id and attempt count."""
+        values = self._row_values(request, now)
+        changed = {column: values[column] for column in _RESCHEDULED_COLUMNS}
+        statement = (
+            update(tasks)
+            .where(tasks.c.id == task_id, _status_is(PENDING))
+            .values(**changed, run_after=values["run_after"])
+        )
+        if not conn.execute(statement).rowcount:
+            return False
+        self.dialect.notify_new_tasks(conn)
+        return True
+
+    def save_schedule(self, conn: Connection, state: ScheduleState) -> None:
+        conn.execute(
+            update(schedules)
+            .where(schedules.c.name == state.name)
+            .values(spec_hash=state.spec_hash, task_id=state.task_id, run_after=state.run_after, anchor=state.anchor)
+        )
+
+    # -- a schedule leaves the settings ----------------------------------------------------------------
+
+    def remove_schedule(self, name: str) -> int:
+        """Forget the schedule and delete its pending row; a running one is left to finish.
+        Returns the number of task rows deleted."""
+
+        def work(conn: Connection) -> int:
+            # Schedule row first, as the scheduler's transactions lock it, so the two never deadlock.
+            conn.execute(select(schedules.c.name).where(schedules.c.name == name).with_for_update()).first()
+            deleted = conn.execute(
+                # The active-statuses term adds nothing logically; it lets SQLite use the partial dedup index
+                # instead of walking every pending row.
+                delete(tasks).where(
+                    tasks.c.dedup_key == schedule_dedup_key(name), _status_is(*_ACTIVE), _status_is(PENDING)
+                )
+            ).rowcount
+            conn.execute(delete(schedules).where(schedules.c.name == name))
+            return int(deleted)
+
+        return self.write(work)

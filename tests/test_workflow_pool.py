@@ -53,7 +53,6 @@ def idle(store: Store) -> bool:
     return counts["pending"] + counts["running"] + counts["waiting_for_children"] == 0
 
 
-@pytest.mark.slow  # ~35 s here: 20,000 children through the pool
 def test_fan_out_of_1000_children_on_4_workers_20_rounds_with_random_failures(tmp_path, db, pools) -> None:
     url, store = db
     pool = start_pool(tmp_path, url, pools, "--workers", "4")

@@ -56,5 +56,6 @@ def test_claim_race_4_processes_2000_tasks_each_claimed_once(store: Store, datab
     outputs = _run(_claim_all, 4, lambda i: (database_url, f"worker-{i}"))
     claimed = [task_id for output in outputs for task_id in output]
     assert len(claimed) == 2000 and len(set(claimed)) == 2000
-    assert all(output for output in outputs), "every claimer should have won some tasks"
+    # Proof that the claimers really raced; an even split is not promised (SQLite's lock is not fair).
+    assert sum(1 for output in outputs if output) >= 2, "at least two claimers should have won tasks"
     assert store.stats()["running"] == 2000

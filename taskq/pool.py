@@ -74,6 +74,7 @@ class WorkerHandle:
     wake_fd: int
     started: float
     running: dict[int, RunningTask] = field(default_factory=dict)
+    prefetched: set[int] = field(default_factory=set)  # claimed by the worker, not started yet
     retiring: bool = False
     killed: bool = False
     kill_reasons: dict[int, str] = field(default_factory=dict)
@@ -235,13 +236,16 @@ class Pool:
 
     # -- events from workers -------------------------------------------------------------------------
 
-    def read_status(self, handle: WorkerHandle) -> None:
+    def read_status(self, handle: WorkerHandle) -> bool:
+        """Apply the worker's status lines; False when there was nothing to read."""
         try:
             chunk = os.read(handle.status_fd, 65536)
         except BlockingIOError:
-            return
+            return False
         except OSError:
             chunk = b""
+        if not chunk:
+            return False
         lines = (handle.partial + chunk).split(b"\n")
         handle.partial = lines.pop()
         now = time.monotonic()
@@ -249,13 +253,19 @@ class Pool:
             if not line:
                 continue
             message = json.loads(line)
-            task_id = message["id"]
-            if message["e"] == "start":
+            task_id = message.get("id")
+            if message["e"] == "prefetched":
+                handle.prefetched.update(message["ids"])
+            elif message["e"] == "released":
+                handle.prefetched.difference_update(message["ids"])
+            elif message["e"] == "start":
+                handle.prefetched.discard(task_id)
                 handle.running[task_id] = RunningTask(task_id, message["attempt"], now, message.get("timeout"))
             elif message["e"] == "end":
                 handle.running.pop(task_id, None)
             elif message["e"] == "cancel" and task_id in handle.running:
                 handle.running[task_id].cancel_deadline = now + self.overrides.cancel_grace
+        return True
 
     def enforce_deadlines(self) -> None:
         now = time.monotonic()
@@ -285,7 +295,8 @@ class Pool:
             for handle in exited:
                 self.handles.remove(handle)
         for handle in exited:
-            self.read_status(handle)
+            while self.read_status(handle):  # everything the worker said before it died
+                pass
             returncode = handle.process.returncode
             try:
                 self._settle_tasks_of_dead_worker(handle, returncode)
@@ -315,6 +326,9 @@ class Pool:
 
     def _settle_tasks_of_dead_worker(self, handle: WorkerHandle, returncode: int) -> None:
         """The worker's database guards (worker id + attempt) make each call a no-op if it did finish."""
+        if handle.prefetched:
+            released = self.store.release(sorted(handle.prefetched), worker_id=handle.worker_id)
+            log.info("task_released count=%d (prefetched by %s, never started)", released, handle.config.name)
         for task in handle.running.values():
             reason = handle.kill_reasons.get(task.task_id)
             owner = {"worker_id": handle.worker_id, "attempt": task.attempt}

@@ -159,6 +159,9 @@ class Worker:
         self._log_lost(finished, recorded)
         if not claimed:
             return None
+        if len(claimed) > 1:
+            # Tell the supervisor, so that if this process dies they go straight back to pending.
+            self.report("prefetched", ids=[task.id for task in claimed[1:]])
         with self._prefetch_lock:
             self.prefetched.extend(claimed[1:])
         return claimed[0]
@@ -188,6 +191,7 @@ class Worker:
             self.prefetched.clear()
         if waiting:
             self.store.release(waiting, worker_id=self.id)
+            self.report("released", ids=waiting)
 
     def _idle_timeout(self, idle_poll: float) -> float:
         """Sleep until the earliest delayed task is due, if that comes before the next fallback poll."""

@@ -1,0 +1,75 @@
+"""`python -m bench [--quick] [--only GROUP,...]`: run the suite, print a table, write JSON."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bench import machine, suite_postgres, suite_sqlite
+from bench.results import Results, table
+from bench.sizes import FULL, QUICK
+
+REPO = Path(__file__).resolve().parent.parent
+GROUPS = ("sqlite", "postgres", "pool", "huey", "celery", "procrastinate", "rq")
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, about two minutes")
+    parser.add_argument("--runs", type=int, help="repetitions per figure (at least 3 for a median worth quoting)")
+    parser.add_argument("--only", help=f"comma-separated groups: {', '.join(GROUPS)}")
+    parser.add_argument("--out", type=Path, help="JSON file (default bench/results/<timestamp>.json)")
+    options = parser.parse_args(argv)
+
+    sizes = QUICK if options.quick else FULL
+    if options.runs:
+        sizes = replace(sizes, runs=options.runs)
+    groups = GROUPS if not options.only else tuple(name.strip() for name in options.only.split(","))
+    unknown = sorted(set(groups) - set(GROUPS))
+    if unknown:
+        parser.error(f"unknown group(s) {', '.join(unknown)}; choose from {', '.join(GROUPS)}")
+
+    results = Results()
+    results.meta.update(
+        mode="quick" if options.quick else "full",
+        sizes=sizes.__dict__,
+        started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        machine=machine.describe(REPO),
+    )
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="taskq-bench-") as scratch:
+        workdir = Path(scratch)
+        if "sqlite" in groups:
+            suite_sqlite.run(results, sizes, workdir, log)
+        if "postgres" in groups:
+            suite_postgres.run(results, sizes, log)
+        if "pool" in groups:
+            from bench import suite_pool
+
+            suite_pool.run(results, sizes, workdir, log)
+        for peer in ("huey", "celery", "procrastinate", "rq"):
+            if peer in groups:
+                from bench import peers
+
+                peers.run(peer, results, sizes, workdir, log)
+    results.meta["elapsed_seconds"] = round(time.monotonic() - started, 1)
+
+    table(results)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    out = options.out or REPO / "bench" / "results" / f"{stamp}.json"
+    results.write_json(out)
+    log(f"wrote {out} ({results.meta['elapsed_seconds']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
+import os
 import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -321,6 +324,71 @@ def wait(task_id: int, timeout: float | None) -> None:
             click.echo(f"timed out; task {task_id} is {task.status.value}", err=True)
             sys.exit(2)
         time.sleep(WAIT_POLL_SECONDS)
+
+
+@main.command()
+@click.option("--workers", type=click.IntRange(min=0), help="Worker processes (default: settings, else 2).")
+@click.option("--queues", help="Comma-separated queues to serve (default: settings, else all).")
+@click.option(
+    "--prefetch",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Tasks each worker claims per round trip (>1 suits many short tasks).",
+)
+@click.option(
+    "--max-tasks-per-worker",
+    "max_tasks",
+    type=click.IntRange(min=1),
+    help="Restart a worker cleanly after this many tasks.",
+)
+@click.option(
+    "--max-memory-per-worker",
+    "max_memory_mb",
+    type=click.FloatRange(min=1),
+    metavar="MB",
+    help="Restart a worker cleanly once its resident memory exceeds this.",
+)
+@click.option(
+    "--cancel-grace",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Kill a task this long after it was cancelled if it has not stopped.",
+)
+@common_options
+def worker(
+    workers: int | None,
+    queues: str | None,
+    prefetch: int,
+    max_tasks: int | None,
+    max_memory_mb: float | None,
+    cancel_grace: float,
+) -> None:
+    """Run the worker pool (supervisor + worker processes) until SIGTERM/SIGINT."""
+    from taskq.pool import PoolOverrides, run_pool
+
+    settings = current_settings()
+    obj = click.get_current_context().ensure_object(dict)
+    settings_path = obj.get("settings") or ("settings.yaml" if Path("settings.yaml").is_file() else None)
+    overrides = PoolOverrides(
+        workers=workers,
+        queues=tuple(q.strip() for q in queues.split(",") if q.strip()) if queues is not None else None,
+        imports=tuple(obj.get("imports", ())),
+        database=obj.get("db"),
+        prefetch=prefetch,
+        max_tasks=max_tasks,
+        max_memory_mb=max_memory_mb,
+        cancel_grace=cancel_grace,
+    )
+    logging.basicConfig(
+        level=settings.log_level,
+        format=f"%(asctime)s %(levelname)s [supervisor pid {os.getpid()}] %(message)s",
+        stream=sys.stderr,
+    )
+    open_store(settings.database).dispose()  # fail here, in one line, if the database is unusable
+    sys.exit(run_pool(settings, overrides, Path(settings_path) if settings_path else None))
 
 
 @main.group()

@@ -1,0 +1,78 @@
+"""Background duties every pool runs, on every host: small objects with run_once(now) -> counts, so tests
+drive them with an explicit clock, and a thin thread that ticks them."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from taskq.clock import utc_now
+from taskq.store import Store
+
+log = logging.getLogger("taskq.maintenance")
+
+WORKER_ROW_TTL_SECONDS = 3600.0  # rows of workers silent this long (crashed hosts) are deleted
+
+
+class Duty(Protocol):
+    def run_once(self, now: datetime) -> dict[str, int]: ...
+
+
+class LeaseRescuer:
+    """Requeues (or fails, when out of retries) running tasks whose worker stopped renewing the lease.
+    Safe on many hosts at once: a live worker renews long before expiry, so its tasks are never touched."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def run_once(self, now: datetime) -> dict[str, int]:
+        return {"recovered": self.store.recover_expired(now=now)}
+
+
+class Retention:
+    """Purges finished tasks older than the retention period, and forgets long-silent workers."""
+
+    def __init__(self, store: Store, retention_seconds: float | None) -> None:
+        self.store = store
+        self.retention_seconds = retention_seconds
+
+    def run_once(self, now: datetime) -> dict[str, int]:
+        purged = 0
+        if self.retention_seconds is not None:
+            purged = self.store.purge(timedelta(seconds=self.retention_seconds), now=now)
+        pruned = self.store.prune_workers(silent_for=WORKER_ROW_TTL_SECONDS, now=now)
+        return {"purged": purged, "workers_pruned": pruned}
+
+
+class MaintenanceThread(threading.Thread):
+    """Runs each duty every `interval` seconds. A failing duty is logged and tried again next time."""
+
+    def __init__(self, duties: list[tuple[Duty, float]]) -> None:
+        super().__init__(name="maintenance", daemon=True)
+        self.duties = duties
+        self._stop = threading.Event()
+        self._next = [0.0] * len(duties)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        while not self._stop.wait(max(0.0, min(self._next, default=1.0) - time.monotonic())):
+            for index, (duty, interval) in enumerate(self.duties):
+                if time.monotonic() < self._next[index]:
+                    continue
+                self._next[index] = time.monotonic() + interval
+                try:
+                    counts = duty.run_once(utc_now())
+                except Exception:
+                    log.exception("maintenance_error duty=%s", type(duty).__name__)
+                    continue
+                if any(counts.values()):
+                    log.info(
+                        "maintenance duty=%s %s",
+                        type(duty).__name__,
+                        " ".join(f"{key}={value}" for key, value in counts.items()),
+                    )

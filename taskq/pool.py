@@ -1,0 +1,407 @@
+"""The supervisor: keeps live worker processes at the wanted count, enforces timeouts and cancellation
+grace by killing workers, recovers the task of a worker that died, reloads settings, shuts down gracefully.
+
+Signal handlers and the settings watcher only record what was asked; the main loop acts on it
+(the arbiter pattern of gunicorn), so no logging or I/O ever happens inside a signal handler.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from taskq import registry, systemd
+from taskq.api import open_store
+from taskq.maintenance import LeaseRescuer, MaintenanceThread, Retention
+from taskq.settings import Settings, SettingsError, load_settings
+from taskq.settings_watch import SettingsWatcher
+from taskq.worker import WorkerConfig
+
+LOOP_TICK_SECONDS = 0.25  # how often timeouts and grace periods are checked when nothing else happens
+CANCEL_GRACE_SECONDS = 10.0  # a task that ignores its cancellation is killed this long after it was told
+RESPAWN_BACKOFF_MAX_SECONDS = 30.0  # workers dying right after start (bad import, no database) back off to this
+QUICK_DEATH_SECONDS = 2.0  # a worker exiting sooner than this after its start counts as crash-looping
+LEASE_RESCUE_SECONDS = 2.0
+RETENTION_SECONDS = 60.0
+
+log = logging.getLogger("taskq.pool")
+
+
+@dataclass(frozen=True)
+class PoolOverrides:
+    """Command-line options; each one set here wins over settings.yaml, also after a reload."""
+
+    workers: int | None = None
+    queues: tuple[str, ...] | None = None
+    imports: tuple[str, ...] = ()
+    database: str | None = None
+    prefetch: int = 1
+    max_tasks: int | None = None
+    max_memory_mb: float | None = None
+    cancel_grace: float = CANCEL_GRACE_SECONDS
+
+
+@dataclass
+class RunningTask:
+    task_id: int
+    attempt: int
+    started: float
+    timeout: float | None
+    cancel_deadline: float | None = None
+
+
+@dataclass
+class WorkerHandle:
+    number: int
+    config: WorkerConfig
+    process: subprocess.Popen[bytes]
+    status_fd: int
+    wake_fd: int
+    started: float
+    running: dict[int, RunningTask] = field(default_factory=dict)
+    retiring: bool = False
+    killed: bool = False
+    kill_reasons: dict[int, str] = field(default_factory=dict)
+    partial: bytes = b""
+
+    @property
+    def worker_id(self) -> str:
+        return f"{os.uname().nodename}:{self.process.pid}:{self.config.name}"
+
+
+def describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit code {returncode}"
+
+
+class Pool:
+    def __init__(self, settings: Settings, overrides: PoolOverrides, settings_path: Path | None) -> None:
+        self.settings = settings
+        self.overrides = overrides
+        self.settings_path = settings_path
+        self.store = open_store(settings.database)
+        self.handles: list[WorkerHandle] = []
+        self._handles_lock = threading.Lock()
+        self._signals: list[int] = []
+        self._signal_r, self._signal_w = os.pipe()
+        self.shutting_down = False
+        self._shutdown_deadline = 0.0
+        self._hard_stop = False
+        self._respawn_delay = 0.0
+        self._respawn_at = 0.0
+        self._stop_wake = threading.Event()
+        self.retention = Retention(self.store, settings.retention_seconds)
+        self.maintenance = MaintenanceThread(
+            [(LeaseRescuer(self.store), LEASE_RESCUE_SECONDS), (self.retention, RETENTION_SECONDS)]
+        )
+        self.watcher = SettingsWatcher(settings_path) if settings_path is not None else None
+
+    # -- configuration ------------------------------------------------------------------------------
+
+    @property
+    def wanted_workers(self) -> int:
+        return self.overrides.workers if self.overrides.workers is not None else self.settings.workers
+
+    def worker_config(self, name: str) -> WorkerConfig:
+        queues = self.overrides.queues if self.overrides.queues is not None else self.settings.queues
+        return WorkerConfig(
+            name=name,
+            database=self.settings.database,
+            queues=list(queues),
+            imports=[*self.settings.imports, *self.overrides.imports],
+            lease_seconds=self.settings.lease_seconds,
+            prefetch=self.overrides.prefetch,
+            max_tasks=self.overrides.max_tasks,
+            max_memory_mb=self.overrides.max_memory_mb,
+            log_level=self.settings.log_level,
+        )
+
+    def reload_settings(self) -> None:
+        try:
+            new = load_settings(self.settings_path, database=self.overrides.database)
+            registry.import_task_modules(new.imports)
+        except Exception as error:  # SettingsError, or a task module that no longer imports
+            log.error("settings_invalid %s; keeping the last good settings", error)
+            return
+        if new.database != self.settings.database:
+            log.warning("settings_database_changed: a new database takes a restart; keeping %s", self.settings.database)
+            new = replace(new, database=self.settings.database)
+        if self.overrides.workers is not None and new.workers != self.settings.workers:
+            log.warning("settings_workers_ignored: --workers %d was given on the command line", self.overrides.workers)
+        old_config = self.worker_config("x")
+        self.settings = new
+        logging.getLogger("taskq").setLevel(new.log_level)
+        self.retention.retention_seconds = new.retention_seconds
+        if self.worker_config("x") != old_config:
+            log.info("workers_restarting: worker settings changed")
+            for handle in self.live_handles():
+                self.retire(handle)
+        log.info("settings_reloaded workers=%d", self.wanted_workers)
+
+    # -- workers --------------------------------------------------------------------------------------
+
+    def live_handles(self) -> list[WorkerHandle]:
+        with self._handles_lock:
+            return [handle for handle in self.handles if not handle.retiring]
+
+    def spawn(self, number: int) -> None:
+        wake_r, wake_w = os.pipe()
+        status_r, status_w = os.pipe()
+        config = replace(self.worker_config(f"worker-{number}"), wake_fd=wake_r, status_fd=status_w)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "taskq.worker", config.to_json()],
+            pass_fds=(wake_r, status_w),
+            stdin=subprocess.DEVNULL,
+        )
+        os.close(wake_r)
+        os.close(status_w)
+        os.set_blocking(wake_w, False)
+        os.set_blocking(status_r, False)
+        handle = WorkerHandle(number, config, process, status_r, wake_w, time.monotonic())
+        with self._handles_lock:
+            self.handles.append(handle)
+        log.info("worker_spawned name=%s pid=%d", config.name, process.pid)
+
+    def retire(self, handle: WorkerHandle) -> None:
+        """Ask a worker to finish its current task and exit."""
+        handle.retiring = True
+        with contextlib.suppress(ProcessLookupError):
+            handle.process.send_signal(signal.SIGTERM)
+
+    def kill(self, handle: WorkerHandle, reason: str) -> None:
+        for task_id in handle.running:
+            handle.kill_reasons.setdefault(task_id, reason)
+        handle.retiring = handle.killed = True
+        with contextlib.suppress(ProcessLookupError):
+            handle.process.kill()
+
+    def converge(self) -> None:
+        """Make the number of live (not retiring) workers equal the wanted number."""
+        if self.shutting_down:
+            return
+        live = sorted(self.live_handles(), key=lambda handle: handle.number)
+        wanted = self.wanted_workers
+        for handle in live[wanted:]:
+            log.info("worker_retiring name=%s (scaling down to %d)", handle.config.name, wanted)
+            self.retire(handle)
+        if len(live) < wanted and time.monotonic() >= self._respawn_at:
+            used = {handle.number for handle in live}
+            free = (number for number in range(1, wanted + len(live) + 1) if number not in used)
+            for _ in range(wanted - len(live)):
+                self.spawn(next(free))
+
+    def nudge_all(self) -> None:
+        with self._handles_lock:
+            handles = list(self.handles)
+        for handle in handles:
+            try:
+                os.write(handle.wake_fd, b"!")
+            except OSError as error:  # full pipe (the worker is busy; it will look anyway) or gone
+                if error.errno not in (errno.EAGAIN, errno.EPIPE, errno.EBADF):
+                    raise
+
+    # -- events from workers -------------------------------------------------------------------------
+
+    def read_status(self, handle: WorkerHandle) -> None:
+        try:
+            chunk = os.read(handle.status_fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        lines = (handle.partial + chunk).split(b"\n")
+        handle.partial = lines.pop()
+        now = time.monotonic()
+        for line in lines:
+            if not line:
+                continue
+            message = json.loads(line)
+            task_id = message["id"]
+            if message["e"] == "start":
+                handle.running[task_id] = RunningTask(task_id, message["attempt"], now, message.get("timeout"))
+            elif message["e"] == "end":
+                handle.running.pop(task_id, None)
+            elif message["e"] == "cancel" and task_id in handle.running:
+                handle.running[task_id].cancel_deadline = now + self.overrides.cancel_grace
+
+    def enforce_deadlines(self) -> None:
+        now = time.monotonic()
+        for handle in list(self.handles):
+            for task in list(handle.running.values()):
+                if task.timeout is not None and now - task.started > task.timeout:
+                    log.warning(
+                        "task_timeout task_id=%s after %.1f s; killing %s",
+                        task.task_id,
+                        task.timeout,
+                        handle.config.name,
+                    )
+                    self.kill(handle, "timeout")
+                elif task.cancel_deadline is not None and now > task.cancel_deadline:
+                    log.warning(
+                        "task_cancel_forced task_id=%s ignored cancellation; killing %s",
+                        task.task_id,
+                        handle.config.name,
+                    )
+                    self.kill(handle, "cancel")
+
+    def reap(self) -> None:
+        with self._handles_lock:
+            exited = [handle for handle in self.handles if handle.process.poll() is not None]
+            for handle in exited:
+                self.handles.remove(handle)
+        for handle in exited:
+            self.read_status(handle)
+            returncode = handle.process.returncode
+            self._settle_tasks_of_dead_worker(handle, returncode)
+            os.close(handle.status_fd)
+            os.close(handle.wake_fd)
+            expected = handle.retiring or returncode == 0
+            level = logging.INFO if expected else logging.ERROR
+            log.log(
+                level,
+                "worker_exited name=%s pid=%d %s",
+                handle.config.name,
+                handle.process.pid,
+                describe_exit(returncode),
+            )
+            if not expected and time.monotonic() - handle.started < QUICK_DEATH_SECONDS:
+                self._respawn_delay = min(max(self._respawn_delay * 2, 0.5), RESPAWN_BACKOFF_MAX_SECONDS)
+                self._respawn_at = time.monotonic() + self._respawn_delay
+                log.error("worker_crash_loop: respawning in %.1f s", self._respawn_delay)
+            elif expected or time.monotonic() - handle.started >= QUICK_DEATH_SECONDS:
+                self._respawn_delay = 0.0
+
+    def _settle_tasks_of_dead_worker(self, handle: WorkerHandle, returncode: int) -> None:
+        """The worker's database guards (worker id + attempt) make each call a no-op if it did finish."""
+        for task in handle.running.values():
+            reason = handle.kill_reasons.get(task.task_id)
+            owner = {"worker_id": handle.worker_id, "attempt": task.attempt}
+            if reason == "timeout":
+                self.store.fail(task.task_id, f"TimeoutError: task exceeded its timeout of {task.timeout:g} s", **owner)
+            elif reason == "cancel":
+                self.store.mark_cancelled(task.task_id, reason="cancelled (killed after ignoring the request)", **owner)
+            elif reason == "shutdown":
+                self.store.release([task.task_id], worker_id=handle.worker_id)
+                log.info("task_released task_id=%s (shutdown grace expired)", task.task_id)
+            else:
+                self.store.fail(task.task_id, f"worker lost: {handle.config.name} {describe_exit(returncode)}", **owner)
+                log.warning("task_worker_died task_id=%s worker=%s", task.task_id, handle.config.name)
+
+    # -- signals and shutdown ------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self._signals.append(signum)  # only record; set_wakeup_fd wakes the main loop
+
+    def handle_signals(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.read(self._signal_r, 4096)
+        while self._signals:
+            signum = self._signals.pop(0)
+            if signum == signal.SIGHUP:
+                log.info("sighup: reloading settings")
+                self.reload_settings()
+            elif self.shutting_down and signum == signal.SIGINT:
+                log.warning("second_interrupt: stopping now; running tasks recover through their leases")
+                self._hard_stop = True
+            elif not self.shutting_down:
+                self.begin_shutdown(signal.Signals(signum).name)
+
+    def begin_shutdown(self, why: str) -> None:
+        grace = self.settings.shutdown_grace
+        log.info("shutdown_started by %s: finishing running tasks (grace %.0f s)", why, grace)
+        systemd.notify("STOPPING=1")
+        self.shutting_down = True
+        self._shutdown_deadline = time.monotonic() + grace
+        for handle in list(self.handles):
+            self.retire(handle)
+
+    # -- main loop ------------------------------------------------------------------------------------
+
+    def _wake_loop(self) -> None:
+        signal_source = self.store.dialect.wake_signal(self.store.engine)
+        try:
+            while not self._stop_wake.is_set():
+                if signal_source.wait(1.0):
+                    self.nudge_all()
+        finally:
+            signal_source.close()
+
+    def run(self) -> int:
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, self._on_signal)
+        os.set_blocking(self._signal_w, False)
+        os.set_blocking(self._signal_r, False)
+        signal.set_wakeup_fd(self._signal_w)
+        registry.import_task_modules([*self.settings.imports, *self.overrides.imports])
+        if self.watcher is not None:
+            self.watcher.start()
+        self.maintenance.start()
+        wake_thread = threading.Thread(target=self._wake_loop, name="wake", daemon=True)
+        wake_thread.start()
+        self.converge()
+        systemd.notify("READY=1")
+        log.info("pool_started workers=%d database=%s", self.wanted_workers, self.store.engine.url.render_as_string())
+        watchdog_every = systemd.watchdog_interval()
+        next_watchdog = time.monotonic()
+        try:
+            while True:
+                with self._handles_lock:
+                    status_fds = {handle.status_fd: handle for handle in self.handles}
+                readable, _, _ = select.select([self._signal_r, *status_fds], [], [], LOOP_TICK_SECONDS)
+                for fd in readable:
+                    if fd in status_fds:
+                        self.read_status(status_fds[fd])
+                if self._signal_r in readable or self._signals:
+                    self.handle_signals()
+                if self._hard_stop:
+                    for handle in list(self.handles):
+                        with contextlib.suppress(ProcessLookupError):
+                            handle.process.kill()
+                    return 1
+                if self.watcher is not None and self.watcher.reload_due():
+                    self.reload_settings()
+                self.enforce_deadlines()
+                self.reap()
+                if self.shutting_down:
+                    if not self.handles:
+                        log.info("shutdown_complete")
+                        return 0
+                    if time.monotonic() > self._shutdown_deadline:
+                        for handle in list(self.handles):
+                            if not handle.killed:
+                                log.warning("shutdown_grace_expired: stopping %s", handle.config.name)
+                                self.kill(handle, "shutdown")
+                else:
+                    self.converge()
+                if watchdog_every is not None and time.monotonic() >= next_watchdog:
+                    systemd.notify("WATCHDOG=1")
+                    next_watchdog = time.monotonic() + watchdog_every
+        finally:
+            self._stop_wake.set()
+            self.maintenance.stop()
+            if self.watcher is not None:
+                self.watcher.stop()
+            signal.set_wakeup_fd(-1)
+            self.store.dispose()
+
+
+def run_pool(settings: Settings, overrides: PoolOverrides, settings_path: Path | None) -> int:
+    return Pool(settings, overrides, settings_path).run()
+
+
+__all__ = ["Pool", "PoolOverrides", "SettingsError", "run_pool"]

@@ -26,7 +26,8 @@ def progress_heavy(ctx: Any, calls: int = 100) -> None:
 
 
 @taskq.task(max_retries=0)
-def fan_in(ctx: Any = None) -> float:
+def fan_in(parent_id: int) -> float:
+    """The continuation of fan_out: enqueued with the parent's id once every child has finished."""
     return time.time()
 
 

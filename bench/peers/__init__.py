@@ -73,14 +73,23 @@ def measure_enqueue(peer: Peer, count: int) -> float:
     return count / (time.perf_counter() - started)
 
 
-def measure_drain(peer: Peer, count: int, workers: int, log: Path) -> float:
-    """Tasks/s from worker start to the moment the peer's store shows all `count` tasks finished."""
+def measure_drain(
+    peer: Peer,
+    count: int,
+    workers: int,
+    log: Path,
+    after: Callable[[list[subprocess.Popen]], None] | None = None,
+) -> float:
+    """Tasks/s from worker start to the moment the peer's store shows all `count` tasks finished.
+    `after` sees the still-running worker processes (e.g. to read their peak RSS)."""
     peer.prefill_noops(count)
     started = time.monotonic()
     processes = peer.start_workers(workers, log)
     try:
         finished = procs.wait_for(lambda: peer.finished() >= count, timeout=max(120.0, count / 20),
                                   what=f"{peer.name} to finish {count} tasks")
+        if after is not None:
+            after(processes)
     finally:
         _stop_all(processes)
     return count / (finished - started)
@@ -104,6 +113,10 @@ def measure_latency(peer: Peer, samples: int, log: Path) -> tuple[float, float]:
 
 
 def load(name: str) -> Peer:
+    if name == "taskq_pg":
+        from bench.peers.taskq_peer import TaskqPeer
+
+        return TaskqPeer("postgresql")
     return importlib.import_module(f"bench.peers.{name}_peer").PEER
 
 

@@ -15,11 +15,24 @@ from bench.results import Results, table
 from bench.sizes import FULL, QUICK
 
 REPO = Path(__file__).resolve().parent.parent
-GROUPS = ("sqlite", "postgres", "pool", "huey", "celery", "procrastinate", "rq")
+PEERS = ("huey", "celery", "taskq_pg", "procrastinate", "rq")
+GROUPS = ("sqlite", "postgres", "pool", *PEERS)
 
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def compare_with_peers(results: Results) -> None:
+    """The issue's targets as ratios, run by run (sample i of each figure comes from repetition i)."""
+    results.ratio("compare.drain_vs_huey", "taskq drain 2 workers / Huey drain 2 workers (SQLite)",
+                  "pool.drain_2", "peer.huey.drain_2", if_measured=True)
+    results.ratio("compare.drain_vs_celery", "taskq drain 2 workers / Celery drain 2 workers (SQLite)",
+                  "pool.drain_2", "peer.celery.drain_2", if_measured=True)
+    results.ratio("compare.pg_drain_vs_procrastinate", "taskq/pg drain 2 workers / procrastinate drain 2 workers",
+                  "peer.taskq_pg.drain_2", "peer.procrastinate.drain_2", if_measured=True)
+    results.ratio("compare.pg_drain_vs_ceiling", "taskq/pg drain 2 workers / psycopg claim+complete ceiling",
+                  "peer.taskq_pg.drain_2", "pg.raw.claim_complete", if_measured=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,11 +69,12 @@ def main(argv: list[str] | None = None) -> int:
             from bench import suite_pool
 
             suite_pool.run(results, sizes, workdir, log)
-        for peer in ("huey", "celery", "procrastinate", "rq"):
+        for peer in PEERS:
             if peer in groups:
                 from bench import peers
 
                 peers.run(peer, results, sizes, workdir, log)
+    compare_with_peers(results)
     results.meta["elapsed_seconds"] = round(time.monotonic() - started, 1)
 
     table(results)

@@ -61,10 +61,12 @@ class Results:
         if not figure.samples:
             figure.skipped = reason
 
-    def ratio(self, key: str, label: str, numerator: str, denominator: str) -> None:
+    def ratio(self, key: str, label: str, numerator: str, denominator: str, *, if_measured: bool = False) -> None:
         """numerator / denominator sample by sample: sample i of each was taken in the same repetition,
         minutes apart at most, so machine drift over the whole run cancels out."""
         top, bottom = self.figures.get(numerator), self.figures.get(denominator)
+        if if_measured and (top is None or bottom is None):
+            return  # a group that was not selected: no row at all
         if top is None or bottom is None or not top.samples or not bottom.samples:
             self.skip(key, label, f"needs {numerator} and {denominator}")
             return

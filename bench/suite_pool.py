@@ -131,7 +131,7 @@ def run(results: Results, sizes: Sizes, workdir: Path, log: Callable[[str], None
     results.meta["pool_worker_log_tail"] = worker_log.read_text()[-2000:] if worker_log.exists() else ""
 
     results.ratio("pool.ratio.drain_vs_ceiling", "taskq drain 2 workers / sqlite3 claim+complete ceiling",
-                  "pool.drain_2", "sqlite.raw.claim_complete")
+                  "pool.drain_2", "sqlite.raw.claim_complete", if_measured=True)
     results.ratio("pool.ratio.drain_flat", "taskq drain: finished rows / empty table",
                   "pool.drain_2_finished", "pool.drain_2")
     results.ratio("pool.ratio.scale_2", "taskq drain 2 workers / 1 worker", "pool.drain_2", "pool.drain_1")

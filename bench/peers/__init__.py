@@ -25,7 +25,12 @@ LATENCY_GAP_SECONDS = (0.05, 0.15)  # idle time before each latency probe, rando
 
 class Peer:
     name = "peer"
+    label = "peer"
     reference_only = False
+    # Caps for a slow peer, so one run stays within minutes; figures name the size actually used.
+    max_enqueue = 2_000
+    max_drain: int | None = None
+    max_latency_samples: int | None = None
 
     def missing(self) -> str | None:
         """None when the peer can run here, else why not (a missing package or service)."""
@@ -36,7 +41,10 @@ class Peer:
         raise NotImplementedError
 
     def teardown(self) -> None:
-        pass
+        """After one measurement."""
+
+    def close(self) -> None:
+        """After the peer's last measurement of the run."""
 
     def enqueue_noops(self, count: int) -> None:
         """Enqueue `count` no-op tasks one at a time through the peer's normal API."""
@@ -123,12 +131,14 @@ def load(name: str) -> Peer:
 def run(name: str, results: Results, sizes: Sizes, workdir: Path, log: Callable[[str], None]) -> None:
     peer = load(name)
     suffix = " (reference only)" if peer.reference_only else ""
+    enqueues = min(sizes.single, peer.max_enqueue)
+    drain = min(sizes.drain, peer.max_drain or sizes.drain)
+    samples = min(sizes.latency_samples, peer.max_latency_samples or sizes.latency_samples)
     keys = {
         "enqueue": (f"peer.{name}.enqueue_single", f"{peer.label} enqueue (one at a time){suffix}", "tasks/s"),
-        "drain": (f"peer.{name}.drain_2", f"{peer.label} drain {sizes.drain:,} no-ops, 2 workers{suffix}",
-                  "tasks/s"),
-        "p50": (f"peer.{name}.latency_p50", f"{peer.label} idle pickup latency p50{suffix}", "ms"),
-        "p95": (f"peer.{name}.latency_p95", f"{peer.label} idle pickup latency p95{suffix}", "ms"),
+        "drain": (f"peer.{name}.drain_2", f"{peer.label} drain {drain:,} no-ops, 2 workers{suffix}", "tasks/s"),
+        "p50": (f"peer.{name}.latency_p50", f"{peer.label} idle pickup latency p50 ({samples}){suffix}", "ms"),
+        "p95": (f"peer.{name}.latency_p95", f"{peer.label} idle pickup latency p95 ({samples}){suffix}", "ms"),
     }
     missing = peer.missing()
     if missing:
@@ -137,25 +147,33 @@ def run(name: str, results: Results, sizes: Sizes, workdir: Path, log: Callable[
             results.skip(key, label, missing)
         return
     worker_log = workdir / f"{name}-workers.log"
-    for rep in range(sizes.runs):
-        log(f"{name}, run {rep + 1}/{sizes.runs}")
-        try:
-            peer.setup(workdir)
-            results.add(*keys["enqueue"], measure_enqueue(peer, min(sizes.single, 2_000)))
-            peer.teardown()
-            peer.setup(workdir)
-            results.add(*keys["drain"], measure_drain(peer, sizes.drain, DRAIN_WORKERS, worker_log))
-            peer.teardown()
-            peer.setup(workdir)
-            p50, p95 = measure_latency(peer, sizes.latency_samples, worker_log)
-            results.add(*keys["p50"], p50)
-            results.add(*keys["p95"], p95)
-        except Exception as error:
-            reason = f"{type(error).__name__}: {error}".splitlines()[0][:200]
-            log(f"{name}: FAILED, {reason} (worker log: {worker_log})")
-            for key, label, _unit in keys.values():
-                results.skip(key, label, f"failed: {reason}")
-            results.meta.setdefault("peer_failures", {})[name] = reason
-            return
-        finally:
-            peer.teardown()
+    try:
+        for rep in range(sizes.runs):
+            log(f"{name}, run {rep + 1}/{sizes.runs}")
+            _one_run(peer, results, keys, workdir, worker_log, enqueues, drain, samples)
+    except Exception as error:
+        reason = f"{type(error).__name__}: {error}".splitlines()[0][:200]
+        log(f"{name}: FAILED, {reason} (worker log: {worker_log})")
+        for key, label, _unit in keys.values():
+            results.skip(key, label, f"failed: {reason}")
+        results.meta.setdefault("peer_failures", {})[name] = reason
+        if worker_log.exists():
+            results.meta.setdefault("peer_worker_log_tail", {})[name] = worker_log.read_text()[-2000:]
+    finally:
+        peer.teardown()
+        peer.close()
+
+
+def _one_run(peer: Peer, results: Results, keys: dict, workdir: Path, worker_log: Path, enqueues: int, drain: int,
+             samples: int) -> None:
+    peer.setup(workdir)
+    results.add(*keys["enqueue"], measure_enqueue(peer, enqueues))
+    peer.teardown()
+    peer.setup(workdir)
+    results.add(*keys["drain"], measure_drain(peer, drain, DRAIN_WORKERS, worker_log))
+    peer.teardown()
+    peer.setup(workdir)
+    p50, p95 = measure_latency(peer, samples, worker_log)
+    results.add(*keys["p50"], p50)
+    results.add(*keys["p95"], p95)
+    peer.teardown()

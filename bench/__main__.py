@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -76,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                 peers.run(peer, results, sizes, workdir, log)
     compare_with_peers(results)
     results.meta["elapsed_seconds"] = round(time.monotonic() - started, 1)
+    results.meta["load_average_at_end"] = os.getloadavg()
 
     table(results)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")

@@ -7,6 +7,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +23,16 @@ GROUPS = ("sqlite", "postgres", "pool", *PEERS)
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def guarded(results: Results, group: str, run: Callable[[], None]) -> None:
+    """A group that fails (e.g. its database server restarted under it) is recorded; the others still run."""
+    try:
+        run()
+    except Exception as error:
+        reason = f"{type(error).__name__}: {error}".splitlines()[0][:300]
+        log(f"group {group} FAILED: {reason}")
+        results.meta.setdefault("group_failures", {})[group] = reason
 
 
 def compare_with_peers(results: Results) -> None:
@@ -63,18 +74,18 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="taskq-bench-") as scratch:
         workdir = Path(scratch)
         if "sqlite" in groups:
-            suite_sqlite.run(results, sizes, workdir, log)
+            guarded(results, "sqlite", lambda: suite_sqlite.run(results, sizes, workdir, log))
         if "postgres" in groups:
-            suite_postgres.run(results, sizes, log)
+            guarded(results, "postgres", lambda: suite_postgres.run(results, sizes, log))
         if "pool" in groups:
             from bench import suite_pool
 
-            suite_pool.run(results, sizes, workdir, log)
+            guarded(results, "pool", lambda: suite_pool.run(results, sizes, workdir, log))
         for peer in PEERS:
             if peer in groups:
                 from bench import peers
 
-                peers.run(peer, results, sizes, workdir, log)
+                guarded(results, peer, lambda name=peer: peers.run(name, results, sizes, workdir, log))
     compare_with_peers(results)
     results.meta["elapsed_seconds"] = round(time.monotonic() - started, 1)
     results.meta["load_average_at_end"] = os.getloadavg()

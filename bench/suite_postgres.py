@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bench import ceilings, dbs, taskq_store
 from bench.results import Results
 from bench.sizes import Sizes
@@ -16,7 +18,7 @@ KEYS = (
 )
 
 
-def run(results: Results, sizes: Sizes, log: callable) -> None:
+def run(results: Results, sizes: Sizes, log: Callable[[str], None]) -> None:
     reason = dbs.postgres_available()
     if reason:
         for key, label, _unit in KEYS:
@@ -29,6 +31,14 @@ def run(results: Results, sizes: Sizes, log: callable) -> None:
 
     # PostgreSQL commits flush the WAL, so its rates are far lower: smaller counts keep run time sane.
     single, claims = max(sizes.single // 4, 50), max(sizes.claims // 4, 50)
+    try:
+        _repetitions(add, sizes, single, claims, log)
+    finally:  # ratios of the repetitions that completed, even if the server went away during a later one
+        _ratios(results)
+
+
+def _repetitions(add: Callable[[str, float], None], sizes: Sizes, single: int, claims: int,
+                 log: Callable[[str], None]) -> None:
     for rep in range(sizes.runs):
         log(f"postgresql, run {rep + 1}/{sizes.runs}")
         with dbs.pg_schema() as schema:
@@ -41,6 +51,9 @@ def run(results: Results, sizes: Sizes, log: callable) -> None:
             add("pg.raw.claim_complete", ceilings.pg_claim_complete(schema, claims))
         with dbs.pg_schema() as schema:
             add("pg.taskq.claim_complete", taskq_store.claim_complete(schema.url, claims))
+
+
+def _ratios(results: Results) -> None:
     results.ratio("pg.ratio.enqueue_single", "taskq/pg enqueue / psycopg single insert",
                   "pg.taskq.enqueue_single", "pg.raw.insert_single")
     results.ratio("pg.ratio.enqueue_many", "taskq/pg enqueue_many / psycopg batch insert",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from bench import ceilings, dbs, taskq_store
@@ -9,7 +10,7 @@ from bench.results import Results
 from bench.sizes import Sizes
 
 
-def run(results: Results, sizes: Sizes, workdir: Path, log: callable) -> None:
+def run(results: Results, sizes: Sizes, workdir: Path, log: Callable[[str], None]) -> None:
     for rep in range(sizes.runs):
         log(f"sqlite inserts, run {rep + 1}/{sizes.runs}")
         path, url = dbs.sqlite_taskq_db(workdir, "raw_insert.db")

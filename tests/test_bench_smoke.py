@@ -1,0 +1,52 @@
+"""The benchmark's ceiling and store functions still run (tiny sizes): the suite cannot rot unnoticed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench import ceilings, dbs, taskq_store
+from bench.results import Results, table
+
+
+def test_sqlite_ceilings_and_store_rates_are_positive(tmp_path: Path) -> None:
+    path, url = dbs.sqlite_taskq_db(tmp_path)
+    assert ceilings.sqlite_insert_single(path, 20) > 0
+    assert ceilings.sqlite_insert_batches(path, 2, batch_size=10) > 0
+    assert taskq_store.enqueue_single(url, 20) > 0
+    assert taskq_store.enqueue_batches(url, 2, batch_size=10) > 0
+
+    path, url = dbs.sqlite_taskq_db(tmp_path, "claims.db")
+    assert "ix_tasks_claim" in ceilings.sqlite_claim_plan(path)
+    assert ceilings.sqlite_claim_complete(path, 20) > 0
+    assert taskq_store.claim_complete(url, 20) > 0
+
+
+def test_postgres_ceilings_run_in_a_schema_that_is_dropped(postgres_url: str) -> None:
+    reason = dbs.postgres_available()
+    if reason:
+        pytest.skip(reason)
+    with dbs.pg_schema() as schema:
+        assert ceilings.pg_insert_single(schema, 10) > 0
+        assert ceilings.pg_insert_batches(schema, 2, batch_size=10) > 0
+    with dbs.pg_schema() as schema:
+        assert ceilings.pg_claim_complete(schema, 10) > 0
+    import psycopg
+
+    with psycopg.connect(dbs.plain_conninfo()) as connection:
+        left = connection.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema.name,)).fetchone()
+    assert left is None
+
+
+def test_ratios_pair_samples_and_table_marks_skips() -> None:
+    results = Results()
+    for taskq_rate, raw_rate in ((10.0, 40.0), (30.0, 60.0), (5.0, 50.0)):
+        results.add("taskq", "taskq", "tasks/s", taskq_rate)
+        results.add("raw", "raw", "tasks/s", raw_rate)
+    results.ratio("ratio", "taskq / raw", "taskq", "raw")
+    results.skip("peer", "some peer", "not installed")
+    assert results.figures["ratio"].samples == [0.25, 0.5, 0.1]
+    assert results.figures["ratio"].median == 0.25
+    text = table(results, printer=lambda _line: None)
+    assert "SKIPPED: not installed" in text

@@ -37,14 +37,34 @@ def guarded(results: Results, group: str, run: Callable[[], None]) -> None:
 
 def compare_with_peers(results: Results) -> None:
     """The issue's targets as ratios, run by run (sample i of each figure comes from repetition i)."""
-    results.ratio("compare.drain_vs_huey", "taskq drain 2 workers / Huey drain 2 workers (SQLite)",
-                  "pool.drain_2", "peer.huey.drain_2", if_measured=True)
-    results.ratio("compare.drain_vs_celery", "taskq drain 2 workers / Celery drain 2 workers (SQLite)",
-                  "pool.drain_2", "peer.celery.drain_2", if_measured=True)
-    results.ratio("compare.pg_drain_vs_procrastinate", "taskq/pg drain 2 workers / procrastinate drain 2 workers",
-                  "peer.taskq_pg.drain_2", "peer.procrastinate.drain_2", if_measured=True)
-    results.ratio("compare.pg_drain_vs_ceiling", "taskq/pg drain 2 workers / psycopg claim+complete ceiling",
-                  "peer.taskq_pg.drain_2", "pg.raw.claim_complete", if_measured=True)
+    results.ratio(
+        "compare.drain_vs_huey",
+        "taskq drain 2 workers / Huey drain 2 workers (SQLite)",
+        "pool.drain_2",
+        "peer.huey.drain_2",
+        if_measured=True,
+    )
+    results.ratio(
+        "compare.drain_vs_celery",
+        "taskq drain 2 workers / Celery drain 2 workers (SQLite)",
+        "pool.drain_2",
+        "peer.celery.drain_2",
+        if_measured=True,
+    )
+    results.ratio(
+        "compare.pg_drain_vs_procrastinate",
+        "taskq/pg drain 2 workers / procrastinate drain 2 workers",
+        "peer.taskq_pg.drain_2",
+        "peer.procrastinate.drain_2",
+        if_measured=True,
+    )
+    results.ratio(
+        "compare.pg_drain_vs_ceiling",
+        "taskq/pg drain 2 workers / psycopg claim+complete ceiling",
+        "peer.taskq_pg.drain_2",
+        "pg.raw.claim_complete",
+        if_measured=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

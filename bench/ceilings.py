@@ -95,8 +95,10 @@ def sqlite_fill(path: Path, count: int, status: str = "pending") -> None:
         statement = f"INSERT INTO tasks ({INSERT_COLUMNS}) VALUES ({_PLACEHOLDERS_SQLITE})"
         connection.executemany(statement, (row for _ in range(count)))
     else:
-        statement = f"INSERT INTO tasks ({INSERT_COLUMNS}, finished_at, progress_message) VALUES " \
-                    f"({_PLACEHOLDERS_SQLITE}, ?, NULL)"
+        statement = (
+            f"INSERT INTO tasks ({INSERT_COLUMNS}, finished_at, progress_message) VALUES "
+            f"({_PLACEHOLDERS_SQLITE}, ?, NULL)"
+        )
         connection.executemany(statement, ((*row, now) for _ in range(count)))
     connection.execute("COMMIT")
     connection.close()

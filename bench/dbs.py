@@ -34,8 +34,29 @@ def utc_now_naive() -> datetime:
 
 def task_row(now: str | datetime, status: str = "pending", name: str = "bench.tasks.noop") -> tuple:
     """One tasks row as taskq's enqueue writes it (JSON as text, time as SQLite text or a datetime)."""
-    return (name, "default", "[]", "{}", status, 0, now, 0, 3, None, None, 0.0, False, None, None, 0, 0, 0, 0, "[]",
-            now)
+    return (
+        name,
+        "default",
+        "[]",
+        "{}",
+        status,
+        0,
+        now,
+        0,
+        3,
+        None,
+        None,
+        0.0,
+        False,
+        None,
+        None,
+        0,
+        0,
+        0,
+        0,
+        "[]",
+        now,
+    )
 
 
 def migrate(url: str) -> None:

@@ -39,8 +39,9 @@ def describe(repo: Path) -> dict[str, Any]:
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
         "postgresql": _run("psql", "-h", "127.0.0.1", "-U", "postgres", "-tAc", "SHOW server_version", "test") or None,
-        "redis": (_run("redis-cli", "-h", "127.0.0.1", "INFO", "server").split("redis_version:")[-1].split()[0:1]
-                  or [None])[0],
+        "redis": (
+            _run("redis-cli", "-h", "127.0.0.1", "INFO", "server").split("redis_version:")[-1].split()[0:1] or [None]
+        )[0],
         "packages": versions,
         "commit": _run("git", "-C", str(repo), "rev-parse", "--short", "HEAD") or None,
         "load_average_at_start": os.getloadavg(),

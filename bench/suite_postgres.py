@@ -37,8 +37,9 @@ def run(results: Results, sizes: Sizes, log: Callable[[str], None]) -> None:
         _ratios(results)
 
 
-def _repetitions(add: Callable[[str, float], None], sizes: Sizes, single: int, claims: int,
-                 log: Callable[[str], None]) -> None:
+def _repetitions(
+    add: Callable[[str, float], None], sizes: Sizes, single: int, claims: int, log: Callable[[str], None]
+) -> None:
     for rep in range(sizes.runs):
         log(f"postgresql, run {rep + 1}/{sizes.runs}")
         with dbs.pg_schema() as schema:
@@ -54,9 +55,21 @@ def _repetitions(add: Callable[[str, float], None], sizes: Sizes, single: int, c
 
 
 def _ratios(results: Results) -> None:
-    results.ratio("pg.ratio.enqueue_single", "taskq/pg enqueue / psycopg single insert",
-                  "pg.taskq.enqueue_single", "pg.raw.insert_single")
-    results.ratio("pg.ratio.enqueue_many", "taskq/pg enqueue_many / psycopg batch insert",
-                  "pg.taskq.enqueue_many", "pg.raw.insert_batch")
-    results.ratio("pg.ratio.claim_complete", "taskq/pg claim+complete / psycopg cycle",
-                  "pg.taskq.claim_complete", "pg.raw.claim_complete")
+    results.ratio(
+        "pg.ratio.enqueue_single",
+        "taskq/pg enqueue / psycopg single insert",
+        "pg.taskq.enqueue_single",
+        "pg.raw.insert_single",
+    )
+    results.ratio(
+        "pg.ratio.enqueue_many",
+        "taskq/pg enqueue_many / psycopg batch insert",
+        "pg.taskq.enqueue_many",
+        "pg.raw.insert_batch",
+    )
+    results.ratio(
+        "pg.ratio.claim_complete",
+        "taskq/pg claim+complete / psycopg cycle",
+        "pg.taskq.claim_complete",
+        "pg.raw.claim_complete",
+    )

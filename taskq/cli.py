@@ -388,7 +388,7 @@ def worker(
         stream=sys.stderr,
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    open_store(settings.database).dispose()  # fail here, in one line, if the database is unusable
+    open_store(settings.database).dispose()  # upgrade the schema, or fail here in one line if the database is unusable
     sys.exit(run_pool(settings, overrides, Path(settings_path) if settings_path else None))
 
 

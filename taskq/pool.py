@@ -99,7 +99,7 @@ class Pool:
         self.settings = settings
         self.overrides = overrides
         self.settings_path = settings_path
-        self.store = open_store(settings.database)
+        self.store = open_store(settings.database, upgrade=False)  # `taskq worker` upgraded it already
         self.handles: list[WorkerHandle] = []
         self._handles_lock = threading.Lock()
         self._signals: list[int] = []

@@ -94,8 +94,11 @@ def measure_drain(
     started = time.monotonic()
     processes = peer.start_workers(workers, log)
     try:
-        finished = procs.wait_for(lambda: peer.finished() >= count, timeout=max(120.0, count / 20),
-                                  what=f"{peer.name} to finish {count} tasks")
+        finished = procs.wait_for(
+            lambda: peer.finished() >= count,
+            timeout=max(120.0, count / 20),
+            what=f"{peer.name} to finish {count} tasks",
+        )
         if after is not None:
             after(processes)
     finally:
@@ -164,8 +167,9 @@ def run(name: str, results: Results, sizes: Sizes, workdir: Path, log: Callable[
         peer.close()
 
 
-def _one_run(peer: Peer, results: Results, keys: dict, workdir: Path, worker_log: Path, enqueues: int, drain: int,
-             samples: int) -> None:
+def _one_run(
+    peer: Peer, results: Results, keys: dict, workdir: Path, worker_log: Path, enqueues: int, drain: int, samples: int
+) -> None:
     peer.setup(workdir)
     results.add(*keys["enqueue"], measure_enqueue(peer, enqueues))
     peer.teardown()

@@ -52,8 +52,22 @@ class CeleryPeer(Peer):
             self.app.noop.delay()
 
     def start_workers(self, workers: int, log: Path) -> list[subprocess.Popen]:
-        arguments = ["-m", "celery", "-A", "bench.peers.celery_app", "worker", "-P", "prefork", "-c", str(workers),
-                     "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "WARNING"]
+        arguments = [
+            "-m",
+            "celery",
+            "-A",
+            "bench.peers.celery_app",
+            "worker",
+            "-P",
+            "prefork",
+            "-c",
+            str(workers),
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-l",
+            "WARNING",
+        ]
         return [procs.start(arguments, log, {"BENCH_CELERY_DIR": str(self.directory)})]
 
     def finished(self) -> int:

@@ -62,8 +62,15 @@ class ProcrastinatePeer(Peer):
             self.module.noop.defer()
 
     def start_workers(self, workers: int, log: Path) -> list[subprocess.Popen]:
-        arguments = ["-m", "procrastinate", "--app", "bench.peers.procrastinate_app.app", "worker",
-                     "--concurrency", "1"]
+        arguments = [
+            "-m",
+            "procrastinate",
+            "--app",
+            "bench.peers.procrastinate_app.app",
+            "worker",
+            "--concurrency",
+            "1",
+        ]
         return [procs.start(arguments, log, {"BENCH_PG_CONNINFO": self.conninfo}) for _ in range(workers)]
 
     def finished(self) -> int:

@@ -49,7 +49,7 @@ class RqPeer(Peer):
         for pattern in (f"rq:*{QUEUE}*", "rq:job:*", "rq:results:*"):
             keys = list(self.redis.scan_iter(match=pattern, count=1000))
             for start in range(0, len(keys), 1000):
-                self.redis.delete(*keys[start:start + 1000])
+                self.redis.delete(*keys[start : start + 1000])
 
     def teardown(self) -> None:
         if getattr(self, "redis", None) is not None:

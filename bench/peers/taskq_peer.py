@@ -73,8 +73,18 @@ class TaskqPeer(Peer):
         self.prefill(NOOP, count)
 
     def start_workers(self, workers: int, log: Path) -> list[subprocess.Popen]:
-        arguments = ["-m", "taskq", "worker", "--settings", str(self.settings), "--db", self.url,
-                     "--workers", str(workers), *self.worker_options]
+        arguments = [
+            "-m",
+            "taskq",
+            "worker",
+            "--settings",
+            str(self.settings),
+            "--db",
+            self.url,
+            "--workers",
+            str(workers),
+            *self.worker_options,
+        ]
         return [procs.start(arguments, log)]
 
     def count(self, status: str, name: str | None = None) -> int:

@@ -36,6 +36,7 @@ CANCEL_GRACE_SECONDS = 10.0  # a task that ignores its cancellation is killed th
 RESPAWN_BACKOFF_MAX_SECONDS = 30.0  # workers dying right after start (bad import, no database) back off to this
 QUICK_DEATH_SECONDS = 2.0  # a worker exiting sooner than this after its start counts as crash-looping
 LEASE_RESCUE_SECONDS = 2.0
+NUDGE_COALESCE_SECONDS = 0.005  # at most ~200 wake-ups of idle workers per second
 RETENTION_SECONDS = 60.0
 SCHEDULER_SECONDS = 1.0  # how late a schedule's next row may be created after its previous one finished
 
@@ -379,6 +380,9 @@ class Pool:
             while not self._stop_wake.is_set():
                 if signal_source.wait(1.0):
                     self.nudge_all()
+                    # A busy database changes thousands of times a second; busy workers do not need
+                    # telling. Changes during this pause are still pending and nudge right after it.
+                    time.sleep(NUDGE_COALESCE_SECONDS)
         finally:
             signal_source.close()
 

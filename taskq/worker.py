@@ -224,7 +224,7 @@ class Worker:
         self._current_started = time.monotonic()
         self._task_started.set()
         self.report("start", id=task.id, attempt=task.attempts, timeout=self.timeout_of(task))
-        log.info("task_started task_id=%s name=%s attempt=%d worker_id=%s", task.id, task.name, task.attempts, self.id)
+        log.debug("task_started task_id=%s name=%s attempt=%d worker_id=%s", task.id, task.name, task.attempts, self.id)
         started = time.monotonic()
         outcome = execute(self.store, task, self.id, context, defer_success=self._defer)
         self.current = None

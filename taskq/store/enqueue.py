@@ -28,6 +28,9 @@ from taskq.store.base import (
     _status_is,
 )
 
+# Multi-row INSERT ... RETURNING in batches, ids in parameter order (SQLAlchemy's insertmanyvalues).
+_INSERT_MANY = insert(tasks).returning(tasks.c.id, sort_by_parameter_order=True)
+
 
 class EnqueueOps(StoreBase):
     # -- enqueue -------------------------------------------------------------------------------------
@@ -100,10 +103,10 @@ class EnqueueOps(StoreBase):
     def _insert_many(self, connection: Connection, rows: list[dict[str, Any]]) -> list[Enqueued]:
         plain = [row for row in rows if row["dedup_key"] is None]
         plain_ids: list[int] = []
-        if plain:
-            plain_ids = list(
-                connection.execute(insert(tasks).returning(tasks.c.id, sort_by_parameter_order=True), plain).scalars()
-            )
+        if len(plain) == 1:  # the common single enqueue: a plain execute beats the executemany machinery
+            plain_ids = [connection.execute(self._insert_plain, plain[0]).scalar_one()]
+        elif plain:
+            plain_ids = list(connection.execute(_INSERT_MANY, plain).scalars())
         ids = iter(plain_ids)
         out = [Enqueued(next(ids)) if row["dedup_key"] is None else self._insert_one(connection, row) for row in rows]
         if out:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from poolkit import PoolProcess
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -61,3 +62,21 @@ def store(database_url: str) -> Iterator[Store]:
         yield opened
     finally:
         opened.dispose()
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[tuple[str, Store]]:
+    """For pool tests: the URL of a real SQLite file, and a store on it to enqueue and observe."""
+    url = sqlite_url(tmp_path)
+    opened = taskq.open_store(url)
+    yield url, opened
+    opened.dispose()
+
+
+@pytest.fixture
+def pools() -> Iterator[list[PoolProcess]]:
+    """Pools a test starts and appends here are stopped (SIGTERM, then SIGKILL) when it ends."""
+    started: list[PoolProcess] = []
+    yield started
+    for pool in started:
+        pool.stop()

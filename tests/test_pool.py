@@ -5,32 +5,12 @@ from __future__ import annotations
 import collections
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from poolkit import PoolProcess, runs, wait_for
 
-import taskq
 from taskq.model import Status
 from taskq.store import Store
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[tuple[str, Store]]:
-    url = f"sqlite:///{tmp_path / 'pool.db'}"
-    store = taskq.open_store(url)
-    yield url, store
-    store.dispose()
-
-
-@pytest.fixture
-def pools(tmp_path: Path) -> Iterator[list[PoolProcess]]:
-    started: list[PoolProcess] = []
-    yield started
-    for pool in started:
-        pool.stop()
-
 
 WORKER_NAMES = {f"worker-{n}" for n in range(1, 5)}
 

@@ -10,31 +10,12 @@ import collections
 import os
 import random
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from poolkit import PoolProcess, runs, wait_for
 
-import taskq
 from taskq.model import TERMINAL_STATUSES, Status, Task
 from taskq.store import Store
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[tuple[str, Store]]:
-    url = f"sqlite:///{tmp_path / 'workflow.db'}"
-    store = taskq.open_store(url)
-    yield url, store
-    store.dispose()
-
-
-@pytest.fixture
-def pools() -> Iterator[list[PoolProcess]]:
-    started: list[PoolProcess] = []
-    yield started
-    for pool in started:
-        pool.stop()
 
 
 def start_pool(directory: Path, url: str, pools: list[PoolProcess], *args: str, **kw: object) -> PoolProcess:

@@ -77,35 +77,21 @@ def _claim_statement(by_queue: bool) -> Executable:
     )
 
 
+_COMPLETED_VALUES = {
+    "status": COMPLETED,
+    "result": bindparam("result"),
+    "progress": 100.0,
+    "finished_at": bindparam("now"),
+    "lease_until": None,
+    "cancel_requested": False,
+}
+# Tasks without parent or continuation need nothing back: executemany-able, no RETURNING.
+_COMPLETE_PLAIN = update(tasks).where(_owned(True, True)).values(**_COMPLETED_VALUES)
+
+
 @functools.cache
 def _complete_statement(owner: tuple[bool, bool]) -> Executable:
-    return (
-        update(tasks)
-        .where(_owned(*owner))
-        .values(
-            status=COMPLETED,
-            result=bindparam("result"),
-            progress=100.0,
-            finished_at=bindparam("now"),
-            lease_until=None,
-            cancel_requested=False,
-        )
-        .returning(*_FINISH_RETURNING)
-    )
-
-
-_COMPLETE_PLAIN = (
-    update(tasks)
-    .where(_owned(True, True))
-    .values(
-        status=COMPLETED,
-        result=bindparam("result"),
-        progress=100.0,
-        finished_at=bindparam("now"),
-        lease_until=None,
-        cancel_requested=False,
-    )
-)
+    return update(tasks).where(_owned(*owner)).values(**_COMPLETED_VALUES).returning(*_FINISH_RETURNING)
 
 
 @functools.cache

@@ -198,3 +198,36 @@ def test_systemd_notifications_ready_and_stopping(tmp_path, db, pools) -> None:
         pool.signal(signal.SIGTERM)
         assert listener.recv(256) == b"STOPPING=1"
         assert pool.wait(30) == 0
+
+
+def test_worker_recycles_cleanly_after_max_tasks(tmp_path, db, pools) -> None:
+    url, store = db
+    ids = [e.id for e in store.enqueue_many([{"name": "t.slow", "args": [n, 0.01]} for n in range(12)])]
+    pool = PoolProcess(tmp_path, url, "--workers", "1", "--max-tasks-per-worker", "4")
+    pools.append(pool)
+    wait_for(lambda: statuses(store, ids)["completed"] == 12, 60, what="all 12 completed")
+    assert sorted(runs(pool.runlog, "done"), key=int) == [str(n) for n in range(12)]
+    assert all(store.require(task_id).attempts == 1 for task_id in ids)
+    wait_for(lambda: pool.log().count("worker_recycle") >= 3, 10, what="three recycles")
+    assert len({line.split()[2] for line in pool.runlog.read_text().splitlines()}) >= 3  # distinct worker pids
+
+
+def test_prefetched_tasks_behind_a_slow_one_are_handed_to_another_worker(tmp_path, db, pools) -> None:
+    url, store = db
+    # Priorities fix the claim order. Each quick task doubles the claim batch: claims of 1 and 2 tasks
+    # run 3 quick tasks, then the slow task is claimed in a batch of 8 with the 7 queued behind it.
+    quick_before = [store.enqueue("t.record", [n], priority=100 - n).id for n in range(3)]
+    slow = store.enqueue("t.slow", [99, 8.0], priority=50).id
+    behind = [store.enqueue("t.record", [100 + n], priority=40 - n).id for n in range(7)]
+    first = PoolProcess(tmp_path, url, "--workers", "1", "--prefetch", "8")
+    pools.append(first)
+    wait_for(lambda: store.require(slow).status is Status.RUNNING, 20, what="the slow task running")
+    assert statuses(store, quick_before) == {"completed": 3}
+    assert statuses(store, behind)["completed"] == 0  # claimed with the slow task, waiting behind it
+    second = PoolProcess(tmp_path, url, "--workers", "1")
+    pools.append(second)
+    wait_for(lambda: statuses(store, behind)["completed"] == 7, 20, what="the tasks behind the slow one")
+    assert store.require(slow).status is Status.RUNNING, "they must not have waited for the slow task"
+    assert all(store.require(task_id).attempts == 1 for task_id in behind)  # handing back costs no attempt
+    slow_worker = store.require(slow).worker_id
+    assert all(store.require(task_id).worker_id != slow_worker for task_id in behind)

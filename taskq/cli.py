@@ -11,11 +11,9 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from taskq import registry
@@ -24,6 +22,10 @@ from taskq.clock import parse_duration, parse_instant, utc_now
 from taskq.model import TERMINAL_STATUSES, Status, Task, TaskqError
 from taskq.settings import Settings, load_settings
 from taskq.store import Store
+
+if TYPE_CHECKING:  # rich is imported where a table is printed: scripts using --json do not pay for it
+    from rich.console import Console
+    from rich.table import Table
 
 WAIT_POLL_SECONDS = 0.2
 
@@ -95,6 +97,8 @@ def _json_arg(text: str | None, kind: type, label: str) -> Any:
 
 def _console() -> Console:
     """Rich wraps at 80 columns when stdout is not a terminal; piped tables read better unwrapped."""
+    from rich.console import Console
+
     console = Console()
     return console if console.is_terminal else Console(width=200)
 
@@ -108,6 +112,8 @@ def _when(value: datetime | None) -> str:
 
 
 def _tasks_table(rows: list[Task]) -> Table:
+    from rich.table import Table
+
     table = Table(show_edge=False, header_style="bold")
     for column in (
         "id",
@@ -221,6 +227,8 @@ def show(task_id: int, as_json: bool) -> None:
         data["children_by_status"] = children or {}
         _echo_json(data)
         return
+    from rich.table import Table
+
     table = Table(show_header=False, show_edge=False)
     table.add_column(style="bold")
     table.add_column(overflow="fold")
@@ -266,6 +274,8 @@ def stats(as_json: bool) -> None:
     if as_json:
         _echo_json(counts)
         return
+    from rich.table import Table
+
     table = Table(show_edge=False, header_style="bold")
     table.add_column("status")
     table.add_column("tasks", justify="right")

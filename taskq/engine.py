@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
@@ -14,6 +14,7 @@ from taskq.dialect import dialect_for
 from taskq.model import TaskqError
 
 DEFAULT_DATABASE_URL = "sqlite:///taskq.db"
+SCHEMA_REVISION = "0003"  # the newest migration; tests/test_migrations.py keeps it equal to Alembic's head
 SQLITE_BUSY_TIMEOUT_MS = 1000  # short on purpose: the store retries with jitter, which is fairer
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -94,16 +95,16 @@ def upgrade_schema(engine: Engine, revision: str = "head") -> None:
 
 
 def ensure_schema(engine: Engine) -> None:
-    """Upgrade a fresh or out-of-date database; a database already at head costs one query."""
-    from alembic.runtime.migration import MigrationContext
-
-    head = head_revision()
+    """Upgrade a fresh or out-of-date database. One plain query when it is already current: Alembic is
+    imported only to upgrade (its import and script loading would double a CLI command's start-up)."""
     try:
         with engine.connect() as connection:
-            current = MigrationContext.configure(connection).get_current_revision()
+            current = None
+            if inspect(connection).has_table("alembic_version"):
+                current = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     except DBAPIError as error:
         raise DatabaseUnavailable(f"cannot open database {engine.url.render_as_string()}: {error.orig}") from error
-    if current != head:
+    if current != SCHEMA_REVISION:
         upgrade_schema(engine)
 
 

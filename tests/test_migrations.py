@@ -11,7 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
-from taskq.engine import create_database_engine, ensure_schema, head_revision, open_engine
+from taskq.engine import SCHEMA_REVISION, create_database_engine, ensure_schema, head_revision, open_engine
 from taskq.schema import metadata
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,3 +50,7 @@ def test_migrated_schema_matches_schema_py(database_url: str) -> None:
         differences = [d for d in compare_metadata(context, metadata) if d[0] != "remove_table"]
     engine.dispose()
     assert differences == []
+
+
+def test_the_revision_ensure_schema_expects_is_alembics_head() -> None:
+    assert head_revision() == SCHEMA_REVISION, "update taskq.engine.SCHEMA_REVISION with each new migration"

@@ -118,10 +118,6 @@ class TaskContext:
         self.spawned = True
         return enqueued
 
-    def children(self) -> list[Task]:
-        """This task's children (for a continuation, use store.children_results(parent_id))."""
-        return self.store.children_results(self.task.id)
-
     def __enter__(self) -> TaskContext:
         self._token = _current.set(self)
         return self

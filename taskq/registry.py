@@ -101,7 +101,7 @@ def lookup(name: str) -> TaskSpec:
     try:
         return _registry[name]
     except KeyError:
-        known = ", ".join(sorted(_registry)) or "none"
+        known = ", ".join(registered_names()) or "none"
         raise UnknownTask(f"unknown task {name!r} (registered: {known})") from None
 
 

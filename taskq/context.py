@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from taskq import registry
+from taskq.clock import utc_now
 from taskq.model import Enqueued, Task, TaskqError, TaskRequest
 from taskq.store import Store
 
@@ -49,6 +50,8 @@ class TaskContext:
         self.task = task
         self.worker_id = worker_id
         self.cancel_event = threading.Event()
+        self.started_at = utc_now()  # stored with the outcome, when the attempt is counted
+        self.start_recorded = False  # the worker records the start of a task that runs long
         self.spawned = False
         self._progress_lock = threading.Lock()
         self._last_write = 0.0
@@ -111,7 +114,12 @@ class TaskContext:
         declared = registry.defaults_for(self.task.name)
         continuation = then or self.task.continuation or (declared.continuation if declared else None)
         enqueued = self.store.wait_for_children(
-            self.task.id, requests, continuation=continuation, worker_id=self.worker_id, attempt=self.task.attempts
+            self.task.id,
+            requests,
+            continuation=continuation,
+            worker_id=self.worker_id,
+            attempt=self.task.attempts,
+            started_at=self.started_at,
         )
         if enqueued is None:
             raise TaskqError(f"task {self.task.id} is no longer owned by this worker; children not created")

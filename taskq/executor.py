@@ -7,12 +7,14 @@ import logging
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from taskq import registry
 from taskq.clock import utc_now
 from taskq.context import TaskCancelled, TaskContext
 from taskq.model import Completion, Status, Task
+from taskq.protocol import DEFERRED_RESULT_MAX_BYTES
 from taskq.store import Store
 
 log = logging.getLogger("taskq.executor")
@@ -22,10 +24,13 @@ log = logging.getLogger("taskq.executor")
 class Outcome:
     status: Status | None  # None: the task was no longer ours (lease recovered elsewhere)
     event: str  # stable log event name: task_completed, task_retry, task_failed, task_cancelled, task_waiting
+    deferred: bool = False  # a success handed to defer_success, not yet recorded
 
 
-def _permanent(store: Store, task: Task, worker_id: str, message: str) -> Outcome:
-    status = store.fail(task.id, message, worker_id=worker_id, attempt=task.attempts, retry=False)
+def _permanent(store: Store, task: Task, worker_id: str, message: str, started_at: datetime) -> Outcome:
+    status = store.fail(
+        task.id, message, worker_id=worker_id, attempt=task.attempts, retry=False, started_at=started_at
+    )
     return Outcome(status, "task_failed")
 
 
@@ -36,40 +41,45 @@ def execute(
     context: TaskContext,
     defer_success: Callable[[Completion], None] | None = None,
 ) -> Outcome:
-    """Run `task` to an outcome. Never raises for anything the task does. With `defer_success`, a
-    successful result is handed to it for the caller to record later (batched); anything else is
-    recorded at once."""
+    """Run `task` to an outcome. Never raises for anything the task does: any BaseException from its
+    code (SystemExit, KeyboardInterrupt included) is that task's failure, not its worker's death. With
+    `defer_success`, a successful result is handed to it for the caller to record later (batched);
+    anything else is recorded at once."""
+    started_at = context.started_at
+    owner: dict[str, Any] = {"worker_id": worker_id, "attempt": task.attempts, "started_at": started_at}
     try:
         spec = registry.lookup(task.name)
     except registry.UnknownTask as error:
         # Not retried: another attempt on this worker would fail the same way. `taskq retry` after deploying.
-        return _permanent(store, task, worker_id, f"{error}; is the module in `imports`?")
+        return _permanent(store, task, worker_id, f"{error}; is the module in `imports`?", started_at)
     try:
         with context:
             args: list[Any] = [context, *task.args] if spec.takes_context else list(task.args)
             result = spec.function(*args, **task.kwargs)
     except TaskCancelled:
         context.flush_progress()
-        done = store.mark_cancelled(task.id, worker_id=worker_id, attempt=task.attempts)
+        done = store.mark_cancelled(task.id, **owner)
         return Outcome(Status.CANCELLED if done else None, "task_cancelled")
-    except Exception as error:
+    except BaseException as error:  # the worker's own stop is a flag, never an exception
         context.flush_progress()
         if context.spawned:
             log.error("task_error_after_spawn task_id=%s: %s", task.id, error)
             return Outcome(Status.WAITING_FOR_CHILDREN, "task_waiting")
         text = "".join(traceback.format_exception(error))
-        status = store.fail(task.id, text, worker_id=worker_id, attempt=task.attempts)
+        status = store.fail(task.id, text, **owner)
         return Outcome(status, "task_retry" if status is Status.PENDING else "task_failed")
     if context.spawned:
         return Outcome(Status.WAITING_FOR_CHILDREN, "task_waiting")
     try:
-        json.dumps(result, allow_nan=False)
+        encoded = json.dumps(result, allow_nan=False)
     except (TypeError, ValueError) as error:
-        return _permanent(store, task, worker_id, f"task returned a value that is not JSON-serialisable: {error}")
+        return _permanent(
+            store, task, worker_id, f"task returned a value that is not JSON-serialisable: {error}", started_at
+        )
     context.flush_progress()
-    if defer_success is not None:
+    if defer_success is not None and len(encoded) <= DEFERRED_RESULT_MAX_BYTES:
         follow_up = task.parent_id is not None or task.continuation is not None or spec.then is not None
-        defer_success(Completion(task.id, task.attempts, result, utc_now(), follow_up, spec.then))
-        return Outcome(Status.COMPLETED, "task_completed")
-    done = store.complete(task.id, result, worker_id=worker_id, attempt=task.attempts, continuation=spec.then)
+        defer_success(Completion(task.id, task.attempts, result, utc_now(), follow_up, spec.then, started_at))
+        return Outcome(Status.COMPLETED, "task_completed", deferred=True)
+    done = store.complete(task.id, result, continuation=spec.then, **owner)
     return Outcome(Status.COMPLETED if done else None, "task_completed")

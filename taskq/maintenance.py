@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from taskq.clock import utc_now
+from taskq.identity import WorkerIdentity
 from taskq.store import Store
 
 log = logging.getLogger("taskq.maintenance")
@@ -30,6 +31,23 @@ class LeaseRescuer:
 
     def run_once(self, now: datetime) -> dict[str, int]:
         return {"recovered": self.store.recover_expired(now=now)}
+
+
+class DeadWorkerRescuer:
+    """Recovers at once the running tasks of workers of this host and boot whose process is gone (a pool
+    SIGKILLed and restarted, a crashed sibling pool): their ids say so for certain, so there is no need
+    to wait for the lease. Workers of other hosts are left to their leases."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def run_once(self, now: datetime) -> dict[str, int]:
+        recovered = 0
+        for worker_id in self.store.running_worker_ids():
+            identity = WorkerIdentity.parse(worker_id)
+            if identity is not None and identity.is_certainly_dead():
+                recovered += self.store.recover_worker(worker_id, reason=f"{worker_id} is gone", now=now)
+        return {"recovered_from_dead_workers": recovered}
 
 
 class Retention:

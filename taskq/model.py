@@ -68,6 +68,31 @@ class Completion:
     finished_at: datetime
     has_follow_up: bool = True  # it has a parent or a continuation: record it with the workflow bookkeeping
     continuation: str | None = None  # the task's @task(then=...), enqueued if the row names no continuation
+    started_at: datetime | None = None  # when the function was called (stored if the start was not yet)
+
+
+class Interruption(str, enum.Enum):
+    """How a task cut short by its worker's death is settled."""
+
+    FAIL = "fail"  # a failed attempt, retried per policy (worker lost, timeout)
+    CANCEL = "cancel"  # it was being cancelled: cancelled
+    RELEASE = "release"  # not its fault (shutdown grace expired): pending again, attempt not counted
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    task_id: int
+    attempt: int
+    how: Interruption
+    message: str
+    started_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SettledCounts:
+    recorded: int  # successes the worker had not recorded yet
+    interrupted: int  # tasks it was executing
+    released: int  # tasks it had claimed and not started (plus any started ones it had not reported)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import logging
 import os
 import select
@@ -23,9 +22,13 @@ from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError
 
-from taskq import registry, systemd
+from taskq import protocol, registry, systemd
 from taskq.api import open_store
-from taskq.maintenance import LeaseRescuer, MaintenanceThread, Retention
+from taskq.clock import utc_now
+from taskq.identity import WorkerIdentity
+from taskq.maintenance import DeadWorkerRescuer, LeaseRescuer, MaintenanceThread, Retention
+from taskq.model import Completion, Interrupted, Interruption
+from taskq.protocol import KillReason
 from taskq.scheduler import Scheduler, parse_schedules
 from taskq.settings import Settings, SettingsError, load_settings
 from taskq.settings_watch import SettingsWatcher
@@ -74,16 +77,32 @@ class WorkerHandle:
     status_fd: int
     wake_fd: int
     started: float
-    running: dict[int, RunningTask] = field(default_factory=dict)
-    prefetched: set[int] = field(default_factory=set)  # claimed by the worker, not started yet
+    worker_id: str  # the id the worker writes into the rows it claims (same host, pid, start time)
+    running: dict[int, RunningTask] = field(default_factory=dict)  # started, outcome not known yet
+    deferred: dict[int, Completion] = field(default_factory=dict)  # returned, success not committed yet
     retiring: bool = False
     killed: bool = False
-    kill_reasons: dict[int, str] = field(default_factory=dict)
+    kill_reasons: dict[int, KillReason] = field(default_factory=dict)
     partial: bytes = b""
 
-    @property
-    def worker_id(self) -> str:
-        return f"{os.uname().nodename}:{self.process.pid}:{self.config.name}"
+
+def has_exited(pid: int) -> bool:
+    """Whether a child has exited, without reaping it (its pid stays taken until we do)."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+def waitstatus_code(pid: int) -> int:
+    """The exit code of an exited, not yet reaped child, as subprocess reports it (-N: killed by signal N)."""
+    try:
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return 0
+    if info is None:
+        return 0
+    return -info.si_status if info.si_code in (os.CLD_KILLED, os.CLD_DUMPED) else info.si_status
 
 
 def describe_exit(returncode: int) -> str:
@@ -114,8 +133,10 @@ class Pool:
         self.retention = Retention(self.store, settings.retention_seconds)
         self.scheduler = Scheduler(self.store)
         self.update_schedules(settings)
+        self.dead_worker_rescuer = DeadWorkerRescuer(self.store)
         self.maintenance = MaintenanceThread(
             [
+                (self.dead_worker_rescuer, LEASE_RESCUE_SECONDS),
                 (LeaseRescuer(self.store), LEASE_RESCUE_SECONDS),
                 (self.retention, RETENTION_SECONDS),
                 (self.scheduler, SCHEDULER_SECONDS),
@@ -187,12 +208,15 @@ class Pool:
             [sys.executable, "-m", "taskq.worker", config.to_json()],
             pass_fds=(wake_r, status_w),
             stdin=subprocess.DEVNULL,
+            # Its own process group: what its tasks start goes with it when it exits (see reap()).
+            start_new_session=True,
         )
         os.close(wake_r)
         os.close(status_w)
         os.set_blocking(wake_w, False)
         os.set_blocking(status_r, False)
-        handle = WorkerHandle(number, config, process, status_r, wake_w, time.monotonic())
+        worker_id = str(WorkerIdentity.of_process(process.pid, config.name))
+        handle = WorkerHandle(number, config, process, status_r, wake_w, time.monotonic(), worker_id)
         with self._handles_lock:
             self.handles.append(handle)
         log.info("worker_spawned name=%s pid=%d", config.name, process.pid)
@@ -203,7 +227,7 @@ class Pool:
         with contextlib.suppress(ProcessLookupError):
             handle.process.send_signal(signal.SIGTERM)
 
-    def kill(self, handle: WorkerHandle, reason: str) -> None:
+    def kill(self, handle: WorkerHandle, reason: KillReason) -> None:
         for task_id in handle.running:
             handle.kill_reasons.setdefault(task_id, reason)
         handle.retiring = handle.killed = True
@@ -251,22 +275,23 @@ class Pool:
         handle.partial = lines.pop()
         now = time.monotonic()
         for line in lines:
-            if not line:
-                continue
-            message = json.loads(line)
-            task_id = message.get("id")
-            if message["e"] == "prefetched":
-                handle.prefetched.update(message["ids"])
-            elif message["e"] == "released":
-                handle.prefetched.difference_update(message["ids"])
-            elif message["e"] == "start":
-                handle.prefetched.discard(task_id)
-                handle.running[task_id] = RunningTask(task_id, message["attempt"], now, message.get("timeout"))
-            elif message["e"] == "end":
-                handle.running.pop(task_id, None)
-            elif message["e"] == "cancel" and task_id in handle.running:
-                handle.running[task_id].cancel_deadline = now + self.overrides.cancel_grace
+            if line:
+                self._apply(handle, protocol.decode(line), now)
         return True
+
+    def _apply(self, handle: WorkerHandle, message: protocol.Message, now: float) -> None:
+        if isinstance(message, protocol.Started):
+            handle.running[message.task_id] = RunningTask(message.task_id, message.attempt, now, message.timeout)
+        elif isinstance(message, protocol.Ended):
+            handle.running.pop(message.task_id, None)
+        elif isinstance(message, protocol.Deferred):
+            handle.running.pop(message.completion.task_id, None)
+            handle.deferred[message.completion.task_id] = message.completion
+        elif isinstance(message, protocol.Recorded):
+            for task_id in message.task_ids:
+                handle.deferred.pop(task_id, None)
+        elif isinstance(message, protocol.CancelSeen) and message.task_id in handle.running:
+            handle.running[message.task_id].cancel_deadline = now + self.overrides.cancel_grace
 
     def enforce_deadlines(self) -> None:
         now = time.monotonic()
@@ -281,24 +306,28 @@ class Pool:
                         task.timeout,
                         handle.config.name,
                     )
-                    self.kill(handle, "timeout")
+                    self.kill(handle, KillReason.TIMEOUT)
                 elif task.cancel_deadline is not None and now > task.cancel_deadline:
                     log.warning(
                         "task_cancel_forced task_id=%s ignored cancellation; killing %s",
                         task.task_id,
                         handle.config.name,
                     )
-                    self.kill(handle, "cancel")
+                    self.kill(handle, KillReason.CANCEL)
 
     def reap(self) -> None:
         with self._handles_lock:
-            exited = [handle for handle in self.handles if handle.process.poll() is not None]
+            exited = [handle for handle in self.handles if has_exited(handle.process.pid)]
             for handle in exited:
                 self.handles.remove(handle)
         for handle in exited:
             while self.read_status(handle):  # everything the worker said before it died
                 pass
-            returncode = handle.process.returncode
+            returncode = waitstatus_code(handle.process.pid)
+            # The zombie's pid is not free until we reap it: killing its group cannot hit a newcomer,
+            # and the same-host rescuer (maintenance thread) still sees it alive, leaving its tasks to us.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(handle.process.pid, signal.SIGKILL)  # processes its tasks started go with it
             try:
                 self._settle_tasks_of_dead_worker(handle, returncode)
             except DBAPIError as error:  # the store retried for a while; the database is still away
@@ -307,6 +336,7 @@ class Pool:
                     handle.config.name,
                     str(error.orig).strip().splitlines()[0],
                 )
+            handle.process.wait()
             os.close(handle.status_fd)
             os.close(handle.wake_fd)
             expected = handle.retiring or returncode == 0
@@ -326,23 +356,37 @@ class Pool:
                 self._respawn_delay = 0.0
 
     def _settle_tasks_of_dead_worker(self, handle: WorkerHandle, returncode: int) -> None:
-        """The worker's database guards (worker id + attempt) make each call a no-op if it did finish."""
-        if handle.prefetched:
-            released = self.store.release(sorted(handle.prefetched), worker_id=handle.worker_id)
-            log.info("task_released count=%d (prefetched by %s, never started)", released, handle.config.name)
-        for task in handle.running.values():
-            reason = handle.kill_reasons.get(task.task_id)
-            owner = {"worker_id": handle.worker_id, "attempt": task.attempt}
-            if reason == "timeout":
-                self.store.fail(task.task_id, f"TimeoutError: task exceeded its timeout of {task.timeout:g} s", **owner)
-            elif reason == "cancel":
-                self.store.mark_cancelled(task.task_id, reason="cancelled (killed after ignoring the request)", **owner)
-            elif reason == "shutdown":
-                self.store.release([task.task_id], worker_id=handle.worker_id)
-                log.info("task_released task_id=%s (shutdown grace expired)", task.task_id)
-            else:
-                self.store.fail(task.task_id, f"worker lost: {handle.config.name} {describe_exit(returncode)}", **owner)
+        """Everything the worker held, at once: its unrecorded successes are recorded, the task it was
+        executing gets the outcome its death means, and the tasks it had claimed but not started go back
+        to pending without an attempt. The store's owner guards make each part a no-op if already done."""
+        executing = [self._interruption(handle, task, returncode) for task in handle.running.values()]
+        counts = self.store.settle_dead_worker(
+            handle.worker_id, finished=list(handle.deferred.values()), executing=executing
+        )
+        if any((counts.recorded, counts.interrupted, counts.released)):
+            log.info(
+                "worker_tasks_settled name=%s recorded=%d interrupted=%d released=%d",
+                handle.config.name,
+                counts.recorded,
+                counts.interrupted,
+                counts.released,
+            )
+        for task in executing:
+            if task.how is Interruption.FAIL and handle.kill_reasons.get(task.task_id) is None:
                 log.warning("task_worker_died task_id=%s worker=%s", task.task_id, handle.config.name)
+
+    def _interruption(self, handle: WorkerHandle, task: RunningTask, returncode: int) -> Interrupted:
+        reason = handle.kill_reasons.get(task.task_id)
+        if reason is KillReason.TIMEOUT:
+            how, message = Interruption.FAIL, f"TimeoutError: task exceeded its timeout of {task.timeout:g} s"
+        elif reason is KillReason.CANCEL:
+            how, message = Interruption.CANCEL, "cancelled (killed after ignoring the request)"
+        elif reason is KillReason.SHUTDOWN:
+            how, message = Interruption.RELEASE, "shutdown grace expired"
+            log.info("task_released task_id=%s (shutdown grace expired)", task.task_id)
+        else:
+            how, message = Interruption.FAIL, f"worker lost: {handle.config.name} {describe_exit(returncode)}"
+        return Interrupted(task.task_id, task.attempt, how, message)
 
     # -- signals and shutdown ------------------------------------------------------------------------
 
@@ -395,6 +439,7 @@ class Pool:
         registry.import_task_modules([*self.settings.imports, *self.overrides.imports])
         if self.watcher is not None:
             self.watcher.start()
+        self.dead_worker_rescuer.run_once(utc_now())  # a restart on this host recovers at once
         self.maintenance.start()
         wake_thread = threading.Thread(target=self._wake_loop, name="wake", daemon=True)
         wake_thread.start()
@@ -430,7 +475,7 @@ class Pool:
                         for handle in list(self.handles):
                             if not handle.killed:
                                 log.warning("shutdown_grace_expired: stopping %s", handle.config.name)
-                                self.kill(handle, "shutdown")
+                                self.kill(handle, KillReason.SHUTDOWN)
                 else:
                     self.converge()
                 if watchdog_every is not None and time.monotonic() >= next_watchdog:

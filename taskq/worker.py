@@ -15,18 +15,17 @@ import os
 import resource
 import select
 import signal
-import socket
 import sys
 import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
-from taskq import registry
+from taskq import protocol, registry
 from taskq.api import open_store
 from taskq.context import TaskContext
 from taskq.executor import execute
+from taskq.identity import WorkerIdentity, hostname
 from taskq.model import Completion, Task
 from taskq.store import Store
 
@@ -36,7 +35,7 @@ PROGRESS_FLUSH_SECONDS = 0.25  # throttled progress reaches the database at leas
 CANCEL_CHECK_SECONDS = 0.5  # how often a running task's cancel flag is read
 WORKER_ROW_SECONDS = 10.0  # how often the workers-table heartbeat is written
 QUICK_TASK_SECONDS = 0.05  # tasks faster than this let the claim batch grow (fewer round trips per task)
-PREFETCH_HOLD_SECONDS = 0.25  # prefetched tasks waiting behind a task slower than this are handed back
+PREFETCH_HOLD_SECONDS = 0.25  # past this, a task's start is recorded and the prefetched tasks behind it handed back
 
 log = logging.getLogger("taskq.worker")
 
@@ -69,7 +68,7 @@ class Worker:
     def __init__(self, config: WorkerConfig, store: Store) -> None:
         self.config = config
         self.store = store
-        self.id = f"{socket.gethostname()}:{os.getpid()}:{config.name}"
+        self.id = str(WorkerIdentity.of_process(os.getpid(), config.name))
         # A plain flag, not a threading.Event: the SIGTERM handler runs on the main thread between two
         # bytecodes, possibly while that thread holds an Event's lock, and would deadlock taking it again.
         self.stop_requested = False
@@ -87,10 +86,10 @@ class Worker:
 
     # -- talking to the supervisor ----------------------------------------------------------------
 
-    def report(self, event: str, **fields: Any) -> None:
+    def report(self, message: protocol.Message) -> None:
         if self.config.status_fd < 0:
             return
-        line = (json.dumps({"e": event, **fields}) + "\n").encode()
+        line = protocol.encode(message)
         with self._status_lock:
             try:
                 os.write(self.config.status_fd, line)
@@ -114,7 +113,7 @@ class Worker:
 
     def run(self) -> int:
         self.store.register_worker(
-            self.id, hostname=socket.gethostname(), pid=os.getpid(), name=self.config.name, queues=self.config.queues
+            self.id, hostname=hostname(), pid=os.getpid(), name=self.config.name, queues=self.config.queues
         )
         log.info("worker_started worker_id=%s queues=%s", self.id, ",".join(self.config.queues) or "*")
         heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
@@ -156,12 +155,9 @@ class Worker:
             limit=self.batch_size,
             lease_seconds=self.config.lease_seconds,
         )
-        self._log_lost(finished, recorded)
+        self._after_recording(finished, recorded)
         if not claimed:
             return None
-        if len(claimed) > 1:
-            # Tell the supervisor, so that if this process dies they go straight back to pending.
-            self.report("prefetched", ids=[task.id for task in claimed[1:]])
         with self._prefetch_lock:
             self.prefetched.extend(claimed[1:])
         return claimed[0]
@@ -171,9 +167,12 @@ class Worker:
             finished, self.unrecorded = self.unrecorded, []
         if finished:
             recorded, _ = self.store.finish_and_claim(self.id, finished, limit=0)
-            self._log_lost(finished, recorded)
+            self._after_recording(finished, recorded)
 
-    def _log_lost(self, finished: list[Completion], recorded: list[int]) -> None:
+    def _after_recording(self, finished: list[Completion], recorded: list[int]) -> None:
+        if not finished:
+            return
+        self.report(protocol.Recorded(tuple(completion.task_id for completion in finished)))
         for completion in finished:
             if completion.task_id not in recorded:
                 log.warning(
@@ -181,8 +180,11 @@ class Worker:
                 )
 
     def _defer(self, completion: Completion) -> None:
+        # Told to the supervisor before anything else happens: if this process dies before the success
+        # is committed, the supervisor records it from this message instead of running the task again.
         with self._prefetch_lock:
             self.unrecorded.append(completion)
+            self.report(protocol.Deferred(completion))
 
     def _hand_back_prefetched(self) -> None:
         """Prefetched tasks go back to pending (attempt not counted) for other workers to take."""
@@ -191,7 +193,6 @@ class Worker:
             self.prefetched.clear()
         if waiting:
             self.store.release(waiting, worker_id=self.id)
-            self.report("released", ids=waiting)
 
     def _idle_timeout(self, idle_poll: float) -> float:
         """Sleep until the earliest delayed task is due, if that comes before the next fallback poll."""
@@ -223,13 +224,14 @@ class Worker:
         self.current = context
         self._current_started = time.monotonic()
         self._task_started.set()
-        self.report("start", id=task.id, attempt=task.attempts, timeout=self.timeout_of(task))
+        self.report(protocol.Started(task.id, task.attempts, self.timeout_of(task)))
         log.debug("task_started task_id=%s name=%s attempt=%d worker_id=%s", task.id, task.name, task.attempts, self.id)
         started = time.monotonic()
         outcome = execute(self.store, task, self.id, context, defer_success=self._defer)
         self.current = None
         self.tasks_done += 1
-        self.report("end", id=task.id)
+        if not outcome.deferred:
+            self.report(protocol.Ended(task.id))
         seconds = time.monotonic() - started
         log.info(
             "%s task_id=%s name=%s attempt=%d seconds=%.3f",
@@ -257,9 +259,13 @@ class Worker:
                     self.request_stop()
                 current = self.current
                 if current is not None:
-                    if now - self._current_started > PREFETCH_HOLD_SECONDS:
+                    if now - self._current_started > PREFETCH_HOLD_SECONDS and not current.start_recorded:
+                        # A slow task: the tasks behind it should not wait, and its attempt is counted
+                        # now so that even a whole-host loss during it counts against its retries.
                         self._record_finished()
                         self._hand_back_prefetched()
+                        current.start_recorded = True
+                        self.store.mark_started(current.task_id, worker_id=self.id, started_at=current.started_at)
                     current.flush_progress()
                     if not current.cancelled and now - last_cancel_check >= CANCEL_CHECK_SECONDS:
                         last_cancel_check = now
@@ -283,7 +289,7 @@ class Worker:
 
     def _cancel(self, context: TaskContext) -> None:
         context.cancel_event.set()
-        self.report("cancel", id=context.task_id)
+        self.report(protocol.CancelSeen(context.task_id))
         log.info("task_cancel_requested task_id=%s worker_id=%s", context.task_id, self.id)
 
 

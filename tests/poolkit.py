@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -39,6 +40,37 @@ def child_pids(pid: int) -> list[int]:
         if int(fields[1]) == pid and fields[0] != "Z":
             children.append(int(entry.name))
     return children
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below `pid` (workers run in sessions of their own, so a process group
+    does not reach them)."""
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        children = child_pids(frontier.pop())
+        found += children
+        frontier += children
+    return found
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL `pid` first (so nothing is respawned), then everything below it, until nothing is left."""
+    below = descendants(pid)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    while below:
+        for child in below:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
+        below = [child for child in below if Path(f"/proc/{child}").exists() and not _is_zombie(child)]
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
 
 
 class PoolProcess:
@@ -81,7 +113,7 @@ class PoolProcess:
         self.process.send_signal(signum)
 
     def kill_tree(self) -> None:
-        os.killpg(self.process.pid, signal.SIGKILL)
+        kill_tree(self.process.pid)
         self.wait(10)
 
     def wait(self, timeout: float = 60.0) -> int:
@@ -96,7 +128,7 @@ class PoolProcess:
             try:
                 self.process.wait(30)
             except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+                kill_tree(self.process.pid)
                 self.process.wait(10)
         self._log.close()
 

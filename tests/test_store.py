@@ -7,7 +7,17 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from taskq.clock import utc_now
-from taskq.model import InvalidTaskArguments, InvalidTransition, Status, TaskNotFound, TaskRequest
+from taskq.model import (
+    Completion,
+    Interrupted,
+    Interruption,
+    InvalidTaskArguments,
+    InvalidTransition,
+    SettledCounts,
+    Status,
+    TaskNotFound,
+    TaskRequest,
+)
 from taskq.store import Store
 
 
@@ -111,7 +121,9 @@ def test_claim_sets_running_fields_and_filters_queues(store: Store) -> None:
     task = store.claim("host:1:worker-1", ["mine"], now=now, lease_seconds=10)
     assert task is not None and task.id == mine
     assert (task.status, task.attempts, task.worker_id) == (Status.RUNNING, 1, "host:1:worker-1")
-    assert task.started_at == now and task.lease_until == now + timedelta(seconds=10)
+    # The claim does not count the attempt yet: the row holds it from the outcome (or a recorded start) on.
+    assert task.started_at is None and task.lease_until == now + timedelta(seconds=10)
+    assert store.get(task.id).attempts == 0
     assert store.claim("w", ["mine"]) is None
     assert store.claim("w", ["mine", "other"]).id == other  # type: ignore[union-attr]
 
@@ -211,21 +223,84 @@ def test_purge_deletes_only_old_finished_tasks(store: Store) -> None:
     assert store.get(old) is None and store.get(recent) is not None and store.get(active) is not None
 
 
-def test_expired_lease_is_recovered_with_an_attempt_counted(store: Store) -> None:
+def test_expired_lease_counts_an_attempt_only_for_a_started_task(store: Store) -> None:
     now = utc_now()
     task_id = store.enqueue("taskq.echo", max_retries=1, now=now).id
+    store.claim("dead-worker", now=now, lease_seconds=5)
+    store.mark_started(task_id, worker_id="dead-worker", started_at=now)
+    never_started = store.enqueue("taskq.echo", max_retries=0, now=now).id
     store.claim("dead-worker", now=now, lease_seconds=5)
     live = store.enqueue("taskq.echo", now=now).id
     store.claim("live-worker", now=now, lease_seconds=600)
     assert store.recover_expired(now=now + timedelta(seconds=4)) == 0
-    assert store.recover_expired(now=now + timedelta(seconds=6)) == 1
+    assert store.recover_expired(now=now + timedelta(seconds=6)) == 2
     task = store.require(task_id)
     assert task.status is Status.PENDING and task.attempts == 1 and "worker lost" in (task.error or "")
+    released = store.require(never_started)
+    assert (released.status, released.attempts, released.error) == (Status.PENDING, 0, None)
     assert store.require(live).status is Status.RUNNING
     later = now + timedelta(seconds=100)
-    store.claim("dead-worker", now=later, lease_seconds=5)
-    assert store.recover_expired(now=later + timedelta(seconds=6)) == 1
+    store.claim("dead-worker", now=later, lease_seconds=5)  # the oldest ready: never_started, then task_id
+    again = store.claim("dead-worker", now=later, lease_seconds=5)
+    assert again is not None and again.id == task_id and again.attempts == 2
+    store.mark_started(task_id, worker_id="dead-worker", started_at=later)
+    assert store.recover_expired(now=later + timedelta(seconds=6)) == 2
     assert store.require(task_id).status is Status.FAILED
+    assert store.require(never_started).status is Status.PENDING
+
+
+def test_attempt_is_counted_with_the_outcome_and_once(store: Store) -> None:
+    task_id = store.enqueue("taskq.echo", max_retries=2).id
+    claimed = store.claim("w")
+    assert claimed is not None and claimed.attempts == 1 and store.require(task_id).attempts == 0
+    assert store.fail(task_id, "boom", worker_id="w", attempt=1) is Status.PENDING
+    assert store.require(task_id).attempts == 1
+    claimed = store.claim("w", now=utc_now() + timedelta(seconds=10))
+    assert claimed is not None and claimed.attempts == 2
+    store.mark_started(task_id, worker_id="w", started_at=utc_now())
+    assert store.require(task_id).attempts == 2
+    assert store.complete(task_id, 1, worker_id="w", attempt=2)
+    task = store.require(task_id)
+    assert (task.status, task.attempts) == (Status.COMPLETED, 2) and task.started_at is not None
+
+
+def test_dead_worker_is_settled_exactly_in_one_transaction(store: Store) -> None:
+    now = utc_now()
+    ids = [store.enqueue("taskq.echo", max_retries=0, now=now).id for _ in range(4)]
+    claimed = store.claim_batch("w", limit=4, now=now)
+    assert [task.id for task in claimed] == ids
+    finished, executing, timed_out, never_started = ids
+    counts = store.settle_dead_worker(
+        "w",
+        finished=[Completion(finished, 1, {"ok": True}, now, False, None, now)],
+        executing=[
+            Interrupted(executing, 1, Interruption.FAIL, "worker lost: killed by SIGKILL"),
+            Interrupted(timed_out, 1, Interruption.FAIL, "TimeoutError: bad\x00byte"),
+        ],
+        now=now,
+    )
+    assert counts == SettledCounts(recorded=1, interrupted=2, released=1)
+    assert store.require(finished).status is Status.COMPLETED and store.require(finished).result == {"ok": True}
+    lost = store.require(executing)
+    assert (lost.status, lost.attempts) == (Status.FAILED, 1) and "SIGKILL" in (lost.error or "")
+    assert "\x00" not in (store.require(timed_out).error or "") and "bad" in (store.require(timed_out).error or "")
+    back = store.require(never_started)
+    assert (back.status, back.attempts, back.worker_id) == (Status.PENDING, 0, None)
+    # A second settlement (the guards make it a no-op) changes nothing.
+    assert store.settle_dead_worker("w", now=now) == SettledCounts(0, 0, 0)
+
+
+def test_recover_worker_releases_unstarted_and_fails_started_tasks(store: Store) -> None:
+    now = utc_now()
+    started, unstarted, other = (store.enqueue("taskq.echo", max_retries=0, now=now).id for _ in range(3))
+    store.claim_batch("dead", limit=2, now=now)
+    store.claim("alive", now=now)
+    store.mark_started(started, worker_id="dead", started_at=now)
+    assert sorted(store.running_worker_ids()) == ["alive", "dead"]
+    assert store.recover_worker("dead", reason="its process is gone", now=now) == 2
+    assert store.require(started).status is Status.FAILED
+    assert store.require(unstarted).status is Status.PENDING and store.require(unstarted).attempts == 0
+    assert store.require(other).status is Status.RUNNING
 
 
 def test_release_returns_running_tasks_without_counting_the_attempt(store: Store) -> None:

@@ -19,8 +19,11 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    Integer,
     and_,
     bindparam,
+    case,
+    func,
     insert,
     literal_column,
 )
@@ -90,8 +93,26 @@ def _check_json(what: str, value: Any) -> None:
         raise InvalidTaskArguments(f"{what} must be JSON-serialisable: {error}") from None
 
 
+def _safe_text(text: str) -> str:
+    """PostgreSQL text cannot hold NUL; a task's error or progress message may (a C library's message,
+    binary data in an exception). Shown visibly on every dialect, so both store the same text."""
+    return text.replace("\x00", "\\x00") if "\x00" in text else text
+
+
 def _clip(text: str) -> str:
+    text = _safe_text(text)
     return text if len(text) <= ERROR_TEXT_LIMIT else "...(truncated)...\n" + text[-ERROR_TEXT_LIMIT:]
+
+
+# A claim does not count an attempt: the row's attempts and started_at change only once the task has
+# started (recorded with its outcome, or at once for a task that runs long). started_at IS NULL on a
+# running row thus means "claimed, start not recorded": its attempt is counted with the outcome, and a
+# lost worker's such rows go back to pending without one.
+ATTEMPT_COUNTED = case((tasks.c.started_at.is_(None), tasks.c.attempts + 1), else_=tasks.c.attempts)
+STARTED_AT = func.coalesce(tasks.c.started_at, bindparam("started"))
+ATTEMPT_UNCOUNTED = case(
+    (and_(tasks.c.started_at.is_not(None), tasks.c.attempts > 0), tasks.c.attempts - 1), else_=tasks.c.attempts
+)
 
 
 def _owned(check_worker: bool, check_attempt: bool) -> ColumnElement[bool]:
@@ -101,7 +122,9 @@ def _owned(check_worker: bool, check_attempt: bool) -> ColumnElement[bool]:
     if check_worker:
         condition = and_(condition, tasks.c.worker_id == bindparam("owner_worker_id"))
     if check_attempt:
-        condition = and_(condition, tasks.c.attempts == bindparam("owner_attempt"))
+        # The row holds attempt - 1 until the start is recorded, the attempt itself after.
+        attempt = bindparam("owner_attempt", type_=Integer)
+        condition = and_(condition, tasks.c.attempts.between(attempt - 1, attempt))
     return condition
 
 

@@ -13,7 +13,6 @@ from sqlalchemy import (
     Executable,
     and_,
     bindparam,
-    case,
     select,
     update,
 )
@@ -21,12 +20,17 @@ from sqlalchemy import (
 from taskq.clock import as_utc, utc_now
 from taskq.model import (
     Completion,
+    Interrupted,
+    Interruption,
+    SettledCounts,
     Status,
     Task,
     backoff_delay,
 )
 from taskq.schema import tasks
 from taskq.store.base import (
+    ATTEMPT_COUNTED,
+    ATTEMPT_UNCOUNTED,
     CANCELLED,
     COMPLETED,
     DEFAULT_LEASE_SECONDS,
@@ -34,17 +38,20 @@ from taskq.store.base import (
     FAILED,
     PENDING,
     RUNNING,
+    STARTED_AT,
     StoreBase,
     _check_json,
     _clip,
     _owned,
     _owner_params,
+    _safe_text,
     _status_is,
 )
 
 # Hot-path statements are built once: constructing a Core statement and its cache key costs more than
 # running it on SQLite, so the claim/complete cycle reuses these objects with bound parameters.
 _FINISH_RETURNING = (tasks.c.parent_id, tasks.c.continuation, tasks.c.queue, tasks.c.priority)
+_AS_CLAIMED_ATTEMPT = (tasks.c.attempts + 1).label("attempts")
 
 
 @functools.cache
@@ -67,18 +74,20 @@ def _claim_statement(by_queue: bool) -> Executable:
         .where(tasks.c.id == candidates.c.id, _status_is(PENDING))
         .values(
             status=RUNNING,
-            started_at=bindparam("now"),
-            attempts=tasks.c.attempts + 1,
+            started_at=None,
             worker_id=bindparam("worker_id"),
             lease_until=bindparam("lease_until"),
             cancel_requested=False,
         )
-        .returning(*tasks.c)
+        # The task comes back as the attempt it will run as; the row counts it once the task starts.
+        .returning(*(_AS_CLAIMED_ATTEMPT if column.name == "attempts" else column for column in tasks.c))
     )
 
 
 _COMPLETED_VALUES = {
     "status": COMPLETED,
+    "attempts": ATTEMPT_COUNTED,
+    "started_at": STARTED_AT,
     "result": bindparam("result"),
     "progress": 100.0,
     "finished_at": bindparam("now"),
@@ -99,7 +108,14 @@ def _cancelled_statement(owner: tuple[bool, bool]) -> Executable:
     return (
         update(tasks)
         .where(_owned(*owner))
-        .values(status=CANCELLED, finished_at=bindparam("now"), lease_until=None, error=bindparam("reason"))
+        .values(
+            status=CANCELLED,
+            attempts=ATTEMPT_COUNTED,
+            started_at=STARTED_AT,
+            finished_at=bindparam("now"),
+            lease_until=None,
+            error=bindparam("reason"),
+        )
         .returning(*_FINISH_RETURNING)
     )
 
@@ -109,6 +125,7 @@ def _failing_row_statement(owner: tuple[bool, bool]) -> Executable:
     return (
         select(
             tasks.c.attempts,
+            tasks.c.started_at,
             tasks.c.max_retries,
             tasks.c.error_log,
             tasks.c.cancel_requested,
@@ -124,6 +141,24 @@ _SET_PROGRESS = (
     .where(tasks.c.id == bindparam("task_id"), _status_is(RUNNING))
     .values(progress=bindparam("progress"), progress_message=bindparam("message"))
 )
+_MARK_STARTED = (
+    update(tasks)
+    .where(_owned(True, False), tasks.c.started_at.is_(None))
+    .values(attempts=tasks.c.attempts + 1, started_at=bindparam("started"))
+)
+_RELEASE_VALUES = {
+    "status": PENDING,
+    "attempts": ATTEMPT_UNCOUNTED,
+    "worker_id": None,
+    "lease_until": None,
+    "started_at": None,
+}
+_RUNNING_OF_WORKER = (
+    select(tasks.c.id, tasks.c.started_at)
+    .where(_status_is(RUNNING), tasks.c.worker_id == bindparam("worker_id"))
+    .with_for_update()
+)
+_RUNNING_WORKER_IDS = select(tasks.c.worker_id).where(_status_is(RUNNING)).distinct()
 _CANCEL_REQUESTED = select(tasks.c.cancel_requested).where(tasks.c.id == bindparam("task_id"))
 _RENEW_LEASES = (
     update(tasks)
@@ -205,18 +240,24 @@ class OutcomeOps(StoreBase):
         now = now or utc_now()
 
         def work(conn: Connection) -> tuple[list[int], list[Task]]:
-            plain = [c for c in completions if not c.has_follow_up]
-            recorded = self._complete_plain_in(conn, worker_id, plain) if plain else []
-            recorded += [
-                c.task_id
-                for c in completions
-                if c.has_follow_up
-                and self._complete_in(conn, c.task_id, c.result, worker_id, c.attempt, c.finished_at, c.continuation)
-            ]
+            recorded = self._record_completions_in(conn, worker_id, completions)
             claimed = self._claim_in(conn, worker_id, queues, limit, now, lease_seconds) if limit > 0 else []
             return recorded, claimed
 
         return self.write(work)
+
+    def _record_completions_in(self, conn: Connection, worker_id: str, completions: Sequence[Completion]) -> list[int]:
+        plain = [c for c in completions if not c.has_follow_up]
+        recorded = self._complete_plain_in(conn, worker_id, plain) if plain else []
+        recorded += [
+            c.task_id
+            for c in completions
+            if c.has_follow_up
+            and self._complete_in(
+                conn, c.task_id, c.result, worker_id, c.attempt, c.finished_at, c.continuation, c.started_at
+            )
+        ]
+        return recorded
 
     def complete(
         self,
@@ -226,6 +267,7 @@ class OutcomeOps(StoreBase):
         worker_id: str | None = None,
         attempt: int | None = None,
         continuation: str | None = None,
+        started_at: datetime | None = None,
         now: datetime | None = None,
     ) -> bool:
         """Record success. False when the task is no longer this worker's (its lease was recovered).
@@ -233,7 +275,9 @@ class OutcomeOps(StoreBase):
         even when the process that enqueued it did not)."""
         _check_json("result", result)
         now = now or utc_now()
-        return self.write(lambda conn: self._complete_in(conn, task_id, result, worker_id, attempt, now, continuation))
+        return self.write(
+            lambda conn: self._complete_in(conn, task_id, result, worker_id, attempt, now, continuation, started_at)
+        )
 
     def _complete_plain_in(self, conn: Connection, worker_id: str, completions: Sequence[Completion]) -> list[int]:
         """Tasks without parent or continuation: one executemany, no RETURNING, no follow-up queries."""
@@ -244,6 +288,7 @@ class OutcomeOps(StoreBase):
                 "owner_attempt": c.attempt,
                 "result": c.result,
                 "now": c.finished_at,
+                "started": c.started_at or c.finished_at,
             }
             for c in completions
         ]
@@ -267,9 +312,10 @@ class OutcomeOps(StoreBase):
         attempt: int | None,
         now: datetime,
         continuation: str | None = None,
+        started_at: datetime | None = None,
     ) -> bool:
         owner, params = _owner_params(task_id, worker_id, attempt)
-        params.update(result=result, now=now)
+        params.update(result=result, now=now, started=started_at or now)
         row = conn.execute(_complete_statement(owner), params).first()
         if row is None:
             return False
@@ -288,13 +334,16 @@ class OutcomeOps(StoreBase):
         worker_id: str | None = None,
         attempt: int | None = None,
         retry: bool = True,
+        started_at: datetime | None = None,
         now: datetime | None = None,
     ) -> Status | None:
         """Record a failed attempt: back to pending after 2**attempts s while attempts <= max_retries,
         else failed. Returns the new status, or None when the task is no longer this worker's."""
         text = error if isinstance(error, str) else "".join(traceback_module.format_exception(error))
         now = now or utc_now()
-        return self.write(lambda conn: self._fail_running(conn, task_id, _clip(text), now, worker_id, attempt, retry))
+        return self.write(
+            lambda conn: self._fail_running(conn, task_id, _clip(text), now, worker_id, attempt, retry, started_at)
+        )
 
     def _fail_running(
         self,
@@ -305,17 +354,26 @@ class OutcomeOps(StoreBase):
         worker_id: str | None,
         attempt: int | None,
         retry: bool,
+        started_at: datetime | None = None,
     ) -> Status | None:
         owner, params = _owner_params(task_id, worker_id, attempt)
         row = conn.execute(_failing_row_statement(owner), params).mappings().first()
         if row is None:
             return None
-        log = [*(row["error_log"] or []), {"attempt": row["attempts"], "at": now.isoformat(), "error": text}]
+        attempts = row["attempts"] + (1 if row["started_at"] is None else 0)
+        log = [*(row["error_log"] or []), {"attempt": attempts, "at": now.isoformat(), "error": text}]
         log = log[-ERROR_LOG_LIMIT:]
-        again = retry and row["attempts"] <= row["max_retries"] and not row["cancel_requested"]
-        values: dict[str, Any] = {"error": text, "error_log": log, "lease_until": None, "worker_id": None}
+        again = retry and attempts <= row["max_retries"] and not row["cancel_requested"]
+        values: dict[str, Any] = {
+            "error": text,
+            "error_log": log,
+            "lease_until": None,
+            "worker_id": None,
+            "attempts": attempts,
+            "started_at": row["started_at"] or started_at or now,
+        }
         if again:
-            values.update(status=PENDING, run_after=now + timedelta(seconds=backoff_delay(row["attempts"])))
+            values.update(status=PENDING, run_after=now + timedelta(seconds=backoff_delay(attempts)))
         else:
             values.update(status=FAILED, finished_at=now)
         conn.execute(update(tasks).where(tasks.c.id == task_id).values(**values))
@@ -332,50 +390,109 @@ class OutcomeOps(StoreBase):
         worker_id: str | None = None,
         attempt: int | None = None,
         reason: str = "cancelled while running",
+        started_at: datetime | None = None,
         now: datetime | None = None,
     ) -> bool:
         """A running task stopped because cancellation was requested."""
         now = now or utc_now()
+        return self.write(lambda conn: self._cancelled_in(conn, task_id, worker_id, attempt, reason, started_at, now))
+
+    def _cancelled_in(
+        self,
+        conn: Connection,
+        task_id: int,
+        worker_id: str | None,
+        attempt: int | None,
+        reason: str,
+        started_at: datetime | None,
+        now: datetime,
+    ) -> bool:
         owner, params = _owner_params(task_id, worker_id, attempt)
-        params.update(now=now, reason=reason)
-        statement = _cancelled_statement(owner)
-
-        def work(conn: Connection) -> bool:
-            row = conn.execute(statement, params).first()
-            if row is None:
-                return False
-            self._after_finish(conn, task_id, row, CANCELLED, now)
-            return True
-
-        return self.write(work)
+        params.update(now=now, reason=_safe_text(reason), started=started_at or now)
+        row = conn.execute(_cancelled_statement(owner), params).first()
+        if row is None:
+            return False
+        self._after_finish(conn, task_id, row, CANCELLED, now)
+        return True
 
     def release(self, task_ids: Sequence[int], *, worker_id: str | None = None) -> int:
         """Give running tasks back to pending without counting the attempt (graceful shutdown, or
         prefetched tasks a busy worker hands back)."""
         if not task_ids:
             return 0
+        return self.write(lambda conn: self._release_in(conn, task_ids, worker_id))
+
+    def _release_in(self, conn: Connection, task_ids: Sequence[int], worker_id: str | None) -> int:
         condition = and_(tasks.c.id.in_(list(task_ids)), _status_is(RUNNING))
         if worker_id is not None:
             condition = and_(condition, tasks.c.worker_id == worker_id)
-        statement = (
-            update(tasks)
-            .where(condition)
-            .values(
-                status=PENDING,
-                attempts=case((tasks.c.attempts > 0, tasks.c.attempts - 1), else_=0),
-                worker_id=None,
-                lease_until=None,
-                started_at=None,
-            )
-        )
+        count = conn.execute(update(tasks).where(condition).values(**_RELEASE_VALUES)).rowcount
+        if count:
+            self.dialect.notify_new_tasks(conn)
+        return int(count)
 
-        def work(conn: Connection) -> int:
-            count = conn.execute(statement).rowcount
-            if count:
-                self.dialect.notify_new_tasks(conn)
-            return int(count)
+    def mark_started(self, task_id: int, *, worker_id: str, started_at: datetime) -> bool:
+        """Count the attempt of a task that is still running (one that runs long: a whole-host loss
+        then counts it; quick tasks have it counted with their outcome, in the same transaction)."""
+        params = {"owner_task_id": task_id, "owner_worker_id": worker_id, "started": started_at}
+        return bool(self.write(lambda conn: conn.execute(_MARK_STARTED, params).rowcount))
+
+    # -- what a dead worker held ---------------------------------------------------------------------
+
+    def settle_dead_worker(
+        self,
+        worker_id: str,
+        *,
+        finished: Sequence[Completion] = (),
+        executing: Sequence[Interrupted] = (),
+        now: datetime | None = None,
+    ) -> SettledCounts:
+        """Everything a dead worker held, in one transaction: successes it had not recorded are recorded,
+        the tasks it was executing get their outcome (`Interrupted.how`), and every other task it had
+        claimed goes back to pending without counting an attempt (it never started)."""
+        now = now or utc_now()
+
+        def work(conn: Connection) -> SettledCounts:
+            recorded = self._record_completions_in(conn, worker_id, finished) if finished else []
+            interrupted = 0
+            for task in executing:
+                interrupted += self._interrupt_in(conn, worker_id, task, now)
+            released = self._recover_rows_in(conn, worker_id, now, f"worker lost: {worker_id} died")
+            return SettledCounts(len(recorded), interrupted, released)
 
         return self.write(work)
+
+    def _interrupt_in(self, conn: Connection, worker_id: str, task: Interrupted, now: datetime) -> int:
+        started = task.started_at or now
+        if task.how is Interruption.RELEASE:
+            return self._release_in(conn, [task.task_id], worker_id)
+        if task.how is Interruption.CANCEL:
+            return int(self._cancelled_in(conn, task.task_id, worker_id, task.attempt, task.message, started, now))
+        retry = task.how is Interruption.FAIL
+        status = self._fail_running(
+            conn, task.task_id, _clip(task.message), now, worker_id, task.attempt, retry, started
+        )
+        return int(status is not None)
+
+    def _recover_rows_in(self, conn: Connection, worker_id: str, now: datetime, message: str) -> int:
+        """The worker's running rows whose start was never recorded go back to pending (no attempt);
+        one whose start was recorded ran and was cut short: a failed attempt, retried per policy."""
+        rows = conn.execute(_RUNNING_OF_WORKER, {"worker_id": worker_id}).all()
+        never_started = [row.id for row in rows if row.started_at is None]
+        released = self._release_in(conn, never_started, worker_id) if never_started else 0
+        for row in rows:
+            if row.started_at is not None:
+                self._fail_running(conn, row.id, message, now, worker_id, None, True)
+        return released + len(rows) - len(never_started)
+
+    def running_worker_ids(self) -> list[str]:
+        """Ids of the workers holding running tasks (for same-host recovery of dead ones)."""
+        return list(self.read(lambda conn: conn.execute(_RUNNING_WORKER_IDS).scalars().all()))
+
+    def recover_worker(self, worker_id: str, *, reason: str, now: datetime | None = None) -> int:
+        """Recover the running tasks of a worker known to be dead (same host and boot, process gone)."""
+        now = now or utc_now()
+        return self.write(lambda conn: self._recover_rows_in(conn, worker_id, now, f"worker lost: {reason}"))
 
     # -- leases and progress -------------------------------------------------------------------------
 
@@ -392,18 +509,24 @@ class OutcomeOps(StoreBase):
         return [row.id for row in rows if row.cancel_requested]
 
     def recover_expired(self, *, now: datetime | None = None) -> int:
-        """Tasks whose worker stopped renewing their lease: retried with backoff, or failed when out of
-        retries. A live worker renews well before expiry, so its tasks are never touched."""
+        """Tasks whose worker stopped renewing their lease (its whole host is gone, or stalled): those it
+        never started go back to pending without an attempt; those it had started are retried with
+        backoff, or failed when out of retries. A live worker renews well before expiry."""
         now = now or utc_now()
 
         def work(conn: Connection) -> int:
             expired = conn.execute(
-                select(tasks.c.id, tasks.c.worker_id, tasks.c.lease_until)
+                select(tasks.c.id, tasks.c.worker_id, tasks.c.lease_until, tasks.c.started_at)
                 .where(_status_is(RUNNING), tasks.c.lease_until < now)
                 .with_for_update(skip_locked=True)
                 .limit(500)
             ).all()
+            never_started = [task.id for task in expired if task.started_at is None]
+            if never_started:
+                self._release_in(conn, never_started, None)
             for task in expired:
+                if task.started_at is None:
+                    continue
                 message = (
                     f"worker lost: {task.worker_id} stopped renewing its lease"
                     f" (expired {as_utc(task.lease_until).isoformat()})"
@@ -414,7 +537,8 @@ class OutcomeOps(StoreBase):
         return self.write(work)
 
     def set_progress(self, task_id: int, percent: float, message: str | None = None) -> bool:
-        params = {"task_id": task_id, "progress": max(0.0, min(100.0, float(percent))), "message": message}
+        text = None if message is None else _safe_text(str(message))
+        params = {"task_id": task_id, "progress": max(0.0, min(100.0, float(percent))), "message": text}
         return bool(self.write(lambda conn: conn.execute(_SET_PROGRESS, params).rowcount))
 
     def is_cancel_requested(self, task_id: int) -> bool:

@@ -27,11 +27,13 @@ from taskq.model import (
 )
 from taskq.schema import tasks
 from taskq.store.base import (
+    ATTEMPT_COUNTED,
     CANCELLED,
     COMPLETED,
     FAILED,
     PENDING,
     RUNNING,
+    STARTED_AT,
     WAITING,
     StoreBase,
     _owned,
@@ -151,6 +153,7 @@ class WorkflowOps(StoreBase):
         continuation: str | None = None,
         worker_id: str | None = None,
         attempt: int | None = None,
+        started_at: datetime | None = None,
         now: datetime | None = None,
     ) -> list[Enqueued] | None:
         """In one transaction: insert `children` under `task_id` and move it to waiting_for_children.
@@ -168,10 +171,13 @@ class WorkflowOps(StoreBase):
                 "children_failed": 0,
                 "children_cancelled": 0,
                 "lease_until": None,
+                "attempts": ATTEMPT_COUNTED,
+                "started_at": STARTED_AT,
             }
             if continuation is not None:
                 values["continuation"] = continuation
             owner, params = _owner_params(task_id, worker_id, attempt)
+            params["started"] = started_at or now
             parent = conn.execute(
                 update(tasks)
                 .where(_owned(*owner))

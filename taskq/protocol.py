@@ -1,0 +1,122 @@
+"""What a worker tells its supervisor, one JSON line per message on the status pipe; both ends use this module.
+
+The messages let the supervisor settle a dead worker's tasks exactly: the task that had started and not
+ended was executing (it alone may have been cut short), a task that ended with a success not yet
+recorded is recorded by the supervisor from the result carried here, and every other task the worker
+still held in the database had not started. A pipe write that returned is in the kernel's buffer, so
+the supervisor reads it even when the worker is SIGKILLed right after.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from taskq.clock import as_utc
+from taskq.model import Completion
+
+# A deferred success travels to the supervisor with its result; bigger results are recorded at once
+# instead (a pipe is not the place for megabytes, and such tasks are not the quick ones batching serves).
+DEFERRED_RESULT_MAX_BYTES = 32_768
+
+
+class KillReason(str, enum.Enum):
+    """Why the supervisor killed a worker; decides how the task it was running is settled."""
+
+    TIMEOUT = "timeout"  # the task ran past its timeout: a failed attempt (TimeoutError)
+    CANCEL = "cancel"  # the task ignored its cancellation: cancelled
+    SHUTDOWN = "shutdown"  # the shutdown grace expired: back to pending, attempt not counted
+
+
+@dataclass(frozen=True)
+class Started:
+    """The worker is about to call the task's function."""
+
+    task_id: int
+    attempt: int
+    timeout: float | None
+
+
+@dataclass(frozen=True)
+class Ended:
+    """The task's outcome is recorded in the database (or the task was no longer this worker's)."""
+
+    task_id: int
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """The task's function returned; its success will be recorded with the worker's next transaction."""
+
+    completion: Completion
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """These deferred successes are now committed."""
+
+    task_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class CancelSeen:
+    """The worker told the running task it was cancelled; the supervisor starts the cancel grace."""
+
+    task_id: int
+
+
+Message = Started | Ended | Deferred | Recorded | CancelSeen
+
+
+def encode(message: Message) -> bytes:
+    if isinstance(message, Started):
+        fields: dict[str, Any] = {"e": "start", "id": message.task_id, "a": message.attempt, "t": message.timeout}
+    elif isinstance(message, Ended):
+        fields = {"e": "end", "id": message.task_id}
+    elif isinstance(message, Deferred):
+        c = message.completion
+        fields = {
+            "e": "done",
+            "id": c.task_id,
+            "a": c.attempt,
+            "r": c.result,
+            "f": c.finished_at.isoformat(),
+            "s": c.started_at.isoformat() if c.started_at else None,
+            "u": c.has_follow_up,
+            "c": c.continuation,
+        }
+    elif isinstance(message, Recorded):
+        fields = {"e": "recorded", "ids": list(message.task_ids)}
+    else:
+        fields = {"e": "cancel", "id": message.task_id}
+    return (json.dumps(fields, separators=(",", ":")) + "\n").encode()
+
+
+def decode(line: bytes) -> Message:
+    fields = json.loads(line)
+    kind = fields["e"]
+    if kind == "start":
+        return Started(fields["id"], fields["a"], fields["t"])
+    if kind == "end":
+        return Ended(fields["id"])
+    if kind == "done":
+        started = fields["s"]
+        return Deferred(
+            Completion(
+                fields["id"],
+                fields["a"],
+                fields["r"],
+                as_utc(datetime.fromisoformat(fields["f"])),
+                fields["u"],
+                fields["c"],
+                as_utc(datetime.fromisoformat(started)) if started else None,
+            )
+        )
+    if kind == "recorded":
+        return Recorded(tuple(fields["ids"]))
+    if kind == "cancel":
+        return CancelSeen(fields["id"])
+    raise ValueError(f"unknown worker message {kind!r}")

@@ -17,11 +17,8 @@ from sqlalchemy import Connection, Engine, Insert, Table, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from taskq.model import ACTIVE_STATUSES
+from taskq.schema import DEDUP_ACTIVE
 
-_ACTIVE_PREDICATE = text(
-    "status IN ({})".format(", ".join(f"'{s.value}'" for s in sorted(ACTIVE_STATUSES, key=lambda s: s.value)))
-)
 NOTIFY_CHANNEL = "taskq_tasks"
 SQLITE_CHANGE_POLL_SECONDS = 0.005  # where inotify is missing: a stat() every 5 ms
 
@@ -205,7 +202,7 @@ class SqliteDialect(Dialect):
     def insert_unless_active(self, table: Table) -> Insert:
         return (
             sqlite.insert(table)
-            .on_conflict_do_nothing(index_elements=[table.c.dedup_key], index_where=_ACTIVE_PREDICATE)
+            .on_conflict_do_nothing(index_elements=[table.c.dedup_key], index_where=DEDUP_ACTIVE)
             .returning(table.c.id)
         )
 
@@ -233,7 +230,7 @@ class PostgresDialect(Dialect):
     def insert_unless_active(self, table: Table) -> Insert:
         return (
             postgresql.insert(table)
-            .on_conflict_do_nothing(index_elements=[table.c.dedup_key], index_where=_ACTIVE_PREDICATE)
+            .on_conflict_do_nothing(index_elements=[table.c.dedup_key], index_where=DEDUP_ACTIVE)
             .returning(table.c.id)
         )
 

@@ -117,17 +117,17 @@ Index(
     sqlite_where=PENDING_ONLY,
     postgresql_where=PENDING_ONLY,
 )
-# One active task per dedup key, on every dialect; finished tasks release their key.
-Index(
-    "ux_tasks_dedup_active",
-    tasks.c.dedup_key,
-    unique=True,
-    sqlite_where=_status_in(ACTIVE_STATUSES),
-    postgresql_where=_status_in(ACTIVE_STATUSES),
-)
-# list(status=...) newest first, and stats() as an index-only GROUP BY.
-Index("ix_tasks_status_id", tasks.c.status, tasks.c.id)
-Index("ix_tasks_name_id", tasks.c.name, tasks.c.id)
+# One active task per dedup key, on every dialect; finished tasks release their key. Rows without a key
+# stay out of it: most tasks have none, and an entry each cost a third of a single enqueue on SQLite.
+DEDUP_ACTIVE = text(f"dedup_key IS NOT NULL AND {_status_in(ACTIVE_STATUSES).text}")
+Index("ux_tasks_dedup_active", tasks.c.dedup_key, unique=True, sqlite_where=DEDUP_ACTIVE, postgresql_where=DEDUP_ACTIVE)
+# Listing by status or name, newest first, and stats() as an index-only GROUP BY, over the rows that
+# are neither pending nor running: those two have ix_tasks_claim and ix_tasks_lease, and keeping them
+# out means an enqueue and a claim touch neither index (measured: a third more single enqueues/s on
+# SQLite). SQLite uses a partial index only when the query repeats its WHERE term: see SETTLED below.
+SETTLED = text("status NOT IN ('pending', 'running')")
+Index("ix_tasks_status_id", tasks.c.status, tasks.c.id, sqlite_where=SETTLED, postgresql_where=SETTLED)
+Index("ix_tasks_name_id", tasks.c.name, tasks.c.id, sqlite_where=SETTLED, postgresql_where=SETTLED)
 Index(
     "ix_tasks_parent",
     tasks.c.parent_id,

@@ -39,6 +39,7 @@ from taskq.model import (
     Status,
 )
 from taskq.schema import tasks
+from taskq.store.hot import SqliteHotPath
 
 T = TypeVar("T")
 
@@ -87,6 +88,8 @@ def _status_is(*statuses: str) -> ColumnElement[bool]:
 
 
 def _check_json(what: str, value: Any) -> None:
+    if value is None or value == [] or value == {}:
+        return
     try:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as error:
@@ -144,6 +147,7 @@ class StoreBase:
         self.defaults_for = defaults_for
         self._insert_plain = insert(tasks).returning(tasks.c.id)
         self._insert_dedup = self.dialect.insert_unless_active(tasks)
+        self._hot = SqliteHotPath(engine) if self.dialect.name == "sqlite" else None
 
     # -- transactions -------------------------------------------------------------------------------
 
@@ -198,4 +202,6 @@ class StoreBase:
             delay = min(delay * 2, 0.25)
 
     def dispose(self) -> None:
+        if self._hot is not None:
+            self._hot.close()
         self.engine.dispose()

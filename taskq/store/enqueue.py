@@ -37,6 +37,10 @@ class EnqueueOps(StoreBase):
     def _row_values(self, request: TaskRequest, now: datetime) -> dict[str, Any]:
         if not request.name or not isinstance(request.name, str):
             raise InvalidTaskArguments("task name must be a non-empty string")
+        for field, text in (("name", request.name), ("queue", request.queue), ("dedup_key", request.dedup_key)):
+            if text is not None and "\x00" in text:
+                # PostgreSQL text cannot hold NUL; refused on every dialect so both behave alike.
+                raise InvalidTaskArguments(f"{field} must not contain a NUL character: {text!r}")
         if isinstance(request.args, (str, bytes)) or not isinstance(request.args, Sequence):
             raise InvalidTaskArguments(f"args must be a list, got {type(request.args).__name__}")
         if request.kwargs is not None and not isinstance(request.kwargs, Mapping):
@@ -140,6 +144,9 @@ class EnqueueOps(StoreBase):
             parent_id,
             continuation,
         )
+        if self._hot is not None and connection is None and dedup_key is None:
+            row = self._row_values(request, now or utc_now())
+            return Enqueued(self._retrying(lambda: self._hot.insert(row)))  # type: ignore[union-attr]
         return self.enqueue_many([request], connection=connection, now=now)[0]
 
     def enqueue_many(

@@ -12,6 +12,7 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.exc import DBAPIError
@@ -23,18 +24,28 @@ from taskq.model import (
     Task,
     TaskNotFound,
 )
-from taskq.schema import tasks
+from taskq.schema import SETTLED, tasks
 from taskq.store.base import (
     _ACTIVE,
     _TERMINAL,
     CANCELLED,
     FAILED,
     PENDING,
+    RUNNING,
     StoreBase,
     _status_is,
 )
 
 _ACTIVE_LITERALS = [literal_column(f"'{status}'") for status in _ACTIVE]  # literals let the planner use ix_tasks_parent
+
+
+# Each part counts through its own partial index (claim, lease, status): a GROUP BY over the whole table
+# would scan every row instead.
+_STATS = union_all(
+    select(literal_column(f"'{PENDING}'"), func.count()).select_from(tasks).where(_status_is(PENDING)),
+    select(literal_column(f"'{RUNNING}'"), func.count()).select_from(tasks).where(_status_is(RUNNING)),
+    select(tasks.c.status, func.count()).where(SETTLED).group_by(tasks.c.status),
+)
 
 
 class QueryOps(StoreBase):
@@ -112,7 +123,9 @@ class QueryOps(StoreBase):
         """Newest first. `before_id` pages by cursor (stable under inserts); `offset` by position."""
         query = select(tasks).order_by(tasks.c.id.desc()).limit(limit).offset(offset)
         if status is not None:
-            query = query.where(tasks.c.status == Status(status).value)
+            query = query.where(_status_is(Status(status).value))
+            if Status(status).value not in (PENDING, RUNNING):
+                query = query.where(SETTLED)  # lets SQLite use ix_tasks_status_id / ix_tasks_name_id
         if name is not None:
             query = query.where(tasks.c.name == name)
         if queue is not None:
@@ -138,8 +151,7 @@ class QueryOps(StoreBase):
 
     def stats(self) -> dict[str, int]:
         """Number of tasks in each status; every status present, zeros included."""
-        query = select(tasks.c.status, func.count()).group_by(tasks.c.status)
-        rows = self.read(lambda conn: conn.execute(query).all())
+        rows = self.read(lambda conn: conn.execute(_STATS).all())
         counts = {status.value: 0 for status in Status}
         counts.update({row[0]: row[1] for row in rows})
         return counts

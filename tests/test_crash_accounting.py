@@ -99,7 +99,9 @@ def accounting_violations(store: Store, numbers: dict[int, int], runlog: Path, k
     twice = sorted(n for n, count in started.items() if count > 1)
     if twice:
         rerun = [n for n in twice if returned[n]]
-        problems.append(f"(c) {len(twice)} tasks started more than once ({len(rerun)} of them after a return), e.g. n={twice[:8]}")
+        problems.append(
+            f"(c) {len(twice)} tasks started twice or more ({len(rerun)} after returning), e.g. n={twice[:8]}"
+        )
     if len(failed) > kills:
         problems.append(f"(d) {len(failed)} tasks failed for {kills} kills")
     others = collections.Counter(s for s in status.values() if s not in {Status.COMPLETED.value, Status.FAILED.value})
@@ -122,7 +124,8 @@ def test_single_worker_sigkills_fail_at_most_the_task_each_kill_interrupted(tmp_
     first_seen = {pid: time.monotonic() for pid in pool.spawned_workers()}
     kills = 0
     while kills < 15 and unfinished(store) > 100:
-        wait_for(lambda: pool.log().count("worker_started") >= 2 + kills, 20, what=f"replacement #{kills}")
+        expected = 2 + kills  # each kill spawns one replacement
+        wait_for(lambda n=expected: pool.log().count("worker_started") >= n, 20, what=f"replacement #{kills}")
         live = pool.spawned_workers()
         for pid in live:
             first_seen.setdefault(pid, time.monotonic())
@@ -151,8 +154,11 @@ def test_whole_tree_sigkills_never_fail_a_task_that_never_started(tmp_path, db, 
         pool = crash_pool(tmp_path, url, "--workers", "2", settings=settings)
         pool.wait_ready(2)
         done_before = len(runs(pool.runlog, "done"))
-        wait_for(lambda done_before=done_before: len(runs(pool.runlog, "done")) > done_before + 20, 20,
-                 what=f"round {round_number}: tasks completing")
+        wait_for(
+            lambda pool=pool, before=done_before: len(runs(pool.runlog, "done")) > before + 20,
+            20,
+            what=f"round {round_number}: tasks completing",
+        )
         time.sleep(rng.uniform(0.0, 0.8))  # a random moment of the drain, on purpose
         assert unfinished(store) > 0, f"round {round_number}: the queue drained before the kill (seed {seed})"
         pool.kill_tree()
@@ -187,7 +193,9 @@ def test_restart_on_the_same_host_recovers_running_tasks_at_once_but_not_other_h
         connection.execute(
             update(tasks)
             .where(tasks.c.id == foreign_id)
-            .values(status="running", worker_id=FOREIGN_WORKER, lease_until=lease_until, started_at=utc_now(), attempts=1)
+            .values(
+                status="running", worker_id=FOREIGN_WORKER, lease_until=lease_until, started_at=utc_now(), attempts=1
+            )
         )
 
     second = crash_pool(tmp_path, url, "--workers", "2", settings=settings)
@@ -195,16 +203,20 @@ def test_restart_on_the_same_host_recovers_running_tasks_at_once_but_not_other_h
     started = time.monotonic()
     second.wait_ready(2)
     ready = time.monotonic()
-    wait_for(lambda: runs(second.runlog, "start").count("1") >= 2, 2.0,
-             what="the dead pool's task running again within 2 s of the new workers (not after its 30 s lease)")
+    wait_for(
+        lambda: runs(second.runlog, "start").count("1") >= 2,
+        2.0,
+        what="the dead pool's task running again within 2 s of the new workers (not after its 30 s lease)",
+    )
     assert store.require(task_id).status is Status.RUNNING
     again = store.enqueue("t.slow", [1, 60], dedup_key="issue11-recover", max_retries=3)
     assert (again.id, again.deduplicated) == (task_id, True), "the recovered task must still hold its dedup key"
 
     while time.monotonic() < max(started, ready) + 3.0:
         foreign = store.require(foreign_id)
-        assert (foreign.status, foreign.worker_id, foreign.lease_until) == (Status.RUNNING, FOREIGN_WORKER, lease_until), (
-            "another host's running task must wait for its lease"
+        state = (foreign.status, foreign.worker_id, foreign.lease_until)
+        assert state == (Status.RUNNING, FOREIGN_WORKER, lease_until), (
+            f"another host's task must wait for its lease: {state}"
         )
         time.sleep(0.1)
     assert "2" not in runs(second.runlog, "start")
@@ -213,8 +225,13 @@ def test_restart_on_the_same_host_recovers_running_tasks_at_once_but_not_other_h
 def test_system_exit_and_keyboard_interrupt_fail_their_task_and_the_worker_lives_on(tmp_path, db, pools) -> None:
     url, store = db
     # Priorities fix the order on the single worker: a plain task around each one that raises.
-    order = [("crash.pid", [0]), ("crash.system_exit", []), ("crash.pid", [1]), ("crash.keyboard_interrupt", []),
-             ("crash.pid", [2])]
+    order = [
+        ("crash.pid", [0]),
+        ("crash.system_exit", []),
+        ("crash.pid", [1]),
+        ("crash.keyboard_interrupt", []),
+        ("crash.pid", [2]),
+    ]
     ids = [store.enqueue(name, args, priority=50 - 10 * i, max_retries=0).id for i, (name, args) in enumerate(order)]
     pool = crash_pool(tmp_path, url, "--workers", "1")
     pools.append(pool)

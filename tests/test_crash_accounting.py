@@ -32,6 +32,7 @@ from taskq.store import Store
 
 FINISHED = {status.value for status in TERMINAL_STATUSES}
 QUICK_DEATH_SECONDS = 2.0  # the supervisor backs off respawning workers that die younger than this (pool.py)
+DRAIN_AFTER_KILLS_SECONDS = 20.0  # ample for the few seconds of work left after the last kill
 FOREIGN_WORKER = "some-other-host:0:1:1:worker-1"
 
 
@@ -104,7 +105,9 @@ def accounting_violations(store: Store, numbers: dict[int, int], runlog: Path, k
         )
     if len(failed) > kills:
         problems.append(f"(d) {len(failed)} tasks failed for {kills} kills")
-    others = collections.Counter(s for s in status.values() if s not in {Status.COMPLETED.value, Status.FAILED.value})
+    others = collections.Counter(
+        s for s in status.values() if s in FINISHED - {Status.COMPLETED.value, Status.FAILED.value}
+    )
     if others:
         problems.append(f"(e) tasks ended neither completed nor failed: {dict(others)}")
     return problems
@@ -137,9 +140,16 @@ def test_single_worker_sigkills_fail_at_most_the_task_each_kill_interrupted(tmp_
         os.kill(victim, signal.SIGKILL)
         kills += 1
     assert kills >= 8, f"only {kills} kills landed while tasks ran (seed {seed}); the test proves too little"
-    wait_for(lambda: all_finished(store), 60, what="every task finished after the kills")
-
+    # The supervisor settles a dead worker's tasks at once, so the rest drains at full speed: no task may wait
+    # for its 30 s lease. Judged on the queue as it then stands, drained or not.
+    with contextlib.suppress(AssertionError):
+        wait_for(lambda: all_finished(store), DRAIN_AFTER_KILLS_SECONDS)
     problems = accounting_violations(store, numbers, pool.runlog, kills)
+    if not all_finished(store):
+        left = collections.Counter(s for s in status_by_id(store).values() if s not in FINISHED)
+        problems.append(
+            f"(f) {sum(left.values())} tasks still {dict(left)} {DRAIN_AFTER_KILLS_SECONDS:g} s after the kills"
+        )
     assert not problems, f"{kills} single-worker SIGKILLs (seed {seed}):\n" + "\n".join(problems)
 
 

@@ -32,7 +32,7 @@ from taskq.store import Store
 
 FINISHED = {status.value for status in TERMINAL_STATUSES}
 QUICK_DEATH_SECONDS = 2.0  # the supervisor backs off respawning workers that die younger than this (pool.py)
-DRAIN_AFTER_KILLS_SECONDS = 20.0  # ample for the few seconds of work left after the last kill
+DRAIN_AFTER_KILLS_SECONDS = 10.0  # ample for the few seconds of work left after the last kill
 FOREIGN_WORKER = "some-other-host:0:1:1:worker-1"
 
 

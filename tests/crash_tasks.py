@@ -4,6 +4,7 @@ tests count starts, returns and the processes they ran in outside the tasks tabl
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -20,11 +21,17 @@ def start_time(pid: int) -> str:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
 
 
+def stamp(kind: str, n: int) -> None:
+    """Like `record`, plus the wall-clock time, so a test can tell which events came before a kill."""
+    with open(os.environ["TASKQ_TEST_RUNLOG"], "a") as log:
+        log.write(f"{kind} {n} {os.getpid()} {time.time():.6f}\n")
+
+
 @taskq.task(name="crash.work")
 def work(n: int, seconds: float) -> int:
-    record("start", n)
+    stamp("start", n)
     time.sleep(seconds)
-    record("done", n)  # the function has as good as returned: the task must not be failed or run again
+    stamp("done", n)  # the function has as good as returned: the task must not be failed or run again
     return n
 
 

@@ -111,6 +111,19 @@ def between_tasks(events: list[Event], victim: int, killed_at: float) -> Event |
     return mine[-1] if mine and mine[-1].kind == "done" else None
 
 
+def stuck(store: Store, numbers: dict[int, int], runlog: Path) -> str:
+    """The unfinished tasks, by what the run log says their function did."""
+    events = work_events(runlog)
+    started = {event.n for event in events if event.kind == "start"}
+    returned = {event.n for event in events if event.kind == "done"}
+    left = collections.Counter()
+    for task_id, s in status_by_id(store).items():
+        if s not in FINISHED:
+            n = numbers[task_id]
+            left[f"{s}, {'returned' if n in returned else 'started' if n in started else 'never started'}"] += 1
+    return f"{sum(left.values())} tasks unfinished: {dict(left)}"
+
+
 def accounting_violations(
     store: Store, numbers: dict[int, int], runlog: Path, kills: list[tuple[int, float]]
 ) -> list[str]:
@@ -196,11 +209,9 @@ def test_single_worker_sigkills_fail_at_most_the_task_each_kill_interrupted(tmp_
         wait_for(lambda: all_finished(store), DRAIN_AFTER_KILLS_SECONDS)
     problems = accounting_violations(store, numbers, pool.runlog, kills)
     if not all_finished(store):
-        left = collections.Counter(s for s in status_by_id(store).values() if s not in FINISHED)
-        problems.append(
-            f"(f) {sum(left.values())} tasks still {dict(left)} {DRAIN_AFTER_KILLS_SECONDS:g} s after the kills"
-        )
-    assert not problems, f"{len(kills)} single-worker SIGKILLs (seed {seed}):\n" + "\n".join(problems)
+        problems.append(f"(f) {DRAIN_AFTER_KILLS_SECONDS:g} s after the kills: {stuck(store, numbers, pool.runlog)}")
+    failed = sum(s == Status.FAILED.value for s in status_by_id(store).values())
+    assert not problems, f"{len(kills)} single-worker SIGKILLs, {failed} failed (seed {seed}):\n" + "\n".join(problems)
 
 
 @pytest.mark.slow

@@ -150,14 +150,14 @@ def accounting_violations(
     unexcused = [n for n in had_returned if not excused(n, last_done=True)]
     if unexcused:
         problems.append(
-            f"(b) {len(had_returned)} failed tasks had returned ({len(unexcused)} of them before the kill that ended "
-            f"their worker's next task began), e.g. n={unexcused[:8]}"
+            f"(b) {len(had_returned)} failed tasks had returned ({len(unexcused)} not the last task of a worker killed "
+            f"between two tasks), e.g. n={unexcused[:8]}"
         )
     never_started = [n for n in failed if n not in started]
     unexcused = [n for n in never_started if not excused(n, last_done=False)]
     if unexcused:
         problems.append(
-            f"(a) {len(never_started)} failed tasks never started ({len(unexcused)} beyond one per kill between "
+            f"(a) {len(never_started)} failed tasks never started ({len(unexcused)} beyond one per kill between two "
             f"tasks), e.g. n={unexcused[:8]}"
         )
     twice = sorted(n for n, count in started.items() if count > 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -79,7 +80,8 @@ class PoolProcess:
         self.runlog = directory / "runs.log"
         env = {
             **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]),
+            # The checkout's own taskq before any installed one: a git worktree's tests run its own code.
+            "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), str(TESTS_DIR.parent), os.environ.get("PYTHONPATH", "")]),
             "TASKQ_TEST_RUNLOG": str(self.runlog),
             "TASKQ_DATABASE_URL": "",
         }
@@ -105,6 +107,13 @@ class PoolProcess:
 
     def workers(self) -> list[int]:
         return child_pids(self.process.pid)
+
+    def spawned_workers(self) -> list[int]:
+        """Pids of the workers the pool logged as spawned (`worker_spawned name=... pid=P`) that are still
+        its live children: unlike `workers()`, never a helper process the supervisor may also start."""
+        spawned = re.findall(r"worker_spawned name=\S+ pid=(\d+)", self.log())
+        live = set(self.workers())
+        return [int(pid) for pid in dict.fromkeys(spawned) if int(pid) in live]
 
     def wait_ready(self, workers: int, timeout: float = 20.0) -> None:
         wait_for(lambda: self.log().count("worker_started") >= workers, timeout, what=f"{workers} workers started")

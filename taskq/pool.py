@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from taskq import protocol, registry, systemd
 from taskq.api import open_store
 from taskq.clock import utc_now
+from taskq.forkserver import ForkedProcess, ForkServerClient, become_subreaper
 from taskq.identity import WorkerIdentity
 from taskq.maintenance import DeadWorkerRescuer, LeaseRescuer, MaintenanceThread, Retention
 from taskq.model import Completion, Interrupted, Interruption
@@ -73,7 +74,7 @@ class RunningTask:
 class WorkerHandle:
     number: int
     config: WorkerConfig
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | ForkedProcess
     status_fd: int
     wake_fd: int
     started: float
@@ -116,6 +117,10 @@ def describe_exit(returncode: int) -> str:
 
 class Pool:
     def __init__(self, settings: Settings, overrides: PoolOverrides, settings_path: Path | None) -> None:
+        # First, so that its imports run while this process finishes its own start-up.
+        self.forkserver = ForkServerClient() if become_subreaper() else None
+        if self.forkserver is not None:
+            self.forkserver.start()
         self.settings = settings
         self.overrides = overrides
         self.settings_path = settings_path
@@ -183,6 +188,8 @@ class Pool:
         self.update_schedules(new)
         if self.worker_config("x") != old_config:
             log.info("workers_restarting: worker settings changed")
+            if self.forkserver is not None:
+                self.forkserver.restart()  # the new workers run the code now on disk
             for handle in self.live_handles():
                 self.retire(handle)
         log.info("settings_reloaded workers=%d", self.wanted_workers)
@@ -204,13 +211,17 @@ class Pool:
         wake_r, wake_w = os.pipe()
         status_r, status_w = os.pipe()
         config = replace(self.worker_config(f"worker-{number}"), wake_fd=wake_r, status_fd=status_w)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "taskq.worker", config.to_json()],
-            pass_fds=(wake_r, status_w),
-            stdin=subprocess.DEVNULL,
-            # Its own process group: what its tasks start goes with it when it exits (see reap()).
-            start_new_session=True,
-        )
+        process: subprocess.Popen[bytes] | ForkedProcess
+        if self.forkserver is not None:
+            process = self.forkserver.spawn(config, (wake_r, status_w))
+        else:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "taskq.worker", config.to_json()],
+                pass_fds=(wake_r, status_w),
+                stdin=subprocess.DEVNULL,
+                # Its own process group: what its tasks start goes with it when it exits (see reap()).
+                start_new_session=True,
+            )
         os.close(wake_r)
         os.close(status_w)
         os.set_blocking(wake_w, False)
@@ -355,6 +366,23 @@ class Pool:
             elif expected or time.monotonic() - handle.started >= QUICK_DEATH_SECONDS:
                 self._respawn_delay = 0.0
 
+    def reap_adopted(self) -> None:
+        """As a subreaper this process also inherits processes that tasks detached on purpose, once their
+        worker is gone: reap them when they exit (workers and the fork server are reaped elsewhere)."""
+        with self._handles_lock:
+            ours = {handle.process.pid for handle in self.handles}
+        if self.forkserver is not None and self.forkserver.pid is not None:
+            ours.add(self.forkserver.pid)
+        while True:
+            try:
+                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return
+            if info is None or info.si_pid in ours:
+                return
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(info.si_pid, 0)
+
     def _settle_tasks_of_dead_worker(self, handle: WorkerHandle, returncode: int) -> None:
         """Everything the worker held, at once: its unrecorded successes are recorded, the task it was
         executing gets the outcome its death means, and the tasks it had claimed but not started go back
@@ -467,6 +495,8 @@ class Pool:
                     self.reload_settings()
                 self.enforce_deadlines()
                 self.reap()
+                if self.forkserver is not None:
+                    self.reap_adopted()
                 if self.shutting_down:
                     if not self.handles:
                         log.info("shutdown_complete")
@@ -487,6 +517,8 @@ class Pool:
             if self.watcher is not None:
                 self.watcher.stop()
             signal.set_wakeup_fd(-1)
+            if self.forkserver is not None:
+                self.forkserver.stop()
             self.store.dispose()
 
 

@@ -1,7 +1,8 @@
 """One worker process: its own engine, a claim -> execute loop, lease renewal, and an idle wait that
 costs nothing (it sleeps on a pipe the supervisor writes to when the database changes).
 
-Started by the pool as `python -m taskq.worker '<json config>'`; talks to the supervisor over two
+Forked by the pool's fork server (taskq/forkserver.py), or started as `python -m taskq.worker '<json config>'`
+where that is not available; talks to the supervisor over two
 inherited pipes: `wake_fd` (supervisor -> worker: "there may be work") and `status_fd` (worker ->
 supervisor: JSON lines saying which task it runs, so the supervisor can enforce timeouts).
 """
@@ -294,7 +295,11 @@ class Worker:
 
 
 def main(argv: list[str] | None = None) -> int:
-    config = WorkerConfig(**json.loads((argv or sys.argv[1:])[0]))
+    return run_worker(WorkerConfig(**json.loads((argv or sys.argv[1:])[0])))
+
+
+def run_worker(config: WorkerConfig) -> int:
+    """The whole life of a worker process, started fresh or forked from the fork server."""
     logging.basicConfig(
         level=config.log_level,
         format=f"%(asctime)s %(levelname)s [{config.name} pid {os.getpid()}] %(message)s",

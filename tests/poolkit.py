@@ -28,7 +28,10 @@ def wait_for(condition: Callable[[], Any], timeout: float = 30.0, interval: floa
         time.sleep(interval)
 
 
-def child_pids(pid: int) -> list[int]:
+FORK_SERVER_NAME = "taskq-forksrv"  # /proc/<pid>/comm of the pool's fork server (taskq/forkserver.py)
+
+
+def child_pids(pid: int, *, include_fork_server: bool = True) -> list[int]:
     """Live (not zombie) direct children of `pid`, from /proc."""
     children = []
     for entry in Path("/proc").iterdir():
@@ -36,6 +39,8 @@ def child_pids(pid: int) -> list[int]:
             continue
         try:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if not include_fork_server and (entry / "comm").read_text().strip() == FORK_SERVER_NAME:
+                continue
         except OSError:
             continue
         if int(fields[1]) == pid and fields[0] != "Z":
@@ -106,7 +111,7 @@ class PoolProcess:
         return self.log_path.read_text()
 
     def workers(self) -> list[int]:
-        return child_pids(self.process.pid)
+        return child_pids(self.process.pid, include_fork_server=False)
 
     def spawned_workers(self) -> list[int]:
         """Pids of the workers the pool logged as spawned (`worker_spawned name=... pid=P`) that are still

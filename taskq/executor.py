@@ -71,7 +71,7 @@ def execute(
     if context.spawned:
         return Outcome(Status.WAITING_FOR_CHILDREN, "task_waiting")
     try:
-        encoded = json.dumps(result, allow_nan=False)
+        encoded = "null" if result is None else json.dumps(result, allow_nan=False)
     except (TypeError, ValueError) as error:
         return _permanent(
             store, task, worker_id, f"task returned a value that is not JSON-serialisable: {error}", started_at

@@ -41,6 +41,7 @@ RESPAWN_BACKOFF_MAX_SECONDS = 30.0  # workers dying right after start (bad impor
 QUICK_DEATH_SECONDS = 2.0  # a worker exiting sooner than this after its start counts as crash-looping
 LEASE_RESCUE_SECONDS = 2.0
 NUDGE_COALESCE_SECONDS = 0.005  # at most ~200 wake-ups of idle workers per second
+STATUS_COALESCE_SECONDS = 0.005  # workers' status lines are read at most ~200 times a second
 RETENTION_SECONDS = 60.0
 SCHEDULER_SECONDS = 1.0  # how late a schedule's next row may be created after its previous one finished
 
@@ -484,6 +485,10 @@ class Pool:
                 for fd in readable:
                     if fd in status_fds:
                         self.read_status(status_fds[fd])
+                if readable and self._signal_r not in readable:
+                    # Busy workers write a line per task start and end: reading them in batches lets
+                    # them write into the pipe without waking this process thousands of times a second.
+                    time.sleep(STATUS_COALESCE_SECONDS)
                 if self._signal_r in readable or self._signals:
                     self.handle_signals()
                 if self._hard_stop:

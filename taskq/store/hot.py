@@ -49,6 +49,47 @@ def sqlite_time(value: datetime) -> str:
     return as_utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
+class _Compiled:
+    """A Core statement compiled once for SQLite, bound positionally: its constants come from the
+    statement itself, the caller's values by bind name, each encoded as its column type would."""
+
+    def __init__(self, statement: Any, engine: Engine) -> None:
+        compiled = statement.compile(dialect=engine.dialect)
+        self.sql = str(compiled)
+        self.order = tuple(compiled.positiontup or ())
+        self.constants = dict(compiled.params)
+        columns = getattr(statement, "_returning", None) or getattr(statement, "selected_columns", ())
+        self.returning = [column.key for column in columns]
+
+    def bind(self, values: dict[str, Any]) -> list[Any]:
+        out = []
+        for name in self.order:
+            value = values[name] if name in values else self.constants[name]
+            if isinstance(value, datetime):
+                value = sqlite_time(value)
+            elif name in _JSON_BINDS and value is not None:
+                value = json.dumps(value)
+            out.append(value)
+        return out
+
+
+_JSON_BINDS = frozenset({"args", "kwargs", "result"})
+_JSON_RESULT_COLUMNS = ("args", "kwargs", "result", "error_log")
+_TIME_RESULT_COLUMNS = ("run_after", "lease_until", "created_at", "started_at", "finished_at")
+
+
+def row_as_mapping(names: list[str], row: tuple[Any, ...]) -> dict[str, Any]:
+    """A raw tasks row as Core would have returned it (JSON decoded, times as datetimes)."""
+    values = dict(zip(names, row, strict=True))
+    for name in _JSON_RESULT_COLUMNS:
+        if values.get(name) is not None:
+            values[name] = json.loads(values[name])
+    for name in _TIME_RESULT_COLUMNS:
+        if values.get(name) is not None:
+            values[name] = datetime.fromisoformat(values[name])
+    return values
+
+
 class SqliteHotPath:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -59,6 +100,16 @@ class SqliteHotPath:
         assert set(self._insert_order) == set(INSERT_COLUMNS), self._insert_order
         self._local = threading.local()
         self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def prepare(self, statement: Any) -> _Compiled:
+        return _Compiled(statement, self.engine)
+
+    def execute_many(self, connection: sqlite3.Connection, compiled: _Compiled, rows: list[dict[str, Any]]) -> int:
+        return int(connection.executemany(compiled.sql, [compiled.bind(row) for row in rows]).rowcount)
+
+    def fetch_all(self, connection: sqlite3.Connection, compiled: _Compiled, values: dict[str, Any]) -> list[Any]:
+        rows = connection.execute(compiled.sql, compiled.bind(values)).fetchall()
+        return [row_as_mapping(compiled.returning, row) for row in rows]
 
     def _connection(self) -> sqlite3.Connection:
         local = self._local

@@ -172,6 +172,41 @@ _RENEW_LEASES = (
 )
 
 
+_RECORDED_AMONG = select(tasks.c.id).where(
+    tasks.c.id.in_(bindparam("ids", expanding=True)),
+    _status_is(COMPLETED),
+    tasks.c.worker_id == bindparam("owner_worker_id"),
+)
+
+
+_RECORDED_ONE = select(tasks.c.id).where(
+    tasks.c.id == bindparam("id"), _status_is(COMPLETED), tasks.c.worker_id == bindparam("owner_worker_id")
+)
+
+
+def _plain_completion_row(worker_id: str, completion: Completion) -> dict[str, Any]:
+    return {
+        "owner_task_id": completion.task_id,
+        "owner_worker_id": worker_id,
+        "owner_attempt": completion.attempt,
+        "result": completion.result,
+        "now": completion.finished_at,
+        "started": completion.started_at or completion.finished_at,
+    }
+
+
+def _recorded_among(
+    hot: Any, connection: Any, statements: dict[str, Any], worker_id: str, completions: Sequence[Completion]
+) -> list[Any]:
+    # An expanding IN cannot be compiled once for positional binds; this rare path asks id by id.
+    found = []
+    for completion in completions:
+        found += hot.fetch_all(
+            connection, statements["recorded"], {"id": completion.task_id, "owner_worker_id": worker_id}
+        )
+    return found
+
+
 class OutcomeOps(StoreBase):
     # -- claim and outcomes ----------------------------------------------------------------------------
 
@@ -239,12 +274,57 @@ class OutcomeOps(StoreBase):
             _check_json("result", completion.result)
         now = now or utc_now()
 
+        if self._hot is not None and not queues and not any(c.has_follow_up for c in completions):
+            return self._retrying(lambda: self._finish_and_claim_hot(worker_id, completions, limit, now, lease_seconds))
+
         def work(conn: Connection) -> tuple[list[int], list[Task]]:
             recorded = self._record_completions_in(conn, worker_id, completions)
             claimed = self._claim_in(conn, worker_id, queues, limit, now, lease_seconds) if limit > 0 else []
             return recorded, claimed
 
         return self.write(work)
+
+    def _finish_and_claim_hot(
+        self, worker_id: str, completions: Sequence[Completion], limit: int, now: datetime, lease_seconds: float
+    ) -> tuple[list[int], list[Task]]:
+        """The same transaction straight through the SQLite driver: a worker's loop on quick tasks spends
+        more in Core's per-execute processing than in SQLite (cProfile, bench/RESULTS.md)."""
+        hot = self._hot
+        assert hot is not None
+        statements = self._hot_statements()
+        rows = [_plain_completion_row(worker_id, c) for c in completions]
+
+        def work(connection: Any) -> tuple[list[int], list[Task]]:
+            updated = hot.execute_many(connection, statements["complete"], rows) if rows else 0
+            if updated == len(rows):
+                recorded = [c.task_id for c in completions]
+            else:  # some were no longer ours (lease recovered): find out which ones we did record
+                recorded = [row["id"] for row in _recorded_among(hot, connection, statements, worker_id, completions)]
+            claimed: list[Task] = []
+            if limit > 0:
+                params = {
+                    "now": now,
+                    "limit": limit,
+                    "worker_id": worker_id,
+                    "lease_until": now + timedelta(seconds=lease_seconds),
+                }
+                claimed = [Task.from_row(row) for row in hot.fetch_all(connection, statements["claim"], params)]
+                claimed.sort(key=lambda task: (-task.priority, task.run_after, task.id))
+            return recorded, claimed
+
+        return hot.write(work)
+
+    def _hot_statements(self) -> dict[str, Any]:
+        cached = getattr(self, "_hot_compiled", None)
+        if cached is None:
+            assert self._hot is not None
+            cached = {
+                "complete": self._hot.prepare(_COMPLETE_PLAIN),
+                "claim": self._hot.prepare(_claim_statement(False)),
+                "recorded": self._hot.prepare(_RECORDED_ONE),
+            }
+            self._hot_compiled = cached
+        return cached
 
     def _record_completions_in(self, conn: Connection, worker_id: str, completions: Sequence[Completion]) -> list[int]:
         plain = [c for c in completions if not c.has_follow_up]
@@ -281,27 +361,13 @@ class OutcomeOps(StoreBase):
 
     def _complete_plain_in(self, conn: Connection, worker_id: str, completions: Sequence[Completion]) -> list[int]:
         """Tasks without parent or continuation: one executemany, no RETURNING, no follow-up queries."""
-        rows = [
-            {
-                "owner_task_id": c.task_id,
-                "owner_worker_id": worker_id,
-                "owner_attempt": c.attempt,
-                "result": c.result,
-                "now": c.finished_at,
-                "started": c.started_at or c.finished_at,
-            }
-            for c in completions
-        ]
+        rows = [_plain_completion_row(worker_id, c) for c in completions]
         updated = conn.execute(_COMPLETE_PLAIN, rows).rowcount
         if updated == len(rows):
             return [c.task_id for c in completions]
         # Some were no longer ours (lease recovered): find out which ones we did record.
-        ids = [c.task_id for c in completions]
-        return list(
-            conn.execute(
-                select(tasks.c.id).where(tasks.c.id.in_(ids), _status_is(COMPLETED), tasks.c.worker_id == worker_id)
-            ).scalars()
-        )
+        params = {"ids": [c.task_id for c in completions], "owner_worker_id": worker_id}
+        return list(conn.execute(_RECORDED_AMONG, params).scalars())
 
     def _complete_in(
         self,

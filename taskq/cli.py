@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 import click
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from taskq import registry
+from taskq import distribution, registry
 from taskq.api import open_store
 from taskq.clock import parse_duration, parse_instant, utc_now
+from taskq.distribution import install_hint
 from taskq.model import TERMINAL_STATUSES, Status, Task, TaskqError
 from taskq.settings import Settings, load_settings
 from taskq.store import Store
@@ -36,12 +37,25 @@ class TaskqGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
         except TaskqError as error:
             raise click.ClickException(str(error)) from None
         except DBAPIError as error:
-            raise click.ClickException(f"database error: {str(error.orig).strip().splitlines()[0]}") from None
+            raise click.ClickException(f"database error: {_first_line(error.orig)}") from None
         except SQLAlchemyError as error:
-            raise click.ClickException(f"database error: {str(error).splitlines()[0]}") from None
+            raise click.ClickException(f"database error: {_first_line(error)}") from None
+        except Exception as error:
+            # A bug or an environment problem: one line by default, the traceback when asked for.
+            if os.environ.get("TASKQ_TRACEBACK"):
+                raise
+            message = _first_line(error) or "(no message)"
+            raise click.ClickException(f"{type(error).__name__}: {message} (TASKQ_TRACEBACK=1 shows where)") from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else ""
 
 
 def _merge_common(ctx: click.Context, db: str | None, settings_path: str | None, imports: tuple[str, ...]) -> None:
@@ -71,6 +85,8 @@ def current_settings() -> Settings:
     obj = click.get_current_context().ensure_object(dict)
     if "settings_loaded" not in obj:
         settings = load_settings(obj.get("settings"), database=obj.get("db"))
+        # App modules import from here and from next to settings.yaml, as with celery, rq and huey.
+        registry.add_import_paths([Path.cwd(), *([settings.path.parent] if settings.path else [])])
         registry.import_task_modules([*settings.imports, *obj.get("imports", ())])
         obj["settings_loaded"] = settings
     return obj["settings_loaded"]
@@ -146,7 +162,7 @@ def _tasks_table(rows: list[Task]) -> Table:
 @click.option("--db", "db", metavar="URL", help="Database URL (overrides settings and TASKQ_DATABASE_URL).")
 @click.option("--settings", "settings_path", metavar="PATH", help="Settings file (default ./settings.yaml).")
 @click.option("--import", "imports", multiple=True, metavar="MODULE", help="Import task definitions.")
-@click.version_option(package_name="taskq")
+@click.version_option(version=distribution.version(), prog_name="taskq")
 @click.pass_context
 def main(ctx: click.Context, db: str | None, settings_path: str | None, imports: tuple[str, ...]) -> None:
     """taskq: durable background tasks on SQLite or PostgreSQL."""
@@ -184,12 +200,9 @@ def enqueue(
     kwargs = _json_arg(kwargs_json, dict, "--kwargs")
     if delay is not None and run_after is not None:
         raise click.UsageError("give --delay or --run-after, not both")
-    when: datetime | float | None = None
     try:
-        if delay is not None:
-            when = parse_duration(delay).total_seconds()
-        elif run_after is not None:
-            when = parse_instant(run_after)
+        wait_for = parse_duration(delay) if delay is not None else None
+        when = parse_instant(run_after) if run_after is not None else None
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--delay/--run-after") from None
     current_settings()
@@ -200,6 +213,7 @@ def enqueue(
         kwargs,
         priority=priority,
         run_after=when,
+        delay=wait_for,
         dedup_key=dedup_key,
         max_retries=max_retries,
         queue=queue,
@@ -336,6 +350,48 @@ def wait(task_id: int, timeout: float | None) -> None:
         time.sleep(WAIT_POLL_SECONDS)
 
 
+@main.command("tasks")
+@click.option("--json", "as_json", is_flag=True)
+@common_options
+def list_registered(as_json: bool) -> None:
+    """List the registered tasks (built-ins and those of --import / imports:) with their options."""
+    current_settings()
+    specs = registry.registered()
+    if as_json:
+        _echo_json([_spec_dict(spec) for spec in specs])
+        return
+    from rich.table import Table
+
+    table = Table(show_edge=False, header_style="bold")
+    for column in ("name", "arguments", "queue", "prio", "retries", "timeout", "then"):
+        table.add_column(column, overflow="ellipsis", no_wrap=column != "arguments")
+    for spec in specs:
+        data = _spec_dict(spec)
+        table.add_row(
+            spec.name,
+            data["signature"] or "?",
+            spec.queue,
+            str(spec.priority),
+            str(spec.max_retries),
+            "-" if spec.timeout is None else f"{spec.timeout:g} s",
+            spec.then or "-",
+        )
+    _console().print(table)
+
+
+def _spec_dict(spec: registry.TaskSpec) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "signature": None if spec.signature is None else str(spec.signature),
+        "queue": spec.queue,
+        "priority": spec.priority,
+        "max_retries": spec.max_retries,
+        "timeout": spec.timeout,
+        "then": spec.then,
+        "takes_context": spec.takes_context,
+    }
+
+
 @main.command()
 @click.option("--workers", type=click.IntRange(min=0), help="Worker processes (default: settings, else 2).")
 @click.option("--queues", help="Comma-separated queues to serve (default: settings, else all).")
@@ -436,7 +492,7 @@ def dashboard(host: str, port: int) -> None:
 
         from taskq.web.app import create_app
     except ImportError as error:
-        raise click.ClickException(f"the dashboard needs the web extra (pip install 'taskq[web]'): {error}") from None
+        raise click.ClickException(f"the dashboard needs the web extra ({install_hint('web')}): {error}") from None
     app = create_app(current_store(), settings)
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"taskq dashboard on http://{shown}:{port}/ (Ctrl+C stops it)")

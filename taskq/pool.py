@@ -154,7 +154,9 @@ class Pool:
             log.warning("settings_database_changed: a new database takes a restart; keeping %s", self.settings.database)
             new = replace(new, database=self.settings.database)
         if self.overrides.workers is not None and new.workers != self.settings.workers:
-            log.warning("settings_workers_ignored: --workers %d was given on the command line", self.overrides.workers)
+            # --workers sets the starting count; editing `workers:` later is the newer intent, and wins.
+            log.info("settings_workers_changed workers=%d replaces --workers %d", new.workers, self.overrides.workers)
+            self.overrides = replace(self.overrides, workers=None)
         old_config = self.worker_config("x")
         self.settings = new
         logging.getLogger("taskq").setLevel(new.log_level)
@@ -165,6 +167,11 @@ class Pool:
             for handle in self.live_handles():
                 self.retire(handle)
         log.info("settings_reloaded workers=%d", self.wanted_workers)
+        self._log_if_paused()
+
+    def _log_if_paused(self) -> None:
+        if self.wanted_workers == 0:
+            log.info("pool_paused: workers is 0, no task is claimed until it is raised (running tasks finish)")
 
     def update_schedules(self, settings: Settings) -> None:
         """Invalid entries are logged and left out; the valid ones keep running."""
@@ -401,6 +408,7 @@ class Pool:
         self.converge()
         systemd.notify("READY=1")
         log.info("pool_started workers=%d database=%s", self.wanted_workers, self.store.engine.url.render_as_string())
+        self._log_if_paused()
         watchdog_every = systemd.watchdog_interval()
         next_watchdog = time.monotonic()
         try:

@@ -9,14 +9,13 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from taskq import distribution, registry
+from taskq import distribution, registry, terminal
 from taskq.api import open_store
 from taskq.clock import parse_duration, parse_instant, utc_now
 from taskq.distribution import install_hint
@@ -26,9 +25,10 @@ from taskq.store import Store
 
 if TYPE_CHECKING:  # rich is imported where a table is printed: scripts using --json do not pay for it
     from rich.console import Console
-    from rich.table import Table
 
 WAIT_POLL_SECONDS = 0.2
+NO_WORKER_HINT_SECONDS = 2.0  # a task still pending this long into `taskq wait` may have no worker to run it
+WORKER_ALIVE_SECONDS = 30.0  # workers write their heartbeat row every 10 s
 
 
 class TaskqGroup(click.Group):
@@ -111,51 +111,12 @@ def _json_arg(text: str | None, kind: type, label: str) -> Any:
     return value
 
 
-def _console() -> Console:
-    """Rich wraps at 80 columns when stdout is not a terminal; piped tables read better unwrapped."""
-    from rich.console import Console
-
-    console = Console()
-    return console if console.is_terminal else Console(width=200)
+def _console(*, stderr: bool = False) -> Console:
+    return terminal.console(stderr=stderr)
 
 
 def _echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=None, sort_keys=True, default=str))
-
-
-def _when(value: datetime | None) -> str:
-    return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _tasks_table(rows: list[Task]) -> Table:
-    from rich.table import Table
-
-    table = Table(show_edge=False, header_style="bold")
-    for column in (
-        "id",
-        "name",
-        "queue",
-        "status",
-        "prio",
-        "attempts",
-        "progress",
-        "created (UTC)",
-        "finished",
-    ):
-        table.add_column(column, overflow="fold")
-    for task in rows:
-        table.add_row(
-            str(task.id),
-            task.name,
-            task.queue,
-            task.status.value,
-            str(task.priority),
-            f"{task.attempts}/{task.max_retries + 1}",
-            f"{task.progress:.0f}%",
-            _when(task.created_at),
-            _when(task.finished_at),
-        )
-    return table
 
 
 @click.group(cls=TaskqGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -229,9 +190,10 @@ def enqueue(
 
 @main.command()
 @click.argument("task_id", type=int)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="The whole task as JSON, nothing clipped.")
+@click.option("--full", is_flag=True, help="Print large args, results and errors whole.")
 @common_options
-def show(task_id: int, as_json: bool) -> None:
+def show(task_id: int, as_json: bool, full: bool) -> None:
     """Show one task, with its children's counts by status."""
     store = current_store()
     task = store.require(task_id)
@@ -241,23 +203,7 @@ def show(task_id: int, as_json: bool) -> None:
         data["children_by_status"] = children or {}
         _echo_json(data)
         return
-    from rich.table import Table
-
-    table = Table(show_header=False, show_edge=False)
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
-    for key, value in task.to_dict().items():
-        if key in ("children", "error", "error_log"):
-            continue
-        table.add_row(key, json.dumps(value) if isinstance(value, (list, dict)) else str(value))
-    if children:
-        table.add_row("children", ", ".join(f"{status}: {n}" for status, n in children.items() if n))
-    console = _console()
-    console.print(table)
-    if task.error:
-        console.print("[bold]error[/bold]", task.error, markup=True, highlight=False)
-    if len(task.error_log) > 1:
-        console.print(f"[bold]earlier errors[/bold]: {len(task.error_log) - 1} (see --json)")
+    terminal.show_task(_console(), task, children, full=full)
 
 
 @main.command("list")
@@ -266,17 +212,26 @@ def show(task_id: int, as_json: bool) -> None:
 @click.option("--queue")
 @click.option("--parent", "parent_id", type=int, help="Only children of this task.")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help=f"Without {', '.join(terminal.LARGE_FIELDS)} unless --full.")
+@click.option("--full", is_flag=True, help="With --json: include the large fields.")
 @common_options
 def list_tasks(
-    status: str | None, name: str | None, queue: str | None, parent_id: int | None, limit: int, as_json: bool
+    status: str | None,
+    name: str | None,
+    queue: str | None,
+    parent_id: int | None,
+    limit: int,
+    as_json: bool,
+    full: bool,
 ) -> None:
-    """List tasks, newest first."""
+    """List tasks, newest first, one line each."""
     rows = current_store().list(status=status, name=name, queue=queue, parent_id=parent_id, limit=limit)
     if as_json:
-        _echo_json([task.to_dict() for task in rows])
+        _echo_json([terminal.list_item(task, full=full) for task in rows])
+    elif not rows:
+        click.echo("no tasks" + (" match" if status or name or queue or parent_id else " yet"), err=True)
     else:
-        _console().print(_tasks_table(rows))
+        _console().print(terminal.tasks_table(rows, terminal.width()), highlight=False, markup=False)
 
 
 @main.command()
@@ -334,20 +289,73 @@ def purge(older_than: str) -> None:
 @main.command()
 @click.argument("task_id", type=int)
 @click.option("--timeout", type=click.FloatRange(min=0), metavar="SECONDS", help="Give up after this long.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no error text; only the exit code and status.")
 @common_options
-def wait(task_id: int, timeout: float | None) -> None:
-    """Wait for a task to finish: exit 0 completed, 1 failed or cancelled, 2 timed out."""
+def wait(task_id: int, timeout: float | None, quiet: bool) -> None:
+    """Wait for a task to finish (a worker must be running): exit 0 completed, 1 failed or cancelled, 2 timed out.
+
+    On a terminal a progress bar follows the task; a failed task's error is printed to stderr."""
     store = current_store()
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        task = store.require(task_id)
-        if task.status in TERMINAL_STATUSES:
-            click.echo(task.status.value)
-            sys.exit(0 if task.status is Status.COMPLETED else 1)
-        if deadline is not None and time.monotonic() >= deadline:
-            click.echo(f"timed out; task {task_id} is {task.status.value}", err=True)
-            sys.exit(2)
-        time.sleep(WAIT_POLL_SECONDS)
+    started = time.monotonic()
+    deadline = None if timeout is None else started + timeout
+    hinted = False
+    bar = None if quiet or not sys.stderr.isatty() else _WaitBar()
+    try:
+        while True:
+            task = store.require(task_id)
+            if bar is not None:
+                bar.update(task)
+            if task.status in TERMINAL_STATUSES:
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                if bar is not None:
+                    bar.stop()
+                click.echo(f"timed out; task {task_id} is {task.status.value}", err=True)
+                sys.exit(2)
+            if not hinted and task.status is Status.PENDING and time.monotonic() - started > NO_WORKER_HINT_SECONDS:
+                hinted = True
+                if not store.list_workers(alive_within=WORKER_ALIVE_SECONDS):
+                    message = "no live worker: start one with `taskq worker` (in another terminal) to run this task"
+                    (bar.console.print if bar is not None else functools.partial(click.echo, err=True))(message)
+            time.sleep(WAIT_POLL_SECONDS)
+    finally:
+        if bar is not None:
+            bar.stop()
+    click.echo(task.status.value)
+    if task.status is not Status.COMPLETED and not quiet:
+        reason = task.error.rstrip().splitlines()[-1] if task.error else "(no error recorded)"
+        click.echo(f"task {task_id} {task.status.value}: {reason}", err=True)
+    sys.exit(0 if task.status is Status.COMPLETED else 1)
+
+
+class _WaitBar:
+    """A transient rich progress bar on stderr: status, percent and the task's own progress message."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("task {task.fields[id]} {task.fields[status]}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[message]}"),
+            console=_console(stderr=True),
+            transient=True,
+        )
+        self.console = self.progress.console
+        self.row = self.progress.add_task("wait", total=100, id="", status="", message="")
+        self.progress.start()
+
+    def update(self, task: Task) -> None:
+        message = task.progress_message or ""
+        self.progress.update(
+            self.row, completed=task.progress, id=task.id, status=task.status.value, message=message[:60]
+        )
+
+    def stop(self) -> None:
+        self.progress.stop()
 
 
 @main.command("tasks")

@@ -21,7 +21,7 @@ from taskq.clock import parse_duration, parse_instant, utc_now
 from taskq.distribution import install_hint
 from taskq.model import TERMINAL_STATUSES, Status, Task, TaskqError
 from taskq.settings import Settings, load_settings
-from taskq.store import Store
+from taskq.store import Store, TaskFilter
 
 if TYPE_CHECKING:  # rich is imported where a table is printed: scripts using --json do not pay for it
     from rich.console import Console
@@ -253,25 +253,181 @@ def stats(as_json: bool) -> None:
     _console().print(table)
 
 
-@main.command()
-@click.argument("task_id", type=int)
-@common_options
-def cancel(task_id: int) -> None:
-    """Cancel a task: at once when pending, cooperatively when running."""
-    status = current_store().cancel(task_id)
-    if status is Status.CANCELLED:
-        click.echo(f"task {task_id}: cancelled")
-    else:
-        click.echo(f"task {task_id}: cancellation requested (it is {status.value})")
+def _bulk_filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(
+        [
+            click.option("--all", "every", is_flag=True, help="Every task matching --status/--name/--queue."),
+            click.option("--name", help="With --all: only tasks of this name."),
+            click.option("--queue", help="With --all: only tasks in this queue."),
+            click.option("--yes", "-y", is_flag=True, help="With --all: do not ask for confirmation."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _bulk_target(
+    task_id: int | None, every: bool, statuses: tuple[str, ...], name: str | None, queue: str | None
+) -> TaskFilter | None:
+    """None for a single task; the filter for --all. Filters without --all are a usage error, not ignored."""
+    if task_id is not None and every:
+        raise click.UsageError("give a task ID or --all, not both")
+    if task_id is None and not every:
+        raise click.UsageError("give a task ID, or --all (with --status/--name/--queue filters)")
+    if task_id is not None and (name or queue):
+        raise click.UsageError("--name and --queue filter --all; a task ID needs no filter")
+    return TaskFilter(statuses, name, queue) if every else None
+
+
+def _confirm_bulk(verb: str, count: int, which: TaskFilter, yes: bool) -> bool:
+    """Ask on a terminal (as rq and celery purge do); scripts and --yes go ahead. False: nothing to do."""
+    described = f"{count} {'/'.join(which.statuses)} task{'s' if count != 1 else ''}"
+    described += "".join(
+        f" {label} {value!r}" for label, value in (("named", which.name), ("in queue", which.queue)) if value
+    )
+    if count == 0:
+        click.echo(f"no {'/'.join(which.statuses)} tasks match; nothing to {verb}")
+        return False
+    if not yes and _interactive():
+        click.confirm(f"{verb.capitalize()} {described}?", abort=True)
+    return True
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
 
 
 @main.command()
-@click.argument("task_id", type=int)
+@click.argument("task_id", type=int, required=False)
+@_bulk_filter_options
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice([Status.PENDING.value, Status.RUNNING.value, Status.WAITING_FOR_CHILDREN.value]),
+    help="With --all: which active tasks (default pending; repeatable).",
+)
 @common_options
-def retry(task_id: int) -> None:
-    """Run a failed or cancelled task again."""
-    current_store().retry(task_id)
-    click.echo(f"task {task_id}: pending")
+def cancel(
+    task_id: int | None, every: bool, name: str | None, queue: str | None, yes: bool, statuses: tuple[str, ...]
+) -> None:
+    """Cancel a task (at once when pending, cooperatively when running), or --all matching tasks."""
+    which = _bulk_target(task_id, every, statuses or (Status.PENDING.value,), name, queue)
+    store = current_store()
+    if which is None:
+        assert task_id is not None
+        status = store.cancel(task_id)
+        if status is Status.CANCELLED:
+            click.echo(f"task {task_id}: cancelled")
+        else:
+            click.echo(f"task {task_id}: cancellation requested (it is {status.value})")
+        return
+    if _confirm_bulk("cancel", store.count_matching(which), which, yes):
+        done = store.cancel_matching(which)
+        skipped = f" ({done.skipped} finished meanwhile)" if done.skipped else ""
+        click.echo(f"cancelled {done.changed} tasks{skipped}")
+
+
+@main.command()
+@click.argument("task_id", type=int, required=False)
+@_bulk_filter_options
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice([Status.FAILED.value, Status.CANCELLED.value]),
+    help="With --all: which finished tasks (default failed; repeatable).",
+)
+@common_options
+def retry(
+    task_id: int | None, every: bool, name: str | None, queue: str | None, yes: bool, statuses: tuple[str, ...]
+) -> None:
+    """Run a failed or cancelled task again, or --all matching tasks (like `rq requeue --all`)."""
+    which = _bulk_target(task_id, every, statuses or (Status.FAILED.value,), name, queue)
+    store = current_store()
+    if which is None:
+        assert task_id is not None
+        store.retry(task_id)
+        click.echo(f"task {task_id}: pending")
+        return
+    if _confirm_bulk("retry", store.count_matching(which), which, yes):
+        done = store.retry_matching(which)
+        skipped = f" ({done.skipped} skipped: changed meanwhile or dedup key held)" if done.skipped else ""
+        click.echo(f"retried {done.changed} tasks{skipped}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@common_options
+def queues(as_json: bool) -> None:
+    """Count tasks per queue and status (delayed: pending tasks not due yet)."""
+    counts = current_store().queue_counts()
+    if as_json:
+        _echo_json(counts)
+        return
+    if not counts:
+        click.echo("no tasks yet", err=True)
+        return
+    from rich.table import Table
+
+    headers = {s.value: s.value for s in Status} | {"waiting_for_children": "waiting", "delayed": "(delayed)"}
+    keys = ["pending", "delayed", "running", "waiting_for_children", "completed", "failed", "cancelled"]
+    table = Table(show_edge=False, header_style="bold", pad_edge=False)
+    table.add_column("queue", no_wrap=True, overflow="ellipsis")
+    for key in keys:
+        table.add_column(headers[key], justify="right", no_wrap=True)
+    for queue_name, row in counts.items():
+        table.add_row(queue_name, *(str(row[key]) for key in keys))
+    _console().print(table, highlight=False, markup=False)
+
+
+@main.command("workers")
+@click.option("--alive-within", "alive_within", default="60s", show_default=True, metavar="DURATION")
+@click.option("--json", "as_json", is_flag=True)
+@common_options
+def list_workers(alive_within: str, as_json: bool) -> None:
+    """Live worker processes on every host: current task (as of its last heartbeat, every 10 s), tasks done."""
+    try:
+        within = parse_duration(alive_within).total_seconds()
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--alive-within") from None
+    store = current_store()
+    found = store.list_workers(alive_within=within)
+    if as_json:
+        _echo_json([info.to_dict() for info in found])
+        return
+    if not found:
+        click.echo(f"no live workers (none reported in the last {alive_within}); start them with `taskq worker`")
+        return
+    from rich.table import Table
+
+    now = utc_now()
+    table = Table(show_edge=False, header_style="bold", pad_edge=False)
+    for column, justify in (
+        ("worker", "left"),
+        ("host", "left"),
+        ("pid", "right"),
+        ("queues", "left"),
+        ("task", "left"),
+        ("done", "right"),
+        ("up", "right"),
+        ("seen", "right"),
+    ):
+        table.add_column(column, justify=justify, no_wrap=True, overflow="ellipsis")  # type: ignore[arg-type]
+    for info in found:
+        current = store.get(info.current_task_id) if info.current_task_id is not None else None
+        task = "-" if current is None else f"{current.id} {current.name}"
+        table.add_row(
+            info.name,
+            info.hostname,
+            str(info.pid),
+            ",".join(info.queues) or "*",
+            task,
+            str(info.tasks_done),
+            terminal.age(now - info.started_at),
+            terminal.age(now - info.heartbeat_at) + " ago",
+        )
+    _console().print(table, highlight=False, markup=False)
 
 
 @main.command()

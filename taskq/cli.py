@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from taskq import distribution, registry, terminal
+from taskq import distribution, registry, systemd, terminal
 from taskq.api import open_store
 from taskq.clock import parse_duration, parse_instant, utc_now
 from taskq.distribution import install_hint
@@ -599,6 +599,7 @@ def worker(
     """Run the worker pool (supervisor + worker processes) until SIGTERM/SIGINT."""
     from taskq.pool import PoolOverrides, run_pool
 
+    systemd.take_notify_environment()  # before any worker starts: they must not inherit NOTIFY_SOCKET
     settings = current_settings()
     obj = click.get_current_context().ensure_object(dict)
     settings_path = obj.get("settings") or ("settings.yaml" if Path("settings.yaml").is_file() else None)
@@ -620,6 +621,48 @@ def worker(
     logging.getLogger("alembic").setLevel(logging.WARNING)
     open_store(settings.database).dispose()  # upgrade the schema, or fail here in one line if the database is unusable
     sys.exit(run_pool(settings, overrides, Path(settings_path) if settings_path else None))
+
+
+@main.command("systemd-unit")
+@click.option("--name", default="taskq", show_default=True, help="Unit name; also its StateDirectory /var/lib/NAME.")
+@click.option("--user", help="User= (default: the user running this command; use a dedicated one).")
+@click.option("--working-directory", "working_directory", type=click.Path(file_okay=False), help="Default: here.")
+@common_options
+def systemd_unit(name: str, user: str | None, working_directory: str | None) -> None:
+    """Print a systemd unit that runs this install's worker pool (venv, working directory, user)."""
+    import getpass
+    import grp
+    import pwd
+
+    from sqlalchemy.engine import make_url
+
+    settings = current_settings()
+    workdir = Path(working_directory or Path.cwd()).resolve()
+    script = Path(sys.executable).parent / "taskq"  # the console script of this venv
+    exec_start = str(script) if script.is_file() else f"{sys.executable} -m taskq"
+    settings_path = str(settings.path.resolve()) if settings.path is not None else None
+    # SQLite moves to the StateDirectory: the working directory (the code) stays read-only to the service.
+    sqlite = make_url(settings.database).get_backend_name() == "sqlite"
+    owner = user or getpass.getuser()
+    try:
+        group = grp.getgrgid(pwd.getpwnam(owner).pw_gid).gr_name
+    except KeyError:  # a user to be created later (useradd --system): its group is usually its name
+        group = owner
+    homes = ("/home/", "/root/", "/run/user/")
+    under_home = any(str(path).startswith(homes) for path in (workdir, Path(exec_start.split()[0])))
+    unit = systemd.Unit(
+        exec_start=exec_start,
+        working_directory=str(workdir),
+        user=owner,
+        group=group,
+        settings=settings_path,
+        name=name,
+        database=f"sqlite:////var/lib/{name}/taskq.db" if sqlite else None,
+        protect_home="read-only" if under_home else "yes",
+    )
+    click.echo(systemd.render_unit(unit), nl=False)
+    if owner == "root":
+        click.echo("note: User=root; a dedicated user is safer (useradd --system ...; then --user NAME)", err=True)
 
 
 @main.group()

@@ -77,6 +77,7 @@ class WorkerHandle:
     running: dict[int, RunningTask] = field(default_factory=dict)
     prefetched: set[int] = field(default_factory=set)  # claimed by the worker, not started yet
     retiring: bool = False
+    ready: bool = False  # it said "ready": task modules imported, registered in the database
     killed: bool = False
     kill_reasons: dict[int, str] = field(default_factory=dict)
     partial: bytes = b""
@@ -232,6 +233,11 @@ class Pool:
             for _ in range(wanted - len(live)):
                 self.spawn(next(free))
 
+    def workers_up(self) -> bool:
+        """Every wanted worker has started and said so: what systemd's READY=1 should mean."""
+        live = self.live_handles()
+        return len(live) >= self.wanted_workers and all(handle.ready for handle in live)
+
     def nudge_all(self) -> None:
         with self._handles_lock:
             handles = list(self.handles)
@@ -262,7 +268,9 @@ class Pool:
                 continue
             message = json.loads(line)
             task_id = message.get("id")
-            if message["e"] == "prefetched":
+            if message["e"] == "ready":
+                handle.ready = True
+            elif message["e"] == "prefetched":
                 handle.prefetched.update(message["ids"])
             elif message["e"] == "released":
                 handle.prefetched.difference_update(message["ids"])
@@ -406,7 +414,7 @@ class Pool:
         wake_thread = threading.Thread(target=self._wake_loop, name="wake", daemon=True)
         wake_thread.start()
         self.converge()
-        systemd.notify("READY=1")
+        announced_ready = False
         log.info("pool_started workers=%d database=%s", self.wanted_workers, self.store.engine.url.render_as_string())
         self._log_if_paused()
         watchdog_every = systemd.watchdog_interval()
@@ -441,6 +449,10 @@ class Pool:
                                 self.kill(handle, "shutdown")
                 else:
                     self.converge()
+                    if not announced_ready and self.workers_up():
+                        announced_ready = True
+                        systemd.notify("READY=1")
+                        log.info("pool_ready workers=%d", self.wanted_workers)
                 if watchdog_every is not None and time.monotonic() >= next_watchdog:
                     systemd.notify("WATCHDOG=1")
                     next_watchdog = time.monotonic() + watchdog_every

@@ -117,6 +117,7 @@ class Worker:
             self.id, hostname=socket.gethostname(), pid=os.getpid(), name=self.config.name, queues=self.config.queues
         )
         log.info("worker_started worker_id=%s queues=%s", self.id, ",".join(self.config.queues) or "*")
+        self.report("ready")  # imports done, database reachable: the supervisor's READY=1 waits for this
         heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         heartbeat.start()
         idle_poll = IDLE_POLL_MIN_SECONDS

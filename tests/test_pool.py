@@ -262,3 +262,28 @@ def test_a_reload_that_leaves_workers_unchanged_keeps_the_command_line_count(tmp
     settings.write_text("workers: 3\nretention: 1d\n")  # a reload that does not restart workers
     wait_for(lambda: "settings_reloaded workers=1" in pool.log(), 10, what="reload keeping --workers 1")
     assert len(pool.workers()) == 1
+
+
+def test_ready_is_sent_once_workers_are_up_and_workers_do_not_inherit_the_notify_socket(tmp_path, db, pools) -> None:
+    import socket
+
+    url, store = db
+    address = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(address)
+        listener.settimeout(30)
+        os.environ["NOTIFY_SOCKET"] = address
+        try:
+            pool = PoolProcess(tmp_path, url, "--workers", "3")
+        finally:
+            del os.environ["NOTIFY_SOCKET"]
+        pools.append(pool)
+        assert listener.recv(256) == b"READY=1"
+        # At READY every worker has imported its task modules and registered itself.
+        assert len(store.list_workers()) == 3
+        assert pool.log().count("worker_started") == 3
+        for pid in pool.workers():
+            environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            assert not any(entry.startswith(b"NOTIFY_SOCKET=") for entry in environment)
+        supervisor = Path(f"/proc/{pool.pid}/environ").read_bytes()  # the start-up environment, unchanged
+        assert b"NOTIFY_SOCKET=" in supervisor

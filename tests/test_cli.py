@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -278,3 +279,31 @@ def test_the_distribution_name_is_not_the_taken_one_and_the_readme_installs_it()
     readme = (root / "README.md").read_text()
     assert f"pip install {DISTRIBUTION}" in readme and f"pip install '{DISTRIBUTION}[postgres]'" in readme
     assert "pip install taskq\n" not in readme and "'taskq[" not in readme
+
+
+def test_run_py_imports_app_modules_from_the_working_directory(tmp_path: Path) -> None:
+    (tmp_path / "myapp").mkdir()
+    (tmp_path / "myapp" / "tasks.py").write_text(
+        "import taskq\n\n@taskq.task\ndef triple(n: int) -> int:\n    return 3 * n\n"
+    )
+    (tmp_path / "settings.yaml").write_text("imports: [myapp.tasks]\nworkers: 1\n")
+    url = f"sqlite:///{tmp_path / 'taskq.db'}"
+    store = taskq.open_store(url)
+    task_id = store.enqueue("myapp.tasks.triple", [5]).id
+    run_py = Path(__file__).resolve().parent.parent / "run.py"
+    pool = subprocess.Popen(
+        [sys.executable, str(run_py)],  # sys.path[0] is run.py's folder, not the app's
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TASKQ_DATABASE_URL": ""},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while store.require(task_id).status.value != "completed" and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        pool.terminate()
+        _, log = pool.communicate(timeout=30)
+    assert store.require(task_id).result == 15, log

@@ -267,16 +267,22 @@ def _bulk_filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _bulk_target(
-    task_id: int | None, every: bool, statuses: tuple[str, ...], name: str | None, queue: str | None
+    task_id: int | None,
+    every: bool,
+    statuses: tuple[str, ...],
+    name: str | None,
+    queue: str | None,
+    *,
+    default: str,
 ) -> TaskFilter | None:
     """None for a single task; the filter for --all. Filters without --all are a usage error, not ignored."""
     if task_id is not None and every:
         raise click.UsageError("give a task ID or --all, not both")
     if task_id is None and not every:
         raise click.UsageError("give a task ID, or --all (with --status/--name/--queue filters)")
-    if task_id is not None and (name or queue):
-        raise click.UsageError("--name and --queue filter --all; a task ID needs no filter")
-    return TaskFilter(statuses, name, queue) if every else None
+    if task_id is not None and (name or queue or statuses):
+        raise click.UsageError("--status, --name and --queue filter --all; a task ID needs no filter")
+    return TaskFilter(statuses or (default,), name, queue) if every else None
 
 
 def _confirm_bulk(verb: str, count: int, which: TaskFilter, yes: bool) -> bool:
@@ -312,7 +318,7 @@ def cancel(
     task_id: int | None, every: bool, name: str | None, queue: str | None, yes: bool, statuses: tuple[str, ...]
 ) -> None:
     """Cancel a task (at once when pending, cooperatively when running), or --all matching tasks."""
-    which = _bulk_target(task_id, every, statuses or (Status.PENDING.value,), name, queue)
+    which = _bulk_target(task_id, every, statuses, name, queue, default=Status.PENDING.value)
     store = current_store()
     if which is None:
         assert task_id is not None
@@ -343,7 +349,7 @@ def retry(
     task_id: int | None, every: bool, name: str | None, queue: str | None, yes: bool, statuses: tuple[str, ...]
 ) -> None:
     """Run a failed or cancelled task again, or --all matching tasks (like `rq requeue --all`)."""
-    which = _bulk_target(task_id, every, statuses or (Status.FAILED.value,), name, queue)
+    which = _bulk_target(task_id, every, statuses, name, queue, default=Status.FAILED.value)
     store = current_store()
     if which is None:
         assert task_id is not None

@@ -101,7 +101,8 @@ def test_bulk_actions_confirm_on_a_terminal(sqlite_store, monkeypatch: pytest.Mo
     [
         (["retry"], "give a task ID, or --all"),
         (["retry", "1", "--all"], "not both"),
-        (["cancel", "1", "--queue", "q"], "--name and --queue filter --all"),
+        (["cancel", "1", "--queue", "q"], "--status, --name and --queue filter --all"),
+        (["retry", "1", "--status", "cancelled"], "a task ID needs no filter"),
         (["retry", "--all", "--status", "pending"], "Invalid value for '--status'"),
     ],
 )

@@ -171,6 +171,8 @@ def list_item(task: Task, *, full: bool) -> dict[str, Any]:
 
 # -- taskq show ---------------------------------------------------------------------------------------
 
+ALWAYS_SHOWN = frozenset({"started", "finished"})  # "-" here says "not yet", which is worth reading
+
 
 def show_task(out: Console, task: Task, children: dict[str, int] | None, *, full: bool) -> None:
     """Scalar fields in a table; args, kwargs, result and the error clipped unless `full`."""
@@ -220,6 +222,8 @@ def show_task(out: Console, task: Task, children: dict[str, int] | None, *, full
             shown += f" … ({size(len(text))} in all)"
         rows.append((key, shown))
     for key, value in rows:
+        if value is None and key not in ALWAYS_SHOWN:  # an unset option is noise, not information
+            continue
         table.add_row(key, human(value))
     out.print(table, highlight=False, markup=False)
     for key, text in whole:

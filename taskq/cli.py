@@ -9,25 +9,26 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from taskq import registry
+from taskq import distribution, registry, systemd, terminal
 from taskq.api import open_store
 from taskq.clock import parse_duration, parse_instant, utc_now
+from taskq.distribution import install_hint
 from taskq.model import TERMINAL_STATUSES, Status, Task, TaskqError
 from taskq.settings import Settings, load_settings
-from taskq.store import Store
+from taskq.store import Store, TaskFilter
 
 if TYPE_CHECKING:  # rich is imported where a table is printed: scripts using --json do not pay for it
     from rich.console import Console
-    from rich.table import Table
 
 WAIT_POLL_SECONDS = 0.2
+NO_WORKER_HINT_SECONDS = 2.0  # a task still pending this long into `taskq wait` may have no worker to run it
+WORKER_ALIVE_SECONDS = 30.0  # workers write their heartbeat row every 10 s
 
 
 class TaskqGroup(click.Group):
@@ -36,12 +37,25 @@ class TaskqGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
         except TaskqError as error:
             raise click.ClickException(str(error)) from None
         except DBAPIError as error:
-            raise click.ClickException(f"database error: {str(error.orig).strip().splitlines()[0]}") from None
+            raise click.ClickException(f"database error: {_first_line(error.orig)}") from None
         except SQLAlchemyError as error:
-            raise click.ClickException(f"database error: {str(error).splitlines()[0]}") from None
+            raise click.ClickException(f"database error: {_first_line(error)}") from None
+        except Exception as error:
+            # A bug or an environment problem: one line by default, the traceback when asked for.
+            if os.environ.get("TASKQ_TRACEBACK"):
+                raise
+            message = _first_line(error) or "(no message)"
+            raise click.ClickException(f"{type(error).__name__}: {message} (TASKQ_TRACEBACK=1 shows where)") from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else ""
 
 
 def _merge_common(ctx: click.Context, db: str | None, settings_path: str | None, imports: tuple[str, ...]) -> None:
@@ -71,6 +85,8 @@ def current_settings() -> Settings:
     obj = click.get_current_context().ensure_object(dict)
     if "settings_loaded" not in obj:
         settings = load_settings(obj.get("settings"), database=obj.get("db"))
+        # App modules import from here and from next to settings.yaml, as with celery, rq and huey.
+        registry.add_import_paths([Path.cwd(), *([settings.path.parent] if settings.path else [])])
         registry.import_task_modules([*settings.imports, *obj.get("imports", ())])
         obj["settings_loaded"] = settings
     return obj["settings_loaded"]
@@ -95,58 +111,19 @@ def _json_arg(text: str | None, kind: type, label: str) -> Any:
     return value
 
 
-def _console() -> Console:
-    """Rich wraps at 80 columns when stdout is not a terminal; piped tables read better unwrapped."""
-    from rich.console import Console
-
-    console = Console()
-    return console if console.is_terminal else Console(width=200)
+def _console(*, stderr: bool = False) -> Console:
+    return terminal.console(stderr=stderr)
 
 
 def _echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=None, sort_keys=True, default=str))
 
 
-def _when(value: datetime | None) -> str:
-    return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _tasks_table(rows: list[Task]) -> Table:
-    from rich.table import Table
-
-    table = Table(show_edge=False, header_style="bold")
-    for column in (
-        "id",
-        "name",
-        "queue",
-        "status",
-        "prio",
-        "attempts",
-        "progress",
-        "created (UTC)",
-        "finished",
-    ):
-        table.add_column(column, overflow="fold")
-    for task in rows:
-        table.add_row(
-            str(task.id),
-            task.name,
-            task.queue,
-            task.status.value,
-            str(task.priority),
-            f"{task.attempts}/{task.max_retries + 1}",
-            f"{task.progress:.0f}%",
-            _when(task.created_at),
-            _when(task.finished_at),
-        )
-    return table
-
-
 @click.group(cls=TaskqGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--db", "db", metavar="URL", help="Database URL (overrides settings and TASKQ_DATABASE_URL).")
 @click.option("--settings", "settings_path", metavar="PATH", help="Settings file (default ./settings.yaml).")
 @click.option("--import", "imports", multiple=True, metavar="MODULE", help="Import task definitions.")
-@click.version_option(package_name="taskq")
+@click.version_option(version=distribution.version(), prog_name="taskq")
 @click.pass_context
 def main(ctx: click.Context, db: str | None, settings_path: str | None, imports: tuple[str, ...]) -> None:
     """taskq: durable background tasks on SQLite or PostgreSQL."""
@@ -184,12 +161,9 @@ def enqueue(
     kwargs = _json_arg(kwargs_json, dict, "--kwargs")
     if delay is not None and run_after is not None:
         raise click.UsageError("give --delay or --run-after, not both")
-    when: datetime | float | None = None
     try:
-        if delay is not None:
-            when = parse_duration(delay).total_seconds()
-        elif run_after is not None:
-            when = parse_instant(run_after)
+        wait_for = parse_duration(delay) if delay is not None else None
+        when = parse_instant(run_after) if run_after is not None else None
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--delay/--run-after") from None
     current_settings()
@@ -200,6 +174,7 @@ def enqueue(
         kwargs,
         priority=priority,
         run_after=when,
+        delay=wait_for,
         dedup_key=dedup_key,
         max_retries=max_retries,
         queue=queue,
@@ -215,9 +190,10 @@ def enqueue(
 
 @main.command()
 @click.argument("task_id", type=int)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="The whole task as JSON, nothing clipped.")
+@click.option("--full", is_flag=True, help="Print large args, results and errors whole.")
 @common_options
-def show(task_id: int, as_json: bool) -> None:
+def show(task_id: int, as_json: bool, full: bool) -> None:
     """Show one task, with its children's counts by status."""
     store = current_store()
     task = store.require(task_id)
@@ -227,23 +203,7 @@ def show(task_id: int, as_json: bool) -> None:
         data["children_by_status"] = children or {}
         _echo_json(data)
         return
-    from rich.table import Table
-
-    table = Table(show_header=False, show_edge=False)
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
-    for key, value in task.to_dict().items():
-        if key in ("children", "error", "error_log"):
-            continue
-        table.add_row(key, json.dumps(value) if isinstance(value, (list, dict)) else str(value))
-    if children:
-        table.add_row("children", ", ".join(f"{status}: {n}" for status, n in children.items() if n))
-    console = _console()
-    console.print(table)
-    if task.error:
-        console.print("[bold]error[/bold]", task.error, markup=True, highlight=False)
-    if len(task.error_log) > 1:
-        console.print(f"[bold]earlier errors[/bold]: {len(task.error_log) - 1} (see --json)")
+    terminal.show_task(_console(), task, children, full=full)
 
 
 @main.command("list")
@@ -252,17 +212,26 @@ def show(task_id: int, as_json: bool) -> None:
 @click.option("--queue")
 @click.option("--parent", "parent_id", type=int, help="Only children of this task.")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help=f"Without {', '.join(terminal.LARGE_FIELDS)} unless --full.")
+@click.option("--full", is_flag=True, help="With --json: include the large fields.")
 @common_options
 def list_tasks(
-    status: str | None, name: str | None, queue: str | None, parent_id: int | None, limit: int, as_json: bool
+    status: str | None,
+    name: str | None,
+    queue: str | None,
+    parent_id: int | None,
+    limit: int,
+    as_json: bool,
+    full: bool,
 ) -> None:
-    """List tasks, newest first."""
+    """List tasks, newest first, one line each."""
     rows = current_store().list(status=status, name=name, queue=queue, parent_id=parent_id, limit=limit)
     if as_json:
-        _echo_json([task.to_dict() for task in rows])
+        _echo_json([terminal.list_item(task, full=full) for task in rows])
+    elif not rows:
+        click.echo("no tasks" + (" match" if status or name or queue or parent_id else " yet"), err=True)
     else:
-        _console().print(_tasks_table(rows))
+        _console().print(terminal.tasks_table(rows, terminal.width()), highlight=False, markup=False)
 
 
 @main.command()
@@ -284,25 +253,187 @@ def stats(as_json: bool) -> None:
     _console().print(table)
 
 
-@main.command()
-@click.argument("task_id", type=int)
-@common_options
-def cancel(task_id: int) -> None:
-    """Cancel a task: at once when pending, cooperatively when running."""
-    status = current_store().cancel(task_id)
-    if status is Status.CANCELLED:
-        click.echo(f"task {task_id}: cancelled")
-    else:
-        click.echo(f"task {task_id}: cancellation requested (it is {status.value})")
+def _bulk_filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(
+        [
+            click.option("--all", "every", is_flag=True, help="Every task matching --status/--name/--queue."),
+            click.option("--name", help="With --all: only tasks of this name."),
+            click.option("--queue", help="With --all: only tasks in this queue."),
+            click.option("--yes", "-y", is_flag=True, help="With --all: do not ask for confirmation."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _bulk_target(
+    task_id: int | None,
+    every: bool,
+    statuses: tuple[str, ...],
+    name: str | None,
+    queue: str | None,
+    *,
+    default: str,
+) -> TaskFilter | None:
+    """None for a single task; the filter for --all. Filters without --all are a usage error, not ignored."""
+    if task_id is not None and every:
+        raise click.UsageError("give a task ID or --all, not both")
+    if task_id is None and not every:
+        raise click.UsageError("give a task ID, or --all (with --status/--name/--queue filters)")
+    if task_id is not None and (name or queue or statuses):
+        raise click.UsageError("--status, --name and --queue filter --all; a task ID needs no filter")
+    return TaskFilter(statuses or (default,), name, queue) if every else None
+
+
+def _confirm_bulk(verb: str, count: int, which: TaskFilter, yes: bool) -> bool:
+    """Ask on a terminal (as rq and celery purge do); scripts and --yes go ahead. False: nothing to do."""
+    described = f"{count} {'/'.join(which.statuses)} task{'s' if count != 1 else ''}"
+    described += "".join(
+        f" {label} {value!r}" for label, value in (("named", which.name), ("in queue", which.queue)) if value
+    )
+    if count == 0:
+        click.echo(f"no {'/'.join(which.statuses)} tasks match; nothing to {verb}")
+        return False
+    if not yes and _interactive():
+        click.confirm(f"{verb.capitalize()} {described}?", abort=True)
+    return True
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
 
 
 @main.command()
-@click.argument("task_id", type=int)
+@click.argument("task_id", type=int, required=False)
+@_bulk_filter_options
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice([Status.PENDING.value, Status.RUNNING.value, Status.WAITING_FOR_CHILDREN.value]),
+    help="With --all: which active tasks (default pending; repeatable).",
+)
 @common_options
-def retry(task_id: int) -> None:
-    """Run a failed or cancelled task again."""
-    current_store().retry(task_id)
-    click.echo(f"task {task_id}: pending")
+def cancel(
+    task_id: int | None, every: bool, name: str | None, queue: str | None, yes: bool, statuses: tuple[str, ...]
+) -> None:
+    """Cancel a task (at once when pending, cooperatively when running), or --all matching tasks."""
+    which = _bulk_target(task_id, every, statuses, name, queue, default=Status.PENDING.value)
+    store = current_store()
+    if which is None:
+        assert task_id is not None
+        status = store.cancel(task_id)
+        if status is Status.CANCELLED:
+            click.echo(f"task {task_id}: cancelled")
+        else:
+            click.echo(f"task {task_id}: cancellation requested (it is {status.value})")
+        return
+    if _confirm_bulk("cancel", store.count_matching(which), which, yes):
+        done = store.cancel_matching(which)
+        skipped = f" ({done.skipped} finished meanwhile)" if done.skipped else ""
+        click.echo(f"cancelled {done.changed} tasks{skipped}")
+
+
+@main.command()
+@click.argument("task_id", type=int, required=False)
+@_bulk_filter_options
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice([Status.FAILED.value, Status.CANCELLED.value]),
+    help="With --all: which finished tasks (default failed; repeatable).",
+)
+@common_options
+def retry(
+    task_id: int | None, every: bool, name: str | None, queue: str | None, yes: bool, statuses: tuple[str, ...]
+) -> None:
+    """Run a failed or cancelled task again, or --all matching tasks (like `rq requeue --all`)."""
+    which = _bulk_target(task_id, every, statuses, name, queue, default=Status.FAILED.value)
+    store = current_store()
+    if which is None:
+        assert task_id is not None
+        store.retry(task_id)
+        click.echo(f"task {task_id}: pending")
+        return
+    if _confirm_bulk("retry", store.count_matching(which), which, yes):
+        done = store.retry_matching(which)
+        skipped = f" ({done.skipped} skipped: changed meanwhile or dedup key held)" if done.skipped else ""
+        click.echo(f"retried {done.changed} tasks{skipped}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@common_options
+def queues(as_json: bool) -> None:
+    """Count tasks per queue and status (delayed: pending tasks not due yet)."""
+    counts = current_store().queue_counts()
+    if as_json:
+        _echo_json(counts)
+        return
+    if not counts:
+        click.echo("no tasks yet", err=True)
+        return
+    from rich.table import Table
+
+    headers = {s.value: s.value for s in Status} | {"waiting_for_children": "waiting", "delayed": "(delayed)"}
+    keys = ["pending", "delayed", "running", "waiting_for_children", "completed", "failed", "cancelled"]
+    table = Table(show_edge=False, header_style="bold", pad_edge=False)
+    table.add_column("queue", no_wrap=True, overflow="ellipsis")
+    for key in keys:
+        table.add_column(headers[key], justify="right", no_wrap=True)
+    for queue_name, row in counts.items():
+        table.add_row(queue_name, *(str(row[key]) for key in keys))
+    _console().print(table, highlight=False, markup=False)
+
+
+@main.command("workers")
+@click.option("--alive-within", "alive_within", default="60s", show_default=True, metavar="DURATION")
+@click.option("--json", "as_json", is_flag=True)
+@common_options
+def list_workers(alive_within: str, as_json: bool) -> None:
+    """Live worker processes on every host: current task (as of its last heartbeat, every 10 s), tasks done."""
+    try:
+        within = parse_duration(alive_within).total_seconds()
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--alive-within") from None
+    store = current_store()
+    found = store.list_workers(alive_within=within)
+    if as_json:
+        _echo_json([info.to_dict() for info in found])
+        return
+    if not found:
+        click.echo(f"no live workers (none reported in the last {alive_within}); start them with `taskq worker`")
+        return
+    from rich.table import Table
+
+    now = utc_now()
+    table = Table(show_edge=False, header_style="bold", pad_edge=False)
+    for column, justify in (
+        ("worker", "left"),
+        ("host", "left"),
+        ("pid", "right"),
+        ("queues", "left"),
+        ("task", "left"),
+        ("done", "right"),
+        ("up", "right"),
+        ("seen", "right"),
+    ):
+        table.add_column(column, justify=justify, no_wrap=True, overflow="ellipsis")  # type: ignore[arg-type]
+    for info in found:
+        current = store.get(info.current_task_id) if info.current_task_id is not None else None
+        task = "-" if current is None else f"{current.id} {current.name}"
+        table.add_row(
+            info.name,
+            info.hostname,
+            str(info.pid),
+            ",".join(info.queues) or "*",
+            task,
+            str(info.tasks_done),
+            terminal.age(now - info.started_at),
+            terminal.age(now - info.heartbeat_at) + " ago",
+        )
+    _console().print(table, highlight=False, markup=False)
 
 
 @main.command()
@@ -320,20 +451,115 @@ def purge(older_than: str) -> None:
 @main.command()
 @click.argument("task_id", type=int)
 @click.option("--timeout", type=click.FloatRange(min=0), metavar="SECONDS", help="Give up after this long.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no error text; only the exit code and status.")
 @common_options
-def wait(task_id: int, timeout: float | None) -> None:
-    """Wait for a task to finish: exit 0 completed, 1 failed or cancelled, 2 timed out."""
+def wait(task_id: int, timeout: float | None, quiet: bool) -> None:
+    """Wait for a task to finish (a worker must be running): exit 0 completed, 1 failed or cancelled, 2 timed out.
+
+    On a terminal a progress bar follows the task; a failed task's error is printed to stderr."""
     store = current_store()
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        task = store.require(task_id)
-        if task.status in TERMINAL_STATUSES:
-            click.echo(task.status.value)
-            sys.exit(0 if task.status is Status.COMPLETED else 1)
-        if deadline is not None and time.monotonic() >= deadline:
-            click.echo(f"timed out; task {task_id} is {task.status.value}", err=True)
-            sys.exit(2)
-        time.sleep(WAIT_POLL_SECONDS)
+    started = time.monotonic()
+    deadline = None if timeout is None else started + timeout
+    hinted = False
+    bar = None if quiet or not sys.stderr.isatty() else _WaitBar()
+    try:
+        while True:
+            task = store.require(task_id)
+            if bar is not None:
+                bar.update(task)
+            if task.status in TERMINAL_STATUSES:
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                if bar is not None:
+                    bar.stop()
+                click.echo(f"timed out; task {task_id} is {task.status.value}", err=True)
+                sys.exit(2)
+            if not hinted and task.status is Status.PENDING and time.monotonic() - started > NO_WORKER_HINT_SECONDS:
+                hinted = True
+                if not store.list_workers(alive_within=WORKER_ALIVE_SECONDS):
+                    message = "no live worker: start one with `taskq worker` (in another terminal) to run this task"
+                    (bar.console.print if bar is not None else functools.partial(click.echo, err=True))(message)
+            time.sleep(WAIT_POLL_SECONDS)
+    finally:
+        if bar is not None:
+            bar.stop()
+    click.echo(task.status.value)
+    if task.status is not Status.COMPLETED and not quiet:
+        reason = task.error.rstrip().splitlines()[-1] if task.error else "(no error recorded)"
+        click.echo(f"task {task_id} {task.status.value}: {reason}", err=True)
+    sys.exit(0 if task.status is Status.COMPLETED else 1)
+
+
+class _WaitBar:
+    """A transient rich progress bar on stderr: status, percent and the task's own progress message."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("task {task.fields[id]} {task.fields[status]}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[message]}"),
+            console=_console(stderr=True),
+            transient=True,
+        )
+        self.console = self.progress.console
+        self.row = self.progress.add_task("wait", total=100, id="", status="", message="")
+        self.progress.start()
+
+    def update(self, task: Task) -> None:
+        message = task.progress_message or ""
+        self.progress.update(
+            self.row, completed=task.progress, id=task.id, status=task.status.value, message=message[:60]
+        )
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+@main.command("tasks")
+@click.option("--json", "as_json", is_flag=True)
+@common_options
+def list_registered(as_json: bool) -> None:
+    """List the registered tasks (built-ins and those of --import / imports:) with their options."""
+    current_settings()
+    specs = registry.registered()
+    if as_json:
+        _echo_json([_spec_dict(spec) for spec in specs])
+        return
+    from rich.table import Table
+
+    table = Table(show_edge=False, header_style="bold")
+    for column in ("name", "arguments", "queue", "prio", "retries", "timeout", "then"):
+        table.add_column(column, overflow="ellipsis", no_wrap=column != "arguments")
+    for spec in specs:
+        data = _spec_dict(spec)
+        table.add_row(
+            spec.name,
+            data["signature"] or "?",
+            spec.queue,
+            str(spec.priority),
+            str(spec.max_retries),
+            "-" if spec.timeout is None else f"{spec.timeout:g} s",
+            spec.then or "-",
+        )
+    _console().print(table)
+
+
+def _spec_dict(spec: registry.TaskSpec) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "signature": None if spec.signature is None else str(spec.signature),
+        "queue": spec.queue,
+        "priority": spec.priority,
+        "max_retries": spec.max_retries,
+        "timeout": spec.timeout,
+        "then": spec.then,
+        "takes_context": spec.takes_context,
+    }
 
 
 @main.command()
@@ -379,6 +605,7 @@ def worker(
     """Run the worker pool (supervisor + worker processes) until SIGTERM/SIGINT."""
     from taskq.pool import PoolOverrides, run_pool
 
+    systemd.take_notify_environment()  # before any worker starts: they must not inherit NOTIFY_SOCKET
     settings = current_settings()
     obj = click.get_current_context().ensure_object(dict)
     settings_path = obj.get("settings") or ("settings.yaml" if Path("settings.yaml").is_file() else None)
@@ -400,6 +627,48 @@ def worker(
     logging.getLogger("alembic").setLevel(logging.WARNING)
     open_store(settings.database).dispose()  # upgrade the schema, or fail here in one line if the database is unusable
     sys.exit(run_pool(settings, overrides, Path(settings_path) if settings_path else None))
+
+
+@main.command("systemd-unit")
+@click.option("--name", default="taskq", show_default=True, help="Unit name; also its StateDirectory /var/lib/NAME.")
+@click.option("--user", help="User= (default: the user running this command; use a dedicated one).")
+@click.option("--working-directory", "working_directory", type=click.Path(file_okay=False), help="Default: here.")
+@common_options
+def systemd_unit(name: str, user: str | None, working_directory: str | None) -> None:
+    """Print a systemd unit that runs this install's worker pool (venv, working directory, user)."""
+    import getpass
+    import grp
+    import pwd
+
+    from sqlalchemy.engine import make_url
+
+    settings = current_settings()
+    workdir = Path(working_directory or Path.cwd()).resolve()
+    script = Path(sys.executable).parent / "taskq"  # the console script of this venv
+    exec_start = str(script) if script.is_file() else f"{sys.executable} -m taskq"
+    settings_path = str(settings.path.resolve()) if settings.path is not None else None
+    # SQLite moves to the StateDirectory: the working directory (the code) stays read-only to the service.
+    sqlite = make_url(settings.database).get_backend_name() == "sqlite"
+    owner = user or getpass.getuser()
+    try:
+        group = grp.getgrgid(pwd.getpwnam(owner).pw_gid).gr_name
+    except KeyError:  # a user to be created later (useradd --system): its group is usually its name
+        group = owner
+    homes = ("/home/", "/root/", "/run/user/")
+    under_home = any(str(path).startswith(homes) for path in (workdir, Path(exec_start.split()[0])))
+    unit = systemd.Unit(
+        exec_start=exec_start,
+        working_directory=str(workdir),
+        user=owner,
+        group=group,
+        settings=settings_path,
+        name=name,
+        database=f"sqlite:////var/lib/{name}/taskq.db" if sqlite else None,
+        protect_home="read-only" if under_home else "yes",
+    )
+    click.echo(systemd.render_unit(unit), nl=False)
+    if owner == "root":
+        click.echo("note: User=root; a dedicated user is safer (useradd --system ...; then --user NAME)", err=True)
 
 
 @main.group()
@@ -436,7 +705,7 @@ def dashboard(host: str, port: int) -> None:
 
         from taskq.web.app import create_app
     except ImportError as error:
-        raise click.ClickException(f"the dashboard needs the web extra (pip install 'taskq[web]'): {error}") from None
+        raise click.ClickException(f"the dashboard needs the web extra ({install_hint('web')}): {error}") from None
     app = create_app(current_store(), settings)
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"taskq dashboard on http://{shown}:{port}/ (Ctrl+C stops it)")

@@ -109,6 +109,8 @@ class TaskContext:
         if self.spawned:
             raise TaskqError("spawn_children may be called once per run")
         requests = [_as_request(child) for child in children]
+        for request in requests:  # a bad child call fails this task now, naming the argument
+            registry.check_arguments(request.name, request.args, request.kwargs or {})
         # The row's continuation was filled from @task(then=...) by whoever enqueued the task, and only if
         # that process had imported the task's module; the worker running it always has, so fill it here too.
         declared = registry.defaults_for(self.task.name)

@@ -11,6 +11,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from taskq.dialect import dialect_for
+from taskq.distribution import install_hint
 from taskq.model import TaskqError
 
 DEFAULT_DATABASE_URL = "sqlite:///taskq.db"
@@ -71,7 +72,11 @@ def create_database_engine(url: str) -> Engine:
     else:
         try:
             engine = create_engine(parsed, pool_pre_ping=True)
-        except Exception as error:  # missing driver, bad options
+        except ModuleNotFoundError as error:  # the driver is an optional extra
+            extra = "postgres" if parsed.get_backend_name() == "postgresql" else None
+            hint = f": {install_hint(extra)}" if extra else ""
+            raise DatabaseUnavailable(f"{parsed.drivername} needs the {error.name} module{hint}") from error
+        except Exception as error:  # bad options
             raise DatabaseUnavailable(f"cannot use database {parsed.render_as_string()}: {error}") from error
     dialect_for(engine)
     return engine

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import enum
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from taskq.clock import as_utc
@@ -29,6 +30,9 @@ TERMINAL_STATUSES: frozenset[Status] = frozenset({Status.COMPLETED, Status.FAILE
 DEFAULT_QUEUE = "default"
 DEFAULT_MAX_RETRIES = 3
 MAX_BACKOFF_SECONDS = 3600.0
+# No real delay is this long, and every Unix timestamp since 1980 is longer: a delay past it is an epoch
+# number passed where seconds-from-now were meant (time.time() + 120 would otherwise run in 2083).
+MAX_DELAY_SECONDS = 10 * 365 * 86400.0
 
 
 def backoff_delay(attempts: int) -> float:
@@ -111,6 +115,37 @@ class TaskRequest:
     timeout: float | None = None
     parent_id: int | None = None
     continuation: str | None = None  # task name enqueued when this task's children have all finished
+    delay: float | timedelta | None = None  # seconds (or a timedelta) from now; an alternative to run_after
+
+    def run_at(self, now: datetime) -> datetime:
+        """When the task may first run. run_after is a datetime; delay is seconds or a timedelta from now.
+        A number given as run_after is still read as a delay (its meaning before `delay` existed)."""
+        run_after, delay = self.run_after, self.delay
+        if run_after is not None and delay is not None:
+            raise InvalidTaskArguments("give run_after (a datetime) or delay (seconds from now), not both")
+        if isinstance(run_after, datetime):
+            return as_utc(run_after)
+        if run_after is not None:
+            if isinstance(run_after, bool) or not isinstance(run_after, (int, float)):
+                raise InvalidTaskArguments(f"run_after must be a datetime, got {run_after!r}")
+            warnings.warn("run_after=<number> is deprecated: pass delay=<seconds>", DeprecationWarning, stacklevel=2)
+            delay = run_after
+        if delay is None:
+            return now
+        if isinstance(delay, timedelta):
+            seconds = delay.total_seconds()
+        elif isinstance(delay, (int, float)) and not isinstance(delay, bool):
+            seconds = float(delay)
+        else:
+            raise InvalidTaskArguments(f"delay must be seconds or a timedelta, got {delay!r}")
+        if seconds > MAX_DELAY_SECONDS:
+            raise InvalidTaskArguments(
+                f"delay of {seconds:.0f} s is over {MAX_DELAY_SECONDS / 86400 / 365:.0f} years, so it looks like a"
+                " Unix timestamp; for a point in time pass run_after=datetime.fromtimestamp(t, timezone.utc)"
+            )
+        if seconds < 0:
+            raise InvalidTaskArguments(f"delay must not be negative, got {seconds:g} s")
+        return now + timedelta(seconds=seconds)
 
 
 @dataclass(frozen=True)

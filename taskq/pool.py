@@ -83,6 +83,7 @@ class WorkerHandle:
     running: dict[int, RunningTask] = field(default_factory=dict)  # started, outcome not known yet
     deferred: dict[int, Completion] = field(default_factory=dict)  # returned, success not committed yet
     retiring: bool = False
+    ready: bool = False  # it said "ready": task modules imported, registered in the database
     killed: bool = False
     kill_reasons: dict[int, KillReason] = field(default_factory=dict)
     partial: bytes = b""
@@ -181,7 +182,9 @@ class Pool:
             log.warning("settings_database_changed: a new database takes a restart; keeping %s", self.settings.database)
             new = replace(new, database=self.settings.database)
         if self.overrides.workers is not None and new.workers != self.settings.workers:
-            log.warning("settings_workers_ignored: --workers %d was given on the command line", self.overrides.workers)
+            # --workers sets the starting count; editing `workers:` later is the newer intent, and wins.
+            log.info("settings_workers_changed workers=%d replaces --workers %d", new.workers, self.overrides.workers)
+            self.overrides = replace(self.overrides, workers=None)
         old_config = self.worker_config("x")
         self.settings = new
         logging.getLogger("taskq").setLevel(new.log_level)
@@ -194,6 +197,11 @@ class Pool:
             for handle in self.live_handles():
                 self.retire(handle)
         log.info("settings_reloaded workers=%d", self.wanted_workers)
+        self._log_if_paused()
+
+    def _log_if_paused(self) -> None:
+        if self.wanted_workers == 0:
+            log.info("pool_paused: workers is 0, no task is claimed until it is raised (running tasks finish)")
 
     def update_schedules(self, settings: Settings) -> None:
         """Invalid entries are logged and left out; the valid ones keep running."""
@@ -261,6 +269,11 @@ class Pool:
             for _ in range(wanted - len(live)):
                 self.spawn(next(free))
 
+    def workers_up(self) -> bool:
+        """Every wanted worker has started and said so: what systemd's READY=1 should mean."""
+        live = self.live_handles()
+        return len(live) >= self.wanted_workers and all(handle.ready for handle in live)
+
     def nudge_all(self) -> None:
         with self._handles_lock:
             handles = list(self.handles)
@@ -292,7 +305,9 @@ class Pool:
         return True
 
     def _apply(self, handle: WorkerHandle, message: protocol.Message, now: float) -> None:
-        if isinstance(message, protocol.Started):
+        if isinstance(message, protocol.Ready):
+            handle.ready = True
+        elif isinstance(message, protocol.Started):
             handle.running[message.task_id] = RunningTask(message.task_id, message.attempt, now, message.timeout)
         elif isinstance(message, protocol.Ended):
             handle.running.pop(message.task_id, None)
@@ -473,8 +488,9 @@ class Pool:
         wake_thread = threading.Thread(target=self._wake_loop, name="wake", daemon=True)
         wake_thread.start()
         self.converge()
-        systemd.notify("READY=1")
+        announced_ready = False
         log.info("pool_started workers=%d database=%s", self.wanted_workers, self.store.engine.url.render_as_string())
+        self._log_if_paused()
         watchdog_every = systemd.watchdog_interval()
         next_watchdog = time.monotonic()
         try:
@@ -513,6 +529,10 @@ class Pool:
                                 self.kill(handle, KillReason.SHUTDOWN)
                 else:
                     self.converge()
+                    if not announced_ready and self.workers_up():
+                        announced_ready = True
+                        systemd.notify("READY=1")
+                        log.info("pool_ready workers=%d", self.wanted_workers)
                 if watchdog_every is not None and time.monotonic() >= next_watchdog:
                     systemd.notify("WATCHDOG=1")
                     next_watchdog = time.monotonic() + watchdog_every

@@ -32,6 +32,11 @@ class KillReason(str, enum.Enum):
 
 
 @dataclass(frozen=True)
+class Ready:
+    """Task modules imported and registered in the database: the pool counts it as up (systemd READY=1)."""
+
+
+@dataclass(frozen=True)
 class Started:
     """The worker is about to call the task's function."""
 
@@ -68,12 +73,14 @@ class CancelSeen:
     task_id: int
 
 
-Message = Started | Ended | Deferred | Recorded | CancelSeen
+Message = Ready | Started | Ended | Deferred | Recorded | CancelSeen
 
 
 def encode(message: Message) -> bytes:
-    if isinstance(message, Started):
-        fields: dict[str, Any] = {"e": "start", "id": message.task_id, "a": message.attempt, "t": message.timeout}
+    if isinstance(message, Ready):
+        fields: dict[str, Any] = {"e": "ready"}
+    elif isinstance(message, Started):
+        fields = {"e": "start", "id": message.task_id, "a": message.attempt, "t": message.timeout}
     elif isinstance(message, Ended):
         fields = {"e": "end", "id": message.task_id}
     elif isinstance(message, Deferred):
@@ -98,6 +105,8 @@ def encode(message: Message) -> bytes:
 def decode(line: bytes) -> Message:
     fields = json.loads(line)
     kind = fields["e"]
+    if kind == "ready":
+        return Ready()
     if kind == "start":
         return Started(fields["id"], fields["a"], fields["t"])
     if kind == "end":

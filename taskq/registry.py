@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, overload
 
-from taskq.model import DEFAULT_MAX_RETRIES, DEFAULT_QUEUE, TaskqError
+from taskq.model import DEFAULT_MAX_RETRIES, DEFAULT_QUEUE, InvalidTaskArguments, TaskqError
 from taskq.store import TaskDefaults
 
 
@@ -26,6 +29,8 @@ class TaskSpec:
     queue: str = DEFAULT_QUEUE
     then: str | None = None  # continuation: enqueued with this task's id once it (and its children) completed
     takes_context: bool = False  # the function's first parameter is named `ctx`
+    # What callers pass (without `ctx`), worked out once at registration: enqueue checks every call against it.
+    signature: inspect.Signature | None = field(default=None, compare=False, repr=False)
 
     @property
     def defaults(self) -> TaskDefaults:
@@ -41,6 +46,17 @@ class TaskSpec:
 
         return default_store().enqueue(self.name, args, kwargs)
 
+    def check_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        """Raise InvalidTaskArguments naming the argument when the function cannot take these, so a typo
+        fails at enqueue, in front of whoever made it, instead of later in a worker's log."""
+        signature = self.signature if self.signature is not None else _call_signature(self.function)
+        if signature is None:
+            return
+        try:
+            signature.bind(*args, **kwargs)
+        except TypeError as error:
+            raise InvalidTaskArguments(f"task {self.name!r}: {error} (it takes {signature})") from None
+
 
 _registry: dict[str, TaskSpec] = {}
 
@@ -51,6 +67,21 @@ def _takes_context(function: Callable[..., Any]) -> bool:
     except (TypeError, ValueError):
         return False
     return bool(parameters) and parameters[0] == "ctx"
+
+
+def _call_signature(function: Callable[..., Any]) -> inspect.Signature | None:
+    """The parameters a caller supplies: the function's, less a leading `ctx` (the worker passes it)."""
+    try:
+        try:  # evaluated annotations read `width: int`, not `width: 'int'`, in error messages
+            signature = inspect.signature(function, eval_str=True)
+        except Exception:  # an annotation naming something not importable at run time
+            signature = inspect.signature(function)
+    except (TypeError, ValueError):  # some builtins and C functions have none: accept anything
+        return None
+    parameters = list(signature.parameters.values())
+    if parameters and parameters[0].name == "ctx":
+        parameters = parameters[1:]
+    return signature.replace(parameters=parameters, return_annotation=inspect.Signature.empty)
 
 
 @overload
@@ -90,6 +121,7 @@ def task(
             queue=queue,
             then=then.name if isinstance(then, TaskSpec) else then,
             takes_context=_takes_context(target),
+            signature=_call_signature(target),
         )
         _registry[spec.name] = spec
         return spec
@@ -118,10 +150,45 @@ def registered_names() -> list[str]:
     return sorted(_registry)
 
 
+def registered() -> list[TaskSpec]:
+    return [_registry[name] for name in sorted(_registry)]
+
+
+def check_arguments(name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+    """Check a call against a registered task's signature; tasks this process has not imported pass
+    (the worker that imports them still reports a mismatch as the task's error)."""
+    spec = _registry.get(name)
+    if spec is not None:
+        spec.check_arguments(args, kwargs)
+
+
+def add_import_paths(paths: Iterable[str | Path]) -> None:
+    """Put app directories first on the import path, here and in every process started from here.
+
+    celery, rq and huey_consumer import app modules from the working directory; a console script does
+    not (its sys.path[0] is the venv's bin directory), so `taskq --import myapp.tasks` would fail from the
+    folder that holds myapp/. PYTHONPATH carries the same directories to the worker processes, which the
+    supervisor starts with `python -m taskq.worker`, without a protocol change between the two.
+    """
+    wanted: list[str] = []
+    for path in paths:
+        resolved = str(Path(path).resolve())
+        if resolved not in wanted:
+            wanted.append(resolved)
+    for resolved in reversed(wanted):
+        if resolved not in sys.path:
+            sys.path.insert(0, resolved)
+    inherited = [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry]
+    os.environ["PYTHONPATH"] = os.pathsep.join([*wanted, *(entry for entry in inherited if entry not in wanted)])
+
+
 def import_task_modules(modules: Iterable[str]) -> None:
     """Import the modules that define tasks; a missing module is a clear error, not a traceback."""
     for module in modules:
         try:
             importlib.import_module(module)
         except ImportError as error:
-            raise TaskqError(f"cannot import task module {module!r}: {error}") from error
+            hint = ""
+            if isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] == module.split(".")[0]:
+                hint = f" (looked in {Path.cwd()}, the settings file's folder and PYTHONPATH)"
+            raise TaskqError(f"cannot import task module {module!r}: {error}{hint}") from error

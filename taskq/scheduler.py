@@ -44,8 +44,9 @@ from typing import Any
 from croniter import croniter
 from sqlalchemy import Connection
 
+from taskq import registry
 from taskq.clock import as_utc, parse_duration
-from taskq.model import ACTIVE_STATUSES, Status, TaskRequest
+from taskq.model import ACTIVE_STATUSES, InvalidTaskArguments, Status, TaskRequest
 from taskq.store import Store
 from taskq.store.schedules import ScheduledTask, ScheduleState, schedule_dedup_key
 
@@ -197,8 +198,10 @@ def parse_schedules(mapping: Mapping[Any, Any] | None) -> tuple[list[Schedule], 
     errors: list[str] = []
     for name, entry in (mapping or {}).items():
         try:
-            valid.append(_parse_entry(name, entry))
-        except ValueError as error:
+            schedule = _parse_entry(name, entry)
+            registry.check_arguments(schedule.task, schedule.args, schedule.kwargs)  # once here, not every tick
+            valid.append(schedule)
+        except (ValueError, InvalidTaskArguments) as error:
             errors.append(f"schedule {name!r}: {error}")
     return valid, errors
 

@@ -147,7 +147,10 @@ def load_settings(path: str | Path | None = None, *, database: str | None = None
         except OSError as error:
             raise SettingsError(f"{file}: cannot read settings: {error.strerror}") from None
         settings = parse_settings(text, file)
-    override = database or os.environ.get("TASKQ_DATABASE_URL")
-    if override:
-        settings = replace(settings, database=_database(override))
+    for source, override in (("--db", database), ("TASKQ_DATABASE_URL", os.environ.get("TASKQ_DATABASE_URL"))):
+        if override:
+            try:
+                return replace(settings, database=_database(override))
+            except ValueError as error:
+                raise SettingsError(f"{source}: {error}") from None
     return settings

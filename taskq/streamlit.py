@@ -14,7 +14,7 @@ in the database by dedup key (`find`), so a new session, a reload or another bro
 Each widget re-reads the database every `run_every` seconds through `st.fragment(run_every=...)` while
 something it shows is active, and stops polling once nothing is.
 
-Streamlit is an optional extra (`pip install 'taskq[streamlit]'`); no other taskq module imports it.
+Streamlit is an optional extra (`pip install 'taskq-sql[streamlit]'`); no other taskq module imports it.
 """
 
 from __future__ import annotations

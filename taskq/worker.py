@@ -136,6 +136,8 @@ class Worker:
             self.id, hostname=hostname(), pid=os.getpid(), name=self.config.name, queues=self.config.queues
         )
         log.info("worker_started worker_id=%s queues=%s", self.id, ",".join(self.config.queues) or "*")
+        LOG_BUFFER.flush()  # lifecycle lines go out at once; per-task lines are the ones worth batching
+        self.report(protocol.Ready())  # imports done, database reachable: the supervisor's READY=1 waits for this
         heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         heartbeat.start()
         idle_poll = IDLE_POLL_MIN_SECONDS

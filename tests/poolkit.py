@@ -28,10 +28,19 @@ def wait_for(condition: Callable[[], Any], timeout: float = 30.0, interval: floa
         time.sleep(interval)
 
 
-FORK_SERVER_NAME = "taskq-forksrv"  # /proc/<pid>/comm of the pool's fork server (taskq/forkserver.py)
+def is_worker(pid: int) -> bool:
+    """A worker process: forked by the fork server (it renames itself taskq-worker-N) or started as
+    `python -m taskq.worker` (where there is no fork server)."""
+    proc = Path("/proc") / str(pid)
+    try:
+        return (proc / "comm").read_text().startswith("taskq-worker") or b"taskq.worker" in (
+            proc / "cmdline"
+        ).read_bytes()
+    except OSError:
+        return False
 
 
-def child_pids(pid: int, *, include_fork_server: bool = True) -> list[int]:
+def child_pids(pid: int, *, workers_only: bool = False) -> list[int]:
     """Live (not zombie) direct children of `pid`, from /proc."""
     children = []
     for entry in Path("/proc").iterdir():
@@ -39,9 +48,9 @@ def child_pids(pid: int, *, include_fork_server: bool = True) -> list[int]:
             continue
         try:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            if not include_fork_server and (entry / "comm").read_text().strip() == FORK_SERVER_NAME:
-                continue
         except OSError:
+            continue
+        if workers_only and not is_worker(int(entry.name)):
             continue
         if int(fields[1]) == pid and fields[0] != "Z":
             children.append(int(entry.name))
@@ -111,7 +120,7 @@ class PoolProcess:
         return self.log_path.read_text()
 
     def workers(self) -> list[int]:
-        return child_pids(self.process.pid, include_fork_server=False)
+        return child_pids(self.process.pid, workers_only=True)
 
     def spawned_workers(self) -> list[int]:
         """Pids of the workers the pool logged as spawned (`worker_spawned name=... pid=P`) that are still

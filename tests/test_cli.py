@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,150 @@ def test_settings_file_and_import_option_are_used(tmp_path: Path) -> None:
     broken = run_cli("stats", cwd=tmp_path, env=env)
     assert broken.returncode == 1
     assert "settings.yaml:2: unknown key 'wokers'" in broken.stderr
+
+
+def console_script(tmp_path: Path) -> Path:
+    """What pip writes as bin/taskq: run as a file, its own folder (not the working directory) is sys.path[0]."""
+    bin_dir = tmp_path / "venv-bin"
+    bin_dir.mkdir()
+    script = bin_dir / "taskq"
+    script.write_text("import sys\nfrom taskq.cli import main\nsys.exit(main())\n")
+    return script
+
+
+def test_the_bare_command_and_its_workers_import_app_modules_from_the_working_directory(tmp_path: Path) -> None:
+    app = tmp_path / "project"
+    (app / "myapp").mkdir(parents=True)
+    (app / "myapp" / "__init__.py").write_text("")
+    (app / "myapp" / "tasks.py").write_text(
+        "import taskq\n\n@taskq.task\ndef double(n: int) -> int:\n    return 2 * n\n"
+    )
+    script = console_script(tmp_path)
+
+    def bare(*args: str, cwd: Path = app) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(script), *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "TASKQ_DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}"},
+        )
+
+    enqueued = bare("--import", "myapp.tasks", "enqueue", "myapp.tasks.double", "--args", "[21]")
+    assert enqueued.returncode == 0, enqueued.stderr
+    # From elsewhere, the settings file's folder is searched too (systemd's WorkingDirectory may differ).
+    (app / "settings.yaml").write_text("imports: [myapp.tasks]\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert bare("--settings", str(app / "settings.yaml"), "tasks", cwd=elsewhere).returncode == 0
+    pool = subprocess.Popen(
+        [sys.executable, str(script), "--settings", str(app / "settings.yaml"), "worker", "--workers", "1"],
+        cwd=elsewhere,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TASKQ_DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}"},
+    )
+    try:
+        waited = bare("wait", enqueued.stdout.strip(), "--timeout", "30", cwd=elsewhere)
+        assert waited.returncode == 0, waited.stdout + waited.stderr
+    finally:
+        pool.terminate()
+        _, log = pool.communicate(timeout=30)
+    assert taskq.open_store(f"sqlite:///{tmp_path / 'app.db'}").require(int(enqueued.stdout)).result == 42, log
+
+
+def test_a_missing_module_says_where_it_looked(tmp_path: Path) -> None:
+    result = run_cli("--import", "nowhere.tasks", "stats", cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"looked in {tmp_path}" in result.stderr
+
+
+@pytest.mark.parametrize("how", ["--db", "env"])
+def test_a_bad_database_url_is_one_line_naming_where_it_came_from(tmp_path: Path, how: str) -> None:
+    if how == "--db":
+        result = run_cli("--db", "notaurl", "stats", cwd=tmp_path)
+    else:
+        result = run_cli("stats", cwd=tmp_path, env={"TASKQ_DATABASE_URL": "notaurl"})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        f"Error: {'--db' if how == '--db' else 'TASKQ_DATABASE_URL'}: "
+        "expected a database URL such as sqlite:///taskq.db, got 'notaurl'"
+    )
+
+
+def test_a_missing_driver_names_the_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from taskq.cli import main
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # what `import psycopg` meets when it is not installed
+    result = CliRunner().invoke(main, ["--db", "postgresql+psycopg://u@127.0.0.1:1/x", "stats"])
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "Error: postgresql+psycopg needs the psycopg module: pip install 'taskq-sql[postgres]'"
+    )
+
+
+def test_an_unexpected_error_is_one_line_unless_a_traceback_is_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from taskq.cli import main
+    from taskq.store import Store
+
+    def broken(self: Store) -> dict[str, int]:
+        raise RuntimeError("disk on fire\nsecond line")
+
+    monkeypatch.setattr(Store, "stats", broken)
+    monkeypatch.delenv("TASKQ_TRACEBACK", raising=False)
+    result = CliRunner().invoke(main, ["--db", f"sqlite:///{tmp_path / 'x.db'}", "stats"])
+    assert result.exit_code == 1
+    assert result.output == "Error: RuntimeError: disk on fire (TASKQ_TRACEBACK=1 shows where)\n"
+    monkeypatch.setenv("TASKQ_TRACEBACK", "1")
+    result = CliRunner().invoke(main, ["--db", f"sqlite:///{tmp_path / 'x.db'}", "stats"])
+    assert isinstance(result.exception, RuntimeError)
+
+
+def test_the_distribution_name_is_not_the_taken_one_and_the_readme_installs_it() -> None:
+    import tomllib
+
+    from taskq.distribution import DISTRIBUTION
+
+    root = Path(__file__).resolve().parent.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    assert project["name"] == DISTRIBUTION != "taskq"  # `taskq` on PyPI is an unrelated 2014 package
+    assert project["scripts"] == {"taskq": "taskq.cli:main"}
+    readme = (root / "README.md").read_text()
+    assert f"pip install {DISTRIBUTION}" in readme and f"pip install '{DISTRIBUTION}[postgres]'" in readme
+    assert "pip install taskq\n" not in readme and "'taskq[" not in readme
+
+
+def test_run_py_imports_app_modules_from_the_working_directory(tmp_path: Path) -> None:
+    (tmp_path / "myapp").mkdir()
+    (tmp_path / "myapp" / "tasks.py").write_text(
+        "import taskq\n\n@taskq.task\ndef triple(n: int) -> int:\n    return 3 * n\n"
+    )
+    (tmp_path / "settings.yaml").write_text("imports: [myapp.tasks]\nworkers: 1\n")
+    url = f"sqlite:///{tmp_path / 'taskq.db'}"
+    store = taskq.open_store(url)
+    task_id = store.enqueue("myapp.tasks.triple", [5]).id
+    run_py = Path(__file__).resolve().parent.parent / "run.py"
+    pool = subprocess.Popen(
+        [sys.executable, str(run_py)],  # sys.path[0] is run.py's folder, not the app's
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TASKQ_DATABASE_URL": ""},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while store.require(task_id).status.value != "completed" and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        pool.terminate()
+        _, log = pool.communicate(timeout=30)
+    assert store.require(task_id).result == 15, log

@@ -239,3 +239,59 @@ def test_prefetched_tasks_behind_a_slow_one_are_handed_to_another_worker(tmp_pat
     assert all(store.require(task_id).attempts == 1 for task_id in behind)  # handing back costs no attempt
     slow_worker = store.require(slow).worker_id
     assert all(store.require(task_id).worker_id != slow_worker for task_id in behind)
+
+
+def test_workers_option_sets_the_start_and_a_later_edit_rescales_and_zero_pauses(tmp_path, db, pools) -> None:
+    url, store = db
+    settings = settings_file(tmp_path, "workers: 3\n")
+    pool = PoolProcess(tmp_path, url, "--workers", "1", settings=settings)
+    pools.append(pool)
+    wait_for(lambda: len(pool.workers()) == 1, 20, what="1 worker, as --workers said")
+    settings.write_text("workers: 2\n")  # the latest intent wins over the command line
+    wait_for(lambda: len(pool.workers()) == 2, 10, what="2 workers after the edit")
+    assert "settings_workers_changed workers=2 replaces --workers 1" in pool.log()
+    settings.write_text("workers: 0\n")
+    wait_for(lambda: not pool.workers(), 10, what="no workers: paused")
+    assert "pool_paused" in pool.log()
+    paused = store.enqueue("t.record", [7]).id
+    settings.write_text("workers: 0\nlog_level: DEBUG\n")  # a reload while paused stays paused
+    wait_for(lambda: pool.log().count("settings_reloaded") >= 3, 10, what="third reload")
+    assert store.require(paused).status is Status.PENDING and not pool.workers()
+    settings.write_text("workers: 1\n")
+    wait_for(lambda: store.require(paused).status is Status.COMPLETED, 20, what="the task runs after resuming")
+
+
+def test_a_reload_that_leaves_workers_unchanged_keeps_the_command_line_count(tmp_path, db, pools) -> None:
+    url, _store = db
+    settings = settings_file(tmp_path, "workers: 3\n")
+    pool = PoolProcess(tmp_path, url, "--workers", "1", settings=settings)
+    pools.append(pool)
+    pool.wait_ready(1)
+    settings.write_text("workers: 3\nretention: 1d\n")  # a reload that does not restart workers
+    wait_for(lambda: "settings_reloaded workers=1" in pool.log(), 10, what="reload keeping --workers 1")
+    assert len(pool.workers()) == 1
+
+
+def test_ready_is_sent_once_workers_are_up_and_workers_do_not_inherit_the_notify_socket(tmp_path, db, pools) -> None:
+    import socket
+
+    url, store = db
+    address = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(address)
+        listener.settimeout(30)
+        os.environ["NOTIFY_SOCKET"] = address
+        try:
+            pool = PoolProcess(tmp_path, url, "--workers", "3")
+        finally:
+            del os.environ["NOTIFY_SOCKET"]
+        pools.append(pool)
+        assert listener.recv(256) == b"READY=1"
+        # At READY every worker has imported its task modules and registered itself.
+        assert len(store.list_workers()) == 3
+        assert pool.log().count("worker_started") == 3
+        for pid in pool.workers():
+            environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            assert not any(entry.startswith(b"NOTIFY_SOCKET=") for entry in environment)
+        supervisor = Path(f"/proc/{pool.pid}/environ").read_bytes()  # the start-up environment, unchanged
+        assert b"NOTIFY_SOCKET=" in supervisor

@@ -105,7 +105,7 @@ def test_claim_honours_run_after_in_utc_whatever_the_offset(store: Store) -> Non
     plus_two = timezone(timedelta(hours=2))
     future = store.enqueue("taskq.echo", run_after=(now + timedelta(minutes=5)).astimezone(plus_two)).id
     past = store.enqueue("taskq.echo", run_after=(now - timedelta(minutes=5)).astimezone(plus_two)).id
-    delayed = store.enqueue("taskq.echo", run_after=60).id
+    delayed = store.enqueue("taskq.echo", delay=60).id
     claimed = store.claim("w", now=now)
     assert claimed is not None and claimed.id == past
     assert store.claim("w", now=now) is None

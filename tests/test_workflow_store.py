@@ -30,10 +30,14 @@ SPAWN = multiprocessing.get_context("spawn")
 WORKER = "host:1:worker-1"
 
 
+# Arguments that fit each parent's signature (enqueue checks them); the tests spawn the children by hand.
+SPAWN_ARGS: dict[str, list[Any]] = {"wf.fan_out": [[]], "wf.fan_out_then": [0, "wf.summary"], "wf.nested": [0, 0]}
+
+
 def run_to_spawn(store: Store, name: str, children: list[TaskRequest], *, then: str | None = None, **kw: Any) -> Task:
     """Enqueue `name`, claim it and spawn `children` under it, as a worker would; returns the parent.
     Its high priority makes the claim take it before any child already pending."""
-    parent_id = store.enqueue(name, priority=100, **kw).id
+    parent_id = store.enqueue(name, SPAWN_ARGS[name], priority=100, **kw).id
     claimed = store.claim(WORKER)
     assert claimed is not None and claimed.id == parent_id
     assert store.wait_for_children(parent_id, children, continuation=then, worker_id=WORKER, attempt=1) is not None
@@ -76,7 +80,7 @@ def test_spawn_children_takes_every_child_form_and_fills_in_the_declared_continu
     context = TaskContext(store, task, WORKER)
     context.spawn_children(
         [
-            "wf.child",
+            "taskq.sleep",  # a plain name: a task whose arguments all have defaults
             ("wf.child", [1]),
             {"name": "wf.child", "args": [2], "priority": 5},
             TaskRequest("wf.child", [3], max_retries=2, queue="other"),
@@ -84,14 +88,14 @@ def test_spawn_children_takes_every_child_form_and_fills_in_the_declared_continu
     )
     children = children_of(store, parent_id)
     assert [(c.args, c.priority, c.max_retries, c.queue) for c in children] == [
-        ([], 0, 0, "default"),
+        ([], 0, 3, "default"),
         ([1], 0, 0, "default"),
         ([2], 5, 0, "default"),
         ([3], 0, 2, "other"),
     ]
     assert store.require(parent_id).continuation == "wf.summary"
     with pytest.raises(TaskqError, match="once"):
-        context.spawn_children(["wf.child"])
+        context.spawn_children(["taskq.sleep"])
 
 
 def test_children_completing_complete_the_parent_once_with_progress_following(store: Store) -> None:
@@ -172,7 +176,7 @@ def test_cancelling_a_waiting_parent_cancels_pending_children_and_asks_running_o
 
 
 def test_cancelling_a_running_task_that_then_spawns_cancels_its_children_at_once(store: Store) -> None:
-    parent_id = store.enqueue("wf.fan_out").id
+    parent_id = store.enqueue("wf.fan_out", [[]]).id
     store.claim(WORKER)
     assert store.cancel(parent_id) is Status.RUNNING  # the task ignores the request and spawns anyway
     store.wait_for_children(parent_id, kids(3), worker_id=WORKER, attempt=1)
@@ -241,8 +245,8 @@ def test_the_worker_supplies_the_continuation_an_unaware_enqueuer_left_out(store
 
 
 def test_a_task_without_children_runs_its_declared_continuation_on_completion_only(store: Store) -> None:
-    completed = store.enqueue("wf.fan_out").id
-    failed = store.enqueue("wf.fan_out", max_retries=0).id
+    completed = store.enqueue("wf.fan_out", [[]]).id
+    failed = store.enqueue("wf.fan_out", [[]], max_retries=0).id
     store.claim_batch(WORKER, limit=2)
     store.complete(completed, worker_id=WORKER)
     store.fail(failed, "boom", worker_id=WORKER)
@@ -286,12 +290,12 @@ def test_a_dedup_key_holds_for_the_whole_pipeline(store: Store) -> None:
     assert again.deduplicated and again.id == step2.id
     store.claim(WORKER)
     store.wait_for_children(step2.id, kids(2), worker_id=WORKER, attempt=1)
-    assert store.enqueue("wf.step1", dedup_key="nightly").id == step2.id  # waiting for children holds it too
+    assert store.enqueue("wf.step1", [2], dedup_key="nightly").id == step2.id  # waiting for children holds it too
     for child in claim_all(store):
         store.complete(child.id, worker_id=WORKER)
     step3 = store.claim(WORKER)
     assert step3 is not None and step3.name == "wf.step3" and step3.dedup_key == "nightly"
-    assert store.enqueue("wf.step1", dedup_key="nightly").id == step3.id
+    assert store.enqueue("wf.step1", [2], dedup_key="nightly").id == step3.id
     store.complete(step3.id, worker_id=WORKER)
     fresh = store.enqueue("wf.step1", [2], dedup_key="nightly")
     assert not fresh.deduplicated and fresh.id not in (first.id, step2.id, step3.id)
@@ -302,7 +306,7 @@ def test_a_failed_pipeline_releases_its_dedup_key(store: Store) -> None:
     step1 = store.claim(WORKER)
     assert step1 is not None
     store.fail(step1.id, "boom", worker_id=WORKER)
-    assert not store.enqueue("wf.step1", dedup_key="k").deduplicated
+    assert not store.enqueue("wf.step1", [2], dedup_key="k").deduplicated
 
 
 def test_retrying_a_failed_child_after_its_parent_finished_changes_nothing_upstream(store: Store) -> None:
@@ -421,3 +425,12 @@ def test_children_finishing_at_once_in_four_processes_complete_the_parent_exactl
     done = store.require(parent.id)
     assert (done.status, done.children_completed, done.progress) == (Status.COMPLETED, 400, 100.0)
     assert [t.args for t in tasks_named(store, "wf.summary")] == [[parent.id]]
+
+
+def test_a_child_whose_arguments_do_not_fit_fails_the_spawn_naming_the_argument(store: Store) -> None:
+    parent_id = store.enqueue("wf.fan_out", [[]]).id
+    task = store.claim(WORKER)
+    assert task is not None and task.id == parent_id
+    with pytest.raises(TaskqError, match="missing a required argument: 'index'"):
+        TaskContext(store, task, WORKER).spawn_children([("wf.child", [1]), "wf.child"])
+    assert store.require(parent_id).status is Status.RUNNING and not children_of(store, parent_id)

@@ -2,6 +2,7 @@
 `StoreBase` (engine, dialect, transaction helpers)."""
 
 from taskq.store.base import DEFAULT_LEASE_SECONDS, DefaultsLookup, StoreBase, TaskDefaults
+from taskq.store.bulk import BulkOps, BulkResult, TaskFilter
 from taskq.store.enqueue import EnqueueOps
 from taskq.store.lookup import LookupOps
 from taskq.store.outcomes import OutcomeOps
@@ -11,8 +12,16 @@ from taskq.store.workers import WorkerOps
 from taskq.store.workflow import WorkflowOps
 
 
-class Store(EnqueueOps, OutcomeOps, WorkflowOps, QueryOps, WorkerOps, LookupOps, ScheduleOps, StoreBase):
+class Store(EnqueueOps, OutcomeOps, WorkflowOps, QueryOps, WorkerOps, LookupOps, ScheduleOps, BulkOps, StoreBase):
     """Every named operation on the tasks table; see each mixin for its topic."""
 
 
-__all__ = ["DEFAULT_LEASE_SECONDS", "DefaultsLookup", "Store", "StoreBase", "TaskDefaults"]
+__all__ = [
+    "DEFAULT_LEASE_SECONDS",
+    "BulkResult",
+    "DefaultsLookup",
+    "Store",
+    "StoreBase",
+    "TaskDefaults",
+    "TaskFilter",
+]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,7 +12,7 @@ from sqlalchemy import (
     select,
 )
 
-from taskq.clock import as_utc, utc_now
+from taskq.clock import utc_now
 from taskq.model import (
     Enqueued,
     InvalidTaskArguments,
@@ -27,11 +27,18 @@ from taskq.store.base import (
     _status_is,
 )
 
+# The registry's check of a call against the task's signature (taskq.api wires it in: the store never
+# imports the registry); raises InvalidTaskArguments naming the argument.
+ArgumentCheck = Callable[[str, Sequence[Any], Mapping[str, Any]], None]
+
+
 # Multi-row INSERT ... RETURNING in batches, ids in parameter order (SQLAlchemy's insertmanyvalues).
 _INSERT_MANY = insert(tasks).returning(tasks.c.id, sort_by_parameter_order=True)
 
 
 class EnqueueOps(StoreBase):
+    check_arguments: ArgumentCheck | None = None  # set by taskq.api.open_store
+
     # -- enqueue -------------------------------------------------------------------------------------
 
     def _row_values(self, request: TaskRequest, now: datetime) -> dict[str, Any]:
@@ -49,15 +56,7 @@ class EnqueueOps(StoreBase):
         _check_json("args", args)
         _check_json("kwargs", kwargs)
         defaults = self.defaults_for(request.name) or TaskDefaults()
-        run_after = request.run_after
-        if run_after is None:
-            when = now
-        elif isinstance(run_after, datetime):
-            when = as_utc(run_after)
-        elif isinstance(run_after, (int, float)) and not isinstance(run_after, bool):
-            when = now + timedelta(seconds=float(run_after))
-        else:
-            raise InvalidTaskArguments(f"run_after must be a datetime or seconds, got {run_after!r}")
+        when = request.run_at(now)
         max_retries = defaults.max_retries if request.max_retries is None else request.max_retries
         if max_retries < 0:
             raise InvalidTaskArguments("max_retries must not be negative")
@@ -116,13 +115,14 @@ class EnqueueOps(StoreBase):
         kwargs: Mapping[str, Any] | None = None,
         *,
         priority: int | None = None,
-        run_after: datetime | float | int | None = None,
+        run_after: datetime | None = None,
         dedup_key: str | None = None,
         max_retries: int | None = None,
         queue: str | None = None,
         timeout: float | None = None,
         parent_id: int | None = None,
         continuation: str | None = None,
+        delay: float | timedelta | None = None,
         connection: Connection | None = None,
         now: datetime | None = None,
     ) -> Enqueued:
@@ -143,8 +143,10 @@ class EnqueueOps(StoreBase):
             timeout,
             parent_id,
             continuation,
+            delay,
         )
         if self._hot is not None and connection is None and dedup_key is None:
+            self._check_call(request)
             row = self._row_values(request, now or utc_now())
             return Enqueued(self._retrying(lambda: self._hot.insert(row)))  # type: ignore[union-attr]
         return self.enqueue_many([request], connection=connection, now=now)[0]
@@ -158,10 +160,17 @@ class EnqueueOps(StoreBase):
     ) -> list[Enqueued]:
         """Create a batch of tasks in one transaction; all or none are written."""
         now = now or utc_now()
-        rows = [self._row_values(r if isinstance(r, TaskRequest) else TaskRequest(**r), now) for r in requests]
+        checked = [r if isinstance(r, TaskRequest) else TaskRequest(**r) for r in requests]
+        for request in checked:
+            self._check_call(request)
+        rows = [self._row_values(request, now) for request in checked]
         if connection is not None:
             return self._insert_many(connection, rows)
         return self.write(lambda conn: self._insert_many(conn, rows))
+
+    def _check_call(self, request: TaskRequest) -> None:
+        if self.check_arguments is not None:
+            self.check_arguments(request.name, request.args, request.kwargs or {})
 
     def begin_write(self, connection: Connection) -> None:
         """Start a write transaction on the caller's connection the way this database needs it."""

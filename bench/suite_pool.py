@@ -1,7 +1,9 @@
-"""taskq's worker pool end to end: drains, latency, fan-out, progress, a big table, memory and idle CPU."""
+"""taskq's worker pool end to end: drains, CPU-bound drains, latency, fan-out, progress, a big table, memory
+(RSS, PSS), worker start and live rescale times, and idle CPU."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -9,16 +11,27 @@ from pathlib import Path
 
 from bench import ceilings, dbs, procs
 from bench.peers import DRAIN_WORKERS, measure_drain, measure_latency
-from bench.peers.taskq_peer import TaskqPeer
+from bench.peers.taskq_peer import SETTINGS, TaskqPeer
 from bench.results import Results
 from bench.sizes import Sizes
+from bench.tasks import CPU_TASK_MS, calibrate_burn
 
 WORKER_COUNTS = (1, 2, 4)
 IDLE_WORKERS = 4
 IDLE_SETTLE_SECONDS = 2.0  # after start-up, before the idle CPU window opens
+CPU_WORKER_COUNTS = (1, 2)
+MEMORY_SETTLE_SECONDS = 1.0  # after a drain, before PSS is read: the pool is idle, not mid-commit
+RESCALE_FROM, RESCALE_TO = 2, 4  # `workers:` in the settings file before and after the live edit
+RESCALE_SETTLE_SECONDS = 0.5  # between the first workers' start and the edit: an idle pool is edited
+SPAWNED = r"worker_spawned name=(\S+) pid=(\d+)"
+STARTED = r"worker_started worker_id=(\S+)"
 
 
-def _record_rss(results: Results, tag: str) -> Callable[[list[subprocess.Popen]], None]:
+def _record_memory(results: Results, tag: str) -> Callable[[list[subprocess.Popen]], None]:
+    """Peak RSS of the supervisor and the largest worker, read as soon as the drain is done; then, once
+    the pool has been idle MEMORY_SETTLE_SECONDS, the PSS of the whole tree (every descendant, at any
+    depth, so workers forked from an intermediate process count)."""
+
     def after(processes: list[subprocess.Popen]) -> None:
         supervisor = processes[0].pid
         workers = [pid for pid in procs.descendants(supervisor) if pid != supervisor]
@@ -30,6 +43,15 @@ def _record_rss(results: Results, tag: str) -> Callable[[list[subprocess.Popen]]
                 "MB",
                 max(procs.peak_rss_mb(pid) for pid in workers),
             )
+        time.sleep(MEMORY_SETTLE_SECONDS)
+        total, count = procs.tree_pss_mb(supervisor)
+        results.add(
+            f"pool.pss_total{tag}",
+            f"taskq pool PSS, supervisor + {DRAIN_WORKERS} workers, idle after the drain{tag}",
+            "MB",
+            total,
+            note=f"sum of Pss (smaps_rollup) over {count} processes: the supervisor and all its descendants",
+        )
 
     return after
 
@@ -81,6 +103,50 @@ def _idle_cpu_percent(peer: TaskqPeer, seconds: float, log: Path) -> float:
             procs.stop(process)
 
 
+def _worker_times(tail: procs.LogTail, count: int) -> dict[str, tuple[float, float]]:
+    """{worker name: (when its worker_spawned line was seen, when its worker_started line was seen)}
+    once `count` workers have logged both."""
+    tail.wait_for(STARTED, count, timeout=60.0)
+    spawned = {match[1]: seen for seen, match in tail.wait_for(SPAWNED, count, timeout=5.0)}
+    started = {}
+    for seen, match in tail.matching(STARTED):
+        name = match[1].rsplit(":", 4)[2]  # worker ids are host:pid:name:boot:start
+        started.setdefault(name, seen)
+    return {name: (spawned[name], seen) for name, seen in started.items() if name in spawned}
+
+
+def _start_and_rescale(peer: TaskqPeer, workdir: Path) -> dict[str, float]:
+    """Worker start-up as a user sees it, in ms, timed by polling the pool's log every millisecond (its
+    own timestamps may have second resolution). The pool runs without --workers, so `workers:` in its
+    settings file decides; after RESCALE_FROM workers have started, the file is edited to RESCALE_TO and
+    the clock starts the moment the write returns: watcher debounce, reload and spawn all count."""
+    directory = workdir / "rescale"  # its own directory: the watcher sees no database file churn
+    directory.mkdir(exist_ok=True)
+    settings = directory / "settings.yaml"
+    settings.write_text(f"{SETTINGS}workers: {RESCALE_FROM}\n")
+    log_path = directory / "pool.log"
+    log_path.unlink(missing_ok=True)
+    tail = procs.LogTail(log_path)
+    pool_started = time.monotonic()
+    process = peer.start_pool(log_path, settings)
+    try:
+        first = _worker_times(tail, RESCALE_FROM)
+        time.sleep(RESCALE_SETTLE_SECONDS)
+        settings.write_text(f"{SETTINGS}workers: {RESCALE_TO}\n")
+        edited = time.monotonic()
+        added = {name: times for name, times in _worker_times(tail, RESCALE_TO).items() if name not in first}
+    finally:
+        procs.stop(process)
+    if len(added) != RESCALE_TO - RESCALE_FROM:
+        raise RuntimeError(f"expected {RESCALE_TO - RESCALE_FROM} new workers, saw {sorted(added)}")
+    return {
+        "start_last": 1000.0 * (max(started for _spawned, started in first.values()) - pool_started),
+        "start_each": 1000.0 * max(started - spawned for spawned, started in first.values()),
+        "rescale_spawned": 1000.0 * (max(spawned for spawned, _started in added.values()) - edited),
+        "rescale_started": 1000.0 * (max(started for _spawned, started in added.values()) - edited),
+    }
+
+
 def _guarded(
     results: Results, peer: TaskqPeer, log: Callable[[str], None], key: str, label: str, measure: Callable[[], None]
 ) -> None:
@@ -110,10 +176,15 @@ def run(results: Results, sizes: Sizes, workdir: Path, log: Callable[[str], None
 
         _guarded(results, peer, log, key, label, step)
 
+    iterations = calibrate_burn()
+    results.meta["cpu_task"] = {"milliseconds": CPU_TASK_MS, "iterations": iterations}
+    results.meta["load_average_at_cpu_drains"] = []
+    log(f"pool: a CPU-bound task is burn({iterations:,}), ~{CPU_TASK_MS:.0f} ms of CPU")
+
     for rep in range(sizes.runs):
         log(f"pool, run {rep + 1}/{sizes.runs}")
         for workers in WORKER_COUNTS:
-            after = _record_rss(results, "") if workers == DRAIN_WORKERS else None
+            after = _record_memory(results, "") if workers == DRAIN_WORKERS else None
             guarded(
                 f"pool.drain_{workers}",
                 f"taskq drain {n:,} no-ops, {workers} worker(s)",
@@ -127,6 +198,16 @@ def run(results: Results, sizes: Sizes, workdir: Path, log: Callable[[str], None
             lambda: measure_drain(peer, n, DRAIN_WORKERS, worker_log),
             url=big_url,
         )
+        for workers in CPU_WORKER_COUNTS:
+            results.meta["load_average_at_cpu_drains"].append(os.getloadavg())
+            guarded(
+                f"pool.cpu_{workers}",
+                f"taskq drain {sizes.cpu_tasks:,} CPU-bound tasks (~{CPU_TASK_MS:.0f} ms), {workers} worker(s)",
+                "tasks/s",
+                lambda w=workers: _drain_named(
+                    peer, "bench.tasks.cpu_bound", sizes.cpu_tasks, [iterations], w, worker_log
+                ),
+            )
         guarded(
             "pool.progress_2",
             f"taskq drain {sizes.progress_tasks:,} tasks x 100 progress calls, 2 workers",
@@ -156,6 +237,34 @@ def run(results: Results, sizes: Sizes, workdir: Path, log: Callable[[str], None
             lambda: _idle_cpu_percent(peer, sizes.idle_seconds, worker_log),
         )
 
+        def start_and_rescale() -> None:
+            peer.setup(workdir)
+            times = _start_and_rescale(peer, workdir)
+            n_from, n_to = RESCALE_FROM, RESCALE_TO
+            results.add(
+                "pool.start_last_ms", f"taskq pool start -> last of {n_from} worker_started", "ms", times["start_last"]
+            )
+            results.add(
+                "pool.start_each_ms",
+                f"taskq worker_spawned -> worker_started, slowest of {n_from}",
+                "ms",
+                times["start_each"],
+            )
+            results.add(
+                "pool.rescale_spawned_ms",
+                f"taskq rescale {n_from} -> {n_to}: settings write -> last worker_spawned",
+                "ms",
+                times["rescale_spawned"],
+            )
+            results.add(
+                "pool.rescale_started_ms",
+                f"taskq rescale {n_from} -> {n_to}: settings write -> last new worker_started",
+                "ms",
+                times["rescale_started"],
+            )
+
+        _guarded(results, peer, log, "pool.start_last_ms", "taskq worker start and rescale", start_and_rescale)
+
     if sizes.soak:
         log(f"pool: soak of {sizes.soak:,} no-ops for memory")
         tag = f" after {sizes.soak:,} tasks"
@@ -163,7 +272,7 @@ def run(results: Results, sizes: Sizes, workdir: Path, log: Callable[[str], None
             f"pool.soak_{sizes.soak}",
             f"taskq drain {sizes.soak:,} no-ops, 2 workers (soak)",
             "tasks/s",
-            lambda: measure_drain(peer, sizes.soak, DRAIN_WORKERS, worker_log, _record_rss(results, tag)),
+            lambda: measure_drain(peer, sizes.soak, DRAIN_WORKERS, worker_log, _record_memory(results, tag)),
         )
     results.meta["pool_worker_log_tail"] = worker_log.read_text()[-2000:] if worker_log.exists() else ""
 
@@ -178,4 +287,10 @@ def run(results: Results, sizes: Sizes, workdir: Path, log: Callable[[str], None
         "pool.ratio.drain_flat", "taskq drain: finished rows / empty table", "pool.drain_2_finished", "pool.drain_2"
     )
     results.ratio("pool.ratio.scale_2", "taskq drain 2 workers / 1 worker", "pool.drain_2", "pool.drain_1")
+    results.ratio(
+        "pool.ratio.cpu_scale_2",
+        "taskq CPU-bound drain 2 workers / 1 worker",
+        "pool.cpu_2",
+        "pool.cpu_1",
+    )
     results.ratio("pool.ratio.scale_4", "taskq drain 4 workers / 1 worker", "pool.drain_4", "pool.drain_1")

@@ -73,19 +73,14 @@ class TaskqPeer(Peer):
         self.prefill(NOOP, count)
 
     def start_workers(self, workers: int, log: Path) -> list[subprocess.Popen]:
-        arguments = [
-            "-m",
-            "taskq",
-            "worker",
-            "--settings",
-            str(self.settings),
-            "--db",
-            self.url,
-            "--workers",
-            str(workers),
-            *self.worker_options,
-        ]
-        return [procs.start(arguments, log)]
+        return [self.start_pool(log, self.settings, workers)]
+
+    def start_pool(self, log: Path, settings: Path, workers: int | None = None) -> subprocess.Popen:
+        """The supervisor; without `workers`, the settings file decides how many (and may change it live)."""
+        arguments = ["-m", "taskq", "worker", "--settings", str(settings), "--db", self.url]
+        if workers is not None:
+            arguments += ["--workers", str(workers)]
+        return procs.start([*arguments, *self.worker_options], log)
 
     def count(self, status: str, name: str | None = None) -> int:
         query = "SELECT count(*) FROM tasks WHERE status = :status AND id >= :first"

@@ -60,6 +60,19 @@ class TaskqPeer(Peer):
                 self._schema.__exit__(None, None, None)
             self._schema = None
 
+    def storage_settings(self) -> dict[str, object]:
+        if self.dialect != "sqlite":
+            return {}
+
+        def pragmas(connection: Any) -> dict[str, object]:
+            read = connection.exec_driver_sql
+            return {
+                "journal_mode": read("PRAGMA journal_mode").scalar(),
+                "synchronous": read("PRAGMA synchronous").scalar(),
+            }
+
+        return self.store.read(pragmas)
+
     def enqueue_noops(self, count: int) -> None:
         for _ in range(count):
             self.store.enqueue(NOOP)

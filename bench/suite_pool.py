@@ -20,11 +20,24 @@ WORKER_COUNTS = (1, 2, 4)
 IDLE_WORKERS = 4
 IDLE_SETTLE_SECONDS = 2.0  # after start-up, before the idle CPU window opens
 CPU_WORKER_COUNTS = (1, 2)
+CPU_TASK = "bench.tasks.cpu_bound"
 MEMORY_SETTLE_SECONDS = 1.0  # after a drain, before PSS is read: the pool is idle, not mid-commit
 RESCALE_FROM, RESCALE_TO = 2, 4  # `workers:` in the settings file before and after the live edit
 RESCALE_SETTLE_SECONDS = 0.5  # between the first workers' start and the edit: an idle pool is edited
 SPAWNED = r"worker_spawned name=(\S+) pid=(\d+)"
 STARTED = r"worker_started worker_id=(\S+)"
+START_FIGURES = {  # what _start_and_rescale answers -> (figure key, label); all in ms
+    "start_last": ("pool.start_last_ms", f"taskq pool start -> last of {RESCALE_FROM} worker_started"),
+    "start_each": ("pool.start_each_ms", f"taskq worker_spawned -> worker_started, slowest of {RESCALE_FROM}"),
+    "rescale_spawned": (
+        "pool.rescale_spawned_ms",
+        f"taskq rescale {RESCALE_FROM} -> {RESCALE_TO}: settings write -> last worker_spawned",
+    ),
+    "rescale_started": (
+        "pool.rescale_started_ms",
+        f"taskq rescale {RESCALE_FROM} -> {RESCALE_TO}: settings write -> last new worker_started",
+    ),
+}
 
 
 def _record_memory(results: Results, tag: str) -> Callable[[list[subprocess.Popen]], None]:
@@ -148,15 +161,21 @@ def _start_and_rescale(peer: TaskqPeer, workdir: Path) -> dict[str, float]:
 
 
 def _guarded(
-    results: Results, peer: TaskqPeer, log: Callable[[str], None], key: str, label: str, measure: Callable[[], None]
+    results: Results,
+    peer: TaskqPeer,
+    log: Callable[[str], None],
+    figures: list[tuple[str, str]],
+    measure: Callable[[], None],
 ) -> None:
-    """One figure's measurement; a failure is recorded as the figure's skip reason, not the suite's end."""
+    """One measurement of some (key, label) figures; a failure is recorded as their skip reason, not the
+    suite's end."""
     try:
         measure()
     except Exception as error:
         reason = f"{type(error).__name__}: {error}".splitlines()[0][:200]
-        log(f"{key}: FAILED, {reason}")
-        results.skip(key, label, f"failed: {reason}")
+        log(f"{figures[0][0]}: FAILED, {reason}")
+        for key, label in figures:
+            results.skip(key, label, f"failed: {reason}")
     finally:
         peer.teardown()
 
@@ -174,7 +193,7 @@ def run(results: Results, sizes: Sizes, workdir: Path, log: Callable[[str], None
             peer.setup(workdir, url)
             results.add(key, label, unit, measure())
 
-        _guarded(results, peer, log, key, label, step)
+        _guarded(results, peer, log, [(key, label)], step)
 
     iterations = calibrate_burn()
     results.meta["cpu_task"] = {"milliseconds": CPU_TASK_MS, "iterations": iterations}
@@ -200,14 +219,16 @@ def run(results: Results, sizes: Sizes, workdir: Path, log: Callable[[str], None
         )
         for workers in CPU_WORKER_COUNTS:
             results.meta["load_average_at_cpu_drains"].append(os.getloadavg())
-            guarded(
-                f"pool.cpu_{workers}",
-                f"taskq drain {sizes.cpu_tasks:,} CPU-bound tasks (~{CPU_TASK_MS:.0f} ms), {workers} worker(s)",
-                "tasks/s",
-                lambda w=workers: _drain_named(
-                    peer, "bench.tasks.cpu_bound", sizes.cpu_tasks, [iterations], w, worker_log
-                ),
-            )
+            label = f"taskq drain {sizes.cpu_tasks:,} CPU-bound tasks (~{CPU_TASK_MS:.0f} ms), {workers} worker(s)"
+            figures = [(f"pool.cpu_{workers}", label), (f"pool.cpu_{workers}_up", f"{label}, workers up")]
+
+            def cpu_drain(w: int = workers, figures: list[tuple[str, str]] = figures) -> None:
+                peer.setup(workdir)
+                rate = _drain_named(peer, CPU_TASK, sizes.cpu_tasks, [iterations], w, worker_log)
+                results.add(*figures[0], "tasks/s", rate)
+                results.add(*figures[1], "tasks/s", sizes.cpu_tasks / peer.work_span(CPU_TASK))
+
+            _guarded(results, peer, log, figures, cpu_drain)
         guarded(
             "pool.progress_2",
             f"taskq drain {sizes.progress_tasks:,} tasks x 100 progress calls, 2 workers",
@@ -229,7 +250,16 @@ def run(results: Results, sizes: Sizes, workdir: Path, log: Callable[[str], None
             results.add("pool.latency_p50", "taskq idle pickup latency p50, 2 workers", "ms", p50)
             results.add("pool.latency_p95", "taskq idle pickup latency p95, 2 workers", "ms", p95)
 
-        _guarded(results, peer, log, "pool.latency_p50", "taskq idle pickup latency p50, 2 workers", latency)
+        _guarded(
+            results,
+            peer,
+            log,
+            [
+                ("pool.latency_p50", "taskq idle pickup latency p50, 2 workers"),
+                ("pool.latency_p95", "taskq idle pickup latency p95, 2 workers"),
+            ],
+            latency,
+        )
         guarded(
             "pool.idle_cpu",
             f"taskq idle CPU, {IDLE_WORKERS}-worker pool over {sizes.idle_seconds:.0f} s",
@@ -239,31 +269,10 @@ def run(results: Results, sizes: Sizes, workdir: Path, log: Callable[[str], None
 
         def start_and_rescale() -> None:
             peer.setup(workdir)
-            times = _start_and_rescale(peer, workdir)
-            n_from, n_to = RESCALE_FROM, RESCALE_TO
-            results.add(
-                "pool.start_last_ms", f"taskq pool start -> last of {n_from} worker_started", "ms", times["start_last"]
-            )
-            results.add(
-                "pool.start_each_ms",
-                f"taskq worker_spawned -> worker_started, slowest of {n_from}",
-                "ms",
-                times["start_each"],
-            )
-            results.add(
-                "pool.rescale_spawned_ms",
-                f"taskq rescale {n_from} -> {n_to}: settings write -> last worker_spawned",
-                "ms",
-                times["rescale_spawned"],
-            )
-            results.add(
-                "pool.rescale_started_ms",
-                f"taskq rescale {n_from} -> {n_to}: settings write -> last new worker_started",
-                "ms",
-                times["rescale_started"],
-            )
+            for name, value in _start_and_rescale(peer, workdir).items():
+                results.add(*START_FIGURES[name], "ms", value)
 
-        _guarded(results, peer, log, "pool.start_last_ms", "taskq worker start and rescale", start_and_rescale)
+        _guarded(results, peer, log, list(START_FIGURES.values()), start_and_rescale)
 
     if sizes.soak:
         log(f"pool: soak of {sizes.soak:,} no-ops for memory")
@@ -292,5 +301,11 @@ def run(results: Results, sizes: Sizes, workdir: Path, log: Callable[[str], None
         "taskq CPU-bound drain 2 workers / 1 worker",
         "pool.cpu_2",
         "pool.cpu_1",
+    )
+    results.ratio(
+        "pool.ratio.cpu_scale_2_up",
+        "taskq CPU-bound drain 2 workers / 1 worker, workers up (first start -> last finish)",
+        "pool.cpu_2_up",
+        "pool.cpu_1_up",
     )
     results.ratio("pool.ratio.scale_4", "taskq drain 4 workers / 1 worker", "pool.drain_4", "pool.drain_1")

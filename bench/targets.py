@@ -47,6 +47,12 @@ ISSUE_11 = (
         parts=("pool.cpu_2", "pool.cpu_1"),
         sizes=(("cpu_tasks", 2_000),),
     ),
+    Target(
+        "(context) the same, once workers are up: first task start -> last task finish",
+        "pool.ratio.cpu_scale_2_up",
+        None,
+        parts=("pool.cpu_2_up", "pool.cpu_1_up"),
+    ),
     Target("default pool (supervisor + 2 workers) <= 100 MB PSS, idle after a drain", "pool.pss_total", 100.0, True),
     Target("worker started <= 100 ms each: worker_spawned -> worker_started", "pool.start_each_ms", 100.0, True),
     Target(
@@ -61,14 +67,19 @@ ISSUE_11 = (
 UNITS = {"tasks/s": "/s", "x": "x", "ms": " ms", "MB": " MB"}
 
 
+def _number(value: float, unit: str) -> str:
+    """As the figures table prints it, except MB and ms to 0.1: a 100.4 MB total must not read "100"."""
+    return f"{value:,.1f}" if unit in ("MB", "ms") else format_value(value, unit)
+
+
 def _value(results: Results, key: str) -> str:
     figure = results.figures[key]
-    return f"{format_value(figure.median, figure.unit)}{UNITS.get(figure.unit, ' ' + figure.unit)}"
+    return f"{_number(figure.median, figure.unit)}{UNITS.get(figure.unit, ' ' + figure.unit)}"
 
 
 def _measured(results: Results, target: Target) -> str:
     figure = results.figures[target.key]
-    spread = f"{format_value(min(figure.samples), figure.unit)}-{format_value(max(figure.samples), figure.unit)}"
+    spread = f"{_number(min(figure.samples), figure.unit)}-{_number(max(figure.samples), figure.unit)}"
     text = f"{_value(results, target.key)} ({spread}, n={len(figure.samples)})"
     if target.parts and all(results.figures.get(key) and results.figures[key].samples for key in target.parts):
         text += f": {_value(results, target.parts[0])} vs {_value(results, target.parts[1])}"

@@ -9,13 +9,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 import bench.tasks  # noqa: F401  (as an app would: @task defaults such as then= apply at enqueue)
 import taskq
 from bench import dbs, procs
 from bench.ceilings import BATCH_SIZE
 from bench.peers import Peer
+from taskq.schema import tasks
 
 NOOP = "bench.tasks.noop"
 SETTINGS = """# written by the benchmark: taskq's defaults, plus the benchmark's task module
@@ -101,6 +102,15 @@ class TaskqPeer(Peer):
             query += " AND name = :name"
         params = {"status": status, "first": self.first_id, "name": name}
         return self.store.read(lambda c: c.execute(text(query), params).scalar())
+
+    def work_span(self, name: str) -> float:
+        """Seconds from the first task named `name` starting to the last one finishing, from the rows'
+        started_at / finished_at: the drain once workers are up, without the pool's start-up."""
+        query = select(func.min(tasks.c.started_at), func.max(tasks.c.finished_at)).where(
+            tasks.c.name == name, tasks.c.id >= self.first_id
+        )
+        first, last = self.store.read(lambda c: c.execute(query).one())
+        return (last - first).total_seconds()
 
     def finished(self) -> int:
         return self.count("completed")

@@ -68,6 +68,7 @@ class ProcrastinatePeer(Peer):
         longer than the drain they feed)."""
         for start in range(0, count, PREFILL_BATCH):
             self.module.noop.batch_defer(*({} for _ in range(min(PREFILL_BATCH, count - start))))
+        self.connection.execute("ANALYZE procrastinate_jobs")  # see TaskqPeer.prefill
 
     def start_workers(self, workers: int, log: Path) -> list[subprocess.Popen]:
         arguments = [

@@ -82,6 +82,12 @@ class TaskqPeer(Peer):
         for start in range(0, count, BATCH_SIZE):
             size = min(BATCH_SIZE, count - start)
             self.store.enqueue_many([taskq.TaskRequest(name, list(args)) for _ in range(size)])
+        if self.dialect == "postgresql":
+            # Planner statistics, as a database in use has them: each measurement starts from a new
+            # schema or a truncated table that PostgreSQL believes empty, and a plan made for an empty
+            # table slowed procrastinate's 10,000-job drain from ~210/s to ~130/s. Both peers get it.
+            with self.store.engine.begin() as connection:
+                connection.exec_driver_sql("ANALYZE tasks")
 
     def prefill_noops(self, count: int) -> None:
         self.prefill(NOOP, count)

@@ -77,7 +77,7 @@ def compare_with_peers(results: Results) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="small sizes, about two minutes")
+    parser.add_argument("--quick", action="store_true", help="quick sizes (10,000-task drains), ~10 min")
     parser.add_argument("--runs", type=int, help="repetitions per figure (at least 3 for a median worth quoting)")
     parser.add_argument("--only", help=f"comma-separated groups: {', '.join(GROUPS)}")
     parser.add_argument("--out", type=Path, help="JSON file (default bench/results/<timestamp>.json)")

@@ -15,6 +15,7 @@ from pathlib import Path
 from bench import machine, suite_postgres, suite_sqlite
 from bench.results import Results, table
 from bench.sizes import FULL, QUICK
+from bench.targets import targets_table
 
 REPO = Path(__file__).resolve().parent.parent
 PEERS = ("huey", "celery", "taskq_pg", "procrastinate", "rq")
@@ -37,6 +38,13 @@ def guarded(results: Results, group: str, run: Callable[[], None]) -> None:
 
 def compare_with_peers(results: Results) -> None:
     """The issue's targets as ratios, run by run (sample i of each figure comes from repetition i)."""
+    results.ratio(
+        "compare.enqueue_vs_huey",
+        "taskq enqueue / Huey enqueue, one at a time, side by side (SQLite)",
+        "peer.huey.taskq_enqueue_single",
+        "peer.huey.enqueue_single",
+        if_measured=True,
+    )
     results.ratio(
         "compare.drain_vs_huey",
         "taskq drain 2 workers / Huey drain 2 workers (SQLite)",
@@ -69,7 +77,7 @@ def compare_with_peers(results: Results) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="small sizes, about two minutes")
+    parser.add_argument("--quick", action="store_true", help="quick sizes (10,000-task drains), ~10 min")
     parser.add_argument("--runs", type=int, help="repetitions per figure (at least 3 for a median worth quoting)")
     parser.add_argument("--only", help=f"comma-separated groups: {', '.join(GROUPS)}")
     parser.add_argument("--out", type=Path, help="JSON file (default bench/results/<timestamp>.json)")
@@ -111,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     results.meta["load_average_at_end"] = os.getloadavg()
 
     table(results)
+    print("\nTargets of issue 11\n")
+    print(targets_table(results))
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = options.out or REPO / "bench" / "results" / f"{stamp}.json"
     results.write_json(out)

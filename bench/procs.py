@@ -1,9 +1,11 @@
-"""Child processes of the benchmark: start in their own session, stop them, measure RSS and CPU of a tree."""
+"""Child processes of the benchmark: start in their own session, stop them, measure RSS, PSS and CPU of a
+tree, and follow their log file as it grows."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -111,3 +113,66 @@ def tree_cpu_percent(pid: int, seconds: float) -> float:
     after = {p: cpu_seconds(p) for p in descendants(pid)}
     used = sum(after[p] - before.get(p, 0.0) for p in after)
     return 100.0 * used / seconds
+
+
+def pss_mb(pid: int) -> float:
+    """Proportional set size of one process: its private pages plus its share of pages it shares with
+    others (libraries, pages a fork inherited), so summing PSS over a tree counts every page once."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return 0.0
+
+
+def tree_pss_mb(pid: int) -> tuple[float, int]:
+    """(total PSS in MB, number of processes) of pid and all its descendants, at any depth: workers
+    forked from an intermediate process count as much as direct children."""
+    tree = descendants(pid)
+    return sum(pss_mb(p) for p in tree), len(tree)
+
+
+class LogTail:
+    """Follows a log file that other processes append to, noting when each new line was first seen.
+    Timestamps written in the lines themselves may have second resolution; these are time.monotonic()
+    values of this process, comparable with the moments the benchmark itself records."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = path.stat().st_size if path.exists() else 0
+        self.partial = b""
+        self.lines: list[tuple[float, str]] = []  # (monotonic time first seen, line)
+
+    def poll(self) -> None:
+        try:
+            with open(self.path, "rb") as file:
+                file.seek(self.offset)
+                chunk = file.read()
+        except FileNotFoundError:
+            return
+        if not chunk:
+            return
+        seen = time.monotonic()
+        self.offset += len(chunk)
+        parts = (self.partial + chunk).split(b"\n")
+        self.partial = parts.pop()
+        self.lines.extend((seen, part.decode(errors="replace")) for part in parts)
+
+    def matching(self, pattern: str) -> list[tuple[float, re.Match[str]]]:
+        regex = re.compile(pattern)
+        return [(seen, match) for seen, line in self.lines if (match := regex.search(line))]
+
+    def wait_for(self, pattern: str, count: int, timeout: float, interval: float = 0.001) -> list:
+        """Poll until `count` lines match `pattern`; returns those (seen, match) pairs."""
+        found: list = []
+
+        def enough() -> bool:
+            nonlocal found
+            self.poll()
+            found = self.matching(pattern)
+            return len(found) >= count
+
+        wait_for(enough, timeout, interval, what=f"{count} log lines matching {pattern!r} in {self.path}")
+        return found

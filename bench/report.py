@@ -1,12 +1,15 @@
-"""`python -m bench.report RESULTS.json`: the machine and the figures of one run as Markdown."""
+"""`python -m bench.report RESULTS.json [--targets]`: one run as Markdown: the machine, issue 11's targets
+met or not, and every figure (`--targets`: the targets table alone, e.g. for the README)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
 from bench.results import Figure, Results, table
+from bench.targets import targets_table
 
 
 def load(path: Path) -> Results:
@@ -21,6 +24,30 @@ def load(path: Path) -> Results:
 
 def _load(values: list[float] | None) -> str:
     return ", ".join(f"{value:.1f}" for value in values) if values else "?"
+
+
+def _context(results: Results) -> list[str]:
+    """What the targets table needs to be read right: the sizes, the CPU task, each store's pragmas."""
+    lines = []
+    sizes = results.meta.get("sizes", {})
+    if sizes:
+        lines.append(
+            f"- Sizes: {sizes.get('drain', 0):,}-task drains, {sizes.get('single', 0):,} single enqueues, "
+            f"{sizes.get('cpu_tasks', 0):,} CPU-bound tasks, {sizes.get('runs')} runs"
+        )
+    cpu = results.meta.get("cpu_task")
+    if cpu:
+        loads = results.meta.get("load_average_at_cpu_drains") or []
+        during = f"; 1-min load average before each CPU drain: {', '.join(f'{load[0]:.1f}' for load in loads)}"
+        lines.append(
+            f"- CPU-bound task: `burn({cpu['iterations']:,})`, calibrated in this run to {cpu['milliseconds']:.0f} ms "
+            f"of CPU{during if loads else ''}"
+        )
+    for name, pragmas in (results.meta.get("storage_settings") or {}).items():
+        if pragmas:
+            described = ", ".join(f"{key}={value}" for key, value in pragmas.items())
+            lines.append(f"- {name} storage, read back from its connection: {described} (synchronous 1 = NORMAL)")
+    return lines
 
 
 def markdown(results: Results) -> str:
@@ -38,11 +65,28 @@ def markdown(results: Results) -> str:
         f"- Load average (1, 5, 15 min) at start: {_load(machine.get('load_average_at_start'))}, at end: "
         f"{_load(results.meta.get('load_average_at_end'))} (other sessions share these 2 cores)",
         f"- SQLite claim plan: `{results.meta.get('sqlite_claim_plan')}`",
+        *_context(results),
+        "",
+        "## Targets of issue 11",
+        "",
+        targets_table(results),
+        "",
+        "## Every figure",
         "",
         table(results, printer=lambda _text: None),
     ]
     return "\n".join(lines) + "\n"
 
 
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__)
+    parser.add_argument("results", type=Path, help="a JSON file written by `python -m bench`")
+    parser.add_argument("--targets", action="store_true", help="only the table of issue 11's targets")
+    options = parser.parse_args(argv)
+    results = load(options.results)
+    sys.stdout.write((targets_table(results) if options.targets else markdown(results)) + "\n")
+    return 0
+
+
 if __name__ == "__main__":
-    sys.stdout.write(markdown(load(Path(sys.argv[1]))))
+    sys.exit(main())

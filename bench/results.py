@@ -82,7 +82,8 @@ class Results:
         path.write_text(json.dumps(self.as_json(), indent=2) + "\n")
 
 
-def _format(value: float | None, unit: str) -> str:
+def format_value(value: float | None, unit: str) -> str:
+    """A figure's value as the tables print it: ratios to 2 decimals, others by size (12,345 / 123 / 12.3 / 1.23)."""
     if value is None:
         return "-"
     if unit == "x":
@@ -106,9 +107,9 @@ def table(results: Results, printer: Callable[[str], None] = print) -> str:
                 (
                     figure.label,
                     figure.unit,
-                    _format(figure.median, figure.unit),
-                    _format(min(figure.samples), figure.unit),
-                    _format(max(figure.samples), figure.unit),
+                    format_value(figure.median, figure.unit),
+                    format_value(min(figure.samples), figure.unit),
+                    format_value(max(figure.samples), figure.unit),
                     str(len(figure.samples)),
                     figure.note,
                 )

@@ -13,6 +13,7 @@ class Sizes:
     claims: int  # claim + complete cycles
     finished_rows: int  # finished rows in the table for the "claim cost is flat" figures
     drain: int  # no-op tasks drained by a worker pool
+    cpu_tasks: int  # tasks of ~CPU_TASK_MS of pure-Python work, drained by 1 and by 2 workers
     latency_samples: int  # enqueues into an idle pool
     fanout: int  # children spawned by one task
     progress_tasks: int  # tasks making 100 progress calls each
@@ -26,7 +27,8 @@ QUICK = Sizes(
     batches=20,
     claims=2_000,
     finished_rows=200_000,
-    drain=2_000,
+    drain=10_000,  # issue 11: start-up (~0.6 s) must not dominate the drain figures
+    cpu_tasks=2_000,
     latency_samples=50,
     fanout=2_000,
     progress_tasks=200,
@@ -40,6 +42,7 @@ FULL = Sizes(
     claims=10_000,
     finished_rows=1_000_000,
     drain=10_000,
+    cpu_tasks=2_000,
     latency_samples=50,
     fanout=10_000,
     progress_tasks=1_000,

@@ -1,7 +1,9 @@
-"""taskq's worker pool end to end: drains, latency, fan-out, progress, a big table, memory and idle CPU."""
+"""taskq's worker pool end to end: drains, CPU-bound drains, latency, fan-out, progress, a big table, memory
+(RSS, PSS), worker start and live rescale times, and idle CPU."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -9,16 +11,40 @@ from pathlib import Path
 
 from bench import ceilings, dbs, procs
 from bench.peers import DRAIN_WORKERS, measure_drain, measure_latency
-from bench.peers.taskq_peer import TaskqPeer
+from bench.peers.taskq_peer import SETTINGS, TaskqPeer
 from bench.results import Results
 from bench.sizes import Sizes
+from bench.tasks import CPU_TASK_MS, calibrate_burn
 
 WORKER_COUNTS = (1, 2, 4)
 IDLE_WORKERS = 4
 IDLE_SETTLE_SECONDS = 2.0  # after start-up, before the idle CPU window opens
+CPU_WORKER_COUNTS = (1, 2)
+CPU_TASK = "bench.tasks.cpu_bound"
+MEMORY_SETTLE_SECONDS = 1.0  # after a drain, before PSS is read: the pool is idle, not mid-commit
+RESCALE_FROM, RESCALE_TO = 2, 4  # `workers:` in the settings file before and after the live edit
+RESCALE_SETTLE_SECONDS = 0.5  # between the first workers' start and the edit: an idle pool is edited
+SPAWNED = r"worker_spawned name=(\S+) pid=(\d+)"
+STARTED = r"worker_started worker_id=(\S+)"
+START_FIGURES = {  # what _start_and_rescale answers -> (figure key, label); all in ms
+    "start_last": ("pool.start_last_ms", f"taskq pool start -> last of {RESCALE_FROM} worker_started"),
+    "start_each": ("pool.start_each_ms", f"taskq worker_spawned -> worker_started, slowest of {RESCALE_FROM}"),
+    "rescale_spawned": (
+        "pool.rescale_spawned_ms",
+        f"taskq rescale {RESCALE_FROM} -> {RESCALE_TO}: settings write -> last worker_spawned",
+    ),
+    "rescale_started": (
+        "pool.rescale_started_ms",
+        f"taskq rescale {RESCALE_FROM} -> {RESCALE_TO}: settings write -> last new worker_started",
+    ),
+}
 
 
-def _record_rss(results: Results, tag: str) -> Callable[[list[subprocess.Popen]], None]:
+def _record_memory(results: Results, tag: str) -> Callable[[list[subprocess.Popen]], None]:
+    """Peak RSS of the supervisor and the largest worker, read as soon as the drain is done; then, once
+    the pool has been idle MEMORY_SETTLE_SECONDS, the PSS of the whole tree (every descendant, at any
+    depth, so workers forked from an intermediate process count)."""
+
     def after(processes: list[subprocess.Popen]) -> None:
         supervisor = processes[0].pid
         workers = [pid for pid in procs.descendants(supervisor) if pid != supervisor]
@@ -30,6 +56,15 @@ def _record_rss(results: Results, tag: str) -> Callable[[list[subprocess.Popen]]
                 "MB",
                 max(procs.peak_rss_mb(pid) for pid in workers),
             )
+        time.sleep(MEMORY_SETTLE_SECONDS)
+        total, count = procs.tree_pss_mb(supervisor)
+        results.add(
+            f"pool.pss_total{tag}",
+            f"taskq pool PSS, supervisor + {DRAIN_WORKERS} workers, idle after the drain{tag}",
+            "MB",
+            total,
+            note=f"sum of Pss (smaps_rollup) over {count} processes: the supervisor and all its descendants",
+        )
 
     return after
 
@@ -81,16 +116,66 @@ def _idle_cpu_percent(peer: TaskqPeer, seconds: float, log: Path) -> float:
             procs.stop(process)
 
 
+def _worker_times(tail: procs.LogTail, count: int) -> dict[str, tuple[float, float]]:
+    """{worker name: (when its worker_spawned line was seen, when its worker_started line was seen)}
+    once `count` workers have logged both."""
+    tail.wait_for(STARTED, count, timeout=60.0)
+    spawned = {match[1]: seen for seen, match in tail.wait_for(SPAWNED, count, timeout=5.0)}
+    started = {}
+    for seen, match in tail.matching(STARTED):
+        name = match[1].rsplit(":", 4)[2]  # worker ids are host:pid:name:boot:start
+        started.setdefault(name, seen)
+    return {name: (spawned[name], seen) for name, seen in started.items() if name in spawned}
+
+
+def _start_and_rescale(peer: TaskqPeer, workdir: Path) -> dict[str, float]:
+    """Worker start-up as a user sees it, in ms, timed by polling the pool's log every millisecond (its
+    own timestamps may have second resolution). The pool runs without --workers, so `workers:` in its
+    settings file decides; after RESCALE_FROM workers have started, the file is edited to RESCALE_TO and
+    the clock starts the moment the write returns: watcher debounce, reload and spawn all count."""
+    directory = workdir / "rescale"  # its own directory: the watcher sees no database file churn
+    directory.mkdir(exist_ok=True)
+    settings = directory / "settings.yaml"
+    settings.write_text(f"{SETTINGS}workers: {RESCALE_FROM}\n")
+    log_path = directory / "pool.log"
+    log_path.unlink(missing_ok=True)
+    tail = procs.LogTail(log_path)
+    pool_started = time.monotonic()
+    process = peer.start_pool(log_path, settings)
+    try:
+        first = _worker_times(tail, RESCALE_FROM)
+        time.sleep(RESCALE_SETTLE_SECONDS)
+        settings.write_text(f"{SETTINGS}workers: {RESCALE_TO}\n")
+        edited = time.monotonic()
+        added = {name: times for name, times in _worker_times(tail, RESCALE_TO).items() if name not in first}
+    finally:
+        procs.stop(process)
+    if len(added) != RESCALE_TO - RESCALE_FROM:
+        raise RuntimeError(f"expected {RESCALE_TO - RESCALE_FROM} new workers, saw {sorted(added)}")
+    return {
+        "start_last": 1000.0 * (max(started for _spawned, started in first.values()) - pool_started),
+        "start_each": 1000.0 * max(started - spawned for spawned, started in first.values()),
+        "rescale_spawned": 1000.0 * (max(spawned for spawned, _started in added.values()) - edited),
+        "rescale_started": 1000.0 * (max(started for _spawned, started in added.values()) - edited),
+    }
+
+
 def _guarded(
-    results: Results, peer: TaskqPeer, log: Callable[[str], None], key: str, label: str, measure: Callable[[], None]
+    results: Results,
+    peer: TaskqPeer,
+    log: Callable[[str], None],
+    figures: list[tuple[str, str]],
+    measure: Callable[[], None],
 ) -> None:
-    """One figure's measurement; a failure is recorded as the figure's skip reason, not the suite's end."""
+    """One measurement of some (key, label) figures; a failure is recorded as their skip reason, not the
+    suite's end."""
     try:
         measure()
     except Exception as error:
         reason = f"{type(error).__name__}: {error}".splitlines()[0][:200]
-        log(f"{key}: FAILED, {reason}")
-        results.skip(key, label, f"failed: {reason}")
+        log(f"{figures[0][0]}: FAILED, {reason}")
+        for key, label in figures:
+            results.skip(key, label, f"failed: {reason}")
     finally:
         peer.teardown()
 
@@ -108,12 +193,17 @@ def run(results: Results, sizes: Sizes, workdir: Path, log: Callable[[str], None
             peer.setup(workdir, url)
             results.add(key, label, unit, measure())
 
-        _guarded(results, peer, log, key, label, step)
+        _guarded(results, peer, log, [(key, label)], step)
+
+    iterations = calibrate_burn()
+    results.meta["cpu_task"] = {"milliseconds": CPU_TASK_MS, "iterations": iterations}
+    results.meta["load_average_at_cpu_drains"] = []
+    log(f"pool: a CPU-bound task is burn({iterations:,}), ~{CPU_TASK_MS:.0f} ms of CPU")
 
     for rep in range(sizes.runs):
         log(f"pool, run {rep + 1}/{sizes.runs}")
         for workers in WORKER_COUNTS:
-            after = _record_rss(results, "") if workers == DRAIN_WORKERS else None
+            after = _record_memory(results, "") if workers == DRAIN_WORKERS else None
             guarded(
                 f"pool.drain_{workers}",
                 f"taskq drain {n:,} no-ops, {workers} worker(s)",
@@ -127,6 +217,18 @@ def run(results: Results, sizes: Sizes, workdir: Path, log: Callable[[str], None
             lambda: measure_drain(peer, n, DRAIN_WORKERS, worker_log),
             url=big_url,
         )
+        for workers in CPU_WORKER_COUNTS:
+            results.meta["load_average_at_cpu_drains"].append(os.getloadavg())
+            label = f"taskq drain {sizes.cpu_tasks:,} CPU-bound tasks (~{CPU_TASK_MS:.0f} ms), {workers} worker(s)"
+            figures = [(f"pool.cpu_{workers}", label), (f"pool.cpu_{workers}_up", f"{label}, workers up")]
+
+            def cpu_drain(w: int = workers, figures: list[tuple[str, str]] = figures) -> None:
+                peer.setup(workdir)
+                rate = _drain_named(peer, CPU_TASK, sizes.cpu_tasks, [iterations], w, worker_log)
+                results.add(*figures[0], "tasks/s", rate)
+                results.add(*figures[1], "tasks/s", sizes.cpu_tasks / peer.work_span(CPU_TASK))
+
+            _guarded(results, peer, log, figures, cpu_drain)
         guarded(
             "pool.progress_2",
             f"taskq drain {sizes.progress_tasks:,} tasks x 100 progress calls, 2 workers",
@@ -148,13 +250,29 @@ def run(results: Results, sizes: Sizes, workdir: Path, log: Callable[[str], None
             results.add("pool.latency_p50", "taskq idle pickup latency p50, 2 workers", "ms", p50)
             results.add("pool.latency_p95", "taskq idle pickup latency p95, 2 workers", "ms", p95)
 
-        _guarded(results, peer, log, "pool.latency_p50", "taskq idle pickup latency p50, 2 workers", latency)
+        _guarded(
+            results,
+            peer,
+            log,
+            [
+                ("pool.latency_p50", "taskq idle pickup latency p50, 2 workers"),
+                ("pool.latency_p95", "taskq idle pickup latency p95, 2 workers"),
+            ],
+            latency,
+        )
         guarded(
             "pool.idle_cpu",
             f"taskq idle CPU, {IDLE_WORKERS}-worker pool over {sizes.idle_seconds:.0f} s",
             "% core",
             lambda: _idle_cpu_percent(peer, sizes.idle_seconds, worker_log),
         )
+
+        def start_and_rescale() -> None:
+            peer.setup(workdir)
+            for name, value in _start_and_rescale(peer, workdir).items():
+                results.add(*START_FIGURES[name], "ms", value)
+
+        _guarded(results, peer, log, list(START_FIGURES.values()), start_and_rescale)
 
     if sizes.soak:
         log(f"pool: soak of {sizes.soak:,} no-ops for memory")
@@ -163,7 +281,7 @@ def run(results: Results, sizes: Sizes, workdir: Path, log: Callable[[str], None
             f"pool.soak_{sizes.soak}",
             f"taskq drain {sizes.soak:,} no-ops, 2 workers (soak)",
             "tasks/s",
-            lambda: measure_drain(peer, sizes.soak, DRAIN_WORKERS, worker_log, _record_rss(results, tag)),
+            lambda: measure_drain(peer, sizes.soak, DRAIN_WORKERS, worker_log, _record_memory(results, tag)),
         )
     results.meta["pool_worker_log_tail"] = worker_log.read_text()[-2000:] if worker_log.exists() else ""
 
@@ -178,4 +296,16 @@ def run(results: Results, sizes: Sizes, workdir: Path, log: Callable[[str], None
         "pool.ratio.drain_flat", "taskq drain: finished rows / empty table", "pool.drain_2_finished", "pool.drain_2"
     )
     results.ratio("pool.ratio.scale_2", "taskq drain 2 workers / 1 worker", "pool.drain_2", "pool.drain_1")
+    results.ratio(
+        "pool.ratio.cpu_scale_2",
+        "taskq CPU-bound drain 2 workers / 1 worker",
+        "pool.cpu_2",
+        "pool.cpu_1",
+    )
+    results.ratio(
+        "pool.ratio.cpu_scale_2_up",
+        "taskq CPU-bound drain 2 workers / 1 worker, workers up (first start -> last finish)",
+        "pool.cpu_2_up",
+        "pool.cpu_1_up",
+    )
     results.ratio("pool.ratio.scale_4", "taskq drain 4 workers / 1 worker", "pool.drain_4", "pool.drain_1")

@@ -50,3 +50,35 @@ def test_ratios_pair_samples_and_table_marks_skips() -> None:
     assert results.figures["ratio"].median == 0.25
     text = table(results, printer=lambda _line: None)
     assert "SKIPPED: not installed" in text
+
+
+def test_targets_table_judges_medians_and_names_what_was_not_measured() -> None:
+    from bench.targets import ISSUE_11, targets_table
+
+    results = Results()
+    results.meta["sizes"] = {"drain": 2_000}
+    for taskq_rate, huey_rate in ((9_000.0, 4_000.0), (8_000.0, 4_000.0), (10_000.0, 4_000.0)):
+        results.add("pool.drain_2", "taskq drain", "tasks/s", taskq_rate)
+        results.add("peer.huey.drain_2", "Huey drain", "tasks/s", huey_rate)
+        results.add("pool.pss_total", "PSS", "MB", 120.0)
+    results.ratio("compare.drain_vs_huey", "taskq / Huey", "pool.drain_2", "peer.huey.drain_2")
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in targets_table(results).splitlines()[2:]}
+    assert len(rows) == len(ISSUE_11)
+    drain = next(line for what, line in rows.items() if what.startswith("drain 10,000"))
+    assert "2.25x (2.00-2.50, n=3): 9,000/s vs 4,000/s" in drain
+    assert drain.endswith("| met (at drain=2,000) |")
+    pss = next(line for what, line in rows.items() if "PSS" in what)
+    assert pss.endswith("| **not met** |")
+    enqueue = next(line for what, line in rows.items() if what.startswith("single enqueue"))
+    assert "not measured: its group was not run" in enqueue
+
+
+def test_calibrated_cpu_task_is_about_the_asked_length() -> None:
+    import time
+
+    from bench.tasks import burn, calibrate_burn
+
+    iterations = calibrate_burn(milliseconds=2.0, probe=50_000, tries=3)
+    started = time.process_time()
+    burn(iterations * 10)
+    assert 0.005 < time.process_time() - started < 0.08  # ~20 ms of CPU, with room for a noisy machine

@@ -31,6 +31,9 @@ class Peer:
     max_enqueue = 2_000
     max_drain: int | None = None
     max_latency_samples: int | None = None
+    # The taskq dialect whose enqueue is measured next to this peer's, in the same repetition, the same
+    # process, with the same count and the same function (issue 11 compares the two one to one).
+    counterpart: str | None = None
 
     def missing(self) -> str | None:
         """None when the peer can run here, else why not (a missing package or service)."""
@@ -42,6 +45,10 @@ class Peer:
 
     def teardown(self) -> None:
         """After one measurement."""
+
+    def storage_settings(self) -> dict[str, object]:
+        """Settings of the peer's store that bear on speed (e.g. SQLite pragmas), read back from it."""
+        return {}
 
     def close(self) -> None:
         """After the peer's last measurement of the run."""
@@ -76,6 +83,9 @@ def _stop_all(workers: list[subprocess.Popen]) -> None:
 
 
 def measure_enqueue(peer: Peer, count: int) -> float:
+    """Tasks/s of `count` enqueues one at a time, in this process. One untimed enqueue first for every
+    peer alike (connection open, statements prepared), as in an application that is already running."""
+    peer.enqueue_noops(1)
     started = time.perf_counter()
     peer.enqueue_noops(count)
     return count / (time.perf_counter() - started)
@@ -143,6 +153,13 @@ def run(name: str, results: Results, sizes: Sizes, workdir: Path, log: Callable[
         "p50": (f"peer.{name}.latency_p50", f"{peer.label} idle pickup latency p50 ({samples}){suffix}", "ms"),
         "p95": (f"peer.{name}.latency_p95", f"{peer.label} idle pickup latency p95 ({samples}){suffix}", "ms"),
     }
+    counterpart = load("taskq" if peer.counterpart == "sqlite" else "taskq_pg") if peer.counterpart else None
+    if counterpart is not None:
+        keys["taskq_enqueue"] = (
+            f"peer.{name}.taskq_enqueue_single",
+            f"{counterpart.label} enqueue (one at a time), next to {peer.label}",
+            "tasks/s",
+        )
     missing = peer.missing()
     if missing:
         log(f"{name}: SKIPPED, {missing}")
@@ -153,7 +170,8 @@ def run(name: str, results: Results, sizes: Sizes, workdir: Path, log: Callable[
     try:
         for rep in range(sizes.runs):
             log(f"{name}, run {rep + 1}/{sizes.runs}")
-            _one_run(peer, results, keys, workdir, worker_log, enqueues, drain, samples)
+            _enqueues(peer, counterpart, rep, results, keys, workdir, enqueues)
+            _one_run(peer, results, keys, workdir, worker_log, drain, samples)
     except Exception as error:
         reason = f"{type(error).__name__}: {error}".splitlines()[0][:200]
         log(f"{name}: FAILED, {reason} (worker log: {worker_log})")
@@ -165,14 +183,31 @@ def run(name: str, results: Results, sizes: Sizes, workdir: Path, log: Callable[
     finally:
         peer.teardown()
         peer.close()
+        if counterpart is not None:
+            counterpart.teardown()
+
+
+def _enqueues(
+    peer: Peer, counterpart: Peer | None, rep: int, results: Results, keys: dict, workdir: Path, count: int
+) -> None:
+    """The peer's enqueue figure and, right next to it, its taskq counterpart's; who goes first alternates
+    by repetition so that neither always gets the cooler machine."""
+    order = [(peer, keys["enqueue"])]
+    if counterpart is not None:
+        order.append((counterpart, keys["taskq_enqueue"]))
+    if rep % 2:
+        order.reverse()
+    for who, key in order:
+        who.setup(workdir)
+        if rep == 0:
+            results.meta.setdefault("storage_settings", {})[who.name] = who.storage_settings()
+        results.add(*key, measure_enqueue(who, count))
+        who.teardown()
 
 
 def _one_run(
-    peer: Peer, results: Results, keys: dict, workdir: Path, worker_log: Path, enqueues: int, drain: int, samples: int
+    peer: Peer, results: Results, keys: dict, workdir: Path, worker_log: Path, drain: int, samples: int
 ) -> None:
-    peer.setup(workdir)
-    results.add(*keys["enqueue"], measure_enqueue(peer, enqueues))
-    peer.teardown()
     peer.setup(workdir)
     results.add(*keys["drain"], measure_drain(peer, drain, DRAIN_WORKERS, worker_log))
     peer.teardown()

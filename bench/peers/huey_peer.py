@@ -16,6 +16,7 @@ from bench.peers import Peer
 class HueyPeer(Peer):
     name = "huey"
     label = "Huey (SqliteHuey)"
+    counterpart = "sqlite"
 
     def missing(self) -> str | None:
         return None if importlib.util.find_spec("huey") else "huey is not installed (see bench/requirements.txt)"
@@ -27,6 +28,9 @@ class HueyPeer(Peer):
 
         self.app = huey_app
         self.app.huey.flush()
+
+    def storage_settings(self) -> dict[str, object]:
+        return self.app.storage_pragmas(self.app.huey.storage.conn)
 
     def enqueue_noops(self, count: int) -> None:
         for _ in range(count):

@@ -9,13 +9,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 import bench.tasks  # noqa: F401  (as an app would: @task defaults such as then= apply at enqueue)
 import taskq
 from bench import dbs, procs
 from bench.ceilings import BATCH_SIZE
 from bench.peers import Peer
+from taskq.schema import tasks
 
 NOOP = "bench.tasks.noop"
 SETTINGS = """# written by the benchmark: taskq's defaults, plus the benchmark's task module
@@ -60,6 +61,19 @@ class TaskqPeer(Peer):
                 self._schema.__exit__(None, None, None)
             self._schema = None
 
+    def storage_settings(self) -> dict[str, object]:
+        if self.dialect != "sqlite":
+            return {}
+
+        def pragmas(connection: Any) -> dict[str, object]:
+            read = connection.exec_driver_sql
+            return {
+                "journal_mode": read("PRAGMA journal_mode").scalar(),
+                "synchronous": read("PRAGMA synchronous").scalar(),
+            }
+
+        return self.store.read(pragmas)
+
     def enqueue_noops(self, count: int) -> None:
         for _ in range(count):
             self.store.enqueue(NOOP)
@@ -68,24 +82,25 @@ class TaskqPeer(Peer):
         for start in range(0, count, BATCH_SIZE):
             size = min(BATCH_SIZE, count - start)
             self.store.enqueue_many([taskq.TaskRequest(name, list(args)) for _ in range(size)])
+        if self.dialect == "postgresql":
+            # Planner statistics, as a database in use has them: each measurement starts from a new
+            # schema or a truncated table that PostgreSQL believes empty, and a plan made for an empty
+            # table slowed procrastinate's 10,000-job drain from ~210/s to ~130/s. Both peers get it.
+            with self.store.engine.begin() as connection:
+                connection.exec_driver_sql("ANALYZE tasks")
 
     def prefill_noops(self, count: int) -> None:
         self.prefill(NOOP, count)
 
     def start_workers(self, workers: int, log: Path) -> list[subprocess.Popen]:
-        arguments = [
-            "-m",
-            "taskq",
-            "worker",
-            "--settings",
-            str(self.settings),
-            "--db",
-            self.url,
-            "--workers",
-            str(workers),
-            *self.worker_options,
-        ]
-        return [procs.start(arguments, log)]
+        return [self.start_pool(log, self.settings, workers)]
+
+    def start_pool(self, log: Path, settings: Path, workers: int | None = None) -> subprocess.Popen:
+        """The supervisor; without `workers`, the settings file decides how many (and may change it live)."""
+        arguments = ["-m", "taskq", "worker", "--settings", str(settings), "--db", self.url]
+        if workers is not None:
+            arguments += ["--workers", str(workers)]
+        return procs.start([*arguments, *self.worker_options], log)
 
     def count(self, status: str, name: str | None = None) -> int:
         query = "SELECT count(*) FROM tasks WHERE status = :status AND id >= :first"
@@ -93,6 +108,15 @@ class TaskqPeer(Peer):
             query += " AND name = :name"
         params = {"status": status, "first": self.first_id, "name": name}
         return self.store.read(lambda c: c.execute(text(query), params).scalar())
+
+    def work_span(self, name: str) -> float:
+        """Seconds from the first task named `name` starting to the last one finishing, from the rows'
+        started_at / finished_at: the drain once workers are up, without the pool's start-up."""
+        query = select(func.min(tasks.c.started_at), func.max(tasks.c.finished_at)).where(
+            tasks.c.name == name, tasks.c.id >= self.first_id
+        )
+        first, last = self.store.read(lambda c: c.execute(query).one())
+        return (last - first).total_seconds()
 
     def finished(self) -> int:
         return self.count("completed")

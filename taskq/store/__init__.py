@@ -4,6 +4,7 @@
 from taskq.store.base import DEFAULT_LEASE_SECONDS, DefaultsLookup, StoreBase, TaskDefaults
 from taskq.store.enqueue import EnqueueOps
 from taskq.store.lookup import LookupOps
+from taskq.store.metrics import MetricsOps
 from taskq.store.outcomes import OutcomeOps
 from taskq.store.queries import QueryOps
 from taskq.store.schedules import ScheduleOps
@@ -11,7 +12,7 @@ from taskq.store.workers import WorkerOps
 from taskq.store.workflow import WorkflowOps
 
 
-class Store(EnqueueOps, OutcomeOps, WorkflowOps, QueryOps, WorkerOps, LookupOps, ScheduleOps, StoreBase):
+class Store(EnqueueOps, OutcomeOps, WorkflowOps, QueryOps, MetricsOps, WorkerOps, LookupOps, ScheduleOps, StoreBase):
     """Every named operation on the tasks table; see each mixin for its topic."""
 
 

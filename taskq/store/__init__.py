@@ -7,12 +7,23 @@ from taskq.store.lookup import LookupOps
 from taskq.store.metrics import MetricsOps
 from taskq.store.outcomes import OutcomeOps
 from taskq.store.queries import QueryOps
-from taskq.store.schedules import ScheduleOps
+from taskq.store.schedules import ScheduleOps, ScheduleViewOps
 from taskq.store.workers import WorkerOps
 from taskq.store.workflow import WorkflowOps
 
 
-class Store(EnqueueOps, OutcomeOps, WorkflowOps, QueryOps, MetricsOps, WorkerOps, LookupOps, ScheduleOps, StoreBase):
+class Store(
+    EnqueueOps,
+    OutcomeOps,
+    WorkflowOps,
+    QueryOps,
+    MetricsOps,
+    WorkerOps,
+    LookupOps,
+    ScheduleOps,
+    ScheduleViewOps,
+    StoreBase,
+):
     """Every named operation on the tasks table; see each mixin for its topic."""
 
 

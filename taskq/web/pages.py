@@ -92,6 +92,8 @@ async def index(_request: Request) -> HTMLResponse:
 <label>error <input name="error" type="search" placeholder="text in the error"></label>
 <label>arguments <input name="args" type="search" placeholder="text in args or kwargs"></label>
 <label class="jump">id <input name="id" type="search" inputmode="numeric" placeholder="go to id"></label>
+<label>rows <select name="limit"><option value="">50</option><option value="100">100</option>
+<option value="500">500</option></select></label>
 <datalist id="known-names"></datalist>
 </form>
 <div id="bulk">

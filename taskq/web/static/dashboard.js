@@ -317,7 +317,7 @@ function listView() {
   function filters() {
     const query = new URLSearchParams();
     for (const field of form.elements) {
-      if (!field.name || field.name === "id" || !field.value.trim()) continue;
+      if (!field.name || field.name === "id" || field.name === "limit" || !field.value.trim()) continue;
       query.set(field.name === "name" ? "name_contains" : field.name, field.value.trim());
     }
     return query;
@@ -428,7 +428,7 @@ function listView() {
   let facetsAt = 0;
   return async () => {
     const query = filters();
-    query.set("limit", String(PAGE_SIZE));
+    query.set("limit", form.elements.limit.value || String(PAGE_SIZE));
     for (const [key, value] of Object.entries(cursor)) query.set(key, value);
     const wantFacets = Date.now() - facetsAt > 30000;
     if (wantFacets) facetsAt = Date.now();

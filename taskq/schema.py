@@ -192,21 +192,35 @@ Index(
     postgresql_where=DEDUP_KEY_SET,
 )
 
+# Upper bounds of the runtime histogram buckets, in seconds (Prometheus-style); column runtime_b<i> counts
+# the runs in bucket i, and one more bucket (runtime_b<len>) the runs above every bound. Columns rather
+# than a JSON list so that SQL can sum a window's histograms.
+RUNTIME_BOUNDS_SECONDS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+)  # fmt: skip
+RUNTIME_BUCKET_COLUMNS = tuple(f"runtime_b{i}" for i in range(len(RUNTIME_BOUNDS_SECONDS) + 1))
+
+
+def _tally_columns(kind: Any) -> list[Column[Any]]:
+    return [
+        Column("completed", kind, nullable=False, server_default="0"),
+        Column("failed", kind, nullable=False, server_default="0"),
+        Column("cancelled", kind, nullable=False, server_default="0"),
+        Column("runtime_count", kind, nullable=False, server_default="0"),
+        Column("runtime_sum", Float, nullable=False, server_default="0"),
+        *(Column(name, kind, nullable=False, server_default="0") for name in RUNTIME_BUCKET_COLUMNS),
+    ]
+
+
 # Finished tasks per minute, queue and task name: the charts read these instead of scanning history.
-# Written by the StatsRollup duty (taskq/maintenance.py) off the hot path; runtime_buckets holds counts
-# per bound of taskq.store.metrics.RUNTIME_BOUNDS_SECONDS (last entry: above every bound).
+# Written by the StatsRollup duty (taskq/maintenance.py) off the hot path.
 task_minutes = Table(
     "task_minutes",
     metadata,
     Column("minute", UtcDateTime, primary_key=True),
     Column("queue", String(100), primary_key=True),
     Column("name", String(200), primary_key=True),
-    Column("completed", Integer, nullable=False, server_default="0"),
-    Column("failed", Integer, nullable=False, server_default="0"),
-    Column("cancelled", Integer, nullable=False, server_default="0"),
-    Column("runtime_count", Integer, nullable=False, server_default="0"),
-    Column("runtime_sum", Float, nullable=False, server_default="0"),
-    Column("runtime_buckets", JSON, nullable=False),
+    *_tally_columns(Integer),
 )
 # The same, summed over all time: monotonic counters and histograms for /metrics.
 task_totals = Table(
@@ -214,12 +228,7 @@ task_totals = Table(
     metadata,
     Column("queue", String(100), primary_key=True),
     Column("name", String(200), primary_key=True),
-    Column("completed", BigInteger, nullable=False, server_default="0"),
-    Column("failed", BigInteger, nullable=False, server_default="0"),
-    Column("cancelled", BigInteger, nullable=False, server_default="0"),
-    Column("runtime_count", BigInteger, nullable=False, server_default="0"),
-    Column("runtime_sum", Float, nullable=False, server_default="0"),
-    Column("runtime_buckets", JSON, nullable=False),
+    *_tally_columns(BigInteger),
 )
 # Finished rows present in `tasks` with finished_at <= the rollup watermark, per queue and status: stats()
 # adds the few rows finished since, and the active rows, instead of counting a million finished ones.

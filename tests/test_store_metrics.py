@@ -63,8 +63,8 @@ def test_rollup_skips_rows_too_recent_and_charts_still_see_them(store: Store) ->
     now = utc_now()
     finish(store, "a.job", "completed", now=now - timedelta(seconds=ROLLUP_LAG_SECONDS / 2))
     assert store.rollup(now=now) == 0  # could still be joined by a transaction committing an older finished_at
-    tallies = store.minute_tallies(since=now - timedelta(hours=1))
-    assert sum(t.completed for t in tallies.values()) == 1  # read live from the table meanwhile
+    window = store.chart_window(since=now - timedelta(hours=1))
+    assert sum(done for done, _failed in window.finished.values()) == 1  # read live from the table meanwhile
     totals = store.all_time_totals()
     assert totals[("default", "a.job")].completed == 1
 
@@ -80,8 +80,9 @@ def test_rollup_in_chunks_matches_one_pass_and_histograms_runtimes(store: Store)
     while chunk := store.rollup(now=now, chunk_rows=3):
         folded.append(chunk)
     assert sum(folded) == 7 and len(folded) >= 3
-    tallies = store.minute_tallies(since=base - timedelta(minutes=1))
-    assert len(tallies) == 7
+    window = store.chart_window(since=base - timedelta(minutes=1))
+    assert len(window.finished) == 7 and sum(sum(counts) for counts in window.finished.values()) == 7
+    assert sum(window.runtimes["a.job"]) == 3  # completed and failed runs both have a runtime
     total = store.all_time_totals()
     assert sum(t.completed + t.failed for t in total.values()) == 7
     a = total[("default", "a.job")]

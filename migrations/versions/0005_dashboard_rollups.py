@@ -34,7 +34,8 @@ def upgrade() -> None:
             sa.Column("cancelled", big, nullable=False, server_default="0"),
             sa.Column("runtime_count", big, nullable=False, server_default="0"),
             sa.Column("runtime_sum", sa.Float, nullable=False, server_default="0"),
-            sa.Column("runtime_buckets", sa.JSON, nullable=False),
+            # one per histogram bucket: 18 bounds (taskq.schema.RUNTIME_BOUNDS_SECONDS) and the rest above them
+            *(sa.Column(f"runtime_b{i}", big, nullable=False, server_default="0") for i in range(19)),
         ]
 
     op.create_table(

@@ -25,13 +25,19 @@ from sqlalchemy import Connection, Row, and_, bindparam, case, delete, func, ins
 
 from taskq.clock import as_utc
 from taskq.model import Status
-from taskq.schema import UtcDateTime, queue_samples, rollup_state, task_counts, task_minutes, task_totals, tasks
+from taskq.schema import (
+    RUNTIME_BOUNDS_SECONDS,
+    RUNTIME_BUCKET_COLUMNS,
+    UtcDateTime,
+    queue_samples,
+    rollup_state,
+    task_counts,
+    task_minutes,
+    task_totals,
+    tasks,
+)
 from taskq.store.base import _ACTIVE, _TERMINAL, COMPLETED, FAILED, PENDING, RUNNING, StoreBase, _status_is
 
-# Upper bounds of the runtime histogram buckets, in seconds (Prometheus-style; one more bucket holds the rest).
-RUNTIME_BOUNDS_SECONDS: tuple[float, ...] = (
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
-)  # fmt: skip
 ROLLUP_LAG_SECONDS = 10.0  # rows finished this recently stay live: a transaction may still commit an older finished_at
 ROLLUP_CHUNK_ROWS = 20_000  # finished rows per rollup transaction (~tens of ms of write lock on SQLite)
 HISTORY_DAYS = 8  # per-minute buckets and queue samples kept (charts show up to a day)
@@ -91,15 +97,18 @@ class Tally:
             self.runtime_buckets[runtime_bucket(seconds)] += 1
 
     def merge(self, other: Tally | Mapping[str, Any]) -> None:
-        get = other.get if isinstance(other, Mapping) else other.__dict__.get
+        get = other.get if isinstance(other, Mapping) else other.__dict__.get  # a row, or another Tally
         self.completed += int(get("completed") or 0)
         self.failed += int(get("failed") or 0)
         self.cancelled += int(get("cancelled") or 0)
         self.runtime_count += int(get("runtime_count") or 0)
         self.runtime_sum += float(get("runtime_sum") or 0.0)
-        for index, count in enumerate(get("runtime_buckets") or []):
-            if index < len(self.runtime_buckets):
-                self.runtime_buckets[index] += int(count)
+        if isinstance(other, Tally):
+            buckets = other.runtime_buckets
+        else:
+            buckets = [int(other.get(name) or 0) for name in RUNTIME_BUCKET_COLUMNS]
+        for index, count in enumerate(buckets):
+            self.runtime_buckets[index] += count
 
     def values(self) -> dict[str, Any]:
         return {
@@ -108,8 +117,14 @@ class Tally:
             "cancelled": self.cancelled,
             "runtime_count": self.runtime_count,
             "runtime_sum": self.runtime_sum,
-            "runtime_buckets": list(self.runtime_buckets),
+            **dict(zip(RUNTIME_BUCKET_COLUMNS, self.runtime_buckets, strict=True)),
         }
+
+
+@dataclass
+class ChartWindow:
+    finished: dict[datetime, list[int]] = field(default_factory=dict)  # minute -> [completed, failed]
+    runtimes: dict[str, list[int]] = field(default_factory=dict)  # task name -> histogram bucket counts
 
 
 @dataclass(frozen=True)
@@ -243,7 +258,7 @@ class MetricsOps(StoreBase):
 
     def known_queues(self) -> list[str]:
         """Queues with active rows or rolled-up history (for the dashboard's queue picker)."""
-        active = select(tasks.c.queue).where(_status_is(*_ACTIVE)).distinct()
+        active = select(tasks.c.queue).where(_status_is(*_ACTIVE)).group_by(tasks.c.status, tasks.c.queue)
         rolled = select(task_totals.c.queue).distinct()
         return sorted({row[0] for row in self.read(lambda conn: conn.execute(union_all(active, rolled)).all())})
 
@@ -256,7 +271,8 @@ class MetricsOps(StoreBase):
                 return None
             parts = union_all(
                 select(task_totals.c.name).distinct(),
-                select(tasks.c.name).where(_status_is(*_ACTIVE)).distinct(),
+                # (status, name), not name alone: DISTINCT name would walk all of ix_tasks_name_id on SQLite
+                select(tasks.c.name).where(_status_is(*_ACTIVE)).group_by(tasks.c.status, tasks.c.name),
                 select(tasks.c.name).where(_status_is(*_TERMINAL), tasks.c.finished_at > _watermark_or_epoch()),
             )
             return sorted({row[0] for row in conn.execute(parts).all()})
@@ -412,27 +428,43 @@ class MetricsOps(StoreBase):
         after = state.watermark if since is None or (state.watermark and state.watermark > since) else since
         return list(conn.execute(_finished_rows_query(after, None, None)).all())
 
-    def minute_tallies(
-        self, *, since: datetime, queue: str | None = None, name: str | None = None
-    ) -> dict[tuple[datetime, str, str], Tally]:
-        """{(minute, queue, name): Tally} for minutes from `since` on, the live tail included."""
-        query = select(task_minutes).where(task_minutes.c.minute >= minute_of(since))
+    def chart_window(self, *, since: datetime, queue: str | None = None, name: str | None = None) -> ChartWindow:
+        """Finished tasks per minute and runtime histograms per task name from `since` on, summed in SQL
+        over the per-minute rollups (bounded by the window, not the table), plus the live tail."""
+        conditions = [task_minutes.c.minute >= minute_of(since)]
         if queue is not None:
-            query = query.where(task_minutes.c.queue == queue)
+            conditions.append(task_minutes.c.queue == queue)
         if name is not None:
-            query = query.where(task_minutes.c.name == name)
+            conditions.append(task_minutes.c.name == name)
+        per_minute = (
+            select(task_minutes.c.minute, func.sum(task_minutes.c.completed), func.sum(task_minutes.c.failed))
+            .where(*conditions)
+            .group_by(task_minutes.c.minute)
+        )
+        per_name = (
+            select(task_minutes.c.name, *(func.sum(task_minutes.c[column]) for column in RUNTIME_BUCKET_COLUMNS))
+            .where(*conditions)
+            .group_by(task_minutes.c.name)
+        )
 
-        def work(conn: Connection) -> tuple[list[Any], list[Row[Any]]]:
-            return list(conn.execute(query).mappings().all()), self._live_tail(conn, since)
+        def work(conn: Connection) -> tuple[list[Row[Any]], list[Row[Any]], list[Row[Any]]]:
+            return conn.execute(per_minute).all(), conn.execute(per_name).all(), self._live_tail(conn, since)
 
-        stored, tail = self.read(work)
-        result: dict[tuple[datetime, str, str], Tally] = {}
-        for row in stored:
-            result.setdefault((_as_time(row["minute"]), row["queue"], row["name"]), Tally()).merge(row)
+        minutes_rows, name_rows, tail = self.read(work)
+        window = ChartWindow()
+        for minute, completed, failed in minutes_rows:
+            window.finished[_as_time(minute)] = [int(completed or 0), int(failed or 0)]
+        for row in name_rows:
+            window.runtimes[row[0]] = [int(count or 0) for count in row[1:]]
         tail = [r for r in tail if (queue is None or r.queue == queue) and (name is None or r.name == name)]
-        for key, tally in _tally(tail)[0].items():
-            result.setdefault(key, Tally()).merge(tally)
-        return result
+        for (minute, _queue, task_name), tally in _tally(tail)[0].items():
+            counts = window.finished.setdefault(minute, [0, 0])
+            counts[0] += tally.completed
+            counts[1] += tally.failed
+            buckets = window.runtimes.setdefault(task_name, [0] * len(RUNTIME_BUCKET_COLUMNS))
+            for index, count in enumerate(tally.runtime_buckets):
+                buckets[index] += count
+        return window
 
     def queue_history(self, *, since: datetime, queue: str | None = None) -> list[dict[str, Any]]:
         query = select(queue_samples).where(queue_samples.c.minute >= minute_of(since)).order_by(queue_samples.c.minute)
@@ -529,4 +561,4 @@ def _add_counts(conn: Connection, counts: Mapping[tuple[str, str], int]) -> None
             conn.execute(insert(task_counts).values(queue=queue, status=status, n=n))
 
 
-__all__ = ["RUNTIME_BOUNDS_SECONDS", "MetricsOps", "QueueDepth", "RollupState", "Tally", "percentile"]
+__all__ = ["RUNTIME_BOUNDS_SECONDS", "ChartWindow", "MetricsOps", "QueueDepth", "RollupState", "Tally", "percentile"]

@@ -342,20 +342,17 @@ async def charts(request: Request) -> JSONResponse:
     start = datetime.fromtimestamp((now - length).timestamp() // step_seconds * step_seconds, tz=timezone.utc)
     slots = int((now - start) / step) + 1
     store = _store(request)
-    tallies = await run_in_threadpool(lambda: store.minute_tallies(since=start, queue=queue, name=name))
+    window_data = await run_in_threadpool(lambda: store.chart_window(since=start, queue=queue, name=name))
     samples = await run_in_threadpool(lambda: store.queue_history(since=start, queue=queue))
 
     def slot(moment: datetime) -> int:
         return min(slots - 1, max(0, int((moment - start) / step)))
 
     completed, failed = [0] * slots, [0] * slots
-    by_name: dict[str, list[int]] = {}
-    for (minute, _queue, task_name), tally in tallies.items():
-        completed[slot(minute)] += tally.completed
-        failed[slot(minute)] += tally.failed
-        merged = by_name.setdefault(task_name, [0] * len(tally.runtime_buckets))
-        for index, count in enumerate(tally.runtime_buckets):
-            merged[index] += count
+    for minute, (done, broke) in window_data.finished.items():
+        completed[slot(minute)] += done
+        failed[slot(minute)] += broke
+    by_name = window_data.runtimes
     latest: dict[tuple[int, str], dict[str, Any]] = {}  # the last sample of each queue in each slot
     for sample in samples:
         latest[(slot(sample["minute"]), sample["queue"])] = sample

@@ -37,8 +37,8 @@ SPREAD_DAYS = 7  # finished_at spread evenly over the week before the last minut
 ACTIVE_ROWS = 1_000  # pending rows beside the finished ones
 CALLS = 200  # per read figure
 HOT_PATH_TASKS = 3_000  # per enqueue / claim+complete sample on SQLite; a third of it on PostgreSQL
-HOT_PATH_RUNS = 5
-CREATE_DEDUP_INDEX = "CREATE INDEX ix_tasks_dedup_key ON tasks (dedup_key, id) WHERE dedup_key IS NOT NULL"
+HOT_PATH_RUNS = 7
+CREATE_DEDUP_INDEX = "CREATE INDEX IF NOT EXISTS ix_tasks_dedup_key ON tasks (dedup_key, id) WHERE dedup_key IS NOT NULL"
 
 
 def log(message: str) -> None:
@@ -174,7 +174,7 @@ def hot_paths(store: Store) -> list[tuple[str, float, float, float]]:
 
     def index(present: bool) -> None:
         with store.engine.connect() as conn:
-            conn.execute(text(CREATE_DEDUP_INDEX if present else "DROP INDEX ix_tasks_dedup_key"))
+            conn.execute(text(CREATE_DEDUP_INDEX if present else "DROP INDEX IF EXISTS ix_tasks_dedup_key"))
             conn.commit()
         with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)" if sqlite else "CHECKPOINT")

@@ -38,7 +38,9 @@ ACTIVE_ROWS = 1_000  # pending rows beside the finished ones
 CALLS = 200  # per read figure
 HOT_PATH_TASKS = 3_000  # per enqueue / claim+complete sample on SQLite; a third of it on PostgreSQL
 HOT_PATH_RUNS = 7
-CREATE_DEDUP_INDEX = "CREATE INDEX IF NOT EXISTS ix_tasks_dedup_key ON tasks (dedup_key, id) WHERE dedup_key IS NOT NULL"
+CREATE_DEDUP_INDEX = (
+    "CREATE INDEX IF NOT EXISTS ix_tasks_dedup_key ON tasks (dedup_key, id) WHERE dedup_key IS NOT NULL"
+)
 
 
 def log(message: str) -> None:

@@ -157,3 +157,19 @@ def test_queue_depths_tell_ready_scheduled_and_retrying_apart(store: Store) -> N
     assert store.sample_queues(now=now) == 1
     assert [s["ready"] for s in store.queue_history(since=now - timedelta(minutes=1))] == [1]
     assert retrying
+
+
+def test_bulk_retry_survives_a_dedup_key_taken_after_its_check(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    now = utc_now()
+    plain = finish(store, "a.job", "failed", now=now)
+    keyed = store.enqueue("a.job", dedup_key="k", max_retries=0, run_after=now - timedelta(seconds=2)).id
+    claimed = store.claim("w", now=now)
+    assert claimed is not None and claimed.id == keyed
+    store.fail(keyed, "x", worker_id="w", now=now)
+    store.enqueue("a.job", dedup_key="k", queue="parked")
+    # As if the competing enqueue committed between the check and the batch's UPDATE:
+    monkeypatch.setattr(Store, "_key_taken", lambda self, conn, key: False)
+    result = store.bulk_retry(ids=[plain, keyed], now=now)
+    assert (result.changed, result.skipped) == (1, 1)
+    assert store.require(plain).status is Status.PENDING and store.require(keyed).status is Status.FAILED
+    assert store.stats() == table_counts(store)

@@ -136,7 +136,14 @@ class QueryOps(MetricsOps):
                     self.dialect.notify_new_tasks(conn)
                 return len(free), len(rows) - len(free)
 
-            done, _taken = self.write(work)
+            try:
+                done, _taken = self.write(work)
+            except DBAPIError as error:
+                if "unique" not in str(error.orig).lower():
+                    raise
+                # An enqueue took one of these dedup keys between the check and the update: the batch
+                # rolled back whole, so go through it one task at a time and skip the one that clashes.
+                done = sum(self._retry_if_free(task_id, now) for task_id in batch)
             matched += len(batch)
             changed += done
             skipped += len(batch) - done
@@ -158,6 +165,13 @@ class QueryOps(MetricsOps):
                     continue  # finished (or purged) since the batch was read
                 changed += 1
         return BulkResult(matched, changed, matched - changed)
+
+    def _retry_if_free(self, task_id: int, now: datetime) -> bool:
+        try:
+            self.retry(task_id, now=now)
+        except (InvalidTransition, TaskNotFound):
+            return False
+        return True
 
     def _key_taken(self, conn: Connection, dedup_key: str) -> bool:
         query = select(tasks.c.id).where(tasks.c.dedup_key == dedup_key, _status_is(*_ACTIVE)).limit(1)

@@ -197,7 +197,7 @@ def hot_paths(store: Store) -> list[tuple[str, float, float, float]]:
     return result
 
 
-def measure(dialect: str, url: str, rows: int) -> None:
+def measure(dialect: str, url: str, rows: int, *, hot: bool = True) -> None:
     store = taskq.open_store(url)
     try:
         started = time.perf_counter()
@@ -217,6 +217,8 @@ def measure(dialect: str, url: str, rows: int) -> None:
         print("| read | p50 ms | p95 ms |\n|---|---:|---:|")
         for label, p50, p95 in reads(store, rows):
             print(f"| {label} | {p50:.2f} | {p95:.2f} |", flush=True)
+        if not hot:
+            return
         print(
             f"\n| hot path ({HOT_PATH_RUNS} pairs of samples, ABBA) | without ix_tasks_dedup_key"
             " tasks/s | with it tasks/s | with / without (median of pairs) |\n|---|---:|---:|---:|"
@@ -231,19 +233,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--only", default="sqlite,postgres")
+    parser.add_argument("--no-hot-paths", action="store_true", help="the reads only")
     options = parser.parse_args()
     wanted = options.only.split(",")
     if "sqlite" in wanted:
         with tempfile.TemporaryDirectory() as directory:
             _path, url = dbs.sqlite_taskq_db(Path(directory))
-            measure("sqlite", url, options.rows)
+            measure("sqlite", url, options.rows, hot=not options.no_hot_paths)
     if "postgres" in wanted:
         problem = dbs.postgres_available()
         if problem:
             log(f"postgres skipped: {problem}")
         else:
             with dbs.pg_schema("lookups") as schema:
-                measure("postgres", schema.url, options.rows)
+                measure("postgres", schema.url, options.rows, hot=not options.no_hot_paths)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ search, bulk actions. Every test compares with what the tasks table itself says.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -173,3 +175,24 @@ def test_bulk_retry_survives_a_dedup_key_taken_after_its_check(store: Store, mon
     assert (result.changed, result.skipped) == (1, 1)
     assert store.require(plain).status is Status.PENDING and store.require(keyed).status is Status.FAILED
     assert store.stats() == table_counts(store)
+
+
+def test_counts_read_again_when_a_rollup_moves_the_watermark_under_them(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = utc_now()
+    for i in range(4):
+        finish(store, "a.job", "completed", now=now - timedelta(minutes=10 - i))
+    assert store.rollup(now=now) == 4
+    real_state = Store._state
+    calls = []
+
+    def stale_once(self: Store, conn: Any, *, lock: bool = False) -> Any:
+        state = real_state(self, conn, lock=lock)
+        calls.append(state)
+        # The first read sees the watermark from before the rollup, as if the rollup committed right after it.
+        return replace(state, watermark=None) if len(calls) == 1 else state
+
+    monkeypatch.setattr(Store, "_state", stale_once)
+    assert store.stats() == table_counts(store)  # not 8 completed: the rows are in task_counts and "recent"
+    assert len(calls) == 2

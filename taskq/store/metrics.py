@@ -40,6 +40,7 @@ from taskq.store.base import _ACTIVE, _TERMINAL, COMPLETED, FAILED, PENDING, RUN
 
 ROLLUP_LAG_SECONDS = 10.0  # rows finished this recently stay live: a transaction may still commit an older finished_at
 ROLLUP_CHUNK_ROWS = 20_000  # finished rows per rollup transaction (~tens of ms of write lock on SQLite)
+COUNT_ATTEMPTS = 3  # reads of the counts raced by a rollup before counting the table itself
 HISTORY_DAYS = 8  # per-minute buckets and queue samples kept (charts show up to a day)
 _STATE_ID = 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)  # "before everything", for a watermark never set
@@ -173,17 +174,15 @@ def _finished_rows_query(after: datetime | None, until: datetime | None, limit: 
     return query if limit is None else query.limit(limit)
 
 
-def _watermark_or_epoch() -> Any:
-    watermark = select(rollup_state.c.watermark).where(rollup_state.c.id == _STATE_ID).scalar_subquery()
-    return func.coalesce(watermark, bindparam("epoch", _EPOCH, type_=UtcDateTime))
-
-
 class MetricsOps(StoreBase):
     # -- status counts -------------------------------------------------------------------------------
 
-    def _counts_query(self) -> Any:
-        """(queue, status, n) rows whose sums per key are the exact counts, in one statement so that it
-        reads one snapshot on PostgreSQL (a rollup committing between two statements would count rows twice)."""
+    def _counts_query(self, watermark: datetime | None) -> Any:
+        """(queue, status, n, w) rows whose sums per key are the exact counts if `w`, the watermark in the
+        statement's own snapshot, is the `watermark` the statement was built with. The watermark goes in
+        as a value, not a subquery: PostgreSQL plans `finished_at > <subquery>` with a default guess of a
+        third of the rows and scans them all, but uses ix_tasks_finished for a known value."""
+        since = bindparam("since", watermark or _EPOCH, type_=UtcDateTime)
         active = (
             select(tasks.c.queue, tasks.c.status, func.count().label("n"))
             .where(_status_is(*_ACTIVE))
@@ -191,25 +190,32 @@ class MetricsOps(StoreBase):
         )
         recent = (
             select(tasks.c.queue, tasks.c.status, func.count().label("n"))
-            .where(_status_is(*_TERMINAL), tasks.c.finished_at > _watermark_or_epoch())
+            .where(_status_is(*_TERMINAL), tasks.c.finished_at > since)
             .group_by(tasks.c.queue, tasks.c.status)
         )
         rolled = select(task_counts.c.queue, task_counts.c.status, task_counts.c.n)
-        return union_all(active, recent, rolled)
+        parts = union_all(active, recent, rolled).subquery()
+        current = select(rollup_state.c.watermark).where(rollup_state.c.id == _STATE_ID).scalar_subquery()
+        return select(parts.c.queue, parts.c.status, parts.c.n, current.label("w"))
 
     def counts_by_queue(self) -> dict[tuple[str, str], int]:
-        """{(queue, status): n} for every status with rows, exact."""
+        """{(queue, status): n} for every status with rows, exact. One statement reads one snapshot (a
+        rollup committing between two statements would move rows from "recent" to task_counts and count
+        them twice); if a rollup moved the watermark after it was read, the statement runs again."""
 
         def work(conn: Connection) -> dict[tuple[str, str], int]:
-            state = self._state(conn)
-            if state.counts_stale:  # a purge left task_counts to be recounted: count the table itself
-                query = select(tasks.c.queue, tasks.c.status, func.count()).group_by(tasks.c.queue, tasks.c.status)
-            else:
-                query = self._counts_query()
-            counts: dict[tuple[str, str], int] = {}
-            for queue, status, n in conn.execute(query).all():
-                counts[(queue, status)] = counts.get((queue, status), 0) + int(n)
-            return counts
+            for _attempt in range(COUNT_ATTEMPTS):
+                state = self._state(conn)
+                if state.counts_stale:  # a purge left task_counts to be recounted: count the table itself
+                    break
+                rows = conn.execute(self._counts_query(state.watermark)).all()
+                if all((None if row.w is None else _as_time(row.w)) == state.watermark for row in rows):
+                    counts: dict[tuple[str, str], int] = {}
+                    for row in rows:
+                        counts[(row.queue, row.status)] = counts.get((row.queue, row.status), 0) + int(row.n)
+                    return counts
+            query = select(tasks.c.queue, tasks.c.status, func.count()).group_by(tasks.c.queue, tasks.c.status)
+            return {(queue, status): int(n) for queue, status, n in conn.execute(query).all()}
 
         return self.read(work)
 
@@ -267,13 +273,15 @@ class MetricsOps(StoreBase):
         since the watermark; None when no rollup ever ran (the names would need a scan of every row)."""
 
         def work(conn: Connection) -> list[str] | None:
-            if self._state(conn).watermark is None:
+            # A rollup moving the watermark meanwhile only makes the third part read more rows than needed.
+            watermark = self._state(conn).watermark
+            if watermark is None:
                 return None
             parts = union_all(
                 select(task_totals.c.name).distinct(),
                 # (status, name), not name alone: DISTINCT name would walk all of ix_tasks_name_id on SQLite
                 select(tasks.c.name).where(_status_is(*_ACTIVE)).group_by(tasks.c.status, tasks.c.name),
-                select(tasks.c.name).where(_status_is(*_TERMINAL), tasks.c.finished_at > _watermark_or_epoch()),
+                select(tasks.c.name).where(_status_is(*_TERMINAL), tasks.c.finished_at > watermark),
             )
             return sorted({row[0] for row in conn.execute(parts).all()})
 

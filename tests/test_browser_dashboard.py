@@ -164,6 +164,17 @@ def test_a_task_cancelled_while_its_page_is_open_shows_why_at_once(page: Any, da
     assert page.evaluate("window.notReloaded") is True
 
 
+def test_after_a_retry_the_error_log_numbers_the_runs(page: Any, dashboard: Dashboard) -> None:
+    failing = dashboard.enqueue(name="taskq.sleep", args=["not a number"], max_retries=0)
+    page.goto(f"{dashboard.base}/tasks/{failing}")
+    expect(page.locator("#task h2 .status")).to_have_text("failed")
+    page.locator("#task > .actions button.retry").click()
+    summaries = page.locator("#task .error-log li summary")
+    expect(summaries).to_have_count(2)
+    expect(summaries.nth(0)).to_contain_text("attempt 1 at ")
+    expect(summaries.nth(1)).to_contain_text("run 2, attempt 1 at ")
+
+
 def test_an_unknown_task_shows_only_the_problem(browser: Any, dashboard: Dashboard) -> None:
     # Its own page: the 404 of the task fetch is expected here, and Chromium logs every 404 to the console.
     missing = browser.new_page()

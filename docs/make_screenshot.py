@@ -1,5 +1,6 @@
-"""Regenerate docs/dashboard.png: a real dashboard and worker pool on a scratch database, a few tasks in
-different states, one running with progress, photographed by Playwright with the system Chromium.
+"""Regenerate the dashboard screenshots in docs/ (task list, charts, phone): a real dashboard and worker
+pool on a scratch database, tasks in different states (one running with progress, scheduled, retrying,
+failed), photographed by Playwright with the system Chromium.
 
     PYTHONPATH=. python docs/make_screenshot.py
 """
@@ -20,7 +21,10 @@ from typing import Any
 
 from playwright.sync_api import sync_playwright
 
-OUTPUT = Path(__file__).resolve().parent / "dashboard.png"
+DOCS = Path(__file__).resolve().parent
+OUTPUT = DOCS / "dashboard.png"
+CHARTS = DOCS / "dashboard-charts.png"
+PHONE = DOCS / "dashboard-phone.png"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -61,9 +65,12 @@ def main() -> None:
             def task(task_id: int) -> dict[str, Any]:
                 return json.load(urllib.request.urlopen(f"{base}/api/tasks/{task_id}"))
 
+            for n in range(12):
+                enqueue(name="taskq.echo", args=[f"thumbnail-{n}.png"])
             for n in range(3):
                 enqueue(name="taskq.echo", args=[f"report-{n}.pdf"], kwargs={"pages": 10 + n})
             enqueue(name="taskq.sleep", args=["not a number"], max_retries=0)
+            enqueue(name="taskq.sleep", args=["still not a number"], max_retries=3)  # fails, then waits to retry
             cancelled = enqueue(name="taskq.echo", args=["newsletter"], delay="1h")
             urllib.request.urlopen(
                 urllib.request.Request(f"{base}/api/tasks/{cancelled}/cancel", b"{}", {"X-Taskq": "1"}, method="POST")
@@ -76,13 +83,23 @@ def main() -> None:
                 time.sleep(0.1)
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-                page = browser.new_page(viewport={"width": 1200, "height": 560})
+                page = browser.new_page(viewport={"width": 1200, "height": 720})
                 page.goto(base + "/")
                 page.wait_for_selector(f'tr[data-task-id="{running[0]}"]')
                 time.sleep(1.5)  # let a poll or two settle the counts and bars
                 page.screenshot(path=str(OUTPUT))
+                page.set_viewport_size({"width": 1200, "height": 640})
+                page.goto(base + "/charts")
+                page.wait_for_selector("#throughput-chart svg rect")
+                time.sleep(1.0)
+                page.screenshot(path=str(CHARTS))
+                phone = browser.new_page(viewport={"width": 390, "height": 780}, is_mobile=True)
+                phone.goto(base + "/")
+                phone.wait_for_selector(f'tr[data-task-id="{running[0]}"]')
+                time.sleep(1.5)
+                phone.screenshot(path=str(PHONE))
                 browser.close()
-            print(f"wrote {OUTPUT}")
+            print(f"wrote {OUTPUT}, {CHARTS}, {PHONE}")
         finally:
             for process in (server, pool):
                 process.send_signal(signal.SIGTERM)

@@ -21,7 +21,7 @@ from taskq.clock import parse_duration, parse_instant, utc_now
 from taskq.distribution import install_hint
 from taskq.model import TERMINAL_STATUSES, Status, Task, TaskqError
 from taskq.settings import Settings, load_settings
-from taskq.store import Store, TaskFilter
+from taskq.store import BulkSelection, Store
 
 if TYPE_CHECKING:  # rich is imported where a table is printed: scripts using --json do not pay for it
     from rich.console import Console
@@ -274,7 +274,7 @@ def _bulk_target(
     queue: str | None,
     *,
     default: str,
-) -> TaskFilter | None:
+) -> BulkSelection | None:
     """None for a single task; the filter for --all. Filters without --all are a usage error, not ignored."""
     if task_id is not None and every:
         raise click.UsageError("give a task ID or --all, not both")
@@ -282,10 +282,10 @@ def _bulk_target(
         raise click.UsageError("give a task ID, or --all (with --status/--name/--queue filters)")
     if task_id is not None and (name or queue or statuses):
         raise click.UsageError("--status, --name and --queue filter --all; a task ID needs no filter")
-    return TaskFilter(statuses or (default,), name, queue) if every else None
+    return BulkSelection(statuses or (default,), name, queue) if every else None
 
 
-def _confirm_bulk(verb: str, count: int, which: TaskFilter, yes: bool) -> bool:
+def _confirm_bulk(verb: str, count: int, which: BulkSelection, yes: bool) -> bool:
     """Ask on a terminal (as rq and celery purge do); scripts and --yes go ahead. False: nothing to do."""
     described = f"{count} {'/'.join(which.statuses)} task{'s' if count != 1 else ''}"
     described += "".join(

@@ -300,3 +300,38 @@ class WorkerInfo:
             "current_task_id": self.current_task_id,
             "tasks_done": self.tasks_done,
         }
+
+
+@dataclass(frozen=True)
+class TaskFilter:
+    """Which tasks a list, a count or a bulk action covers; every field narrows, None means any."""
+
+    status: Status | None = None
+    name: str | None = None  # exact task name
+    name_contains: str | None = None  # case-insensitive substring of the task name
+    queue: str | None = None  # exact queue name
+    parent_id: int | None = None
+    error_contains: str | None = None  # substring of the last error (traceback text)
+    args_contains: str | None = None  # substring of the JSON text of args or kwargs
+
+    @property
+    def scans(self) -> bool:
+        """True when the filter reads rows no index narrows (error or argument text): cost grows with
+        the rows walked newest-first until a page fills, not with the page size."""
+        return self.error_contains is not None or self.args_contains is not None
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    """One page of a keyset-paged list, newest first; the cursors are None at either end."""
+
+    tasks: list[Task]
+    older_than: int | None  # pass as before_id for the next older page
+    newer_than: int | None  # pass as after_id for the next newer page
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    matched: int  # rows the action looked at
+    changed: int  # rows it retried or cancelled
+    skipped: int  # rows it could not change (finished meanwhile, dedup key taken by an active task)

@@ -178,3 +178,88 @@ schedules = Table(
     Column("run_after", UtcDateTime),  # the current occurrence's slot (the task row's own may move on retry)
     Column("anchor", UtcDateTime),  # the previous occurrence's slot: an edit recomputes run_after from it
 )
+
+# ---- issue 13: dashboard read side (migration 0005) ------------------------------------------------
+# The newest task for a dedup key once it has finished (ux_tasks_dedup_active covers only active rows).
+# Partial, so enqueues without a dedup key never touch it; its columns never change after insert, so
+# claims and completions never touch it either.
+DEDUP_KEY_SET = text("dedup_key IS NOT NULL")
+Index(
+    "ix_tasks_dedup_key",
+    tasks.c.dedup_key,
+    tasks.c.id,
+    sqlite_where=DEDUP_KEY_SET,
+    postgresql_where=DEDUP_KEY_SET,
+)
+
+# Upper bounds of the runtime histogram buckets, in seconds (Prometheus-style); column runtime_b<i> counts
+# the runs in bucket i, and one more bucket (runtime_b<len>) the runs above every bound. Columns rather
+# than a JSON list so that SQL can sum a window's histograms.
+RUNTIME_BOUNDS_SECONDS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+)  # fmt: skip
+RUNTIME_BUCKET_COLUMNS = tuple(f"runtime_b{i}" for i in range(len(RUNTIME_BOUNDS_SECONDS) + 1))
+
+
+def _tally_columns(kind: Any) -> list[Column[Any]]:
+    return [
+        Column("completed", kind, nullable=False, server_default="0"),
+        Column("failed", kind, nullable=False, server_default="0"),
+        Column("cancelled", kind, nullable=False, server_default="0"),
+        Column("runtime_count", kind, nullable=False, server_default="0"),
+        Column("runtime_sum", Float, nullable=False, server_default="0"),
+        *(Column(name, kind, nullable=False, server_default="0") for name in RUNTIME_BUCKET_COLUMNS),
+    ]
+
+
+# Finished tasks per minute, queue and task name: the charts read these instead of scanning history.
+# Written by the StatsRollup duty (taskq/maintenance.py) off the hot path.
+task_minutes = Table(
+    "task_minutes",
+    metadata,
+    Column("minute", UtcDateTime, primary_key=True),
+    Column("queue", String(100), primary_key=True),
+    Column("name", String(200), primary_key=True),
+    *_tally_columns(Integer),
+)
+# The same, summed over all time: monotonic counters and histograms for /metrics.
+task_totals = Table(
+    "task_totals",
+    metadata,
+    Column("queue", String(100), primary_key=True),
+    Column("name", String(200), primary_key=True),
+    *_tally_columns(BigInteger),
+)
+# Finished rows present in `tasks` with finished_at <= the rollup watermark, per queue and status: stats()
+# adds the few rows finished since, and the active rows, instead of counting a million finished ones.
+task_counts = Table(
+    "task_counts",
+    metadata,
+    Column("queue", String(100), primary_key=True),
+    Column("status", String(32), primary_key=True),
+    Column("n", BigInteger, nullable=False, server_default="0"),
+)
+# One sample per queue and minute (the last one taken in that minute wins): queue depth over time.
+queue_samples = Table(
+    "queue_samples",
+    metadata,
+    Column("minute", UtcDateTime, primary_key=True),
+    Column("queue", String(100), primary_key=True),
+    Column("pending", Integer, nullable=False),  # all pending, scheduled and retrying included
+    Column("ready", Integer, nullable=False),  # pending and due: what workers could claim now
+    Column("running", Integer, nullable=False),
+    Column("oldest_ready_at", UtcDateTime),
+)
+# One row (id = 1): finished rows up to `watermark` are in task_minutes, task_totals and task_counts.
+# `generation` changes whenever an operator action (retry, purge) removes finished rows, so a rollup or
+# recount computed outside the write lock can tell its inputs moved and try again; `counts_stale` says
+# task_counts must be recounted (a purge deleted rows, children through ON DELETE CASCADE included).
+rollup_state = Table(
+    "rollup_state",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("watermark", UtcDateTime),
+    Column("generation", BigInteger, nullable=False, server_default="0"),
+    Column("counts_stale", Boolean, nullable=False, server_default="0"),
+)
+# ---- end issue 13 ------------------------------------------------------------------------------------

@@ -19,12 +19,13 @@ Streamlit is an optional extra (`pip install 'taskq-sql[streamlit]'`); no other 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import streamlit as st
 
-from taskq.model import Enqueued, Status, Task
+from taskq.model import Enqueued, InvalidTransition, Status, Task, TaskNotFound
 from taskq.store import Store
 
 T = TypeVar("T")
@@ -85,16 +86,27 @@ def _live(load: Callable[[], T], draw: Callable[[T], None], is_active: Callable[
 
 
 def _describe(task: Task) -> str:
+    """The one text every widget shows for an active task, so the sidebar and the page never disagree
+    in form (both give the percentage, and the task's message when it has one)."""
+    if task.cancel_requested:
+        return f"{task.progress:.0f}% · cancelling"
     if task.status is Status.PENDING:
         return "queued"
     if task.status is Status.WAITING_FOR_CHILDREN:
         finished = task.children_completed + task.children_failed + task.children_cancelled
         return f"waiting for subtasks ({finished} of {task.children_total} done)"
-    return task.progress_message or f"{task.progress:.0f}%"
+    return f"{task.progress:.0f}% · {task.progress_message}" if task.progress_message else f"{task.progress:.0f}%"
 
 
 def _draw_progress(task: Task, label: str) -> None:
     st.progress(min(max(task.progress, 0.0), 100.0) / 100.0, text=f"{label}: {_describe(task)}")
+
+
+def _cancel(store: Store, task_id: int) -> None:
+    # Pending: cancelled at once; running: the worker is asked to stop. A task that finished meanwhile
+    # raises, and the rerun this click causes shows how it ended instead.
+    with contextlib.suppress(InvalidTransition, TaskNotFound):
+        store.cancel(task_id)
 
 
 def task_status(
@@ -105,9 +117,9 @@ def task_status(
     show_result: Callable[[Any], None] | None = None,
     run_every: float = REFRESH_SECONDS,
 ) -> Task | None:
-    """Inline status of one task: a progress bar while it is queued or running, then its result
-    (`show_result(result)`, default st.json), its error, or that it was cancelled. Returns the task
-    as first read (None if it no longer exists, e.g. purged)."""
+    """Inline status of one task: a progress bar and a Cancel button while it is queued or running, then
+    its result (`show_result(result)`, default st.json), its error, or that it was cancelled. Returns the
+    task as first read (None if it no longer exists, e.g. purged)."""
     text = label or f"Task {task_id}"
     task = store.get(task_id)
 
@@ -116,6 +128,8 @@ def task_status(
             st.warning(f"{text}: no such task (finished tasks are purged after the retention period)")
         elif current.is_active:
             _draw_progress(current, text)
+            if not current.cancel_requested:
+                st.button("Cancel", key=f"taskq_cancel_{task_id}", on_click=_cancel, args=(store, task_id))
         elif current.status is Status.COMPLETED:
             (show_result or st.json)(current.result)
         elif current.status is Status.FAILED:

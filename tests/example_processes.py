@@ -105,7 +105,10 @@ def http_json(method: str, url: str, body: Any = None, *, timeout: float = 30.0)
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as error:
-        return error.code, None
+        try:
+            return error.code, json.loads(error.read() or b"null")
+        except ValueError:  # not JSON (an HTML error page): the code alone
+            return error.code, None
 
 
 def responds(url: str) -> bool:

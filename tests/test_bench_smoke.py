@@ -6,8 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from bench import ceilings, dbs, taskq_store
+import taskq
+from bench import ceilings, dbs, lookups, taskq_store
 from bench.results import Results, table
+from taskq.clock import utc_now
+from taskq.maintenance import StatsRollup
+from taskq.model import Status, TaskFilter
+from taskq.store import Store
 
 
 def test_sqlite_ceilings_and_store_rates_are_positive(tmp_path: Path) -> None:
@@ -82,3 +87,28 @@ def test_calibrated_cpu_task_is_about_the_asked_length() -> None:
     started = time.process_time()
     burn(iterations * 10)
     assert 0.005 < time.process_time() - started < 0.08  # ~20 ms of CPU, with room for a noisy machine
+
+
+def test_lookups_bench_rows_read_back_as_taskq_rows(database_url: str) -> None:
+    """bench.lookups writes its million rows with SQL of its own: they must be rows taskq reads, counts
+    and rolls up like its own, or its figures measure something else."""
+    store: Store = taskq.open_store(database_url)
+    sqlite = store.engine.dialect.name == "sqlite"
+    try:
+        (lookups.fill_sqlite if sqlite else lookups.fill_postgres)(store, 1_000)
+        assert store.stats() == {**store.stats(), "completed": 900, "failed": 70, "cancelled": 30}
+        assert StatsRollup(store).run_once(utc_now())["rolled_up"] == 1_000
+        assert store.stats()["completed"] == 900
+        found = store.latest_by_dedup_key("job:500")
+        assert found is not None and found.args == [500] and found.finished_at is not None
+        [failed] = store.page(TaskFilter(status=Status.FAILED, error_contains="row 991"), limit=5).tasks
+        assert failed.args == [991]
+        if sqlite:
+            with store.engine.connect() as conn:
+                plan = conn.exec_driver_sql(
+                    "EXPLAIN QUERY PLAN SELECT * FROM tasks WHERE dedup_key = 'job:500' AND dedup_key IS NOT NULL"
+                    " ORDER BY id DESC LIMIT 1"
+                ).all()
+            assert "ix_tasks_dedup_key" in " ".join(str(row[-1]) for row in plan)
+    finally:
+        store.dispose()

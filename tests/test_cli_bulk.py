@@ -15,7 +15,7 @@ import taskq
 from taskq import cli as cli_module
 from taskq.cli import main
 from taskq.model import Status
-from taskq.store import Store, TaskFilter
+from taskq.store import BulkSelection, Store
 
 
 @pytest.fixture
@@ -115,9 +115,9 @@ def test_bulk_usage_errors_are_one_line(sqlite_store, args: list[str], message: 
 def test_store_refuses_bulk_transitions_that_the_single_ones_refuse(sqlite_store) -> None:  # type: ignore[no-untyped-def]
     _, store = sqlite_store
     with pytest.raises(taskq.TaskqError, match="only failed or cancelled"):
-        store.retry_matching(TaskFilter(("completed",)))
+        store.retry_matching(BulkSelection(("completed",)))
     with pytest.raises(taskq.TaskqError, match="only pending, running or waiting"):
-        store.cancel_matching(TaskFilter(("failed",)))
+        store.cancel_matching(BulkSelection(("failed",)))
 
 
 def test_queues_counts_per_queue_and_status(sqlite_store) -> None:  # type: ignore[no-untyped-def]

@@ -80,7 +80,18 @@ def test_fifty_concurrent_requests_one_task_per_job_all_completed(tmp_path: Path
         duplicate = http_json("POST", f"{base}/jobs/job-0/cover-letter", {"step_seconds": 0.25})[1]
         assert again["deduplicated"] is False and again["task_id"] not in task_ids.values()
         assert duplicate == again | {"deduplicated": True}
-        assert http_json("GET", f"{base}/tasks/999999")[0] == 404
+        assert http_json("GET", f"{base}/tasks/999999") == (404, {"error": "no task with id 999999"})
+        assert http_json("POST", f"{base}/tasks/999999/cancel")[0] == 404
+        code, body = http_json("POST", f"{base}/tasks/{task_ids['job-0']}/cancel")  # finished already
+        assert code == 409 and "already completed" in body["error"]
+        code, body = http_json("POST", f"{base}/tasks/{again['task_id']}/cancel")
+        assert code == 202 and body["status"] in ("cancelled", "running"), body  # running: asked to stop
+        wait_until(
+            lambda: http_json("GET", f"{base}/tasks/{again['task_id']}")[1]["status"] == "cancelled",
+            timeout=20,
+            what="the cancelled letter",
+            services=(server, worker),
+        )
         assert http_json("POST", f"{base}/jobs/job-1/cover-letter", {"step_seconds": "slow"})[0] == 400
     finally:
         server.stop()

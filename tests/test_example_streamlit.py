@@ -74,3 +74,35 @@ def test_submit_navigate_away_come_back_and_a_new_session_finds_it(tmp_path: Pat
     other.text_input(key="company").input("acme").run()
     assert other.session_state["taskq_tasks"] == {"acme": task_id}
     assert [s.value for s in other.success] == ["ACME: 2 sources read, all say it is hiring."]
+
+
+def test_the_cancel_button_cancels_a_queued_task(research_db: str) -> None:
+    app = new_session()
+    app.text_input(key="company").input("Initech").run()
+    app.button(key="research").click().run()
+    task_id = app.session_state["taskq_tasks"]["Initech"]
+    app.button(key=f"taskq_cancel_{task_id}").click().run()
+    assert not app.exception, app.exception
+    store = taskq.open_store(research_db)
+    try:
+        assert store.require(task_id).status is taskq.Status.CANCELLED
+    finally:
+        store.dispose()
+    assert [i.value for i in app.info] == ["Initech was cancelled"]
+    assert "Nothing running." in sidebar_text(app)
+
+
+def test_sidebar_and_page_describe_a_running_task_alike(research_db: str) -> None:
+    from taskq.streamlit import _describe
+
+    store = taskq.open_store(research_db)
+    try:
+        task_id = store.enqueue("taskq.echo").id
+        claimed = store.claim("w")
+        assert claimed is not None and claimed.id == task_id
+        store.set_progress(task_id, 20.0, "read 2 of 10")
+        assert _describe(store.require(task_id)) == "20% · read 2 of 10"
+        store.set_progress(task_id, 0.0)
+        assert _describe(store.require(task_id)) == "0%"
+    finally:
+        store.dispose()

@@ -10,6 +10,7 @@ Run it from the repository root, in two terminals (the same database for both):
     # 202 {"task_id": 1, "deduplicated": false, "status_url": "/tasks/1"}; the same POST again while the
     # letter is being written returns the same task_id with "deduplicated": true
     curl localhost:8000/tasks/1        # status, progress (0-100 and a message), result when completed
+    curl -X POST localhost:8000/tasks/1/cancel   # 202 {"id": 1, "status": "cancelled"}; 409 once finished
 
 The request thread only inserts a row (a few milliseconds); the letter is written by the worker, so it
 survives the user closing the tab, a Gunicorn worker timing out, or a redeploy of the web app.
@@ -21,11 +22,19 @@ import functools
 from typing import Any
 
 from flask import Flask, abort, jsonify, request
+from werkzeug.exceptions import HTTPException
 
 import taskq
 from examples.flask_gunicorn.tasks import write_cover_letter
+from taskq.model import InvalidTransition, TaskNotFound
 
 app = Flask(__name__)
+
+
+@app.errorhandler(HTTPException)
+def json_error(error: HTTPException) -> tuple[Any, int]:
+    # An API answers in JSON, errors included: a client parsing the body must not get Flask's HTML page.
+    return jsonify({"error": error.description}), error.code or 500
 
 
 @functools.cache
@@ -57,7 +66,7 @@ def request_cover_letter(job_id: str) -> tuple[Any, int, dict[str, str]]:
 def task_status(task_id: int) -> Any:
     task = store().get(task_id)
     if task is None:
-        abort(404)
+        abort(404, description=f"no task with id {task_id}")
     return jsonify(
         {
             "id": task.id,
@@ -68,6 +77,18 @@ def task_status(task_id: int) -> Any:
             "error": task.error,
         }
     )
+
+
+@app.post("/tasks/<int:task_id>/cancel")
+def cancel_task(task_id: int) -> tuple[Any, int]:
+    """A pending task is cancelled at once; a running one is asked to stop (it finishes as cancelled)."""
+    try:
+        status = store().cancel(task_id)
+    except TaskNotFound:
+        abort(404, description=f"no task with id {task_id}")
+    except InvalidTransition as error:
+        return jsonify({"error": str(error)}), 409
+    return jsonify({"id": task_id, "status": status.value}), 202
 
 
 @app.get("/healthz")

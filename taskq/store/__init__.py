@@ -2,26 +2,39 @@
 `StoreBase` (engine, dialect, transaction helpers)."""
 
 from taskq.store.base import DEFAULT_LEASE_SECONDS, DefaultsLookup, StoreBase, TaskDefaults
-from taskq.store.bulk import BulkOps, BulkResult, TaskFilter
+from taskq.store.bulk import BulkOps, BulkResult, BulkSelection
 from taskq.store.enqueue import EnqueueOps
 from taskq.store.lookup import LookupOps
+from taskq.store.metrics import MetricsOps
 from taskq.store.outcomes import OutcomeOps
 from taskq.store.queries import QueryOps
-from taskq.store.schedules import ScheduleOps
+from taskq.store.schedules import ScheduleOps, ScheduleViewOps
 from taskq.store.workers import WorkerOps
 from taskq.store.workflow import WorkflowOps
 
 
-class Store(EnqueueOps, OutcomeOps, WorkflowOps, QueryOps, WorkerOps, LookupOps, ScheduleOps, BulkOps, StoreBase):
+class Store(
+    EnqueueOps,
+    OutcomeOps,
+    WorkflowOps,
+    QueryOps,
+    MetricsOps,
+    WorkerOps,
+    LookupOps,
+    ScheduleOps,
+    ScheduleViewOps,
+    BulkOps,
+    StoreBase,
+):
     """Every named operation on the tasks table; see each mixin for its topic."""
 
 
 __all__ = [
     "DEFAULT_LEASE_SECONDS",
     "BulkResult",
+    "BulkSelection",
     "DefaultsLookup",
     "Store",
     "StoreBase",
     "TaskDefaults",
-    "TaskFilter",
 ]

@@ -23,7 +23,7 @@ BULK_BATCH = 500  # ids per write transaction: a few ms under the write lock on 
 
 
 @dataclass(frozen=True)
-class TaskFilter:
+class BulkSelection:
     """Which tasks a bulk action touches: every given field must match."""
 
     statuses: tuple[str, ...]
@@ -46,15 +46,15 @@ class BulkResult:
 
 
 class BulkOps(StoreBase):
-    def count_matching(self, which: TaskFilter) -> int:
+    def count_matching(self, which: BulkSelection) -> int:
         query = which.apply(select(func.count()).select_from(tasks))
         return int(self.read(lambda conn: conn.execute(query).scalar_one()))
 
-    def _matching_ids(self, which: TaskFilter, after: int) -> list[int]:
+    def _matching_ids(self, which: BulkSelection, after: int) -> list[int]:
         query = which.apply(select(tasks.c.id)).where(tasks.c.id > after).order_by(tasks.c.id).limit(BULK_BATCH)
         return list(self.read(lambda conn: conn.execute(query).scalars().all()))
 
-    def retry_matching(self, which: TaskFilter, *, now: datetime | None = None) -> BulkResult:
+    def retry_matching(self, which: BulkSelection, *, now: datetime | None = None) -> BulkResult:
         """Every matching failed or cancelled task -> pending, as `retry` does one. Walking by id upwards
         means a retried task that fails again meanwhile is not retried twice by the same call."""
         if not set(which.statuses) <= {FAILED, CANCELLED}:
@@ -74,7 +74,7 @@ class BulkOps(StoreBase):
             skipped += len(ids) - done
         return BulkResult(changed, skipped)
 
-    def _retry_batch(self, conn: Connection, ids: Sequence[int], which: TaskFilter, now: datetime) -> int:
+    def _retry_batch(self, conn: Connection, ids: Sequence[int], which: BulkSelection, now: datetime) -> int:
         # The same reset as QueryOps.retry (tests/test_cli_bulk.py compares the two rows field by field).
         statement = (
             update(tasks)
@@ -107,7 +107,7 @@ class BulkOps(StoreBase):
             done += 1
         return done
 
-    def cancel_matching(self, which: TaskFilter, *, now: datetime | None = None) -> BulkResult:
+    def cancel_matching(self, which: BulkSelection, *, now: datetime | None = None) -> BulkResult:
         """Cancel every matching active task, each as `cancel` does one (a waiting parent's children
         too), each in its own short transaction."""
         if not set(which.statuses) <= {PENDING, Status.RUNNING.value, Status.WAITING_FOR_CHILDREN.value}:

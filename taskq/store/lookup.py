@@ -14,8 +14,14 @@ from taskq.store.base import _ACTIVE, StoreBase, _status_is
 class LookupOps(StoreBase):
     def latest_by_dedup_key(self, dedup_key: str) -> Task | None:
         """The newest task enqueued with `dedup_key`, active or finished (a new web session finds the
-        job its user started earlier). Walks ids newest first, so a recent task is found at once."""
-        query = select(tasks).where(tasks.c.dedup_key == dedup_key).order_by(tasks.c.id.desc()).limit(1)
+        job its user started earlier). One probe of ix_tasks_dedup_key, however many rows the table holds;
+        the IS NOT NULL term is the partial index's own condition, spelled out for the planners."""
+        query = (
+            select(tasks)
+            .where(tasks.c.dedup_key == dedup_key, tasks.c.dedup_key.is_not(None))
+            .order_by(tasks.c.id.desc())
+            .limit(1)
+        )
         row = self.read(lambda conn: conn.execute(query).mappings().first())
         return None if row is None else Task.from_row(row)
 

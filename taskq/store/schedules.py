@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, and_, delete, select, update
 
 from taskq.clock import as_utc
 from taskq.model import Status, TaskRequest
 from taskq.schema import schedules, tasks
-from taskq.store.base import _ACTIVE, PENDING, StoreBase, _status_is
+from taskq.store.base import _ACTIVE, _TERMINAL, PENDING, StoreBase, _status_is
 
 SCHEDULE_KEY_PREFIX = "schedule:"
 
@@ -136,3 +136,68 @@ class ScheduleOps(StoreBase):
             return int(deleted)
 
         return self.write(work)
+
+
+@dataclass(frozen=True)
+class ScheduleOverview:
+    """One schedule as the dashboard shows it: its next occurrence and how the last finished one went."""
+
+    name: str
+    next_task_id: int | None
+    next_status: Status | None
+    next_run_after: datetime | None
+    last_task_id: int | None
+    last_status: Status | None
+    last_finished_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        def iso(value: datetime | None) -> str | None:
+            return None if value is None else value.isoformat()
+
+        return {
+            "name": self.name,
+            "next_task_id": self.next_task_id,
+            "next_status": None if self.next_status is None else self.next_status.value,
+            "next_run_after": iso(self.next_run_after),
+            "last_task_id": self.last_task_id,
+            "last_status": None if self.last_status is None else self.last_status.value,
+            "last_finished_at": iso(self.last_finished_at),
+        }
+
+
+class ScheduleViewOps(StoreBase):
+    def schedule_overview(self) -> list[ScheduleOverview]:
+        """Every schedule with a state row, by name: two probes of ix_tasks_dedup_key each (the active
+        occurrence, the newest finished one), however many occurrences the table keeps."""
+
+        def work(conn: Connection) -> list[ScheduleOverview]:
+            found = []
+            for state in conn.execute(select(schedules).order_by(schedules.c.name)).mappings().all():
+                key = schedule_dedup_key(state["name"])
+                keyed = and_(tasks.c.dedup_key == key, tasks.c.dedup_key.is_not(None))
+                current = conn.execute(
+                    select(tasks.c.id, tasks.c.status, tasks.c.run_after)
+                    .where(keyed, _status_is(*_ACTIVE))
+                    .order_by(tasks.c.id.desc())
+                    .limit(1)
+                ).first()
+                last = conn.execute(
+                    select(tasks.c.id, tasks.c.status, tasks.c.finished_at)
+                    .where(keyed, _status_is(*_TERMINAL))
+                    .order_by(tasks.c.id.desc())
+                    .limit(1)
+                ).first()
+                found.append(
+                    ScheduleOverview(
+                        state["name"],
+                        None if current is None else current.id,
+                        None if current is None else Status(current.status),
+                        None if current is None else as_utc(current.run_after),
+                        None if last is None else last.id,
+                        None if last is None else Status(last.status),
+                        None if last is None or last.finished_at is None else as_utc(last.finished_at),
+                    )
+                )
+            return found
+
+        return self.read(work)

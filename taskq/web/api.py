@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+import logging
+import threading
+import time
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -12,13 +15,23 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from taskq import registry
-from taskq.clock import parse_duration, parse_instant
-from taskq.model import InvalidTaskArguments, Status, Task
+from taskq.clock import parse_duration, parse_instant, utc_now
+from taskq.maintenance import StatsRollup
+from taskq.model import InvalidTaskArguments, Status, Task, TaskFilter
+from taskq.scheduler import parse_schedules
 from taskq.store import Store
+from taskq.store.metrics import percentile
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 DEFAULT_ALIVE_WITHIN_SECONDS = 60.0
+log = logging.getLogger("taskq.web")
+
+ROLLUP_EVERY_SECONDS = 5.0  # how often reads of counts and charts let the rollup catch up, in the background
+BULK_ACTIONS = ("retry", "cancel")
+MAX_BULK_IDS = 10_000
+# window -> (length, chart step): a point per minute for the hour, per quarter hour for the day
+CHART_WINDOWS = {"hour": (timedelta(hours=1), timedelta(minutes=1)), "day": (timedelta(days=1), timedelta(minutes=15))}
 ENQUEUE_FIELDS = frozenset(
     {"name", "args", "kwargs", "priority", "delay", "run_after", "dedup_key", "max_retries", "queue", "timeout"}
 )
@@ -28,14 +41,57 @@ class UnsupportedMediaType(InvalidTaskArguments):
     """The body is not declared as JSON (415): a form post from another site cannot declare it."""
 
 
+class RollupTicker:
+    """Runs the StatsRollup duty in a background thread at most every ROLLUP_EVERY_SECONDS, when a read
+    asks for it: a dashboard keeps its rollups current without a pool's help, and no request waits for
+    a catch-up (the first run on a big table folds its rows over several ticks)."""
+
+    def __init__(self, store: Store) -> None:
+        self.duty = StatsRollup(store)
+        self._lock = threading.Lock()
+        self._next = 0.0
+
+    def kick(self) -> None:
+        if time.monotonic() < self._next or not self._lock.acquire(blocking=False):
+            return
+        self._next = time.monotonic() + ROLLUP_EVERY_SECONDS
+        threading.Thread(target=self._run, name="taskq-rollup", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            self.duty.run_once(utc_now())
+        except Exception:  # reads stay exact without the rollup, only slower: log and try next tick
+            log.exception("rollup_error")
+        finally:
+            self._lock.release()
+
+
 def _store(request: Request) -> Store:
     return request.app.state.store
 
 
+def _kick_rollup(request: Request) -> None:
+    ticker: RollupTicker | None = getattr(request.app.state, "rollup", None)
+    if ticker is not None:
+        ticker.kick()
+
+
+def error_headline(error: str | None) -> str | None:
+    """The line of an error a list shows: a traceback's last line (the exception), else the first line."""
+    if not error:
+        return None
+    lines = [line for line in error.strip().splitlines() if line.strip()]
+    if not lines:
+        return None
+    return lines[-1].strip() if lines[0].startswith("Traceback") else lines[0].strip()
+
+
 def _summary(task: Task) -> dict[str, Any]:
-    """A task for lists: everything but the error log, which can be large and is polled every second."""
+    """A task for lists: the error's headline instead of the error and its log, which can be large and
+    are polled every second (the task view has them)."""
     data = task.to_dict()
     del data["error_log"]
+    data["error_line"] = error_headline(data.pop("error"))
     return data
 
 
@@ -48,7 +104,8 @@ def _optional(body: dict[str, Any], key: str, kinds: tuple[type, ...], label: st
     return value
 
 
-def _run_after(body: dict[str, Any]) -> datetime | float | None:
+def _when(body: dict[str, Any]) -> dict[str, datetime | float]:
+    """The body's delay (seconds or '30s') or run_after (ISO 8601), as enqueue's delay= or run_after=."""
     delay, run_after = body.get("delay"), body.get("run_after")
     if delay is not None and run_after is not None:
         raise InvalidTaskArguments("give delay or run_after, not both")
@@ -56,14 +113,14 @@ def _run_after(body: dict[str, Any]) -> datetime | float | None:
         if delay is not None:
             if isinstance(delay, bool) or not isinstance(delay, (int, float, str)):
                 raise ValueError(f"delay must be seconds or a duration such as '30s', got {json.dumps(delay)}")
-            return parse_duration(delay).total_seconds()
+            return {"delay": parse_duration(delay).total_seconds()}
         if run_after is not None:
             if not isinstance(run_after, str):
                 raise ValueError(f"run_after must be an ISO 8601 string, got {json.dumps(run_after)}")
-            return parse_instant(run_after)
+            return {"run_after": parse_instant(run_after)}
     except ValueError as error:
         raise InvalidTaskArguments(str(error)) from None
-    return None
+    return {}
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
@@ -106,7 +163,7 @@ async def enqueue(request: Request) -> JSONResponse:
         args,
         kwargs,
         priority=_optional(body, "priority", (int,), "a whole number"),
-        run_after=_run_after(body),
+        **_when(body),
         dedup_key=_optional(body, "dedup_key", (str,), "a string"),
         max_retries=max_retries,
         queue=_optional(body, "queue", (str,), "a string") or None,
@@ -130,23 +187,86 @@ def _int_param(request: Request, key: str, *, minimum: int, maximum: int | None 
     return value
 
 
-async def list_tasks(request: Request) -> JSONResponse:
-    params = request.query_params
-    status = params.get("status") or None
+def _filter(params: Any) -> TaskFilter:
+    """A TaskFilter from query parameters (or a bulk body's "filter" object), each checked."""
+
+    def text(key: str) -> str | None:
+        value = params.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise InvalidTaskArguments(f"{key} must be a string, got {json.dumps(value)}")
+        return value.strip() or None
+
+    status = text("status")
     if status is not None and status not in {s.value for s in Status}:
         raise InvalidTaskArguments(f"unknown status {status!r} (one of {', '.join(s.value for s in Status)})")
+    parent = params.get("parent")
+    if parent not in (None, ""):
+        try:
+            parent = int(parent)
+        except (TypeError, ValueError):
+            raise InvalidTaskArguments(f"parent must be a whole number, got {parent!r}") from None
+        if parent < 1:
+            raise InvalidTaskArguments(f"parent must be >= 1, got {parent}")
+    return TaskFilter(
+        status=None if status is None else Status(status),
+        name=text("name"),
+        name_contains=text("name_contains"),
+        queue=text("queue"),
+        parent_id=parent or None,
+        error_contains=text("error"),
+        args_contains=text("args"),
+    )
+
+
+async def list_tasks(request: Request) -> JSONResponse:
     limit = _int_param(request, "limit", minimum=1, maximum=MAX_PAGE_SIZE) or DEFAULT_PAGE_SIZE
-    rows = await run_in_threadpool(
-        _store(request).list,
-        status=status,
-        name=params.get("name") or None,
-        queue=params.get("queue") or None,
-        parent_id=_int_param(request, "parent", minimum=1),
+    _kick_rollup(request)  # name search resolves names through the rollup totals
+    page = await run_in_threadpool(
+        _store(request).page,
+        _filter(request.query_params),
         before_id=_int_param(request, "before_id", minimum=1),
+        after_id=_int_param(request, "after_id", minimum=0),
         limit=limit,
     )
-    next_before_id = rows[-1].id if len(rows) == limit else None
-    return JSONResponse({"tasks": [_summary(task) for task in rows], "next_before_id": next_before_id})
+    return JSONResponse(
+        {
+            "tasks": [_summary(task) for task in page.tasks],
+            "next_before_id": page.older_than,
+            "newer_after_id": page.newer_than,
+        }
+    )
+
+
+async def count_tasks(request: Request) -> JSONResponse:
+    return JSONResponse({"count": await run_in_threadpool(_store(request).count, _filter(request.query_params))})
+
+
+async def bulk_action(request: Request) -> JSONResponse:
+    """{"action": "retry"|"cancel", "ids": [...]} or {"action": ..., "filter": {status, name_contains, ...}}:
+    the page asks for the count first and shows it in its confirmation."""
+    body = await _json_object(request)
+    action = body.get("action")
+    if action not in BULK_ACTIONS:
+        raise InvalidTaskArguments(f"action must be one of {', '.join(BULK_ACTIONS)}, got {json.dumps(action)}")
+    ids, where = body.get("ids"), body.get("filter")
+    if (ids is None) == (where is None):
+        raise InvalidTaskArguments("give ids or filter, not both")
+    if ids is not None and (
+        not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
+    ):
+        raise InvalidTaskArguments("ids must be a JSON array of task ids")
+    if ids is not None and len(ids) > MAX_BULK_IDS:
+        raise InvalidTaskArguments(f"at most {MAX_BULK_IDS} ids at once; act on a filter instead")
+    if where is not None and not isinstance(where, dict):
+        raise InvalidTaskArguments("filter must be a JSON object")
+    store = _store(request)
+    run = store.bulk_retry if action == "retry" else store.bulk_cancel
+    result = await run_in_threadpool(lambda: run(ids=ids, where=None if where is None else _filter(where)))
+    return JSONResponse(
+        {"action": action, "matched": result.matched, "changed": result.changed, "skipped": result.skipped}
+    )
 
 
 async def show_task(request: Request) -> JSONResponse:
@@ -171,7 +291,96 @@ async def retry_task(request: Request) -> JSONResponse:
 
 
 async def stats(request: Request) -> JSONResponse:
+    _kick_rollup(request)
     return JSONResponse(await run_in_threadpool(_store(request).stats))
+
+
+async def queues(request: Request) -> JSONResponse:
+    now = utc_now()
+    depths = await run_in_threadpool(lambda: _store(request).queue_depths(now=now))
+    return JSONResponse({"now": now.isoformat(), "queues": [depth.to_dict(now) for depth in depths]})
+
+
+async def facets(request: Request) -> JSONResponse:
+    """Known queues and task names, for the filter pickers."""
+    store = _store(request)
+    known_queues = await run_in_threadpool(store.known_queues)
+    names = await run_in_threadpool(store.known_names) or []
+    names = sorted(set(names) | set(registry.registered_names()))
+    return JSONResponse({"queues": known_queues, "names": names})
+
+
+async def list_schedules(request: Request) -> JSONResponse:
+    configured, _errors = parse_schedules(request.app.state.settings.schedule)
+    specs = {s.name: s for s in configured}
+    rows = []
+    for overview in await run_in_threadpool(_store(request).schedule_overview):
+        spec = specs.get(overview.name)
+        every = None if spec is None or spec.every is None else spec.every.total_seconds()
+        rows.append(
+            {
+                **overview.to_dict(),
+                "task": None if spec is None else spec.task,
+                "every_seconds": every,
+                "cron": None if spec is None else spec.cron,
+            }
+        )
+    return JSONResponse({"schedules": rows})
+
+
+async def charts(request: Request) -> JSONResponse:
+    """Completed and failed per step, queue depth per step and runtime percentiles per task name over
+    the last hour or day, from the per-minute rollups (plus the few rows not rolled up yet)."""
+    window = request.query_params.get("window") or "hour"
+    if window not in CHART_WINDOWS:
+        raise InvalidTaskArguments(f"window must be one of {', '.join(CHART_WINDOWS)}, got {window!r}")
+    queue = request.query_params.get("queue") or None
+    name = request.query_params.get("name") or None
+    _kick_rollup(request)
+    length, step = CHART_WINDOWS[window]
+    now = utc_now()
+    step_seconds = step.total_seconds()
+    start = datetime.fromtimestamp((now - length).timestamp() // step_seconds * step_seconds, tz=timezone.utc)
+    slots = int((now - start) / step) + 1
+    store = _store(request)
+    window_data = await run_in_threadpool(lambda: store.chart_window(since=start, queue=queue, name=name))
+    samples = await run_in_threadpool(lambda: store.queue_history(since=start, queue=queue))
+
+    def slot(moment: datetime) -> int:
+        return min(slots - 1, max(0, int((moment - start) / step)))
+
+    completed, failed = [0] * slots, [0] * slots
+    for minute, (done, broke) in window_data.finished.items():
+        completed[slot(minute)] += done
+        failed[slot(minute)] += broke
+    by_name = window_data.runtimes
+    latest: dict[tuple[int, str], dict[str, Any]] = {}  # the last sample of each queue in each slot
+    for sample in samples:
+        latest[(slot(sample["minute"]), sample["queue"])] = sample
+    depth = {key: [0] * slots for key in ("ready", "pending", "running")}
+    for (index, _queue), sample in latest.items():
+        for key in depth:
+            depth[key][index] += int(sample[key])
+    runtimes = [
+        {
+            "name": task_name,
+            "count": sum(buckets),
+            **{f"p{q}": percentile(buckets, q / 100) for q in (50, 95, 99)},
+        }
+        for task_name, buckets in sorted(by_name.items())
+        if sum(buckets)
+    ]
+    return JSONResponse(
+        {
+            "window": window,
+            "step_seconds": step.total_seconds(),
+            "start": start.isoformat(),
+            "now": now.isoformat(),
+            "throughput": {"completed": completed, "failed": failed},
+            "depth": depth,
+            "runtimes": runtimes,
+        }
+    )
 
 
 async def list_workers(request: Request) -> JSONResponse:
@@ -189,9 +398,15 @@ async def list_workers(request: Request) -> JSONResponse:
 routes = [
     Route("/api/tasks", enqueue, methods=["POST"]),
     Route("/api/tasks", list_tasks, methods=["GET"]),
+    Route("/api/tasks/count", count_tasks, methods=["GET"]),
+    Route("/api/tasks/bulk", bulk_action, methods=["POST"]),
     Route("/api/tasks/{task_id:int}", show_task, methods=["GET"]),
     Route("/api/tasks/{task_id:int}/cancel", cancel_task, methods=["POST"]),
     Route("/api/tasks/{task_id:int}/retry", retry_task, methods=["POST"]),
     Route("/api/stats", stats, methods=["GET"]),
     Route("/api/workers", list_workers, methods=["GET"]),
+    Route("/api/queues", queues, methods=["GET"]),
+    Route("/api/facets", facets, methods=["GET"]),
+    Route("/api/schedules", list_schedules, methods=["GET"]),
+    Route("/api/charts", charts, methods=["GET"]),
 ]

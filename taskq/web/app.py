@@ -18,8 +18,8 @@ from taskq.model import InvalidTaskArguments, InvalidTransition, TaskNotFound
 from taskq.registry import UnknownTask
 from taskq.settings import Settings
 from taskq.store import Store
-from taskq.web import api, pages
-from taskq.web.api import UnsupportedMediaType
+from taskq.web import api, metrics, pages
+from taskq.web.api import RollupTicker, UnsupportedMediaType
 from taskq.web.security import DashboardGuard, dashboard_token
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -56,9 +56,16 @@ def create_app(store: Store, settings: Settings) -> Starlette:
     registry.import_task_modules(settings.imports)
     handlers = {kind: _taskq_error for kind in _ERROR_STATUS}
     app = Starlette(
-        routes=[*api.routes, *pages.routes, Mount("/static", StaticFiles(directory=STATIC_DIR), name="static")],
+        routes=[
+            *api.routes,
+            *metrics.routes,
+            *pages.routes,
+            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        ],
         middleware=[Middleware(DashboardGuard, token=dashboard_token(settings))],
         exception_handlers={**handlers, HTTPException: _http_error, SQLAlchemyError: _database_error},
     )
     app.state.store = store
+    app.state.settings = settings
+    app.state.rollup = RollupTicker(store)
     return app

@@ -42,7 +42,8 @@ def _layout(title: str, view: str, body: str, *, task_id: int | None = None, sta
 <body data-view="{escape(view)}"{task_attr}>
 <header>
 <h1><a href="/">taskq</a></h1>
-<nav id="counts">{counts}</nav>
+<nav id="views" aria-label="views">{_views(view)}</nav>
+<nav id="counts" aria-label="tasks by status">{counts}</nav>
 <span id="live" role="status">connecting…</span>
 </header>
 <main>
@@ -54,6 +55,17 @@ def _layout(title: str, view: str, body: str, *, task_id: int | None = None, sta
     return HTMLResponse(html, status_code=status_code, headers=SECURITY_HEADERS)
 
 
+VIEWS = (("list", "/", "Tasks"), ("queues", "/queues", "Queues"), ("workers", "/workers", "Workers"),
+         ("schedules", "/schedules", "Schedules"), ("charts", "/charts", "Charts"))  # fmt: skip
+
+
+def _views(current: str) -> str:
+    current_mark = ' aria-current="page"'
+    return "".join(
+        f'<a href="{href}"{current_mark if view == current else ""}>{label}</a>' for view, href, label in VIEWS
+    )
+
+
 def _status_options() -> str:
     return '<option value="">any status</option>' + "".join(
         f'<option value="{escape(s.value)}">{escape(s.value.replace("_", " "))}</option>' for s in Status
@@ -61,27 +73,51 @@ def _status_options() -> str:
 
 
 TASK_TABLE = """<table class="tasks">
-<thead><tr><th>id</th><th>name</th><th>queue</th><th>status</th><th>progress</th><th>attempts</th>
+<thead><tr><th class="pick"><input type="checkbox" class="pick-page" aria-label="select every task on this page"></th>
+<th>id</th><th>name</th><th>queue</th><th>status</th><th>progress</th><th>attempts</th>
 <th>created (UTC)</th><th></th></tr></thead>
 <tbody></tbody>
 </table>
 <p class="empty" hidden>No tasks.</p>"""
 
+WORKERS_TABLE = """<table class="workers"><thead><tr><th>name</th><th>host</th><th>pid</th><th>queues</th>
+<th>current task</th><th>done</th><th>heartbeat (UTC)</th></tr></thead><tbody></tbody></table>"""
+
 
 async def index(_request: Request) -> HTMLResponse:
     body = f"""<form id="filters" autocomplete="off">
 <label>status <select name="status">{_status_options()}</select></label>
-<label>name <input name="name" type="search" placeholder="e.g. taskq.sleep"></label>
-<label>queue <input name="queue" type="search" placeholder="default"></label>
+<label>name <input name="name" type="search" placeholder="part of a name, e.g. email" list="known-names"></label>
+<label>queue <select name="queue"><option value="">any queue</option></select></label>
+<label>error <input name="error" type="search" placeholder="text in the error"></label>
+<label>arguments <input name="args" type="search" placeholder="text in args or kwargs"></label>
+<label class="jump">id <input name="id" type="search" inputmode="numeric" placeholder="go to id"></label>
+<label>rows <select name="limit"><option value="">50</option><option value="100">100</option>
+<option value="500">500</option></select></label>
+<datalist id="known-names"></datalist>
 </form>
+<div id="bulk">
+<span class="selected" hidden><span class="n">0</span> selected:
+<button type="button" data-bulk="retry" data-scope="selection">Retry</button>
+<button type="button" data-bulk="cancel" data-scope="selection">Cancel</button></span>
+<span class="matching">Everything matching:
+<button type="button" data-bulk="retry" data-scope="filter">Retry all…</button>
+<button type="button" data-bulk="cancel" data-scope="filter">Cancel all…</button></span>
+<div class="confirm" role="alertdialog" hidden><span class="question"></span>
+<button type="button" class="yes">Confirm</button> <button type="button" class="no">Keep them</button></div>
+</div>
 <section id="task-list">
 {TASK_TABLE}
-<button type="button" id="more" hidden>older tasks</button>
+<nav class="pager" aria-label="pages">
+<button type="button" data-page="newest">&laquo; newest</button>
+<button type="button" data-page="newer">&lsaquo; newer</button>
+<button type="button" data-page="older">older &rsaquo;</button>
+<button type="button" data-page="oldest">oldest &raquo;</button>
+</nav>
 </section>
 <section id="workers">
 <h2>Workers <span class="n"></span></h2>
-<table><thead><tr><th>name</th><th>host</th><th>pid</th><th>queues</th><th>current task</th><th>done</th>
-<th>heartbeat (UTC)</th></tr></thead><tbody></tbody></table>
+{WORKERS_TABLE}
 </section>"""
     return _layout("tasks", "list", body)
 
@@ -95,6 +131,7 @@ async def task_page(request: Request) -> HTMLResponse:
 <button type="button" class="cancel" hidden>Cancel</button>
 <button type="button" class="retry" hidden>Retry</button>
 </div>
+<div class="body">
 <div class="progress-line"></div>
 <dl class="fields"></dl>
 <h3>Arguments</h3>
@@ -104,13 +141,59 @@ async def task_page(request: Request) -> HTMLResponse:
 <h3>Result</h3>
 <pre class="result"></pre>
 <h3>Error log</h3>
-<ol class="error-log"></ol>
+<p class="no-errors">No errors.</p>
+<ol class="error-log" hidden></ol>
 <h3>Children <span class="children-counts"></span></h3>
 <section id="children">
 {TASK_TABLE}
 </section>
+</div>
 </section>"""
     return _layout(f"task {task_id}", "task", body, task_id=task_id)
+
+
+async def queues_page(_request: Request) -> HTMLResponse:
+    body = """<section id="queues"><h2>Queues</h2>
+<table><thead><tr><th>queue</th><th>ready</th><th>oldest ready waiting</th><th>scheduled</th><th>retrying</th>
+<th>running</th><th></th></tr></thead><tbody></tbody></table>
+<p class="empty" hidden>No queue has pending or running tasks.</p></section>"""
+    return _layout("queues", "queues", body)
+
+
+async def workers_page(_request: Request) -> HTMLResponse:
+    body = f"""<section id="workers"><h2>Workers <span class="n"></span></h2>{WORKERS_TABLE}
+<p class="empty" hidden>No live workers.</p></section>"""
+    return _layout("workers", "workers", body)
+
+
+async def schedules_page(_request: Request) -> HTMLResponse:
+    body = """<section id="schedules"><h2>Schedules</h2>
+<table><thead><tr><th>schedule</th><th>task</th><th>every</th><th>next run</th><th>last run</th>
+<th>last outcome</th></tr></thead><tbody></tbody></table>
+<p class="empty" hidden>No schedules (see the schedule: section of settings.yaml).</p></section>"""
+    return _layout("schedules", "schedules", body)
+
+
+async def charts_page(_request: Request) -> HTMLResponse:
+    body = """<form id="chart-filters" autocomplete="off">
+<label>window <select name="window"><option value="hour">last hour</option>
+<option value="day">last day</option></select></label>
+<label>queue <select name="queue"><option value="">any queue</option></select></label>
+<label>task <select name="name"><option value="">any task</option></select></label>
+</form>
+<section id="charts">
+<figure class="chart" id="throughput-chart"><figcaption>Finished per <span class="step">minute</span>:
+<span class="key completed">completed</span> <span class="key failed">failed</span></figcaption>
+<svg role="img"></svg></figure>
+<figure class="chart" id="depth-chart"><figcaption>Queue depth: <span class="key ready">ready</span>
+<span class="key pending">pending</span> <span class="key running">running</span></figcaption>
+<svg role="img"></svg></figure>
+<h2>Run time by task</h2>
+<table id="runtimes"><thead><tr><th>task</th><th>runs</th><th>p50</th><th>p95</th><th>p99</th></tr></thead>
+<tbody></tbody></table>
+<p class="empty" hidden>No task finished in this window.</p>
+</section>"""
+    return _layout("charts", "charts", body)
 
 
 def not_found() -> HTMLResponse:
@@ -121,4 +204,8 @@ def not_found() -> HTMLResponse:
 routes = [
     Route("/", index, methods=["GET"]),
     Route("/tasks/{task_id:int}", task_page, methods=["GET"]),
+    Route("/queues", queues_page, methods=["GET"]),
+    Route("/workers", workers_page, methods=["GET"]),
+    Route("/schedules", schedules_page, methods=["GET"]),
+    Route("/charts", charts_page, methods=["GET"]),
 ]

@@ -1,0 +1,572 @@
+"""What the dashboard and /metrics read at any table size: status counts, queue depth, per-minute rollups.
+
+Finished rows are aggregated once, off the hot path, by `rollup` (the StatsRollup duty calls it): rows
+finished since a watermark go into per-minute buckets (task_minutes), all-time totals (task_totals) and
+counts of the finished rows still present (task_counts). Enqueue, claim and complete never touch these
+tables. Reads add the few rows finished since the watermark live, so every figure is exact whether or
+not the rollup ran lately; the rollup only decides how many rows a read has to look at.
+
+Concurrency: a rollup reads its rows outside the write lock, then applies them in one short write
+transaction that first locks rollup_state and checks that neither the watermark nor the generation
+moved meanwhile (another dashboard rolled up, an operator retried or purged); if one did it gives up
+and the next tick starts again. Operator actions that take finished rows away bump the generation in
+their own transaction (retry also takes its rows out of task_counts; purge marks task_counts stale).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, bindparam, case, delete, func, insert, select, union_all, update
+
+from taskq.clock import as_utc
+from taskq.model import Status
+from taskq.schema import (
+    RUNTIME_BOUNDS_SECONDS,
+    RUNTIME_BUCKET_COLUMNS,
+    UtcDateTime,
+    queue_samples,
+    rollup_state,
+    task_counts,
+    task_minutes,
+    task_totals,
+    tasks,
+)
+from taskq.store.base import _ACTIVE, _TERMINAL, COMPLETED, FAILED, PENDING, RUNNING, StoreBase, _status_is
+
+ROLLUP_LAG_SECONDS = 10.0  # rows finished this recently stay live: a transaction may still commit an older finished_at
+ROLLUP_CHUNK_ROWS = 20_000  # finished rows per rollup transaction (~tens of ms of write lock on SQLite)
+COUNT_ATTEMPTS = 3  # reads of the counts raced by a rollup before counting the table itself
+HISTORY_DAYS = 8  # per-minute buckets and queue samples kept (charts show up to a day)
+_STATE_ID = 1
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)  # "before everything", for a watermark never set
+
+
+def minute_of(moment: datetime) -> datetime:
+    return as_utc(moment).replace(second=0, microsecond=0)
+
+
+def runtime_bucket(seconds: float) -> int:
+    return bisect.bisect_left(RUNTIME_BOUNDS_SECONDS, seconds)
+
+
+def percentile(buckets: Sequence[int], fraction: float) -> float | None:
+    """The `fraction` quantile of a bucketed histogram, interpolated inside its bucket (as Prometheus'
+    histogram_quantile does); a quantile in the open top bucket reports the highest bound."""
+    total = sum(buckets)
+    if total == 0:
+        return None
+    rank = fraction * total
+    seen = 0
+    for index, count in enumerate(buckets):
+        if count and seen + count >= rank:
+            if index >= len(RUNTIME_BOUNDS_SECONDS):
+                return RUNTIME_BOUNDS_SECONDS[-1]
+            lower = RUNTIME_BOUNDS_SECONDS[index - 1] if index else 0.0
+            upper = RUNTIME_BOUNDS_SECONDS[index]
+            return lower + (upper - lower) * (rank - seen) / count
+        seen += count
+    return RUNTIME_BOUNDS_SECONDS[-1]
+
+
+@dataclass
+class Tally:
+    """Finished tasks of one (minute, queue, name) or (queue, name): the unit the rollup tables store."""
+
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    runtime_count: int = 0
+    runtime_sum: float = 0.0
+    runtime_buckets: list[int] = field(default_factory=lambda: [0] * (len(RUNTIME_BOUNDS_SECONDS) + 1))
+
+    def add_row(self, status: str, started_at: datetime | None, finished_at: datetime) -> None:
+        if status == COMPLETED:
+            self.completed += 1
+        elif status == FAILED:
+            self.failed += 1
+        else:
+            self.cancelled += 1
+        if started_at is not None and status in (COMPLETED, FAILED):
+            seconds = max(0.0, (as_utc(finished_at) - as_utc(started_at)).total_seconds())
+            self.runtime_count += 1
+            self.runtime_sum += seconds
+            self.runtime_buckets[runtime_bucket(seconds)] += 1
+
+    def merge(self, other: Tally | Mapping[str, Any]) -> None:
+        get = other.get if isinstance(other, Mapping) else other.__dict__.get  # a row, or another Tally
+        self.completed += int(get("completed") or 0)
+        self.failed += int(get("failed") or 0)
+        self.cancelled += int(get("cancelled") or 0)
+        self.runtime_count += int(get("runtime_count") or 0)
+        self.runtime_sum += float(get("runtime_sum") or 0.0)
+        if isinstance(other, Tally):
+            buckets = other.runtime_buckets
+        else:
+            buckets = [int(other.get(name) or 0) for name in RUNTIME_BUCKET_COLUMNS]
+        for index, count in enumerate(buckets):
+            self.runtime_buckets[index] += count
+
+    def values(self) -> dict[str, Any]:
+        return {
+            "completed": self.completed,
+            "failed": self.failed,
+            "cancelled": self.cancelled,
+            "runtime_count": self.runtime_count,
+            "runtime_sum": self.runtime_sum,
+            **dict(zip(RUNTIME_BUCKET_COLUMNS, self.runtime_buckets, strict=True)),
+        }
+
+
+@dataclass
+class ChartWindow:
+    finished: dict[datetime, list[int]] = field(default_factory=dict)  # minute -> [completed, failed]
+    runtimes: dict[str, list[int]] = field(default_factory=dict)  # task name -> histogram bucket counts
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    """One queue right now: what waits in it, and how long the oldest claimable task has waited."""
+
+    queue: str
+    pending: int  # every pending row: ready, scheduled and waiting to retry
+    ready: int  # pending and due
+    scheduled: int  # pending, not yet due, never attempted
+    retrying: int  # pending, not yet due, attempted before (waiting out its backoff)
+    running: int
+    oldest_ready_at: datetime | None
+
+    def to_dict(self, now: datetime) -> dict[str, Any]:
+        age = None if self.oldest_ready_at is None else max(0.0, (now - self.oldest_ready_at).total_seconds())
+        return {
+            "queue": self.queue,
+            "pending": self.pending,
+            "ready": self.ready,
+            "scheduled": self.scheduled,
+            "retrying": self.retrying,
+            "running": self.running,
+            "oldest_ready_at": None if self.oldest_ready_at is None else self.oldest_ready_at.isoformat(),
+            "oldest_ready_age_seconds": age,
+        }
+
+
+@dataclass(frozen=True)
+class RollupState:
+    watermark: datetime | None
+    generation: int
+    counts_stale: bool
+
+
+def _finished_rows_query(after: datetime | None, until: datetime | None, limit: int | None) -> Any:
+    # Walks ix_tasks_finished (partial on finished statuses) in finished_at order: only new rows are read.
+    query = select(tasks.c.queue, tasks.c.name, tasks.c.status, tasks.c.started_at, tasks.c.finished_at).where(
+        _status_is(*_TERMINAL)
+    )
+    if after is not None:
+        query = query.where(tasks.c.finished_at > after)
+    if until is not None:
+        query = query.where(tasks.c.finished_at <= until)
+    query = query.order_by(tasks.c.finished_at)
+    return query if limit is None else query.limit(limit)
+
+
+class MetricsOps(StoreBase):
+    # -- status counts -------------------------------------------------------------------------------
+
+    def _counts_query(self, watermark: datetime | None) -> Any:
+        """(queue, status, n, w) rows whose sums per key are the exact counts if `w`, the watermark in the
+        statement's own snapshot, is the `watermark` the statement was built with. The watermark goes in
+        as a value, not a subquery: PostgreSQL plans `finished_at > <subquery>` with a default guess of a
+        third of the rows and scans them all, but uses ix_tasks_finished for a known value."""
+        since = bindparam("since", watermark or _EPOCH, type_=UtcDateTime)
+        active = (
+            select(tasks.c.queue, tasks.c.status, func.count().label("n"))
+            .where(_status_is(*_ACTIVE))
+            .group_by(tasks.c.queue, tasks.c.status)
+        )
+        recent = (
+            select(tasks.c.queue, tasks.c.status, func.count().label("n"))
+            .where(_status_is(*_TERMINAL), tasks.c.finished_at > since)
+            .group_by(tasks.c.queue, tasks.c.status)
+        )
+        rolled = select(task_counts.c.queue, task_counts.c.status, task_counts.c.n)
+        parts = union_all(active, recent, rolled).subquery()
+        current = select(rollup_state.c.watermark).where(rollup_state.c.id == _STATE_ID).scalar_subquery()
+        return select(parts.c.queue, parts.c.status, parts.c.n, current.label("w"))
+
+    def counts_by_queue(self) -> dict[tuple[str, str], int]:
+        """{(queue, status): n} for every status with rows, exact. One statement reads one snapshot (a
+        rollup committing between two statements would move rows from "recent" to task_counts and count
+        them twice); if a rollup moved the watermark after it was read, the statement runs again."""
+
+        def work(conn: Connection) -> dict[tuple[str, str], int]:
+            for _attempt in range(COUNT_ATTEMPTS):
+                state = self._state(conn)
+                if state.counts_stale:  # a purge left task_counts to be recounted: count the table itself
+                    break
+                rows = conn.execute(self._counts_query(state.watermark)).all()
+                if all((None if row.w is None else _as_time(row.w)) == state.watermark for row in rows):
+                    counts: dict[tuple[str, str], int] = {}
+                    for row in rows:
+                        counts[(row.queue, row.status)] = counts.get((row.queue, row.status), 0) + int(row.n)
+                    return counts
+            query = select(tasks.c.queue, tasks.c.status, func.count()).group_by(tasks.c.queue, tasks.c.status)
+            return {(queue, status): int(n) for queue, status, n in conn.execute(query).all()}
+
+        return self.read(work)
+
+    def stats(self) -> dict[str, int]:
+        """Number of tasks in each status; every status present, zeros included. Reads the active rows,
+        the finished rows since the last rollup and one small table, whatever the table holds."""
+        counts = {status.value: 0 for status in Status}
+        for (_queue, status), n in self.counts_by_queue().items():
+            counts[status] = counts.get(status, 0) + n
+        return counts
+
+    # -- queues --------------------------------------------------------------------------------------
+
+    def queue_depths(self, *, now: datetime) -> list[QueueDepth]:
+        """Every queue with active rows, by name. Reads pending and running rows only (the partial claim
+        index and ix_tasks_status_id); finished rows cost nothing here."""
+        due = tasks.c.run_after <= now
+        waiting = tasks.c.run_after > now
+        query = (
+            select(
+                tasks.c.queue,
+                func.sum(_flag(_status_is(PENDING))).label("pending"),
+                func.sum(_flag(and_(_status_is(PENDING), due))).label("ready"),
+                func.sum(_flag(and_(_status_is(PENDING), waiting, tasks.c.attempts == 0))).label("scheduled"),
+                func.sum(_flag(and_(_status_is(PENDING), waiting, tasks.c.attempts > 0))).label("retrying"),
+                func.sum(_flag(_status_is(RUNNING))).label("running"),
+                func.min(_when(and_(_status_is(PENDING), due), tasks.c.run_after)).label("oldest_ready_at"),
+            )
+            .where(_status_is(PENDING, RUNNING))
+            .group_by(tasks.c.queue)
+            .order_by(tasks.c.queue)
+        )
+        rows = self.read(lambda conn: conn.execute(query).all())
+        return [
+            QueueDepth(
+                row.queue,
+                int(row.pending or 0),
+                int(row.ready or 0),
+                int(row.scheduled or 0),
+                int(row.retrying or 0),
+                int(row.running or 0),
+                None if row.oldest_ready_at is None else _as_time(row.oldest_ready_at),
+            )
+            for row in rows
+        ]
+
+    def known_queues(self) -> list[str]:
+        """Queues with active rows or rolled-up history (for the dashboard's queue picker)."""
+        active = select(tasks.c.queue).where(_status_is(*_ACTIVE)).group_by(tasks.c.status, tasks.c.queue)
+        rolled = select(task_totals.c.queue).distinct()
+        return sorted({row[0] for row in self.read(lambda conn: conn.execute(union_all(active, rolled)).all())})
+
+    def known_names(self) -> list[str] | None:
+        """Every task name present in the table, from the rollup totals plus active rows and rows finished
+        since the watermark; None when no rollup ever ran (the names would need a scan of every row)."""
+
+        def work(conn: Connection) -> list[str] | None:
+            # A rollup moving the watermark meanwhile only makes the third part read more rows than needed.
+            watermark = self._state(conn).watermark
+            if watermark is None:
+                return None
+            parts = union_all(
+                select(task_totals.c.name).distinct(),
+                # (status, name), not name alone: DISTINCT name would walk all of ix_tasks_name_id on SQLite
+                select(tasks.c.name).where(_status_is(*_ACTIVE)).group_by(tasks.c.status, tasks.c.name),
+                select(tasks.c.name).where(_status_is(*_TERMINAL), tasks.c.finished_at > watermark),
+            )
+            return sorted({row[0] for row in conn.execute(parts).all()})
+
+        return self.read(work)
+
+    # -- the rollup (StatsRollup duty) ---------------------------------------------------------------
+
+    def _state(self, conn: Connection, *, lock: bool = False) -> RollupState:
+        query = select(rollup_state).where(rollup_state.c.id == _STATE_ID)
+        row = conn.execute(query.with_for_update() if lock else query).mappings().first()
+        if row is None:
+            return RollupState(None, 0, False)
+        watermark = None if row["watermark"] is None else as_utc(row["watermark"])
+        return RollupState(watermark, int(row["generation"]), bool(row["counts_stale"]))
+
+    def rollup_state(self) -> RollupState:
+        return self.read(self._state)
+
+    def rollup(self, *, now: datetime, chunk_rows: int = ROLLUP_CHUNK_ROWS) -> int:
+        """Fold at most `chunk_rows` rows finished since the watermark (and before now - lag) into the
+        rollup tables; returns how many rows it folded (0: caught up, or another process moved first)."""
+        until = now - timedelta(seconds=ROLLUP_LAG_SECONDS)
+
+        def read(conn: Connection) -> tuple[RollupState, list[Row[Any]]]:
+            state = self._state(conn)
+            return state, list(conn.execute(_finished_rows_query(state.watermark, until, chunk_rows)).all())
+
+        state, rows = self.read(read)
+        if not rows:
+            return 0
+        if len(rows) == chunk_rows:
+            # Rows sharing the last finished_at may continue past the limit: leave them all to the next chunk.
+            last = rows[-1].finished_at
+            kept = [row for row in rows if row.finished_at != last]
+            if kept:
+                rows = kept
+        watermark = max(_as_time(row.finished_at) for row in rows)
+        minutes, totals, counts = _tally(rows)
+
+        def apply(conn: Connection) -> int:
+            current = self._state(conn, lock=True)
+            if (current.watermark, current.generation) != (state.watermark, state.generation):
+                return 0
+            _add_tallies(conn, task_minutes, ("minute", "queue", "name"), minutes)
+            _add_tallies(conn, task_totals, ("queue", "name"), totals)
+            _add_counts(conn, counts)
+            conn.execute(update(rollup_state).where(rollup_state.c.id == _STATE_ID).values(watermark=watermark))
+            return len(rows)
+
+        return self.write(apply)
+
+    def recount(self) -> bool:
+        """Recount task_counts from the table when a purge left it stale; True if it did. The count runs
+        outside the write lock (it reads every finished row once) and is kept only if nothing moved."""
+
+        def read(conn: Connection) -> tuple[RollupState, list[Row[Any]]]:
+            state = self._state(conn)
+            if not state.counts_stale or state.watermark is None:
+                return state, []
+            query = (
+                select(tasks.c.queue, tasks.c.status, func.count().label("n"))
+                .where(_status_is(*_TERMINAL), tasks.c.finished_at <= state.watermark)
+                .group_by(tasks.c.queue, tasks.c.status)
+            )
+            return state, list(conn.execute(query).all())
+
+        state, rows = self.read(read)
+        if not state.counts_stale:
+            return False
+
+        def apply(conn: Connection) -> bool:
+            current = self._state(conn, lock=True)
+            if (current.watermark, current.generation) != (state.watermark, state.generation):
+                return False
+            conn.execute(delete(task_counts))
+            if rows:
+                conn.execute(insert(task_counts), [{"queue": r.queue, "status": r.status, "n": int(r.n)} for r in rows])
+            conn.execute(update(rollup_state).where(rollup_state.c.id == _STATE_ID).values(counts_stale=False))
+            return True
+
+        return self.write(apply)
+
+    def sample_queues(self, *, now: datetime) -> int:
+        """Record this minute's depth of every active queue (the last sample in a minute wins)."""
+        depths = self.queue_depths(now=now)
+        minute = minute_of(now)
+
+        def work(conn: Connection) -> int:
+            conn.execute(delete(queue_samples).where(queue_samples.c.minute == minute))
+            if depths:
+                conn.execute(
+                    insert(queue_samples),
+                    [
+                        {
+                            "minute": minute,
+                            "queue": d.queue,
+                            "pending": d.pending,
+                            "ready": d.ready,
+                            "running": d.running,
+                            "oldest_ready_at": d.oldest_ready_at,
+                        }
+                        for d in depths
+                    ],
+                )
+            return len(depths)
+
+        return self.write(work)
+
+    def prune_history(self, *, now: datetime) -> int:
+        cutoff = minute_of(now - timedelta(days=HISTORY_DAYS))
+
+        def work(conn: Connection) -> int:
+            gone = conn.execute(delete(task_minutes).where(task_minutes.c.minute < cutoff)).rowcount
+            return int(gone + conn.execute(delete(queue_samples).where(queue_samples.c.minute < cutoff)).rowcount)
+
+        return self.write(work)
+
+    # -- operator actions that take finished rows away (called inside their write transaction) --------
+
+    def _forget_finished(self, conn: Connection, rows: Iterable[Any]) -> None:
+        """`rows` (queue, status, finished_at) leave the finished statuses (retry): take the ones already
+        rolled up out of task_counts, and bump the generation so a rollup read meanwhile starts again."""
+        state = self._state(conn, lock=True)
+        removed: dict[tuple[str, str], int] = {}
+        for row in rows:
+            rolled_up = state.watermark is not None and row.finished_at is not None
+            if rolled_up and _as_time(row.finished_at) <= state.watermark:
+                removed[(row.queue, row.status)] = removed.get((row.queue, row.status), 0) + 1
+        for (queue, status), n in removed.items():
+            conn.execute(
+                update(task_counts)
+                .where(task_counts.c.queue == queue, task_counts.c.status == status)
+                .values(n=task_counts.c.n - n)
+            )
+        conn.execute(
+            update(rollup_state).where(rollup_state.c.id == _STATE_ID).values(generation=rollup_state.c.generation + 1)
+        )
+
+    def _counts_need_recount(self, conn: Connection) -> None:
+        self._state(conn, lock=True)
+        conn.execute(
+            update(rollup_state)
+            .where(rollup_state.c.id == _STATE_ID)
+            .values(generation=rollup_state.c.generation + 1, counts_stale=True)
+        )
+
+    # -- charts and /metrics -------------------------------------------------------------------------
+
+    def _live_tail(self, conn: Connection, since: datetime | None = None) -> list[Row[Any]]:
+        """Finished rows not rolled up yet (a few seconds' worth), so charts and counters are current."""
+        state = self._state(conn)
+        after = state.watermark if since is None or (state.watermark and state.watermark > since) else since
+        return list(conn.execute(_finished_rows_query(after, None, None)).all())
+
+    def chart_window(self, *, since: datetime, queue: str | None = None, name: str | None = None) -> ChartWindow:
+        """Finished tasks per minute and runtime histograms per task name from `since` on, summed in SQL
+        over the per-minute rollups (bounded by the window, not the table), plus the live tail."""
+        conditions = [task_minutes.c.minute >= minute_of(since)]
+        if queue is not None:
+            conditions.append(task_minutes.c.queue == queue)
+        if name is not None:
+            conditions.append(task_minutes.c.name == name)
+        per_minute = (
+            select(task_minutes.c.minute, func.sum(task_minutes.c.completed), func.sum(task_minutes.c.failed))
+            .where(*conditions)
+            .group_by(task_minutes.c.minute)
+        )
+        per_name = (
+            select(task_minutes.c.name, *(func.sum(task_minutes.c[column]) for column in RUNTIME_BUCKET_COLUMNS))
+            .where(*conditions)
+            .group_by(task_minutes.c.name)
+        )
+
+        def work(conn: Connection) -> tuple[list[Row[Any]], list[Row[Any]], list[Row[Any]]]:
+            return conn.execute(per_minute).all(), conn.execute(per_name).all(), self._live_tail(conn, since)
+
+        minutes_rows, name_rows, tail = self.read(work)
+        window = ChartWindow()
+        for minute, completed, failed in minutes_rows:
+            window.finished[_as_time(minute)] = [int(completed or 0), int(failed or 0)]
+        for row in name_rows:
+            window.runtimes[row[0]] = [int(count or 0) for count in row[1:]]
+        tail = [r for r in tail if (queue is None or r.queue == queue) and (name is None or r.name == name)]
+        for (minute, _queue, task_name), tally in _tally(tail)[0].items():
+            counts = window.finished.setdefault(minute, [0, 0])
+            counts[0] += tally.completed
+            counts[1] += tally.failed
+            buckets = window.runtimes.setdefault(task_name, [0] * len(RUNTIME_BUCKET_COLUMNS))
+            for index, count in enumerate(tally.runtime_buckets):
+                buckets[index] += count
+        return window
+
+    def queue_history(self, *, since: datetime, queue: str | None = None) -> list[dict[str, Any]]:
+        query = select(queue_samples).where(queue_samples.c.minute >= minute_of(since)).order_by(queue_samples.c.minute)
+        if queue is not None:
+            query = query.where(queue_samples.c.queue == queue)
+        rows = self.read(lambda conn: conn.execute(query).mappings().all())
+        return [{**row, "minute": _as_time(row["minute"])} for row in rows]
+
+    def all_time_totals(self) -> dict[tuple[str, str], Tally]:
+        """{(queue, name): Tally} over all time, the live tail included: monotonic, for Prometheus counters."""
+
+        def work(conn: Connection) -> tuple[list[Any], list[Row[Any]]]:
+            return list(conn.execute(select(task_totals)).mappings().all()), self._live_tail(conn)
+
+        stored, tail = self.read(work)
+        result: dict[tuple[str, str], Tally] = {}
+        for row in stored:
+            result.setdefault((row["queue"], row["name"]), Tally()).merge(row)
+        for key, tally in _tally(tail)[1].items():
+            result.setdefault(key, Tally()).merge(tally)
+        return result
+
+
+def _flag(condition: Any) -> Any:
+    return case((condition, 1), else_=0)
+
+
+def _when(condition: Any, value: Any) -> Any:
+    return case((condition, value), else_=None)
+
+
+def _as_time(value: Any) -> datetime:
+    """A datetime from a column, or from an aggregate that SQLite returns as its stored text."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return as_utc(value)
+
+
+def _tally(
+    rows: Iterable[Any],
+) -> tuple[dict[tuple[datetime, str, str], Tally], dict[tuple[str, str], Tally], dict[tuple[str, str], int]]:
+    minutes: dict[tuple[datetime, str, str], Tally] = {}
+    totals: dict[tuple[str, str], Tally] = {}
+    counts: dict[tuple[str, str], int] = {}
+    for row in rows:
+        finished = _as_time(row.finished_at)
+        started = None if row.started_at is None else _as_time(row.started_at)
+        minutes.setdefault((minute_of(finished), row.queue, row.name), Tally()).add_row(row.status, started, finished)
+        totals.setdefault((row.queue, row.name), Tally()).add_row(row.status, started, finished)
+        counts[(row.queue, row.status)] = counts.get((row.queue, row.status), 0) + 1
+    return minutes, totals, counts
+
+
+def _add_tallies(conn: Connection, table: Any, key_columns: tuple[str, ...], tallies: Mapping[tuple, Tally]) -> None:
+    """Add `tallies` to the rows of `table` keyed by `key_columns`: read the existing rows of these keys,
+    merge in Python (the histogram is a JSON list), write back. Runs under the rollup's lock."""
+    if not tallies:
+        return
+    first = key_columns[0]
+    values = sorted({key[0] for key in tallies})
+    existing: dict[tuple, Any] = {}
+    query = select(table).where(table.c[first].in_(values))
+    for row in conn.execute(query).mappings().all():
+        key = tuple(_as_time(row[c]) if c == "minute" else row[c] for c in key_columns)
+        existing[key] = row
+    updates, inserts = [], []
+    for key, tally in tallies.items():
+        merged = Tally()
+        merged.merge(tally)
+        if key in existing:
+            merged.merge(existing[key])
+            keys = {f"k_{c}": v for c, v in zip(key_columns, key, strict=True)}
+            updates.append({**keys, **{f"v_{name}": value for name, value in merged.values().items()}})
+        else:
+            inserts.append({**dict(zip(key_columns, key, strict=True)), **merged.values()})
+    if updates:
+        condition = and_(*(table.c[c] == bindparam(f"k_{c}") for c in key_columns))
+        statement = update(table).where(condition).values(**{name: bindparam(f"v_{name}") for name in Tally().values()})
+        conn.execute(statement, updates)
+    if inserts:
+        conn.execute(insert(table), inserts)
+
+
+def _add_counts(conn: Connection, counts: Mapping[tuple[str, str], int]) -> None:
+    existing = {(row.queue, row.status) for row in conn.execute(select(task_counts.c.queue, task_counts.c.status))}
+    for (queue, status), n in counts.items():
+        if (queue, status) in existing:
+            conn.execute(
+                update(task_counts)
+                .where(task_counts.c.queue == queue, task_counts.c.status == status)
+                .values(n=task_counts.c.n + n)
+            )
+        else:
+            conn.execute(insert(task_counts).values(queue=queue, status=status, n=n))
+
+
+__all__ = ["RUNTIME_BOUNDS_SECONDS", "ChartWindow", "MetricsOps", "QueueDepth", "RollupState", "Tally", "percentile"]

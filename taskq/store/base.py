@@ -20,6 +20,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Integer,
+    Select,
     and_,
     bindparam,
     case,
@@ -38,7 +39,7 @@ from taskq.model import (
     InvalidTaskArguments,
     Status,
 )
-from taskq.schema import tasks
+from taskq.schema import SETTLED, tasks
 from taskq.store.hot import SqliteHotPath
 
 T = TypeVar("T")
@@ -85,6 +86,17 @@ def _status_is(*statuses: str) -> ColumnElement[bool]:
     if len(statuses) == 1:
         return tasks.c.status == literal_column(f"'{statuses[0]}'")
     return tasks.c.status.in_([literal_column(f"'{status}'") for status in statuses])
+
+
+def active_parts(build: Callable[[ColumnElement[bool]], Select[Any]]) -> list[Select[Any]]:
+    """One query per active status, each through the index that holds those rows: pending in ix_tasks_claim,
+    running in ix_tasks_lease, waiting in ix_tasks_status_id (partial, so SETTLED is spelled out for
+    SQLite). `status IN (...)` over all three would scan the table: no one index holds every active row."""
+    return [
+        build(_status_is(PENDING)),
+        build(_status_is(RUNNING)),
+        build(and_(_status_is(WAITING), SETTLED)),
+    ]
 
 
 def _check_json(what: str, value: Any) -> None:

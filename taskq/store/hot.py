@@ -140,7 +140,15 @@ class SqliteHotPath:
         """One statement in autocommit mode: SQLite makes it a transaction of its own, which takes the
         write lock as it starts (so no deferred-upgrade deadlock) and costs one call instead of three
         (BEGIN, INSERT, COMMIT). The id is the rowid the statement assigned."""
-        params = [self._encode(name, row[name]) for name in self._insert_order]
+        created = row["created_at"]
+        created_text = sqlite_time(created)
+        params = [
+            # run_after is usually the same instant as created_at: encoded once
+            (created_text if row[name] is created else sqlite_time(row[name]))
+            if name in _TIME_COLUMNS
+            else self._encode(name, row[name])
+            for name in self._insert_order
+        ]
         try:
             return int(self._connection().execute(self._insert_sql, params).lastrowid or 0)
         except sqlite3.Error as error:
@@ -148,13 +156,9 @@ class SqliteHotPath:
 
     @staticmethod
     def _encode(name: str, value: Any) -> Any:
-        if value is None:
-            return None
-        if name in _JSON_COLUMNS:
-            return json.dumps(value) if value else ("[]" if isinstance(value, list) else "{}")
-        if name in _TIME_COLUMNS:
-            return sqlite_time(value)
-        return value
+        if value is None or name not in _JSON_COLUMNS:
+            return value
+        return json.dumps(value) if value else ("[]" if isinstance(value, list) else "{}")
 
     def close(self) -> None:
         for pooled in list(self._connections):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Select, select, union_all
 
 from taskq.model import Task
 from taskq.schema import tasks
-from taskq.store.base import _ACTIVE, StoreBase, _status_is
+from taskq.store.base import StoreBase, active_parts
 
 
 class LookupOps(StoreBase):
@@ -27,7 +28,13 @@ class LookupOps(StoreBase):
 
     def active(self, *, names: Sequence[str] | None = None, limit: int = 50) -> list[Task]:
         """Pending, running and waiting tasks, oldest first; only those called one of `names` if given."""
-        query = select(tasks).where(_status_is(*_ACTIVE)).order_by(tasks.c.id).limit(limit)
-        if names is not None:
-            query = query.where(tasks.c.name.in_(list(names)))
+
+        def part(status: ColumnElement[bool]) -> Select[Any]:
+            query = select(tasks).where(status)
+            return query if names is None else query.where(tasks.c.name.in_(list(names)))
+
+        rows = union_all(*active_parts(part)).subquery()
+        # `id + 0`: ordered after the parts are read, so each part picks the index of its status rather than
+        # walking the whole table in id order to avoid a sort (which SQLite prefers for a running-rows part).
+        query = select(rows).order_by(rows.c.id + 0).limit(limit)
         return [Task.from_row(row) for row in self.read(lambda conn: conn.execute(query).mappings().all())]

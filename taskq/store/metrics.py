@@ -36,7 +36,16 @@ from taskq.schema import (
     task_totals,
     tasks,
 )
-from taskq.store.base import _ACTIVE, _TERMINAL, COMPLETED, FAILED, PENDING, RUNNING, StoreBase, _status_is
+from taskq.store.base import (
+    _TERMINAL,
+    COMPLETED,
+    FAILED,
+    PENDING,
+    RUNNING,
+    StoreBase,
+    _status_is,
+    active_parts,
+)
 
 ROLLUP_LAG_SECONDS = 10.0  # rows finished this recently stay live: a transaction may still commit an older finished_at
 ROLLUP_CHUNK_ROWS = 20_000  # finished rows per rollup transaction (~tens of ms of write lock on SQLite)
@@ -183,10 +192,12 @@ class MetricsOps(StoreBase):
         as a value, not a subquery: PostgreSQL plans `finished_at > <subquery>` with a default guess of a
         third of the rows and scans them all, but uses ix_tasks_finished for a known value."""
         since = bindparam("since", watermark or _EPOCH, type_=UtcDateTime)
-        active = (
-            select(tasks.c.queue, tasks.c.status, func.count().label("n"))
-            .where(_status_is(*_ACTIVE))
-            .group_by(tasks.c.queue, tasks.c.status)
+        active = active_parts(
+            lambda status: (
+                select(tasks.c.queue, tasks.c.status, func.count().label("n"))
+                .where(status)
+                .group_by(tasks.c.queue, tasks.c.status)
+            )
         )
         recent = (
             select(tasks.c.queue, tasks.c.status, func.count().label("n"))
@@ -194,7 +205,7 @@ class MetricsOps(StoreBase):
             .group_by(tasks.c.queue, tasks.c.status)
         )
         rolled = select(task_counts.c.queue, task_counts.c.status, task_counts.c.n)
-        parts = union_all(active, recent, rolled).subquery()
+        parts = union_all(*active, recent, rolled).subquery()
         current = select(rollup_state.c.watermark).where(rollup_state.c.id == _STATE_ID).scalar_subquery()
         return select(parts.c.queue, parts.c.status, parts.c.n, current.label("w"))
 
@@ -232,21 +243,25 @@ class MetricsOps(StoreBase):
     def queue_depths(self, *, now: datetime) -> list[QueueDepth]:
         """Every queue with active rows, by name. Reads pending and running rows only (the partial claim
         index and ix_tasks_status_id); finished rows cost nothing here."""
-        due = tasks.c.run_after <= now
-        waiting = tasks.c.run_after > now
+        columns = (tasks.c.queue, tasks.c.status, tasks.c.run_after, tasks.c.attempts)
+        rows_of = union_all(  # each part through its own partial index (claim, lease)
+            select(*columns).where(_status_is(PENDING)), select(*columns).where(_status_is(RUNNING))
+        ).subquery()
+        pending = rows_of.c.status == PENDING
+        due = rows_of.c.run_after <= now
+        waiting = rows_of.c.run_after > now
         query = (
             select(
-                tasks.c.queue,
-                func.sum(_flag(_status_is(PENDING))).label("pending"),
-                func.sum(_flag(and_(_status_is(PENDING), due))).label("ready"),
-                func.sum(_flag(and_(_status_is(PENDING), waiting, tasks.c.attempts == 0))).label("scheduled"),
-                func.sum(_flag(and_(_status_is(PENDING), waiting, tasks.c.attempts > 0))).label("retrying"),
-                func.sum(_flag(_status_is(RUNNING))).label("running"),
-                func.min(_when(and_(_status_is(PENDING), due), tasks.c.run_after)).label("oldest_ready_at"),
+                rows_of.c.queue,
+                func.sum(_flag(pending)).label("pending"),
+                func.sum(_flag(and_(pending, due))).label("ready"),
+                func.sum(_flag(and_(pending, waiting, rows_of.c.attempts == 0))).label("scheduled"),
+                func.sum(_flag(and_(pending, waiting, rows_of.c.attempts > 0))).label("retrying"),
+                func.sum(_flag(rows_of.c.status == RUNNING)).label("running"),
+                func.min(_when(and_(pending, due), rows_of.c.run_after)).label("oldest_ready_at"),
             )
-            .where(_status_is(PENDING, RUNNING))
-            .group_by(tasks.c.queue)
-            .order_by(tasks.c.queue)
+            .group_by(rows_of.c.queue)
+            .order_by(rows_of.c.queue)
         )
         rows = self.read(lambda conn: conn.execute(query).all())
         return [
@@ -264,9 +279,9 @@ class MetricsOps(StoreBase):
 
     def known_queues(self) -> list[str]:
         """Queues with active rows or rolled-up history (for the dashboard's queue picker)."""
-        active = select(tasks.c.queue).where(_status_is(*_ACTIVE)).group_by(tasks.c.status, tasks.c.queue)
+        active = active_parts(lambda status: select(tasks.c.queue).where(status).group_by(tasks.c.queue))
         rolled = select(task_totals.c.queue).distinct()
-        return sorted({row[0] for row in self.read(lambda conn: conn.execute(union_all(active, rolled)).all())})
+        return sorted({row[0] for row in self.read(lambda conn: conn.execute(union_all(*active, rolled)).all())})
 
     def known_names(self) -> list[str] | None:
         """Every task name present in the table, from the rollup totals plus active rows and rows finished
@@ -279,8 +294,7 @@ class MetricsOps(StoreBase):
                 return None
             parts = union_all(
                 select(task_totals.c.name).distinct(),
-                # (status, name), not name alone: DISTINCT name would walk all of ix_tasks_name_id on SQLite
-                select(tasks.c.name).where(_status_is(*_ACTIVE)).group_by(tasks.c.status, tasks.c.name),
+                *active_parts(lambda status: select(tasks.c.name).where(status).group_by(tasks.c.name)),
                 select(tasks.c.name).where(_status_is(*_TERMINAL), tasks.c.finished_at > watermark),
             )
             return sorted({row[0] for row in conn.execute(parts).all()})

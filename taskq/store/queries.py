@@ -30,13 +30,14 @@ from taskq.model import (
     TaskNotFound,
     TaskPage,
 )
-from taskq.schema import tasks
+from taskq.schema import SETTLED, tasks
 from taskq.store.base import (
     _ACTIVE,
     _TERMINAL,
     CANCELLED,
     FAILED,
     PENDING,
+    RUNNING,
     _status_is,
 )
 from taskq.store.metrics import MetricsOps
@@ -282,10 +283,11 @@ class QueryOps(MetricsOps):
         conditions: list[Any] = []
         if where.name_contains and names is None:
             conditions.append(func.lower(tasks.c.name).like(_like(where.name_contains.lower()), escape="\\"))
-        if where.status is not None:
-            conditions.append(_status_is(where.status.value))
-        elif statuses is not None:
-            conditions.append(_status_is(*statuses))
+        wanted = (where.status.value,) if where.status is not None else statuses
+        if wanted is not None:
+            conditions.append(_status_is(*wanted))
+            if not set(wanted) & {PENDING, RUNNING}:
+                conditions.append(SETTLED)  # SQLite uses ix_tasks_status_id / ix_tasks_name_id only when it sees this
         if where.name is not None:
             conditions.append(tasks.c.name == where.name)
         if where.queue is not None:

@@ -19,9 +19,9 @@ from taskq import distribution, registry, systemd, terminal
 from taskq.api import open_store
 from taskq.clock import parse_duration, parse_instant, utc_now
 from taskq.distribution import install_hint
-from taskq.model import TERMINAL_STATUSES, Status, Task, TaskqError
+from taskq.model import TERMINAL_STATUSES, Status, Task, TaskFilter, TaskqError
 from taskq.settings import Settings, load_settings
-from taskq.store import BulkSelection, Store
+from taskq.store import Store
 
 if TYPE_CHECKING:  # rich is imported where a table is printed: scripts using --json do not pay for it
     from rich.console import Console
@@ -274,25 +274,31 @@ def _bulk_target(
     queue: str | None,
     *,
     default: str,
-) -> BulkSelection | None:
-    """None for a single task; the filter for --all. Filters without --all are a usage error, not ignored."""
+) -> list[TaskFilter] | None:
+    """None for a single task; for --all, one filter per status. Filters without --all are a usage error."""
     if task_id is not None and every:
         raise click.UsageError("give a task ID or --all, not both")
     if task_id is None and not every:
         raise click.UsageError("give a task ID, or --all (with --status/--name/--queue filters)")
     if task_id is not None and (name or queue or statuses):
         raise click.UsageError("--status, --name and --queue filter --all; a task ID needs no filter")
-    return BulkSelection(statuses or (default,), name, queue) if every else None
+    if not every:
+        return None
+    return [
+        TaskFilter(status=Status(status), name=name, queue=queue) for status in dict.fromkeys(statuses or (default,))
+    ]
 
 
-def _confirm_bulk(verb: str, count: int, which: BulkSelection, yes: bool) -> bool:
+def _confirm_bulk(verb: str, count: int, which: list[TaskFilter], yes: bool) -> bool:
     """Ask on a terminal (as rq and celery purge do); scripts and --yes go ahead. False: nothing to do."""
-    described = f"{count} {'/'.join(which.statuses)} task{'s' if count != 1 else ''}"
+    statuses = "/".join(f.status.value for f in which if f.status is not None)
+    first = which[0]
+    described = f"{count} {statuses} task{'s' if count != 1 else ''}"
     described += "".join(
-        f" {label} {value!r}" for label, value in (("named", which.name), ("in queue", which.queue)) if value
+        f" {label} {value!r}" for label, value in (("named", first.name), ("in queue", first.queue)) if value
     )
     if count == 0:
-        click.echo(f"no {'/'.join(which.statuses)} tasks match; nothing to {verb}")
+        click.echo(f"no {statuses} tasks match; nothing to {verb}")
         return False
     if not yes and _interactive():
         click.confirm(f"{verb.capitalize()} {described}?", abort=True)
@@ -328,10 +334,10 @@ def cancel(
         else:
             click.echo(f"task {task_id}: cancellation requested (it is {status.value})")
         return
-    if _confirm_bulk("cancel", store.count_matching(which), which, yes):
-        done = store.cancel_matching(which)
-        skipped = f" ({done.skipped} finished meanwhile)" if done.skipped else ""
-        click.echo(f"cancelled {done.changed} tasks{skipped}")
+    if _confirm_bulk("cancel", sum(store.count(f) for f in which), which, yes):
+        results = [store.bulk_cancel(where=f) for f in which]
+        changed, skipped = sum(r.changed for r in results), sum(r.skipped for r in results)
+        click.echo(f"cancelled {changed} tasks" + (f" ({skipped} finished meanwhile)" if skipped else ""))
 
 
 @main.command()
@@ -356,10 +362,11 @@ def retry(
         store.retry(task_id)
         click.echo(f"task {task_id}: pending")
         return
-    if _confirm_bulk("retry", store.count_matching(which), which, yes):
-        done = store.retry_matching(which)
-        skipped = f" ({done.skipped} skipped: changed meanwhile or dedup key held)" if done.skipped else ""
-        click.echo(f"retried {done.changed} tasks{skipped}")
+    if _confirm_bulk("retry", sum(store.count(f) for f in which), which, yes):
+        results = [store.bulk_retry(where=f) for f in which]
+        changed, skipped = sum(r.changed for r in results), sum(r.skipped for r in results)
+        held = f" ({skipped} skipped: changed meanwhile or dedup key held)" if skipped else ""
+        click.echo(f"retried {changed} tasks{held}")
 
 
 @main.command()

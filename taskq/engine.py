@@ -16,6 +16,7 @@ from taskq.model import TaskqError
 
 DEFAULT_DATABASE_URL = "sqlite:///taskq.db"
 SCHEMA_REVISION = "0005"  # the newest migration; tests/test_migrations.py keeps it equal to Alembic's head
+SQLITE_SYNCHRONOUS_LEVELS = ("NORMAL", "FULL", "EXTRA")
 SQLITE_BUSY_TIMEOUT_MS = 1000  # short on purpose: the store retries with jitter, which is fairer
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -44,13 +45,25 @@ def alembic_config(connection: Any = None) -> Any:
     return config
 
 
+def sqlite_synchronous() -> str:
+    """NORMAL by default: in WAL mode a power loss may roll back the last commits but never corrupts the
+    file. TASKQ_SQLITE_SYNCHRONOUS=FULL makes every commit durable (an fsync each), in every process that
+    reads the environment (CLI, workers, web app): set it for all of them."""
+    value = os.environ.get("TASKQ_SQLITE_SYNCHRONOUS", "NORMAL").strip().upper()
+    if value not in SQLITE_SYNCHRONOUS_LEVELS:
+        raise DatabaseUnavailable(
+            f"TASKQ_SQLITE_SYNCHRONOUS={value!r}: choose one of {', '.join(SQLITE_SYNCHRONOUS_LEVELS)}"
+        )
+    return value
+
+
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     # The driver must not open transactions by itself: the store issues BEGIN IMMEDIATE for writes,
     # and plain reads run in autocommit so they never hold a snapshot open.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA synchronous={sqlite_synchronous()}")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

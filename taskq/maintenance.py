@@ -83,9 +83,9 @@ class StatsRollup:
             if not folded:
                 break
             rolled += folded
-        sampled = self.store.sample_queues(now=now)
+        self.store.sample_queues(now=now)  # every run samples: not a count worth a log line
         pruned = self.store.prune_history(now=now)
-        return {"rolled_up": rolled, "recounted": recounted, "queues_sampled": sampled, "history_pruned": pruned}
+        return {"rolled_up": rolled, "recounted": recounted, "history_pruned": pruned}
 
 
 class MaintenanceThread(threading.Thread):

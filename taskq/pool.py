@@ -27,7 +27,7 @@ from taskq.api import open_store
 from taskq.clock import utc_now
 from taskq.forkserver import ForkedProcess, ForkServerClient, become_subreaper
 from taskq.identity import WorkerIdentity
-from taskq.maintenance import DeadWorkerRescuer, LeaseRescuer, MaintenanceThread, Retention
+from taskq.maintenance import DeadWorkerRescuer, LeaseRescuer, MaintenanceThread, Retention, StatsRollup
 from taskq.model import Completion, Interrupted, Interruption
 from taskq.protocol import KillReason
 from taskq.scheduler import Scheduler, parse_schedules
@@ -43,6 +43,7 @@ LEASE_RESCUE_SECONDS = 2.0
 NUDGE_COALESCE_SECONDS = 0.005  # at most ~200 wake-ups of idle workers per second
 STATUS_COALESCE_SECONDS = 0.005  # workers' status lines are read at most ~200 times a second
 RETENTION_SECONDS = 60.0
+ROLLUP_SECONDS = 10.0  # finished rows folded into the per-minute rollups this often
 SCHEDULER_SECONDS = 1.0  # how late a schedule's next row may be created after its previous one finished
 
 log = logging.getLogger("taskq.pool")
@@ -147,6 +148,8 @@ class Pool:
                 (LeaseRescuer(self.store), LEASE_RESCUE_SECONDS),
                 (self.retention, RETENTION_SECONDS),
                 (self.scheduler, SCHEDULER_SECONDS),
+                # Keeps `taskq stats`, /metrics and the charts cheap and current with no dashboard running.
+                (StatsRollup(self.store), ROLLUP_SECONDS),
             ]
         )
         self.watcher = SettingsWatcher(settings_path) if settings_path is not None else None

@@ -9,7 +9,9 @@ from pathlib import Path
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-DEBOUNCE_SECONDS = 0.3  # editors write a file in bursts (truncate, write, rename); reload once after the last
+DEBOUNCE_SECONDS = (
+    0.1  # editors write a file in bursts (truncate, write, rename) within milliseconds; reload once after the last
+)
 
 
 class SettingsWatcher(FileSystemEventHandler):

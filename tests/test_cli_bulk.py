@@ -14,13 +14,13 @@ from poolkit import PoolProcess, wait_for
 import taskq
 from taskq import cli as cli_module
 from taskq.cli import main
-from taskq.model import Status
-from taskq.store import BulkSelection, Store
+from taskq.model import Status, TaskFilter
+from taskq.store import Store
 
 
 @pytest.fixture
 def sqlite_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setattr("taskq.store.bulk.BULK_BATCH", 3)  # several batches even for a handful of tasks
+    monkeypatch.setattr("taskq.store.queries.BULK_BATCH", 3)  # several batches even for a handful of tasks
     url = f"sqlite:///{tmp_path / 'bulk.db'}"
     store = taskq.open_store(url)
     yield url, store
@@ -112,12 +112,15 @@ def test_bulk_usage_errors_are_one_line(sqlite_store, args: list[str], message: 
     assert code == 2 and message in out and "Traceback" not in out
 
 
-def test_store_refuses_bulk_transitions_that_the_single_ones_refuse(sqlite_store) -> None:  # type: ignore[no-untyped-def]
+def test_bulk_actions_leave_tasks_alone_that_the_single_ones_refuse(sqlite_store) -> None:  # type: ignore[no-untyped-def]
     _, store = sqlite_store
-    with pytest.raises(taskq.TaskqError, match="only failed or cancelled"):
-        store.retry_matching(BulkSelection(("completed",)))
-    with pytest.raises(taskq.TaskqError, match="only pending, running or waiting"):
-        store.cancel_matching(BulkSelection(("failed",)))
+    done = store.enqueue("taskq.echo").id
+    store.claim("w")
+    store.complete(done, 1, worker_id="w")
+    failed = failed_task(store)
+    assert store.bulk_retry(where=TaskFilter(status=Status.COMPLETED)).changed == 0
+    assert store.bulk_cancel(where=TaskFilter(status=Status.FAILED)).changed == 0
+    assert store.require(done).status is Status.COMPLETED and store.require(failed).status is Status.FAILED
 
 
 def test_queues_counts_per_queue_and_status(sqlite_store) -> None:  # type: ignore[no-untyped-def]

@@ -349,3 +349,23 @@ def test_a_locked_sqlite_database_is_waited_out_not_raised(sqlite_db: str) -> No
         blocker.close()
     assert store.require(enqueued.id).status is Status.PENDING
     store.dispose()
+
+
+def test_sqlite_synchronous_is_normal_unless_the_environment_asks_for_full(tmp_path, monkeypatch) -> None:
+    import taskq
+    from taskq.engine import DatabaseUnavailable
+
+    def level() -> int:
+        store = taskq.open_store(f"sqlite:///{tmp_path / 'sync.db'}")
+        try:
+            with store.engine.connect() as connection:
+                return int(connection.exec_driver_sql("PRAGMA synchronous").scalar_one())
+        finally:
+            store.dispose()
+
+    assert level() == 1  # NORMAL
+    monkeypatch.setenv("TASKQ_SQLITE_SYNCHRONOUS", "full")
+    assert level() == 2  # FULL
+    monkeypatch.setenv("TASKQ_SQLITE_SYNCHRONOUS", "sometimes")
+    with pytest.raises(DatabaseUnavailable, match="TASKQ_SQLITE_SYNCHRONOUS"):
+        level()

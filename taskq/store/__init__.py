@@ -2,12 +2,12 @@
 `StoreBase` (engine, dialect, transaction helpers)."""
 
 from taskq.store.base import DEFAULT_LEASE_SECONDS, DefaultsLookup, StoreBase, TaskDefaults
-from taskq.store.bulk import BulkOps, BulkResult, BulkSelection
 from taskq.store.enqueue import EnqueueOps
 from taskq.store.lookup import LookupOps
 from taskq.store.metrics import MetricsOps
 from taskq.store.outcomes import OutcomeOps
 from taskq.store.queries import QueryOps
+from taskq.store.queue_counts import QueueCountOps
 from taskq.store.schedules import ScheduleOps, ScheduleViewOps
 from taskq.store.workers import WorkerOps
 from taskq.store.workflow import WorkflowOps
@@ -23,7 +23,7 @@ class Store(
     LookupOps,
     ScheduleOps,
     ScheduleViewOps,
-    BulkOps,
+    QueueCountOps,
     StoreBase,
 ):
     """Every named operation on the tasks table; see each mixin for its topic."""
@@ -31,8 +31,6 @@ class Store(
 
 __all__ = [
     "DEFAULT_LEASE_SECONDS",
-    "BulkResult",
-    "BulkSelection",
     "DefaultsLookup",
     "Store",
     "StoreBase",

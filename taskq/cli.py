@@ -575,7 +575,7 @@ def _spec_dict(spec: registry.TaskSpec) -> dict[str, Any]:
 @click.option(
     "--prefetch",
     type=click.IntRange(min=1),
-    default=8,
+    default=32,
     show_default=True,
     help="Most tasks a worker claims per round trip; the batch grows only while tasks are quick.",
 )

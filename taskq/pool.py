@@ -33,7 +33,7 @@ from taskq.protocol import KillReason
 from taskq.scheduler import Scheduler, parse_schedules
 from taskq.settings import Settings, SettingsError, load_settings
 from taskq.settings_watch import SettingsWatcher
-from taskq.worker import WorkerConfig
+from taskq.worker import DEFAULT_PREFETCH, WorkerConfig
 
 LOOP_TICK_SECONDS = 0.25  # how often timeouts and grace periods are checked when nothing else happens
 CANCEL_GRACE_SECONDS = 10.0  # a task that ignores its cancellation is killed this long after it was told
@@ -57,7 +57,7 @@ class PoolOverrides:
     queues: tuple[str, ...] | None = None
     imports: tuple[str, ...] = ()
     database: str | None = None
-    prefetch: int = 8
+    prefetch: int = DEFAULT_PREFETCH
     max_tasks: int | None = None
     max_memory_mb: float | None = None
     cancel_grace: float = CANCEL_GRACE_SECONDS

@@ -36,6 +36,9 @@ IDLE_POLL_MAX_SECONDS = 5.0  # ...and backs off to this while idle (wake-ups and
 PROGRESS_FLUSH_SECONDS = 0.25  # throttled progress reaches the database at least this often
 CANCEL_CHECK_SECONDS = 0.5  # how often a running task's cancel flag is read
 WORKER_ROW_SECONDS = 10.0  # how often the workers-table heartbeat is written
+# A 10,000-no-op drain with 2 workers: 4.3-4.7k/s at 8, 4.9-5.3k/s at 32, 5.2k/s at 64 (same run). Exact
+# accounting makes a big batch safe: a dead worker's unstarted tasks go straight back, uncounted.
+DEFAULT_PREFETCH = 32
 QUICK_TASK_SECONDS = 0.05  # tasks faster than this let the claim batch grow (fewer round trips per task)
 PREFETCH_HOLD_SECONDS = 0.25  # past this, a task's start is recorded and the prefetched tasks behind it handed back
 
@@ -67,7 +70,7 @@ class WorkerConfig:
     queues: list[str] = field(default_factory=list)
     imports: list[str] = field(default_factory=list)
     lease_seconds: float = 30.0
-    prefetch: int = 8  # most tasks claimed per round trip; the batch adapts from 1 up to this
+    prefetch: int = DEFAULT_PREFETCH  # most tasks claimed per round trip; the batch adapts from 1 up to this
     max_tasks: int | None = None  # recycle after this many tasks
     max_memory_mb: float | None = None  # recycle once resident memory exceeds this
     log_level: str = "INFO"
@@ -102,6 +105,7 @@ class Worker:
         self._parent_pid = os.getppid()
         self._stop_r, self._stop_w = os.pipe()
         self._task_started = threading.Event()
+        self._heartbeat_idle = False  # set while the heartbeat thread sleeps its long, idle wait
         self._current_started = 0.0
 
     # -- talking to the supervisor ----------------------------------------------------------------
@@ -247,7 +251,8 @@ class Worker:
         context = TaskContext(self.store, task, self.id)
         self.current = context
         self._current_started = time.monotonic()
-        self._task_started.set()
+        if self._heartbeat_idle:  # it sleeps for a whole lease third: wake it to watch this task
+            self._task_started.set()
         self.report(protocol.Started(task.id, task.attempts, self.timeout_of(task)))
         log.debug("task_started task_id=%s name=%s attempt=%d worker_id=%s", task.id, task.name, task.attempts, self.id)
         started = time.monotonic()
@@ -274,7 +279,9 @@ class Worker:
         last_renew = last_cancel_check = last_row = time.monotonic()
         while not self.stop_requested:
             # Idle workers sleep until the next lease/row duty; run_task wakes us when a task starts.
-            self._task_started.wait(PROGRESS_FLUSH_SECONDS if self.current is not None else renew_every)
+            self._heartbeat_idle = self.current is None
+            self._task_started.wait(renew_every if self._heartbeat_idle else PROGRESS_FLUSH_SECONDS)
+            self._heartbeat_idle = False
             self._task_started.clear()
             try:
                 now = time.monotonic()

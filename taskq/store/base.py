@@ -189,7 +189,7 @@ class StoreBase:
         have committed, and then runs twice: an outcome's second run finds the task no longer running
         (a no-op), a claim's first batch is left to lease recovery, and an enqueue without a dedup key
         inserts again (enqueue is at-least-once; a dedup key collapses the repeat)."""
-        delay = 0.002
+        delay = 0.0002
         started = time.monotonic()
         warned = False
         while True:

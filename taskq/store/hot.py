@@ -116,6 +116,9 @@ class SqliteHotPath:
         if getattr(local, "pid", None) != os.getpid():  # never use a connection across fork()
             pooled = self.engine.raw_connection()  # runs the engine's connect hook (pragmas)
             pooled.detach()
+            # No busy handler here: SQLite's sleeps 1, 2, 5, 10 ms while another worker's transaction
+            # holds the lock for a fraction of one; the store's retry waits in finer, jittered steps.
+            pooled.dbapi_connection.execute("PRAGMA busy_timeout=0")
             local.pooled, local.pid = pooled, os.getpid()
             self._connections.add(pooled)
         return local.pooled.dbapi_connection

@@ -29,15 +29,10 @@ TERMINAL_STATUSES: frozenset[Status] = frozenset({Status.COMPLETED, Status.FAILE
 
 DEFAULT_QUEUE = "default"
 DEFAULT_MAX_RETRIES = 3
-MAX_BACKOFF_SECONDS = 3600.0
+MAX_BACKOFF_SECONDS = 3600.0  # the default retry_backoff_max of @task
 # No real delay is this long, and every Unix timestamp since 1980 is longer: a delay past it is an epoch
 # number passed where seconds-from-now were meant (time.time() + 120 would otherwise run in 2083).
 MAX_DELAY_SECONDS = 10 * 365 * 86400.0
-
-
-def backoff_delay(attempts: int) -> float:
-    """Seconds to wait before the next attempt after `attempts` failed ones: 2, 4, 8, ... capped at 1 h."""
-    return min(float(2**attempts), MAX_BACKOFF_SECONDS)
 
 
 class TaskqError(Exception):

@@ -3,7 +3,7 @@
 from taskq import builtin_tasks as _builtin_tasks  # noqa: F401  (registers taskq.echo and taskq.sleep)
 from taskq.api import configure, default_store, open_store
 from taskq.lifecycle import Fail, Retry, RetryPolicy
-from taskq.model import Enqueued, Status, Task, TaskqError, TaskRequest
+from taskq.model import Enqueued, Status, Task, TaskFailed, TaskNotFinished, TaskqError, TaskRequest
 from taskq.registry import TaskSpec, task
 from taskq.store import Store
 
@@ -15,6 +15,8 @@ __all__ = [
     "Status",
     "Store",
     "Task",
+    "TaskFailed",
+    "TaskNotFinished",
     "TaskRequest",
     "TaskSpec",
     "TaskqError",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import enum
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from taskq.clock import as_utc
 
@@ -51,10 +51,63 @@ class InvalidTransition(TaskqError):
     """The task is not in a state that allows the requested operation (e.g. retrying a completed task)."""
 
 
+class TaskNotFinished(TaskqError, TimeoutError):
+    """wait() or result() reached its timeout while the task was still pending, running or waiting."""
+
+
+class TaskFailed(TaskqError):
+    """result() of a task that failed or was cancelled; `.task` holds it (status, error, error_log)."""
+
+    def __init__(self, task: Task) -> None:
+        reason = task.error.rstrip().splitlines()[-1] if task.error else "(no error recorded)"
+        super().__init__(f"task {task.id} {task.status.value}: {reason}")
+        self.task = task
+
+
+class TaskOps(Protocol):
+    """What a handle needs of the store that made it (the Store; model does not import it)."""
+
+    def require(self, task_id: int) -> Task: ...
+    def wait(self, task_id: int, timeout: float | None = None) -> Task: ...
+    def cancel(self, task_id: int, *, now: datetime | None = None) -> Status: ...
+
+
 @dataclass(frozen=True)
 class Enqueued:
+    """What enqueue returns: the task's id, and a handle on the task through the store that made it.
+    Equality, hashing and repr see only id and deduplicated, so `Enqueued(7) == store.enqueue(...)` holds
+    as before handles existed."""
+
     id: int
     deduplicated: bool = False  # True: an active task with the same dedup key existed; its id is returned
+    store: TaskOps | None = field(default=None, compare=False, repr=False)
+
+    def _store(self) -> TaskOps:
+        if self.store is None:
+            raise TaskqError(f"Enqueued({self.id}) was not returned by a store: use store.wait({self.id}) and friends")
+        return self.store
+
+    def status(self) -> Status:
+        """The task's status now (one read)."""
+        return self._store().require(self.id).status
+
+    def wait(self, timeout: float | None = None) -> Task:
+        """Block until the task finished (completed, failed or cancelled) and return it; after `timeout`
+        seconds (None: no limit) raise TaskNotFinished."""
+        return self._store().wait(self.id, timeout=timeout)
+
+    def result(self, timeout: float | None = 0.0) -> Any:
+        """The completed task's result. By default it does not wait (TaskNotFinished if the task is
+        still active); `timeout=` seconds waits that long, None without limit. A failed or cancelled
+        task raises TaskFailed."""
+        task = self._store().wait(self.id, timeout=timeout)
+        if task.status is Status.COMPLETED:
+            return task.result
+        raise TaskFailed(task)
+
+    def cancel(self) -> Status:
+        """As `store.cancel`: the status after the call (cancelled, or running while it stops)."""
+        return self._store().cancel(self.id)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any, overload
 
 from taskq.lifecycle import DEFAULT_BACKOFF_SECONDS, DEFAULT_POLICY, RetryPolicy
-from taskq.model import DEFAULT_MAX_RETRIES, DEFAULT_QUEUE, MAX_BACKOFF_SECONDS, InvalidTaskArguments, TaskqError
+from taskq.model import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_QUEUE,
+    MAX_BACKOFF_SECONDS,
+    Enqueued,
+    InvalidTaskArguments,
+    TaskqError,
+)
 from taskq.store import TaskDefaults
 
 
@@ -42,8 +49,9 @@ class TaskSpec:
         """Calling the task runs it here, synchronously (handy in tests); use .enqueue to queue it."""
         return self.function(*args, **kwargs)
 
-    def enqueue(self, *args: Any, **kwargs: Any) -> Any:
-        """Queue a run on the default store (TASKQ_DATABASE_URL or sqlite:///taskq.db)."""
+    def enqueue(self, *args: Any, **kwargs: Any) -> Enqueued:
+        """Queue a run on the default store (TASKQ_DATABASE_URL or sqlite:///taskq.db); the returned
+        handle waits for it (`.wait()`, `.result()`), reads `.status()` and can `.cancel()` it."""
         from taskq.api import default_store
 
         return default_store().enqueue(self.name, args, kwargs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import warnings
 from collections.abc import Mapping, Sequence
@@ -70,6 +71,7 @@ class TaskOps(Protocol):
     def require(self, task_id: int) -> Task: ...
     def wait(self, task_id: int, timeout: float | None = None) -> Task: ...
     def cancel(self, task_id: int, *, now: datetime | None = None) -> Status: ...
+    async def wait_async(self, task_id: int, timeout: float | None = None) -> Task: ...
 
 
 @dataclass(frozen=True)
@@ -100,14 +102,31 @@ class Enqueued:
         """The completed task's result. By default it does not wait (TaskNotFinished if the task is
         still active); `timeout=` seconds waits that long, None without limit. A failed or cancelled
         task raises TaskFailed."""
-        task = self._store().wait(self.id, timeout=timeout)
-        if task.status is Status.COMPLETED:
-            return task.result
-        raise TaskFailed(task)
+        return _result_of(self._store().wait(self.id, timeout=timeout))
 
     def cancel(self) -> Status:
         """As `store.cancel`: the status after the call (cancelled, or running while it stops)."""
         return self._store().cancel(self.id)
+
+    # Twins for coroutines (web handlers): the reads run in a thread, waits sleep on the event loop.
+
+    async def status_async(self) -> Status:
+        return await asyncio.to_thread(self.status)
+
+    async def wait_async(self, timeout: float | None = None) -> Task:
+        return await self._store().wait_async(self.id, timeout=timeout)
+
+    async def result_async(self, timeout: float | None = 0.0) -> Any:
+        return _result_of(await self._store().wait_async(self.id, timeout=timeout))
+
+    async def cancel_async(self) -> Status:
+        return await asyncio.to_thread(self.cancel)
+
+
+def _result_of(task: Task) -> Any:
+    if task.status is Status.COMPLETED:
+        return task.result
+    raise TaskFailed(task)
 
 
 @dataclass(frozen=True)

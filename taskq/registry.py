@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import inspect
 import os
@@ -55,6 +56,10 @@ class TaskSpec:
         from taskq.api import default_store
 
         return default_store().enqueue(self.name, args, kwargs)
+
+    async def enqueue_async(self, *args: Any, **kwargs: Any) -> Enqueued:
+        """`enqueue` from a coroutine: the default store's first opening and the INSERT run in a thread."""
+        return await asyncio.to_thread(self.enqueue, *args, **kwargs)
 
     def check_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         """Raise InvalidTaskArguments naming the argument when the function cannot take these, so a typo

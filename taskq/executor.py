@@ -13,6 +13,7 @@ from typing import Any
 from taskq import registry
 from taskq.clock import utc_now
 from taskq.context import TaskCancelled, TaskContext
+from taskq.lifecycle import Failure, FailureKind, Retry
 from taskq.model import Completion, Status, Task
 from taskq.protocol import DEFERRED_RESULT_MAX_BYTES
 from taskq.store import Store
@@ -28,10 +29,16 @@ class Outcome:
 
 
 def _permanent(store: Store, task: Task, worker_id: str, message: str, started_at: datetime) -> Outcome:
-    status = store.fail(
-        task.id, message, worker_id=worker_id, attempt=task.attempts, retry=False, started_at=started_at
-    )
+    failure = Failure(FailureKind.PERMANENT, message)
+    status = store.fail(task.id, failure, worker_id=worker_id, attempt=task.attempts, started_at=started_at)
     return Outcome(status, "task_failed")
+
+
+# Log event per (kind of failure, status it led to); a requested retry is not an error, so it has its own.
+_FAILURE_EVENTS = {
+    (FailureKind.RETRY, Status.PENDING): "task_retry_requested",
+    (FailureKind.ERROR, Status.PENDING): "task_retry",
+}
 
 
 def execute(
@@ -65,9 +72,13 @@ def execute(
         if context.spawned:
             log.error("task_error_after_spawn task_id=%s: %s", task.id, error)
             return Outcome(Status.WAITING_FOR_CHILDREN, "task_waiting")
-        text = "".join(traceback.format_exception(error))
-        status = store.fail(task.id, text, **owner)
-        return Outcome(status, "task_retry" if status is Status.PENDING else "task_failed")
+        kind = spec.retry.classify(error)
+        if isinstance(error, Retry):
+            failure = Failure(kind, error.reason, error.delay)
+        else:
+            failure = Failure(kind, "".join(traceback.format_exception(error)))
+        status = store.fail(task.id, failure, policy=spec.retry, **owner)
+        return Outcome(status, _FAILURE_EVENTS.get((kind, status), "task_failed"))
     if context.spawned:
         return Outcome(Status.WAITING_FOR_CHILDREN, "task_waiting")
     try:

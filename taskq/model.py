@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from taskq.clock import as_utc
 
@@ -29,15 +30,10 @@ TERMINAL_STATUSES: frozenset[Status] = frozenset({Status.COMPLETED, Status.FAILE
 
 DEFAULT_QUEUE = "default"
 DEFAULT_MAX_RETRIES = 3
-MAX_BACKOFF_SECONDS = 3600.0
+MAX_BACKOFF_SECONDS = 3600.0  # the default retry_backoff_max of @task
 # No real delay is this long, and every Unix timestamp since 1980 is longer: a delay past it is an epoch
 # number passed where seconds-from-now were meant (time.time() + 120 would otherwise run in 2083).
 MAX_DELAY_SECONDS = 10 * 365 * 86400.0
-
-
-def backoff_delay(attempts: int) -> float:
-    """Seconds to wait before the next attempt after `attempts` failed ones: 2, 4, 8, ... capped at 1 h."""
-    return min(float(2**attempts), MAX_BACKOFF_SECONDS)
 
 
 class TaskqError(Exception):
@@ -56,10 +52,81 @@ class InvalidTransition(TaskqError):
     """The task is not in a state that allows the requested operation (e.g. retrying a completed task)."""
 
 
+class TaskNotFinished(TaskqError, TimeoutError):
+    """wait() or result() reached its timeout while the task was still pending, running or waiting."""
+
+
+class TaskFailed(TaskqError):
+    """result() of a task that failed or was cancelled; `.task` holds it (status, error, error_log)."""
+
+    def __init__(self, task: Task) -> None:
+        reason = task.error.rstrip().splitlines()[-1] if task.error else "(no error recorded)"
+        super().__init__(f"task {task.id} {task.status.value}: {reason}")
+        self.task = task
+
+
+class TaskOps(Protocol):
+    """What a handle needs of the store that made it (the Store; model does not import it)."""
+
+    def require(self, task_id: int) -> Task: ...
+    def wait(self, task_id: int, timeout: float | None = None) -> Task: ...
+    def cancel(self, task_id: int, *, now: datetime | None = None) -> Status: ...
+    async def wait_async(self, task_id: int, timeout: float | None = None) -> Task: ...
+
+
 @dataclass(frozen=True)
 class Enqueued:
+    """What enqueue returns: the task's id, and a handle on the task through the store that made it.
+    Equality, hashing and repr see only id and deduplicated, so `Enqueued(7) == store.enqueue(...)` holds
+    as before handles existed."""
+
     id: int
     deduplicated: bool = False  # True: an active task with the same dedup key existed; its id is returned
+    store: TaskOps | None = field(default=None, compare=False, repr=False)
+
+    def _store(self) -> TaskOps:
+        if self.store is None:
+            raise TaskqError(f"Enqueued({self.id}) was not returned by a store: use store.wait({self.id}) and friends")
+        return self.store
+
+    def status(self) -> Status:
+        """The task's status now (one read)."""
+        return self._store().require(self.id).status
+
+    def wait(self, timeout: float | None = None) -> Task:
+        """Block until the task finished (completed, failed or cancelled) and return it; after `timeout`
+        seconds (None: no limit) raise TaskNotFinished."""
+        return self._store().wait(self.id, timeout=timeout)
+
+    def result(self, timeout: float | None = 0.0) -> Any:
+        """The completed task's result. By default it does not wait (TaskNotFinished if the task is
+        still active); `timeout=` seconds waits that long, None without limit. A failed or cancelled
+        task raises TaskFailed."""
+        return _result_of(self._store().wait(self.id, timeout=timeout))
+
+    def cancel(self) -> Status:
+        """As `store.cancel`: the status after the call (cancelled, or running while it stops)."""
+        return self._store().cancel(self.id)
+
+    # Twins for coroutines (web handlers): the reads run in a thread, waits sleep on the event loop.
+
+    async def status_async(self) -> Status:
+        return await asyncio.to_thread(self.status)
+
+    async def wait_async(self, timeout: float | None = None) -> Task:
+        return await self._store().wait_async(self.id, timeout=timeout)
+
+    async def result_async(self, timeout: float | None = 0.0) -> Any:
+        return _result_of(await self._store().wait_async(self.id, timeout=timeout))
+
+    async def cancel_async(self) -> Status:
+        return await asyncio.to_thread(self.cancel)
+
+
+def _result_of(task: Task) -> Any:
+    if task.status is Status.COMPLETED:
+        return task.result
+    raise TaskFailed(task)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import inspect
 import os
@@ -11,7 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, overload
 
-from taskq.model import DEFAULT_MAX_RETRIES, DEFAULT_QUEUE, InvalidTaskArguments, TaskqError
+from taskq.lifecycle import DEFAULT_BACKOFF_SECONDS, DEFAULT_POLICY, RetryPolicy
+from taskq.model import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_QUEUE,
+    MAX_BACKOFF_SECONDS,
+    Enqueued,
+    InvalidTaskArguments,
+    TaskqError,
+)
 from taskq.store import TaskDefaults
 
 
@@ -29,22 +38,28 @@ class TaskSpec:
     queue: str = DEFAULT_QUEUE
     then: str | None = None  # continuation: enqueued with this task's id once it (and its children) completed
     takes_context: bool = False  # the function's first parameter is named `ctx`
+    retry: RetryPolicy = DEFAULT_POLICY  # retry_on, retry_backoff, retry_backoff_max, retry_jitter
     # What callers pass (without `ctx`), worked out once at registration: enqueue checks every call against it.
     signature: inspect.Signature | None = field(default=None, compare=False, repr=False)
 
     @property
     def defaults(self) -> TaskDefaults:
-        return TaskDefaults(self.priority, self.max_retries, self.queue, self.timeout, self.then)
+        return TaskDefaults(self.priority, self.max_retries, self.queue, self.timeout, self.then, self.retry)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Calling the task runs it here, synchronously (handy in tests); use .enqueue to queue it."""
         return self.function(*args, **kwargs)
 
-    def enqueue(self, *args: Any, **kwargs: Any) -> Any:
-        """Queue a run on the default store (TASKQ_DATABASE_URL or sqlite:///taskq.db)."""
+    def enqueue(self, *args: Any, **kwargs: Any) -> Enqueued:
+        """Queue a run on the default store (TASKQ_DATABASE_URL or sqlite:///taskq.db); the returned
+        handle waits for it (`.wait()`, `.result()`), reads `.status()` and can `.cancel()` it."""
         from taskq.api import default_store
 
         return default_store().enqueue(self.name, args, kwargs)
+
+    async def enqueue_async(self, *args: Any, **kwargs: Any) -> Enqueued:
+        """`enqueue` from a coroutine: the default store's first opening and the INSERT run in a thread."""
+        return await asyncio.to_thread(self.enqueue, *args, **kwargs)
 
     def check_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         """Raise InvalidTaskArguments naming the argument when the function cannot take these, so a typo
@@ -96,6 +111,10 @@ def task(
     priority: int = 0,
     queue: str = DEFAULT_QUEUE,
     then: str | TaskSpec | None = None,
+    retry_on: type[BaseException] | Sequence[type[BaseException]] | None = None,
+    retry_backoff: float = DEFAULT_BACKOFF_SECONDS,
+    retry_backoff_max: float = MAX_BACKOFF_SECONDS,
+    retry_jitter: bool = False,
 ) -> Callable[[Callable[..., Any]], TaskSpec]: ...
 
 
@@ -108,8 +127,27 @@ def task(
     priority: int = 0,
     queue: str = DEFAULT_QUEUE,
     then: str | TaskSpec | None = None,
+    retry_on: type[BaseException] | Sequence[type[BaseException]] | None = None,
+    retry_backoff: float = DEFAULT_BACKOFF_SECONDS,
+    retry_backoff_max: float = MAX_BACKOFF_SECONDS,
+    retry_jitter: bool = False,
 ) -> TaskSpec | Callable[[Callable[..., Any]], TaskSpec]:
-    """Register a function as a task, by default under 'module.function'."""
+    """Register a function as a task, by default under 'module.function'.
+
+    A failed attempt is retried up to `max_retries` times, the first after `retry_backoff` seconds and
+    each next one after twice the previous, capped at `retry_backoff_max` (`retry_jitter`: a random
+    delay in the upper half of that). With `retry_on`, only those exceptions are retried; any other one
+    fails the task at once. The task itself may `raise taskq.Retry(delay=...)` or `raise taskq.Fail(...)`.
+    """
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise TaskqError(f"max_retries must be an int >= 0, got {max_retries!r}")
+    policy = RetryPolicy(
+        backoff=float(retry_backoff),
+        backoff_max=float(retry_backoff_max),
+        jitter=bool(retry_jitter),
+        # One class or several, as `except` takes them.
+        retry_on=None if retry_on is None else (retry_on,) if isinstance(retry_on, type) else tuple(retry_on),
+    )
 
     def register(target: Callable[..., Any]) -> TaskSpec:
         spec = TaskSpec(
@@ -121,6 +159,7 @@ def task(
             queue=queue,
             then=then.name if isinstance(then, TaskSpec) else then,
             takes_context=_takes_context(target),
+            retry=policy,
             signature=_call_signature(target),
         )
         _registry[spec.name] = spec

@@ -54,3 +54,37 @@ def sleeps_past_its_timeout(seconds: float) -> str:
     record("start", "timeout")
     time.sleep(seconds)
     return "should have been killed"
+
+
+@taskq.task(name="t.flaky", retry_on=(ConnectionError,), retry_backoff=0.2, max_retries=3)
+def flaky(ctx: Any, failures: int) -> int:
+    """Fails its first `failures` attempts with an error its policy retries."""
+    record("flaky", ctx.attempt)
+    if ctx.attempt <= failures:
+        raise ConnectionError(f"attempt {ctx.attempt}: service unreachable")
+    return ctx.attempt
+
+
+@taskq.task(name="t.wrong_error", retry_on=ConnectionError, max_retries=5)
+def wrong_error() -> None:
+    record("wrong_error", 1)
+    raise ValueError("not a ConnectionError: retrying would not help")
+
+
+@taskq.task(name="t.asks_retry", max_retries=3)
+def asks_retry(ctx: Any, delay: float) -> int:
+    record("asks_retry", ctx.attempt)
+    if ctx.attempt == 1:
+        raise taskq.Retry("rate limited", delay=delay)
+    return ctx.attempt
+
+
+@taskq.task(name="t.gives_up", max_retries=5)
+def gives_up() -> None:
+    record("gives_up", 1)
+    raise taskq.Fail("the input can never work")
+
+
+@taskq.task(name="t.jittered", retry_on=ConnectionError, retry_backoff=60, retry_jitter=True)
+def jittered(n: int) -> None:
+    raise ConnectionError(f"{n}: the shared service is down")

@@ -1,6 +1,7 @@
 """The store: the only code that writes SQL. One class, split by topic into mixins that share
 `StoreBase` (engine, dialect, transaction helpers)."""
 
+from taskq.store.aio import AsyncOps
 from taskq.store.base import DEFAULT_LEASE_SECONDS, DefaultsLookup, StoreBase, TaskDefaults
 from taskq.store.enqueue import EnqueueOps
 from taskq.store.lookup import LookupOps
@@ -24,6 +25,7 @@ class Store(
     ScheduleOps,
     ScheduleViewOps,
     QueueCountOps,
+    AsyncOps,
     StoreBase,
 ):
     """Every named operation on the tasks table; see each mixin for its topic."""

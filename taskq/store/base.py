@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 
 from taskq.dialect import Dialect, dialect_for
+from taskq.lifecycle import DEFAULT_POLICY, RetryPolicy
 from taskq.model import (
     ACTIVE_STATUSES,
     DEFAULT_MAX_RETRIES,
@@ -71,6 +72,7 @@ class TaskDefaults:
     queue: str = DEFAULT_QUEUE
     timeout: float | None = None
     continuation: str | None = None
+    retry: RetryPolicy = DEFAULT_POLICY  # applied to each failed attempt, wherever it is recorded
 
 
 DefaultsLookup = Callable[[str], TaskDefaults | None]
@@ -212,6 +214,12 @@ class StoreBase:
                 return result
             time.sleep(random.uniform(0, delay))
             delay = min(delay * 2, 0.25)
+
+    def retry_policy_for(self, name: str) -> RetryPolicy:
+        """The task's @task retry policy when this process imported it, else the default one (a
+        supervisor recovering a lost worker's task it never imported retries it as before policies)."""
+        defaults = self.defaults_for(name)
+        return DEFAULT_POLICY if defaults is None else defaults.retry
 
     def dispose(self) -> None:
         if self._hot is not None:

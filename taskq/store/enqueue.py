@@ -82,10 +82,10 @@ class EnqueueOps(StoreBase):
 
     def _insert_one(self, connection: Connection, values: dict[str, Any]) -> Enqueued:
         if values["dedup_key"] is None:
-            return Enqueued(connection.execute(self._insert_plain, values).scalar_one())
+            return Enqueued(connection.execute(self._insert_plain, values).scalar_one(), store=self)
         new_id = connection.execute(self._insert_dedup, values).scalar_one_or_none()
         if new_id is not None:
-            return Enqueued(new_id)
+            return Enqueued(new_id, store=self)
         existing = connection.execute(
             select(tasks.c.id).where(tasks.c.dedup_key == values["dedup_key"], _status_is(*_ACTIVE))
         ).scalar_one_or_none()
@@ -93,7 +93,7 @@ class EnqueueOps(StoreBase):
             # The holder finished between our INSERT and SELECT (possible only on PostgreSQL, where
             # the conflict check does not lock); our row was not inserted, so insert it now.
             return self._insert_one(connection, values)
-        return Enqueued(existing, deduplicated=True)
+        return Enqueued(existing, deduplicated=True, store=self)
 
     def _insert_many(self, connection: Connection, rows: list[dict[str, Any]]) -> list[Enqueued]:
         plain = [row for row in rows if row["dedup_key"] is None]
@@ -103,7 +103,10 @@ class EnqueueOps(StoreBase):
         elif plain:
             plain_ids = list(connection.execute(_INSERT_MANY, plain).scalars())
         ids = iter(plain_ids)
-        out = [Enqueued(next(ids)) if row["dedup_key"] is None else self._insert_one(connection, row) for row in rows]
+        out = [
+            Enqueued(next(ids), store=self) if row["dedup_key"] is None else self._insert_one(connection, row)
+            for row in rows
+        ]
         if out:
             self.dialect.notify_new_tasks(connection)
         return out
@@ -148,7 +151,7 @@ class EnqueueOps(StoreBase):
         if self._hot is not None and connection is None and dedup_key is None:
             self._check_call(request)
             row = self._row_values(request, now or utc_now())
-            return Enqueued(self._retrying(lambda: self._hot.insert(row)))  # type: ignore[union-attr]
+            return Enqueued(self._retrying(lambda: self._hot.insert(row)), store=self)  # type: ignore[union-attr]
         return self.enqueue_many([request], connection=connection, now=now)[0]
 
     def enqueue_many(

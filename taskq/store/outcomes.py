@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import random
 import traceback as traceback_module
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -18,6 +19,7 @@ from sqlalchemy import (
 )
 
 from taskq.clock import as_utc, utc_now
+from taskq.lifecycle import Failure, FailureKind, RetryPolicy, decide_failure
 from taskq.model import (
     Completion,
     Interrupted,
@@ -25,7 +27,6 @@ from taskq.model import (
     SettledCounts,
     Status,
     Task,
-    backoff_delay,
 )
 from taskq.schema import tasks
 from taskq.store.base import (
@@ -124,6 +125,7 @@ def _cancelled_statement(owner: tuple[bool, bool]) -> Executable:
 def _failing_row_statement(owner: tuple[bool, bool]) -> Executable:
     return (
         select(
+            tasks.c.name,
             tasks.c.attempts,
             tasks.c.started_at,
             tasks.c.max_retries,
@@ -395,59 +397,75 @@ class OutcomeOps(StoreBase):
     def fail(
         self,
         task_id: int,
-        error: str | BaseException,
+        error: str | BaseException | Failure,
         *,
         worker_id: str | None = None,
         attempt: int | None = None,
         retry: bool = True,
+        policy: RetryPolicy | None = None,
         started_at: datetime | None = None,
         now: datetime | None = None,
     ) -> Status | None:
-        """Record a failed attempt: back to pending after 2**attempts s while attempts <= max_retries,
-        else failed. Returns the new status, or None when the task is no longer this worker's."""
-        text = error if isinstance(error, str) else "".join(traceback_module.format_exception(error))
+        """Record an attempt that did not succeed; `decide_failure` says whether and when it runs again
+        (by default after 2**attempts s while attempts <= max_retries, else failed). A string or an
+        exception is an error, retried when `retry`; a `Failure` says what happened itself (a requested
+        retry, a permanent failure). `policy` defaults to the task's @task one. Returns the new status, or
+        None when the task is no longer this worker's."""
+        if isinstance(error, Failure):
+            failure = error
+        else:
+            text = error if isinstance(error, str) else "".join(traceback_module.format_exception(error))
+            failure = Failure(FailureKind.ERROR if retry else FailureKind.PERMANENT, text)
+        failure = Failure(failure.kind, _clip(failure.text), failure.delay)
         now = now or utc_now()
         return self.write(
-            lambda conn: self._fail_running(conn, task_id, _clip(text), now, worker_id, attempt, retry, started_at)
+            lambda conn: self._fail_running(conn, task_id, failure, now, worker_id, attempt, started_at, policy)
         )
 
     def _fail_running(
         self,
         conn: Connection,
         task_id: int,
-        text: str,
+        failure: Failure,
         now: datetime,
         worker_id: str | None,
         attempt: int | None,
-        retry: bool,
         started_at: datetime | None = None,
+        policy: RetryPolicy | None = None,
     ) -> Status | None:
         owner, params = _owner_params(task_id, worker_id, attempt)
         row = conn.execute(_failing_row_statement(owner), params).mappings().first()
         if row is None:
             return None
         attempts = row["attempts"] + (1 if row["started_at"] is None else 0)
-        log = [*(row["error_log"] or []), {"attempt": attempts, "at": now.isoformat(), "error": text}]
-        log = log[-ERROR_LOG_LIMIT:]
-        again = retry and attempts <= row["max_retries"] and not row["cancel_requested"]
+        decision = decide_failure(
+            failure,
+            policy or self.retry_policy_for(row["name"]),
+            attempts=attempts,
+            max_retries=row["max_retries"],
+            cancel_requested=row["cancel_requested"],
+            now=now,
+            draw=random.random(),
+        )
         values: dict[str, Any] = {
-            "error": text,
-            "error_log": log,
+            "error_log": [*(row["error_log"] or []), decision.log_entry][-ERROR_LOG_LIMIT:],
             "lease_until": None,
             "worker_id": None,
             "attempts": attempts,
             "started_at": row["started_at"] or started_at or now,
         }
-        if again:
-            values.update(status=PENDING, run_after=now + timedelta(seconds=backoff_delay(attempts)))
+        if decision.error is not None:
+            values["error"] = decision.error
+        if decision.retry_at is not None:
+            values.update(status=PENDING, run_after=decision.retry_at)
         else:
             values.update(status=FAILED, finished_at=now)
         conn.execute(update(tasks).where(tasks.c.id == task_id).values(**values))
-        if again:
+        if decision.retry_at is not None:
             self.dialect.notify_new_tasks(conn)
-        else:
-            self._after_finish(conn, task_id, row, FAILED, now)
-        return Status.PENDING if again else Status.FAILED
+            return Status.PENDING
+        self._after_finish(conn, task_id, row, FAILED, now)
+        return Status.FAILED
 
     def mark_cancelled(
         self,
@@ -534,10 +552,8 @@ class OutcomeOps(StoreBase):
             return self._release_in(conn, [task.task_id], worker_id)
         if task.how is Interruption.CANCEL:
             return int(self._cancelled_in(conn, task.task_id, worker_id, task.attempt, task.message, started, now))
-        retry = task.how is Interruption.FAIL
-        status = self._fail_running(
-            conn, task.task_id, _clip(task.message), now, worker_id, task.attempt, retry, started
-        )
+        failure = Failure(FailureKind.ERROR, _clip(task.message))
+        status = self._fail_running(conn, task.task_id, failure, now, worker_id, task.attempt, started)
         return int(status is not None)
 
     def _recover_rows_in(self, conn: Connection, worker_id: str, now: datetime, message: str) -> int:
@@ -548,7 +564,7 @@ class OutcomeOps(StoreBase):
         released = self._release_in(conn, never_started, worker_id) if never_started else 0
         for row in rows:
             if row.started_at is not None:
-                self._fail_running(conn, row.id, message, now, worker_id, None, True)
+                self._fail_running(conn, row.id, Failure(FailureKind.ERROR, message), now, worker_id, None)
         return released + len(rows) - len(never_started)
 
     def running_worker_ids(self) -> list[str]:
@@ -597,7 +613,7 @@ class OutcomeOps(StoreBase):
                     f"worker lost: {task.worker_id} stopped renewing its lease"
                     f" (expired {as_utc(task.lease_until).isoformat()})"
                 )
-                self._fail_running(conn, task.id, message, now, None, None, True)
+                self._fail_running(conn, task.id, Failure(FailureKind.ERROR, message), now, None, None)
             return len(expired)
 
         return self.write(work)

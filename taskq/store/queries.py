@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,11 +23,13 @@ from sqlalchemy.exc import DBAPIError
 
 from taskq.clock import as_utc, utc_now
 from taskq.model import (
+    TERMINAL_STATUSES,
     BulkResult,
     InvalidTransition,
     Status,
     Task,
     TaskFilter,
+    TaskNotFinished,
     TaskNotFound,
     TaskPage,
 )
@@ -45,6 +48,33 @@ from taskq.store.metrics import MetricsOps
 _ACTIVE_LITERALS = [literal_column(f"'{status}'") for status in _ACTIVE]  # literals let the planner use ix_tasks_parent
 BULK_BATCH = 500  # rows per bulk-action transaction: a few ms of write lock on SQLite, a few row locks on PostgreSQL
 MAX_NAME_MATCHES = 20  # a name substring matching more task names than this is searched with LIKE instead
+
+
+WAIT_POLL_MIN_SECONDS = 0.02  # first re-read of a task being waited for...
+WAIT_POLL_MAX_SECONDS = 0.5  # ...doubling up to this: a quick task is seen done at once, a long wait costs 2 reads/s
+
+
+class Waiting:
+    """The schedule of one wait, shared by the blocking and the async one. It polls: a finished task
+    sends no notification (LISTEN/NOTIFY and the SQLite file watch announce new tasks to workers), and
+    a read by primary key costs well under a millisecond on either dialect."""
+
+    def __init__(self, task_id: int, timeout: float | None) -> None:
+        self.task_id, self.timeout = task_id, timeout
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.poll = WAIT_POLL_MIN_SECONDS
+
+    def after(self, task: Task) -> Task | float:
+        """The finished task, else the seconds to sleep before reading it again; TaskNotFinished once
+        the deadline has passed."""
+        if task.status in TERMINAL_STATUSES:
+            return task
+        left = None if self.deadline is None else self.deadline - time.monotonic()
+        if left is not None and left <= 0:
+            raise TaskNotFinished(f"task {self.task_id} is still {task.status.value} after {self.timeout:g} s")
+        pause = self.poll if left is None else min(self.poll, left)
+        self.poll = min(self.poll * 2, WAIT_POLL_MAX_SECONDS)
+        return pause
 
 
 def _retried(now: datetime) -> dict[str, Any]:
@@ -215,6 +245,16 @@ class QueryOps(MetricsOps):
     def get(self, task_id: int) -> Task | None:
         row = self.read(lambda conn: conn.execute(select(tasks).where(tasks.c.id == task_id)).mappings().first())
         return None if row is None else Task.from_row(row)
+
+    def wait(self, task_id: int, timeout: float | None = None) -> Task:
+        """Block until the task finished (completed, failed or cancelled) and return it; after `timeout`
+        seconds (None: no limit) raise TaskNotFinished."""
+        waiting = Waiting(task_id, timeout)
+        while True:
+            pause = waiting.after(self.require(task_id))
+            if isinstance(pause, Task):
+                return pause
+            time.sleep(pause)
 
     def require(self, task_id: int) -> Task:
         task = self.get(task_id)

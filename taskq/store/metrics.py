@@ -294,7 +294,8 @@ class MetricsOps(StoreBase):
                 return None
             parts = union_all(
                 select(task_totals.c.name).distinct(),
-                *active_parts(lambda status: select(tasks.c.name).where(status).group_by(tasks.c.name)),
+                # (status, name), not name alone: GROUP BY name would walk all of ix_tasks_name_id on SQLite
+                *active_parts(lambda status: select(tasks.c.name).where(status).group_by(tasks.c.status, tasks.c.name)),
                 select(tasks.c.name).where(_status_is(*_TERMINAL), tasks.c.finished_at > watermark),
             )
             return sorted({row[0] for row in conn.execute(parts).all()})

@@ -15,7 +15,8 @@ Run it from the repository root, in two terminals (the same database for both):
     curl localhost:8001/tasks/1
 
 FastHTML apps are Starlette apps: the same two lines go in an `@rt` route
-(`enqueued = await run_in_threadpool(store().enqueue, "documents.summarise", [text])`).
+(`enqueued = await store().enqueue_async("documents.summarise", [text])`: the store call runs in a thread, never
+on the event loop).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import functools
 import time
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -61,12 +61,12 @@ async def submit_document(request: Request) -> JSONResponse:
     if not isinstance(text, str) or not text.strip():
         return JSONResponse({"error": "text must be a non-empty string"}, status_code=400)
     # The store is synchronous (a short INSERT); a worker thread keeps the event loop free meanwhile.
-    enqueued = await run_in_threadpool(store().enqueue, summarise_document.name, [text])
+    enqueued = await store().enqueue_async(summarise_document.name, [text])
     return JSONResponse({"task_id": enqueued.id, "status_url": f"/tasks/{enqueued.id}"}, status_code=202)
 
 
 async def task_status(request: Request) -> JSONResponse:
-    task = await run_in_threadpool(store().get, request.path_params["task_id"])
+    task = await store().get_async(request.path_params["task_id"])
     if task is None:
         return JSONResponse({"error": "no such task"}, status_code=404)
     return JSONResponse({"id": task.id, "status": task.status.value, "progress": task.progress, "result": task.result})

@@ -78,7 +78,9 @@ def test_children_finishing_together_on_8_workers_complete_each_parent_exactly_o
     assert [store.require(p).children_completed for p in parents] == [60] * 12
     assert sorted(map(int, runs(pool.runlog, "summary"))) == parents
     workers = {kid.worker_id for p in parents for kid in store.children_results(p)}
-    assert len(workers) == 8  # every worker took part in finishing children
+    # Several workers raced on the parents' counters (which ones win children is timing: forked workers
+    # start within milliseconds of each other, and one was seen to finish none of the 720 children).
+    assert len(workers) >= 4
 
 
 def test_pipeline_survives_a_sigkilled_worker_during_its_fan_out_step(tmp_path, db, pools) -> None:

@@ -2,10 +2,11 @@
 call runs in the event loop's default thread pool (`asyncio.to_thread`), and waiting sleeps with
 `asyncio.sleep` between reads, so no call holds the loop for longer than a thread hand-off.
 
-Why threads and not an async driver: the store's statements, retries on a locked SQLite file and the
-SQLite hot path are synchronous and measured; an INSERT is well under a millisecond, so a thread per call
-costs less than a second, async code path for every operation would (procrastinate went the other way,
-async-first with a sync wrapper, because its workers are async too).
+Why threads and not an async driver: the store's statements, its retries on a locked SQLite file and the
+SQLite hot path are synchronous and measured; an INSERT takes well under a millisecond, so handing it to a
+thread costs little, while a second, async implementation of every operation would have to be kept in
+step with the first (procrastinate went the other way, async-first with a sync wrapper, because its
+workers are async too).
 """
 
 from __future__ import annotations

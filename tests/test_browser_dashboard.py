@@ -26,7 +26,10 @@ from taskq.schema import tasks
 
 FAILED_ROWS = 2_000
 HELD = "held"  # no worker serves this queue: its tasks stay where a test puts them
-IDLE_CPU_LIMIT = 0.05  # of one core, for a page showing 500 rows with nothing changing
+# Of one core, for a page showing 500 rows with nothing changing: a guard against the re-render on every
+# poll that cost 39 %, not the figure itself (0.9-1.3 % measured, see the idle_cpu.txt artifact): a
+# shared 2-core machine can triple a busy browser's task time, and speed belongs in benchmarks.
+IDLE_CPU_LIMIT = 0.20
 
 
 def failed_row(n: int, queue: str, finished_minutes_ago: float) -> dict[str, Any]:

@@ -305,6 +305,23 @@ def _confirm_bulk(verb: str, count: int, which: list[TaskFilter], yes: bool) -> 
     return True
 
 
+def _run_bulk(
+    verb: str,
+    done: str,
+    action: Callable[..., Any],
+    store: Store,
+    which: list[TaskFilter],
+    yes: bool,
+    *,
+    skipped_means: str,
+) -> None:
+    """Count, confirm, then run `action` (store.bulk_retry / bulk_cancel) once per status filter."""
+    if _confirm_bulk(verb, sum(store.count(f) for f in which), which, yes):
+        results = [action(where=f) for f in which]
+        changed, skipped = sum(r.changed for r in results), sum(r.skipped for r in results)
+        click.echo(f"{done} {changed} tasks" + (f" ({skipped} {skipped_means})" if skipped else ""))
+
+
 def _interactive() -> bool:
     return sys.stdin.isatty() and sys.stdout.isatty()
 
@@ -334,10 +351,7 @@ def cancel(
         else:
             click.echo(f"task {task_id}: cancellation requested (it is {status.value})")
         return
-    if _confirm_bulk("cancel", sum(store.count(f) for f in which), which, yes):
-        results = [store.bulk_cancel(where=f) for f in which]
-        changed, skipped = sum(r.changed for r in results), sum(r.skipped for r in results)
-        click.echo(f"cancelled {changed} tasks" + (f" ({skipped} finished meanwhile)" if skipped else ""))
+    _run_bulk("cancel", "cancelled", store.bulk_cancel, store, which, yes, skipped_means="finished meanwhile")
 
 
 @main.command()
@@ -362,11 +376,15 @@ def retry(
         store.retry(task_id)
         click.echo(f"task {task_id}: pending")
         return
-    if _confirm_bulk("retry", sum(store.count(f) for f in which), which, yes):
-        results = [store.bulk_retry(where=f) for f in which]
-        changed, skipped = sum(r.changed for r in results), sum(r.skipped for r in results)
-        held = f" ({skipped} skipped: changed meanwhile or dedup key held)" if skipped else ""
-        click.echo(f"retried {changed} tasks{held}")
+    _run_bulk(
+        "retry",
+        "retried",
+        store.bulk_retry,
+        store,
+        which,
+        yes,
+        skipped_means="skipped: changed meanwhile or dedup key held",
+    )
 
 
 @main.command()

@@ -186,6 +186,17 @@ _RECORDED_ONE = select(tasks.c.id).where(
 )
 
 
+def _claim_params(worker_id: str, limit: int, now: datetime, lease_seconds: float) -> dict[str, Any]:
+    return {"now": now, "limit": limit, "worker_id": worker_id, "lease_until": now + timedelta(seconds=lease_seconds)}
+
+
+def _in_claim_order(rows: Sequence[Mapping[str, Any]]) -> list[Task]:
+    """RETURNING gives no order; the worker runs its batch in the claim's (priority, then ready longest)."""
+    claimed = [Task.from_row(row) for row in rows]
+    claimed.sort(key=lambda task: (-task.priority, task.run_after, task.id))
+    return claimed
+
+
 def _plain_completion_row(worker_id: str, completion: Completion) -> dict[str, Any]:
     return {
         "owner_task_id": completion.task_id,
@@ -246,18 +257,10 @@ class OutcomeOps(StoreBase):
         now: datetime,
         lease_seconds: float,
     ) -> list[Task]:
-        params: dict[str, Any] = {
-            "now": now,
-            "limit": limit,
-            "worker_id": worker_id,
-            "lease_until": now + timedelta(seconds=lease_seconds),
-        }
+        params = _claim_params(worker_id, limit, now, lease_seconds)
         if queues:
             params["queues"] = list(queues)
-        rows = conn.execute(_claim_statement(bool(queues)), params).mappings().all()
-        claimed = [Task.from_row(row) for row in rows]
-        claimed.sort(key=lambda task: (-task.priority, task.run_after, task.id))
-        return claimed
+        return _in_claim_order(conn.execute(_claim_statement(bool(queues)), params).mappings().all())
 
     def finish_and_claim(
         self,
@@ -304,14 +307,8 @@ class OutcomeOps(StoreBase):
                 recorded = [row["id"] for row in _recorded_among(hot, connection, statements, worker_id, completions)]
             claimed: list[Task] = []
             if limit > 0:
-                params = {
-                    "now": now,
-                    "limit": limit,
-                    "worker_id": worker_id,
-                    "lease_until": now + timedelta(seconds=lease_seconds),
-                }
-                claimed = [Task.from_row(row) for row in hot.fetch_all(connection, statements["claim"], params)]
-                claimed.sort(key=lambda task: (-task.priority, task.run_after, task.id))
+                params = _claim_params(worker_id, limit, now, lease_seconds)
+                claimed = _in_claim_order(hot.fetch_all(connection, statements["claim"], params))
             return recorded, claimed
 
         return hot.write(work)

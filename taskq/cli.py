@@ -591,6 +591,11 @@ def _spec_dict(spec: registry.TaskSpec) -> dict[str, Any]:
 @click.option("--workers", type=click.IntRange(min=0), help="Worker processes (default: settings, else 2).")
 @click.option("--queues", help="Comma-separated queues to serve (default: settings, else all).")
 @click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    help="Tasks each worker runs at once; above 1, async tasks share its event loop (default: settings, else 1).",
+)
+@click.option(
     "--prefetch",
     type=click.IntRange(min=1),
     default=32,
@@ -622,6 +627,7 @@ def _spec_dict(spec: registry.TaskSpec) -> dict[str, Any]:
 def worker(
     workers: int | None,
     queues: str | None,
+    concurrency: int | None,
     prefetch: int,
     max_tasks: int | None,
     max_memory_mb: float | None,
@@ -636,6 +642,7 @@ def worker(
     settings_path = obj.get("settings") or ("settings.yaml" if Path("settings.yaml").is_file() else None)
     overrides = PoolOverrides(
         workers=workers,
+        concurrency=concurrency,
         queues=tuple(q.strip() for q in queues.split(",") if q.strip()) if queues is not None else None,
         imports=tuple(obj.get("imports", ())),
         database=obj.get("db"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextvars
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from taskq import registry
@@ -27,7 +27,7 @@ class NotInTask(TaskqError):
 
 
 def current() -> TaskContext:
-    """The context of the task running in this thread (for functions that do not take `ctx`)."""
+    """The context of the task running in this thread or coroutine (for functions without `ctx`)."""
     context = _current.get()
     if context is None:
         raise NotInTask("taskq.current() called outside a running task")
@@ -53,6 +53,10 @@ class TaskContext:
         self.started_at = utc_now()  # stored with the outcome, when the attempt is counted
         self.start_recorded = False  # the worker records the start of a task that runs long
         self.spawned = False
+        # On an event loop, progress() only keeps the value: the worker's heartbeat thread writes it, so a
+        # coroutine never waits on the database (a write can wait for SQLite's lock).
+        self.buffer_progress = False
+        self._on_cancel: Callable[[], None] | None = None
         self._progress_lock = threading.Lock()
         self._last_write = 0.0
         self._unwritten: tuple[float, str | None] | None = None
@@ -70,6 +74,22 @@ class TaskContext:
     def cancelled(self) -> bool:
         return self.cancel_event.is_set()
 
+    def request_cancel(self) -> None:
+        """Called by the worker when the task's cancellation was requested: sets the flag that
+        check_cancelled() reads and, for a coroutine, cancels it (CancelledError at its next await)."""
+        self.cancel_event.set()
+        hook = self._on_cancel
+        if hook is not None:
+            hook()
+
+    def on_cancel(self, hook: Callable[[], None]) -> None:
+        """Run `hook` when cancellation is requested (at once if it already was). The flag is set before
+        the hook is read and the hook stored before the flag is read, so a request racing with this call
+        runs the hook at least once; hooks must tolerate a second call."""
+        self._on_cancel = hook
+        if self.cancel_event.is_set():
+            hook()
+
     def check_cancelled(self) -> None:
         """Raise TaskCancelled if someone asked to cancel this task; call it between units of work."""
         if self.cancel_event.is_set():
@@ -80,7 +100,7 @@ class TaskContext:
         value is kept and written by flush_progress(), which the worker calls at least that often."""
         with self._progress_lock:
             now = time.monotonic()
-            if now - self._last_write >= PROGRESS_MIN_INTERVAL:
+            if not self.buffer_progress and now - self._last_write >= PROGRESS_MIN_INTERVAL:
                 self._last_write = now
                 self._unwritten = None
             else:
@@ -89,12 +109,19 @@ class TaskContext:
         self.store.set_progress(self.task.id, percent, message)
 
     def flush_progress(self) -> None:
+        report = self.take_progress()
+        if report is not None:
+            self.store.set_progress(*report)
+
+    def take_progress(self) -> tuple[int, float, str | None] | None:
+        """The progress not written yet, as (task id, percent, message), now counted as written: the
+        worker's heartbeat writes those of every task it runs in one transaction."""
         with self._progress_lock:
             unwritten, self._unwritten = self._unwritten, None
             if unwritten is None:
-                return
+                return None
             self._last_write = time.monotonic()
-        self.store.set_progress(self.task.id, *unwritten)
+        return (self.task.id, *unwritten)
 
     def spawn_children(
         self,

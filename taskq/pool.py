@@ -54,6 +54,7 @@ class PoolOverrides:
     """Command-line options; each one set here wins over settings.yaml, also after a reload."""
 
     workers: int | None = None
+    concurrency: int | None = None
     queues: tuple[str, ...] | None = None
     imports: tuple[str, ...] = ()
     database: str | None = None
@@ -68,7 +69,8 @@ class RunningTask:
     task_id: int
     attempt: int
     started: float
-    timeout: float | None
+    timeout: float | None  # the task's own
+    kill_after: float | None  # when the supervisor kills its worker for it: the timeout, or a backstop
     cancel_deadline: float | None = None
 
 
@@ -87,6 +89,7 @@ class WorkerHandle:
     ready: bool = False  # it said "ready": task modules imported, registered in the database
     killed: bool = False
     kill_reasons: dict[int, KillReason] = field(default_factory=dict)
+    kill_note: str = ""  # why a worker was killed, for the tasks it ran beside the culprit
     partial: bytes = b""
 
 
@@ -169,6 +172,7 @@ class Pool:
             imports=[*self.settings.imports, *self.overrides.imports],
             lease_seconds=self.settings.lease_seconds,
             prefetch=self.overrides.prefetch,
+            concurrency=self.overrides.concurrency or self.settings.concurrency,
             max_tasks=self.overrides.max_tasks,
             max_memory_mb=self.overrides.max_memory_mb,
             log_level=self.settings.log_level,
@@ -250,9 +254,13 @@ class Pool:
         with contextlib.suppress(ProcessLookupError):
             handle.process.send_signal(signal.SIGTERM)
 
-    def kill(self, handle: WorkerHandle, reason: KillReason) -> None:
-        for task_id in handle.running:
-            handle.kill_reasons.setdefault(task_id, reason)
+    def kill(self, handle: WorkerHandle, reason: KillReason, task_id: int | None = None) -> None:
+        """SIGKILL the worker for `reason`: that of `task_id`, or (None) of every task it runs. The tasks
+        running beside a culprit (coroutines) are cut short with it, and settled as a lost worker's."""
+        for running_id in handle.running if task_id is None else [task_id]:
+            handle.kill_reasons.setdefault(running_id, reason)
+        if task_id is not None:
+            handle.kill_note = f"killed for the {reason.value} of task {task_id}"
         handle.retiring = handle.killed = True
         with contextlib.suppress(ProcessLookupError):
             handle.process.kill()
@@ -311,7 +319,12 @@ class Pool:
         if isinstance(message, protocol.Ready):
             handle.ready = True
         elif isinstance(message, protocol.Started):
-            handle.running[message.task_id] = RunningTask(message.task_id, message.attempt, now, message.timeout)
+            kill_after = message.timeout
+            if kill_after is not None and message.worker_enforces_timeout:
+                kill_after += self.overrides.cancel_grace
+            handle.running[message.task_id] = RunningTask(
+                message.task_id, message.attempt, now, message.timeout, kill_after
+            )
         elif isinstance(message, protocol.Ended):
             handle.running.pop(message.task_id, None)
         elif isinstance(message, protocol.Deferred):
@@ -329,21 +342,21 @@ class Pool:
             if handle.killed:
                 continue
             for task in list(handle.running.values()):
-                if task.timeout is not None and now - task.started > task.timeout:
+                if task.kill_after is not None and now - task.started > task.kill_after:
                     log.warning(
                         "task_timeout task_id=%s after %.1f s; killing %s",
                         task.task_id,
                         task.timeout,
                         handle.config.name,
                     )
-                    self.kill(handle, KillReason.TIMEOUT)
+                    self.kill(handle, KillReason.TIMEOUT, task.task_id)
                 elif task.cancel_deadline is not None and now > task.cancel_deadline:
                     log.warning(
                         "task_cancel_forced task_id=%s ignored cancellation; killing %s",
                         task.task_id,
                         handle.config.name,
                     )
-                    self.kill(handle, KillReason.CANCEL)
+                    self.kill(handle, KillReason.CANCEL, task.task_id)
 
     def reap(self) -> None:
         with self._handles_lock:
@@ -425,7 +438,7 @@ class Pool:
     def _interruption(self, handle: WorkerHandle, task: RunningTask, returncode: int) -> Interrupted:
         reason = handle.kill_reasons.get(task.task_id)
         if reason is KillReason.TIMEOUT:
-            how, message = Interruption.FAIL, f"TimeoutError: task exceeded its timeout of {task.timeout:g} s"
+            how, message = Interruption.FAIL, protocol.timeout_message(task.timeout or 0.0)
         elif reason is KillReason.CANCEL:
             how, message = Interruption.CANCEL, "cancelled (killed after ignoring the request)"
         elif reason is KillReason.SHUTDOWN:
@@ -433,6 +446,8 @@ class Pool:
             log.info("task_released task_id=%s (shutdown grace expired)", task.task_id)
         else:
             how, message = Interruption.FAIL, f"worker lost: {handle.config.name} {describe_exit(returncode)}"
+            if handle.kill_note:
+                message += f" ({handle.kill_note})"
         return Interrupted(task.task_id, task.attempt, how, message)
 
     # -- signals and shutdown ------------------------------------------------------------------------

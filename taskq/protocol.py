@@ -31,6 +31,11 @@ class KillReason(str, enum.Enum):
     SHUTDOWN = "shutdown"  # the shutdown grace expired: back to pending, attempt not counted
 
 
+def timeout_message(seconds: float) -> str:
+    """The error of a task that ran past its timeout, whichever end enforced it."""
+    return f"TimeoutError: task exceeded its timeout of {seconds:g} s"
+
+
 @dataclass(frozen=True)
 class Ready:
     """Task modules imported and registered in the database: the pool counts it as up (systemd READY=1)."""
@@ -43,6 +48,9 @@ class Started:
     task_id: int
     attempt: int
     timeout: float | None
+    # A coroutine's timeout is enforced on the worker's loop (cancelling it alone); the supervisor's kill
+    # is then only a backstop, after the cancel grace, for a loop that never got control back.
+    worker_enforces_timeout: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,8 @@ def encode(message: Message) -> bytes:
         fields: dict[str, Any] = {"e": "ready"}
     elif isinstance(message, Started):
         fields = {"e": "start", "id": message.task_id, "a": message.attempt, "t": message.timeout}
+        if message.worker_enforces_timeout:
+            fields["w"] = True
     elif isinstance(message, Ended):
         fields = {"e": "end", "id": message.task_id}
     elif isinstance(message, Deferred):
@@ -108,7 +118,7 @@ def decode(line: bytes) -> Message:
     if kind == "ready":
         return Ready()
     if kind == "start":
-        return Started(fields["id"], fields["a"], fields["t"])
+        return Started(fields["id"], fields["a"], fields["t"], fields.get("w", False))
     if kind == "end":
         return Ended(fields["id"])
     if kind == "done":

@@ -38,6 +38,7 @@ class TaskSpec:
     queue: str = DEFAULT_QUEUE
     then: str | None = None  # continuation: enqueued with this task's id once it (and its children) completed
     takes_context: bool = False  # the function's first parameter is named `ctx`
+    is_async: bool = False  # an `async def`: a worker awaits it on its event loop
     retry: RetryPolicy = DEFAULT_POLICY  # retry_on, retry_backoff, retry_backoff_max, retry_jitter
     # What callers pass (without `ctx`), worked out once at registration: enqueue checks every call against it.
     signature: inspect.Signature | None = field(default=None, compare=False, repr=False)
@@ -47,7 +48,8 @@ class TaskSpec:
         return TaskDefaults(self.priority, self.max_retries, self.queue, self.timeout, self.then, self.retry)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """Calling the task runs it here, synchronously (handy in tests); use .enqueue to queue it."""
+        """Calling the task runs it here (an `async def` task returns its coroutine, to await); use
+        .enqueue to queue it."""
         return self.function(*args, **kwargs)
 
     def enqueue(self, *args: Any, **kwargs: Any) -> Enqueued:
@@ -159,6 +161,7 @@ def task(
             queue=queue,
             then=then.name if isinstance(then, TaskSpec) else then,
             takes_context=_takes_context(target),
+            is_async=inspect.iscoroutinefunction(target),
             retry=policy,
             signature=_call_signature(target),
         )

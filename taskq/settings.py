@@ -29,6 +29,7 @@ class SettingsError(TaskqError):
 class Settings:
     database: str = DEFAULT_DATABASE_URL
     workers: int = 2
+    concurrency: int = 1  # tasks each worker runs at once; above 1, `async def` tasks share an event loop
     imports: tuple[str, ...] = ()
     queues: tuple[str, ...] = ()  # empty: every queue
     retention_seconds: float | None = 7 * 86400.0  # finished tasks older than this are purged; None keeps all
@@ -47,6 +48,12 @@ def _duration_seconds(value: Any) -> float:
 def _positive_int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"expected a whole number >= 0, got {value!r}")
+    return value
+
+
+def _at_least_one(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"expected a whole number >= 1, got {value!r}")
     return value
 
 
@@ -89,6 +96,7 @@ def _log_level(value: Any) -> str:
 _FIELDS: dict[str, tuple[str, Any]] = {
     "database": ("database", _database),
     "workers": ("workers", _positive_int),
+    "concurrency": ("concurrency", _at_least_one),
     "imports": ("imports", _names),
     "queues": ("queues", _names),
     "retention": ("retention_seconds", _retention),

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from taskq import protocol, registry
 from taskq.api import open_store
 from taskq.context import TaskContext
-from taskq.executor import execute
+from taskq.executor import Outcome, execute, timeout_of
 from taskq.identity import WorkerIdentity, hostname
 from taskq.model import Completion, Task
 from taskq.store import Store
@@ -71,6 +71,7 @@ class WorkerConfig:
     imports: list[str] = field(default_factory=list)
     lease_seconds: float = 30.0
     prefetch: int = DEFAULT_PREFETCH  # most tasks claimed per round trip; the batch adapts from 1 up to this
+    concurrency: int = 1  # tasks run at once: above 1, coroutines share an event loop (taskq/concurrent.py)
     max_tasks: int | None = None  # recycle after this many tasks
     max_memory_mb: float | None = None  # recycle once resident memory exceeds this
     log_level: str = "INFO"
@@ -87,6 +88,12 @@ def resident_mb() -> float:
     return pages * resource.getpagesize() / 2**20
 
 
+@dataclass
+class Executing:
+    context: TaskContext
+    started: float  # time.monotonic() at its start
+
+
 class Worker:
     def __init__(self, config: WorkerConfig, store: Store) -> None:
         self.config = config
@@ -99,14 +106,14 @@ class Worker:
         self.unrecorded: list[Completion] = []  # successes recorded with the next claim, one transaction
         self._prefetch_lock = threading.Lock()  # guards prefetched and unrecorded (main vs heartbeat thread)
         self.batch_size = 1
-        self.current: TaskContext | None = None
+        self.executing: dict[int, Executing] = {}  # from Started to the outcome; several with coroutines
+        self.waiting: dict[int, Task] = {}  # claimed sync tasks queued for the one sync thread (concurrent loop)
         self.tasks_done = 0
         self._status_lock = threading.Lock()
         self._parent_pid = os.getppid()
         self._stop_r, self._stop_w = os.pipe()
         self._task_started = threading.Event()
         self._heartbeat_idle = False  # set while the heartbeat thread sleeps its long, idle wait
-        self._current_started = 0.0
 
     # -- talking to the supervisor ----------------------------------------------------------------
 
@@ -126,6 +133,19 @@ class Worker:
         with contextlib.suppress(OSError):
             os.write(self._stop_w, b"x")
 
+    @property
+    def stop_fd(self) -> int:
+        """Readable once a stop was requested (the SIGTERM handler writes it)."""
+        return self._stop_r
+
+    @staticmethod
+    def flush_logs() -> None:
+        LOG_BUFFER.flush()
+
+    def release(self, task_ids: list[int]) -> None:
+        """Claimed tasks that never started go back to pending, their attempt not counted."""
+        self.store.release(task_ids, worker_id=self.id)
+
     def wait_for_work(self, timeout: float) -> None:
         watched = [self._stop_r] + ([self.config.wake_fd] if self.config.wake_fd >= 0 else [])
         ready, _, _ = select.select(watched, [], [], max(0.0, timeout))
@@ -139,28 +159,23 @@ class Worker:
         self.store.register_worker(
             self.id, hostname=hostname(), pid=os.getpid(), name=self.config.name, queues=self.config.queues
         )
-        log.info("worker_started worker_id=%s queues=%s", self.id, ",".join(self.config.queues) or "*")
+        log.info(
+            "worker_started worker_id=%s queues=%s concurrency=%d",
+            self.id,
+            ",".join(self.config.queues) or "*",
+            self.config.concurrency,
+        )
         LOG_BUFFER.flush()  # lifecycle lines go out at once; per-task lines are the ones worth batching
         self.report(protocol.Ready())  # imports done, database reachable: the supervisor's READY=1 waits for this
         heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         heartbeat.start()
-        idle_poll = IDLE_POLL_MIN_SECONDS
         try:
-            while not self.stop_requested:
-                task = self._next_task()
-                if task is None:
-                    LOG_BUFFER.flush()
-                    self.wait_for_work(self._idle_timeout(idle_poll))
-                    idle_poll = min(idle_poll * 2, IDLE_POLL_MAX_SECONDS)
-                    continue
-                idle_poll = IDLE_POLL_MIN_SECONDS
-                seconds = self.run_task(task)
-                # Quick tasks grow the claim batch (one write transaction serves several tasks); a slow
-                # one shrinks it back so long tasks are spread over all workers.
-                quick = seconds < QUICK_TASK_SECONDS
-                self.batch_size = min(self.batch_size * 2, self.config.prefetch) if quick else 1
-                if self._should_recycle():
-                    break
+            if self.config.concurrency > 1:
+                from taskq.concurrent import ConcurrentLoop
+
+                ConcurrentLoop(self).run()
+            else:
+                self._run_one_at_a_time()
         finally:
             self._record_finished()
             self._hand_back_prefetched()
@@ -171,24 +186,48 @@ class Worker:
             LOG_BUFFER.flush()
         return 0
 
+    def _run_one_at_a_time(self) -> None:
+        idle_poll = IDLE_POLL_MIN_SECONDS
+        while not self.stop_requested:
+            task = self._next_task()
+            if task is None:
+                self.flush_logs()
+                self.wait_for_work(self.idle_timeout(idle_poll))
+                idle_poll = min(idle_poll * 2, IDLE_POLL_MAX_SECONDS)
+                continue
+            idle_poll = IDLE_POLL_MIN_SECONDS
+            seconds = self.run_task(task)
+            # Quick tasks grow the claim batch (one write transaction serves several tasks); a slow
+            # one shrinks it back so long tasks are spread over all workers.
+            quick = seconds < QUICK_TASK_SECONDS
+            self.batch_size = min(self.batch_size * 2, self.config.prefetch) if quick else 1
+            if self.should_recycle():
+                break
+
     def _next_task(self) -> Task | None:
         with self._prefetch_lock:
             if self.prefetched:
                 return self.prefetched.popleft()
-            finished, self.unrecorded = self.unrecorded, []
-        recorded, claimed = self.store.finish_and_claim(
-            self.id,
-            finished,
-            self.config.queues or None,
-            limit=self.batch_size,
-            lease_seconds=self.config.lease_seconds,
-        )
-        self._after_recording(finished, recorded)
+        claimed = self.finish_and_claim(self.batch_size)
         if not claimed:
             return None
         with self._prefetch_lock:
             self.prefetched.extend(claimed[1:])
         return claimed[0]
+
+    def finish_and_claim(self, limit: int) -> list[Task]:
+        """Record the deferred successes and claim up to `limit` tasks, in one transaction."""
+        with self._prefetch_lock:
+            finished, self.unrecorded = self.unrecorded, []
+        recorded, claimed = self.store.finish_and_claim(
+            self.id,
+            finished,
+            self.config.queues or None,
+            limit=limit,
+            lease_seconds=self.config.lease_seconds,
+        )
+        self._after_recording(finished, recorded)
+        return claimed
 
     def _record_finished(self) -> None:
         with self._prefetch_lock:
@@ -207,7 +246,7 @@ class Worker:
                     "task_lost task_id=%s: its lease was recovered before the result was stored", completion.task_id
                 )
 
-    def _defer(self, completion: Completion) -> None:
+    def defer(self, completion: Completion) -> None:
         # Told to the supervisor before anything else happens: if this process dies before the success
         # is committed, the supervisor records it from this message instead of running the task again.
         with self._prefetch_lock:
@@ -220,16 +259,16 @@ class Worker:
             waiting = [task.id for task in self.prefetched]
             self.prefetched.clear()
         if waiting:
-            self.store.release(waiting, worker_id=self.id)
+            self.release(waiting)
 
-    def _idle_timeout(self, idle_poll: float) -> float:
+    def idle_timeout(self, idle_poll: float) -> float:
         """Sleep until the earliest delayed task is due, if that comes before the next fallback poll."""
         next_due = self.store.next_run_after(self.config.queues or None)
         if next_due is None:
             return idle_poll
         return min(idle_poll, max(0.0, next_due.timestamp() - time.time()))
 
-    def _should_recycle(self) -> bool:
+    def should_recycle(self) -> bool:
         if self.config.max_tasks is not None and self.tasks_done >= self.config.max_tasks:
             log.info("worker_recycle worker_id=%s reason=max_tasks tasks_done=%d", self.id, self.tasks_done)
             return True
@@ -238,26 +277,27 @@ class Worker:
             return True
         return False
 
-    @staticmethod
-    def timeout_of(task: Task) -> float | None:
-        """The row's timeout, else the task's @task(timeout=...) (the enqueuer may not have imported it)."""
-        if task.timeout is not None:
-            return task.timeout
-        spec = registry.find(task.name)
-        return None if spec is None else spec.timeout
-
     def run_task(self, task: Task) -> float:
-        """Run one task to its outcome; returns how long it took."""
+        """Run one task to its outcome, here; returns how long it took."""
+        context = self.begin(task)
+        started = time.monotonic()
+        outcome = execute(self.store, task, self.id, context, defer_success=self.defer)
+        return self.end(task, outcome, started)
+
+    def begin(self, task: Task) -> TaskContext:
+        """The task starts now: the heartbeat watches it and the supervisor knows it is executing."""
         context = TaskContext(self.store, task, self.id)
-        self.current = context
-        self._current_started = time.monotonic()
+        self.executing[task.id] = Executing(context, time.monotonic())
         if self._heartbeat_idle:  # it sleeps for a whole lease third: wake it to watch this task
             self._task_started.set()
-        self.report(protocol.Started(task.id, task.attempts, self.timeout_of(task)))
+        spec = registry.find(task.name)
+        is_async = spec is not None and spec.is_async
+        self.report(protocol.Started(task.id, task.attempts, timeout_of(task), worker_enforces_timeout=is_async))
         log.debug("task_started task_id=%s name=%s attempt=%d worker_id=%s", task.id, task.name, task.attempts, self.id)
-        started = time.monotonic()
-        outcome = execute(self.store, task, self.id, context, defer_success=self._defer)
-        self.current = None
+        return context
+
+    def end(self, task: Task, outcome: Outcome, started: float) -> float:
+        self.executing.pop(task.id, None)
         self.tasks_done += 1
         if not outcome.deferred:
             self.report(protocol.Ended(task.id))
@@ -278,8 +318,8 @@ class Worker:
         renew_every = self.config.lease_seconds / 3
         last_renew = last_cancel_check = last_row = time.monotonic()
         while not self.stop_requested:
-            # Idle workers sleep until the next lease/row duty; run_task wakes us when a task starts.
-            self._heartbeat_idle = self.current is None
+            # Idle workers sleep until the next lease/row duty; begin() wakes us when a task starts.
+            self._heartbeat_idle = not self.executing
             self._task_started.wait(renew_every if self._heartbeat_idle else PROGRESS_FLUSH_SECONDS)
             self._heartbeat_idle = False
             self._task_started.clear()
@@ -289,38 +329,52 @@ class Worker:
                     log.warning("supervisor_lost worker_id=%s: finishing the current task and exiting", self.id)
                     self.request_stop()
                 LOG_BUFFER.flush()
-                current = self.current
-                if current is not None:
-                    if now - self._current_started > PREFETCH_HOLD_SECONDS and not current.start_recorded:
-                        # A slow task: the tasks behind it should not wait, and its attempt is counted
-                        # now so that even a whole-host loss during it counts against its retries.
-                        self._record_finished()
-                        self._hand_back_prefetched()
-                        current.start_recorded = True
-                        self.store.mark_started(current.task_id, worker_id=self.id, started_at=current.started_at)
-                    current.flush_progress()
-                    if not current.cancelled and now - last_cancel_check >= CANCEL_CHECK_SECONDS:
-                        last_cancel_check = now
-                        if self.store.is_cancel_requested(current.task_id):
-                            self._cancel(current)
+                executing = list(self.executing.values())
+                self._record_slow_starts(executing, now)
+                self.store.set_progress_many([report for e in executing if (report := e.context.take_progress())])
+                if executing and now - last_cancel_check >= CANCEL_CHECK_SECONDS:
+                    last_cancel_check = now
+                    watched = [e.context.task_id for e in executing if not e.context.cancelled]
+                    for task_id in self.store.cancel_requested_among(watched):
+                        self._cancel_if_executing(task_id)
                 if now - last_renew >= renew_every:
                     last_renew = now
                     with self._prefetch_lock:
                         held = [task.id for task in self.prefetched] + [c.task_id for c in self.unrecorded]
-                    held += [current.task_id] if current else []
+                    held += [e.context.task_id for e in executing] + list(self.waiting)
                     for task_id in self.store.renew_leases(self.id, held, lease_seconds=self.config.lease_seconds):
-                        if current is not None and task_id == current.task_id and not current.cancelled:
-                            self._cancel(current)
+                        self._cancel_if_executing(task_id)
                 if now - last_row >= WORKER_ROW_SECONDS:
                     last_row = now
                     self.store.heartbeat_worker(
-                        self.id, current_task_id=current.task_id if current else None, tasks_done=self.tasks_done
+                        self.id,
+                        current_task_id=executing[0].context.task_id if executing else None,
+                        tasks_done=self.tasks_done,
                     )
             except Exception:  # a heartbeat must outlive a database hiccup; the lease gives it 3 chances
                 log.exception("heartbeat_error worker_id=%s", self.id)
 
+    def _record_slow_starts(self, executing: list[Executing], now: float) -> None:
+        """Tasks running past PREFETCH_HOLD_SECONDS: the tasks behind them should not wait, and their
+        attempts are counted now so that even a whole-host loss during them counts against retries."""
+        slow = [
+            e.context for e in executing if now - e.started > PREFETCH_HOLD_SECONDS and not e.context.start_recorded
+        ]
+        if not slow:
+            return
+        self._record_finished()
+        self._hand_back_prefetched()
+        for context in slow:
+            context.start_recorded = True
+        self.store.mark_started_many(self.id, [(context.task_id, context.started_at) for context in slow])
+
+    def _cancel_if_executing(self, task_id: int) -> None:
+        running = self.executing.get(task_id)
+        if running is not None and not running.context.cancelled:
+            self._cancel(running.context)
+
     def _cancel(self, context: TaskContext) -> None:
-        context.cancel_event.set()
+        context.request_cancel()
         self.report(protocol.CancelSeen(context.task_id))
         log.info("task_cancel_requested task_id=%s worker_id=%s", context.task_id, self.id)
 

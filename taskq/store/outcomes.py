@@ -162,6 +162,9 @@ _RUNNING_OF_WORKER = (
 )
 _RUNNING_WORKER_IDS = select(tasks.c.worker_id).where(_status_is(RUNNING)).distinct()
 _CANCEL_REQUESTED = select(tasks.c.cancel_requested).where(tasks.c.id == bindparam("task_id"))
+_CANCEL_REQUESTED_AMONG = select(tasks.c.id).where(
+    tasks.c.id.in_(bindparam("ids", expanding=True)), tasks.c.cancel_requested.is_(True)
+)
 _RENEW_LEASES = (
     update(tasks)
     .where(
@@ -515,8 +518,18 @@ class OutcomeOps(StoreBase):
     def mark_started(self, task_id: int, *, worker_id: str, started_at: datetime) -> bool:
         """Count the attempt of a task that is still running (one that runs long: a whole-host loss
         then counts it; quick tasks have it counted with their outcome, in the same transaction)."""
-        params = {"owner_task_id": task_id, "owner_worker_id": worker_id, "started": started_at}
-        return bool(self.write(lambda conn: conn.execute(_MARK_STARTED, params).rowcount))
+        return self.mark_started_many(worker_id, [(task_id, started_at)]) == 1
+
+    def mark_started_many(self, worker_id: str, started: Sequence[tuple[int, datetime]]) -> int:
+        """`mark_started` for several tasks of one worker (a worker running coroutines concurrently) in one
+        transaction; returns how many were still this worker's."""
+        if not started:
+            return 0
+        rows = [
+            {"owner_task_id": task_id, "owner_worker_id": worker_id, "started": started_at}
+            for task_id, started_at in started
+        ]
+        return int(self.write(lambda conn: conn.execute(_MARK_STARTED, rows).rowcount))
 
     # -- what a dead worker held ---------------------------------------------------------------------
 
@@ -616,10 +629,29 @@ class OutcomeOps(StoreBase):
         return self.write(work)
 
     def set_progress(self, task_id: int, percent: float, message: str | None = None) -> bool:
-        text = None if message is None else _safe_text(str(message))
-        params = {"task_id": task_id, "progress": max(0.0, min(100.0, float(percent))), "message": text}
-        return bool(self.write(lambda conn: conn.execute(_SET_PROGRESS, params).rowcount))
+        return self.set_progress_many([(task_id, percent, message)]) == 1
+
+    def set_progress_many(self, reports: Sequence[tuple[int, float, str | None]]) -> int:
+        """Store the latest progress of running tasks, in one transaction; returns how many were running."""
+        if not reports:
+            return 0
+        rows = [
+            {
+                "task_id": task_id,
+                "progress": max(0.0, min(100.0, float(percent))),
+                "message": None if message is None else _safe_text(str(message)),
+            }
+            for task_id, percent, message in reports
+        ]
+        return int(self.write(lambda conn: conn.execute(_SET_PROGRESS, rows).rowcount))
 
     def is_cancel_requested(self, task_id: int) -> bool:
         params = {"task_id": task_id}
         return bool(self.read(lambda conn: conn.execute(_CANCEL_REQUESTED, params).scalar_one_or_none()))
+
+    def cancel_requested_among(self, task_ids: Sequence[int]) -> list[int]:
+        """Which of these tasks someone asked to cancel: one read for all the tasks a worker runs."""
+        if not task_ids:
+            return []
+        params = {"ids": list(task_ids)}
+        return list(self.read(lambda conn: conn.execute(_CANCEL_REQUESTED_AMONG, params).scalars().all()))

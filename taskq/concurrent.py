@@ -1,0 +1,132 @@
+"""A worker's loop when it runs several tasks at once (`concurrency` > 1): `async def` tasks share one
+event loop, up to `concurrency` of them, and sync tasks still run one at a time, in a thread of their own,
+so a blocking function never stalls the coroutines beside it.
+
+The loop thread only awaits: every store call (claims, outcomes, the idle wait's next due time) runs on one
+database thread, so a coroutine never waits for SQLite's write lock. What the worker promises the supervisor
+is unchanged: each task is reported Started right before its function is called and Ended (or Deferred)
+once it returned, so a kill settles exactly the tasks that were executing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from taskq import registry
+from taskq.executor import call_async, event_loop, settle, timeout_of
+
+if TYPE_CHECKING:
+    from taskq.model import Task
+    from taskq.worker import Worker
+
+T = TypeVar("T")
+
+IDLE_POLL_MIN_SECONDS = 0.05  # as the one-at-a-time loop: a fallback poll when no wake-up arrives...
+IDLE_POLL_MAX_SECONDS = 5.0  # ...backing off to this while idle
+
+
+class ConcurrentLoop:
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.slots = worker.config.concurrency
+        self.running: set[asyncio.Task[None]] = set()
+        self.database = ThreadPoolExecutor(1, thread_name_prefix="taskq-db")
+        self.sync_thread = ThreadPoolExecutor(1, thread_name_prefix="taskq-sync")
+        self.changed: asyncio.Event | None = None
+        self.failure: BaseException | None = None  # a task's outcome that could not be stored: the worker exits
+
+    def run(self) -> None:
+        try:
+            event_loop().run_until_complete(self._serve())
+        finally:
+            self.database.shutdown()
+            self.sync_thread.shutdown()
+
+    async def _serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.changed = changed = asyncio.Event()
+        watched = [fd for fd in (self.worker.config.wake_fd, self.worker.stop_fd) if fd >= 0]
+        for fd in watched:
+            loop.add_reader(fd, self._readable, fd)
+        idle_poll = IDLE_POLL_MIN_SECONDS
+        try:
+            while not self.worker.stop_requested:
+                if self.failure is not None:
+                    raise self.failure
+                # Cleared before looking: a task ending or a nudge from here on wakes the wait below.
+                changed.clear()
+                free = self.slots - len(self.running)
+                claimed = await self._in_database(self.worker.finish_and_claim, free) if free else []
+                for task in claimed:
+                    self._start(task)
+                if claimed:
+                    idle_poll = IDLE_POLL_MIN_SECONDS
+                    continue  # maybe more is ready: claim again while slots are free
+                timeout = None
+                if free:  # nothing ready: sleep until a delayed task is due, a nudge, or the fallback poll
+                    self.worker.flush_logs()
+                    timeout = await self._in_database(self.worker.idle_timeout, idle_poll)
+                try:
+                    await asyncio.wait_for(changed.wait(), timeout)
+                except asyncio.TimeoutError:
+                    idle_poll = min(idle_poll * 2, IDLE_POLL_MAX_SECONDS)
+        finally:
+            for fd in watched:
+                loop.remove_reader(fd)
+            # Stopping lets running tasks finish, as the one-at-a-time loop does; the supervisor's
+            # shutdown grace bounds that.
+            if self.running:
+                await asyncio.gather(*self.running, return_exceptions=True)
+
+    def _readable(self, fd: int) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.read(fd, 65536)  # drain every queued nudge at once
+        assert self.changed is not None
+        self.changed.set()
+
+    def _start(self, task: Task) -> None:
+        running = asyncio.get_running_loop().create_task(self._run(task))
+        self.running.add(running)
+        running.add_done_callback(self._finished)
+
+    def _finished(self, running: asyncio.Task[None]) -> None:
+        self.running.discard(running)
+        if not running.cancelled() and running.exception() is not None and self.failure is None:
+            # As in the one-at-a-time loop, the worker dies of it and the supervisor settles its tasks.
+            self.failure = running.exception()
+        assert self.changed is not None
+        self.changed.set()
+
+    async def _run(self, task: Task) -> None:
+        worker = self.worker
+        spec = registry.find(task.name)
+        if spec is not None and spec.is_async:
+            context = worker.begin(task)
+            started = time.monotonic()
+            call = await call_async(spec, task, context, timeout_of(task))
+            outcome = await self._in_database(settle, worker.store, task, worker.id, context, spec, call, worker.defer)
+            worker.end(task, outcome, started)
+        else:  # sync (or unknown: the executor records that), one at a time in its own thread
+            worker.waiting[task.id] = task
+            try:
+                await asyncio.get_running_loop().run_in_executor(self.sync_thread, self._run_sync, task)
+            finally:
+                worker.waiting.pop(task.id, None)
+        if worker.should_recycle():
+            worker.request_stop()
+
+    def _run_sync(self, task: Task) -> None:
+        self.worker.waiting.pop(task.id, None)
+        if self.worker.stop_requested:  # stopping while it waited: it never started, so it goes back
+            self.worker.release([task.id])
+            return
+        self.worker.run_task(task)
+
+    async def _in_database(self, function: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.database, function, *args)

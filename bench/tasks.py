@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
 from collections.abc import Callable
@@ -13,6 +14,12 @@ import taskq
 @taskq.task(max_retries=0)
 def noop() -> None:
     return None
+
+
+@taskq.task(max_retries=0)
+async def nap(seconds: float) -> None:
+    """I/O-bound work as a web app has it (an HTTP call, an e-mail): the worker's loop runs many at once."""
+    await asyncio.sleep(seconds)
 
 
 @taskq.task(max_retries=0)

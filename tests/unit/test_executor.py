@@ -1,0 +1,177 @@
+"""The executor on a real SQLite store, in this process: what a function did becomes the task's outcome.
+
+Sync and `async def` tasks alike; coroutine timeouts and cancellation are enforced on the loop here, so
+these run without a pool (the process tests prove the same through real workers)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+import taskq
+from taskq.context import TaskContext
+from taskq.executor import Call, call, call_async, execute, settle
+from taskq.model import Completion, Status, Task
+from taskq.registry import lookup
+from taskq.store import Store
+
+WORKER = "host:1:worker-1:boot:1"
+
+
+@taskq.task(name="unit.add")
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@taskq.task(name="unit.add_async")
+async def add_async(a: int, b: int) -> int:
+    await asyncio.sleep(0)
+    return a + b
+
+
+@taskq.task(name="unit.boom", max_retries=2)
+def boom() -> None:
+    raise ValueError("boom")
+
+
+@taskq.task(name="unit.boom_async", max_retries=0)
+async def boom_async() -> None:
+    raise KeyError("missing")
+
+
+@taskq.task(name="unit.not_json")
+def not_json() -> object:
+    return object()
+
+
+@taskq.task(name="unit.forever", timeout=0.05, max_retries=0)
+async def forever() -> None:
+    await asyncio.sleep(60)
+
+
+@taskq.task(name="unit.own_timeout", max_retries=0)
+async def own_timeout() -> None:
+    raise TimeoutError("the service timed out")
+
+
+@taskq.task(name="unit.current_inside")
+async def current_inside() -> int:
+    return taskq.context.current().task_id
+
+
+@taskq.task(name="unit.asks_retry", max_retries=3)
+async def asks_retry() -> None:
+    raise taskq.Retry("later", delay=120)
+
+
+@taskq.task(name="unit.fails_for_good", max_retries=3)
+async def fails_for_good() -> None:
+    raise taskq.Fail("no point")
+
+
+@pytest.fixture
+def sqlite_store(sqlite_db: str) -> Iterator[Store]:
+    opened = taskq.open_store(sqlite_db)
+    yield opened
+    opened.dispose()
+
+
+def claimed(store: Store, name: str, args: list | None = None) -> Task:
+    store.enqueue(name, args or [])
+    task = store.claim(WORKER)
+    assert task is not None and task.name == name
+    return task
+
+
+def run(store: Store, task: Task, **kwargs) -> tuple[Status | None, Task]:
+    outcome = execute(store, task, WORKER, TaskContext(store, task, WORKER), **kwargs)
+    return outcome.status, store.require(task.id)
+
+
+@pytest.mark.parametrize("name", ["unit.add", "unit.add_async"])
+def test_a_returned_value_completes_the_task(sqlite_store: Store, name: str) -> None:
+    status, row = run(sqlite_store, claimed(sqlite_store, name, [2, 3]))
+    assert status is Status.COMPLETED
+    assert (row.status, row.result, row.attempts) == (Status.COMPLETED, 5, 1)
+
+
+@pytest.mark.parametrize("name", ["unit.add", "unit.add_async"])
+def test_a_deferred_success_is_handed_over_and_not_written(sqlite_store: Store, name: str) -> None:
+    handed: list[Completion] = []
+    task = claimed(sqlite_store, name, [1, 1])
+    outcome = execute(sqlite_store, task, WORKER, TaskContext(sqlite_store, task, WORKER), defer_success=handed.append)
+    assert outcome.deferred and [c.result for c in handed] == [2]
+    assert sqlite_store.require(task.id).status is Status.RUNNING  # the worker records it with its next claim
+
+
+def test_an_error_is_retried_with_its_traceback(sqlite_store: Store) -> None:
+    status, row = run(sqlite_store, claimed(sqlite_store, "unit.boom"))
+    assert status is Status.PENDING and row.attempts == 1
+    assert "ValueError: boom" in (row.error or "")
+
+
+def test_an_async_error_fails_for_good_once_out_of_retries(sqlite_store: Store) -> None:
+    status, row = run(sqlite_store, claimed(sqlite_store, "unit.boom_async"))
+    assert status is Status.FAILED and "KeyError: 'missing'" in (row.error or "")
+
+
+def test_a_result_that_is_not_json_fails_permanently(sqlite_store: Store) -> None:
+    status, row = run(sqlite_store, claimed(sqlite_store, "unit.not_json"))
+    assert status is Status.FAILED and "not JSON-serialisable" in (row.error or "")
+
+
+def test_an_unknown_task_fails_permanently_naming_imports(sqlite_store: Store) -> None:
+    status, row = run(sqlite_store, claimed(sqlite_store, "unit.nobody_registered_this"))
+    assert status is Status.FAILED and "is the module in `imports`?" in (row.error or "")
+
+
+def test_a_coroutine_past_its_timeout_is_cancelled_and_failed_like_a_killed_sync_task(sqlite_store: Store) -> None:
+    status, row = run(sqlite_store, claimed(sqlite_store, "unit.forever"))
+    assert status is Status.FAILED
+    assert row.error == "TimeoutError: task exceeded its timeout of 0.05 s"
+
+
+def test_a_timeout_error_the_coroutine_raises_itself_is_its_own_error(sqlite_store: Store) -> None:
+    status, row = run(sqlite_store, claimed(sqlite_store, "unit.own_timeout"))
+    assert status is Status.FAILED and "the service timed out" in (row.error or "")
+
+
+def test_cancelling_a_running_coroutine_from_another_thread_records_it_cancelled(sqlite_store: Store) -> None:
+    task = claimed(sqlite_store, "unit.forever")
+    context = TaskContext(sqlite_store, task, WORKER)
+    spec = lookup(task.name)
+
+    async def cancel_soon() -> Call:
+        threading.Timer(0.01, context.request_cancel).start()  # as the heartbeat thread does
+        return await call_async(spec, task, context, timeout=5.0)
+
+    result = asyncio.run(cancel_soon())
+    outcome = settle(sqlite_store, task, WORKER, context, spec, result)
+    assert outcome.status is Status.CANCELLED
+    assert sqlite_store.require(task.id).status is Status.CANCELLED
+
+
+def test_a_cancel_requested_before_the_coroutine_starts_still_cancels_it(sqlite_store: Store) -> None:
+    task = claimed(sqlite_store, "unit.forever")
+    context = TaskContext(sqlite_store, task, WORKER)
+    context.request_cancel()
+    spec = lookup(task.name)
+    result = asyncio.run(call_async(spec, task, context, timeout=5.0))
+    assert type(result.error).__name__ == "TaskCancelled"
+
+
+def test_current_inside_a_coroutine_is_its_own_context(sqlite_store: Store) -> None:
+    task = claimed(sqlite_store, "unit.current_inside")
+    result = call(lookup(task.name), task, TaskContext(sqlite_store, task, WORKER))
+    assert result == Call(task.id)
+
+
+def test_retry_and_fail_from_a_coroutine_mean_what_they_mean_in_sync_tasks(sqlite_store: Store) -> None:
+    status, row = run(sqlite_store, claimed(sqlite_store, "unit.asks_retry"))
+    assert status is Status.PENDING and row.error is None
+    assert 119 <= (row.run_after - row.created_at).total_seconds() <= 125
+    status, row = run(sqlite_store, claimed(sqlite_store, "unit.fails_for_good"))
+    assert status is Status.FAILED and "no point" in (row.error or "")

@@ -1,0 +1,39 @@
+"""The worker -> supervisor messages survive their trip through the status pipe unchanged."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from taskq import protocol
+from taskq.model import Completion
+
+AT = datetime(2026, 12, 6, 12, 0, 0, 123456, tzinfo=timezone.utc)
+
+MESSAGES = [
+    protocol.Ready(),
+    protocol.Started(7, 2, None),
+    protocol.Started(7, 1, 30.0, worker_enforces_timeout=True),
+    protocol.Ended(7),
+    protocol.Deferred(Completion(7, 1, {"ok": [1, "\u0000"]}, AT, False, None, AT)),
+    protocol.Deferred(Completion(8, 3, None, AT, True, "app.next", None)),
+    protocol.Recorded((7, 8)),
+    protocol.CancelSeen(9),
+]
+
+
+@pytest.mark.parametrize("message", MESSAGES, ids=lambda m: type(m).__name__)
+def test_every_message_decodes_to_what_was_encoded(message: protocol.Message) -> None:
+    line = protocol.encode(message)
+    assert line.endswith(b"\n") and line.count(b"\n") == 1  # one line each: the reader splits on newlines
+    assert protocol.decode(line.rstrip(b"\n")) == message
+
+
+def test_an_unknown_message_is_an_error_not_a_guess() -> None:
+    with pytest.raises(ValueError, match="unknown worker message 'bogus'"):
+        protocol.decode(b'{"e": "bogus"}')
+
+
+def test_the_timeout_message_is_the_same_from_either_end() -> None:
+    assert protocol.timeout_message(0.5) == "TimeoutError: task exceeded its timeout of 0.5 s"

@@ -181,7 +181,8 @@ class Pool:
         for setting in changed:
             if setting.apply is Apply.RESTART_POOL:
                 kept = {attr: getattr(self.settings, attr) for attr in setting.fields}
-                log.warning("settings_%s_changed: takes a restart of the pool; keeping %s", setting.key, kept)
+                shown = ", ".join(f"{attr}={value}" for attr, value in kept.items())
+                log.warning("settings_%s_changed: takes a restart of the pool; keeping %s", setting.key, shown)
                 new = replace(new, **kept)
         self.settings = new
         logging.getLogger("taskq").setLevel(new.log_level)

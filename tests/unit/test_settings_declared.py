@@ -274,3 +274,31 @@ def test_the_worker_command_passes_its_flags_to_the_pool(tmp_path: Path, monkeyp
     settings: Settings = seen["settings"]
     assert (settings.concurrency, settings.workers, settings.queue_limits) == (4, 3, {"api": 2})
     assert settings.sources.cli_text == {"concurrency": "4", "database": f"sqlite:///{tmp_path / 't.db'}"}
+
+
+def _pool_on(settings: Settings) -> tuple[Pool, list[str]]:
+    """A Pool with no processes and no database: enough for its reload decision."""
+    pool = Pool.__new__(Pool)
+    retired: list[str] = []
+    pool.settings = settings
+    pool.forkserver = None
+    pool.retention = SimpleNamespace(retention_seconds=None)  # type: ignore[assignment]
+    pool.scheduler = SimpleNamespace(update=lambda schedules: None)  # type: ignore[assignment]
+    pool.live_handles = lambda: [SimpleNamespace(config=SimpleNamespace(name="worker-1"))]  # type: ignore[method-assign]
+    pool.retire = lambda handle: retired.append(handle.config.name)  # type: ignore[method-assign]
+    return pool, retired
+
+
+def test_a_reload_restarts_workers_only_for_their_settings_and_keeps_the_database(tmp_path: Path, caplog) -> None:
+    file = write(tmp_path, "database: sqlite:///a.db\nretention: 1d\n")
+    pool, retired = _pool_on(load_settings(file))
+    file.write_text("database: sqlite:///b.db\nretention: 2d\n")
+    pool.reload_settings()
+    assert pool.settings.database == "sqlite:///a.db" and pool.settings.retention_seconds == 2 * 86400.0
+    assert retired == [] and "settings_database_changed" in caplog.text
+    file.write_text("database: sqlite:///a.db\nretention: 2d\nqueues: {api: {max_concurrency: 2}}\nconcurrency: 3\n")
+    pool.reload_settings()
+    assert (pool.settings.concurrency, pool.settings.queue_limits) == (3, {"api": 2})
+    assert (
+        retired == ["worker-1"] and "workers_restarting: worker settings changed (queues, concurrency)" in caplog.text
+    )

@@ -14,8 +14,6 @@ company sees the running job or its result instead of starting another.
 
 from __future__ import annotations
 
-import os
-
 import streamlit as st
 
 import taskq
@@ -72,7 +70,7 @@ def notes_page() -> None:
     st.write("Research keeps running in the worker while you are here; the sidebar shows its progress.")
 
 
-store = open_store(os.environ.get("TASKQ_DATABASE_URL", "sqlite:///taskq.db"))
+store = open_store()  # TASKQ_DATABASE_URL, else sqlite:///taskq.db
 page = st.sidebar.radio("Page", ["Research", "Notes"], key="page")
 if page == "Research":
     research_page(store)

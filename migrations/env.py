@@ -1,12 +1,13 @@
 """Alembic environment. taskq passes its own open connection in `config.attributes["connection"]`;
-plain `alembic` runs resolve the URL from `-x url=...`, then TASKQ_DATABASE_URL, then the default."""
+plain `alembic` runs resolve the URL from `-x url=...`, then `sqlalchemy.url` in alembic.ini (unset in the
+one taskq ships), then TASKQ_DATABASE_URL, then the default."""
 
 from __future__ import annotations
 
-import os
-
 from alembic import context
 from sqlalchemy import create_engine
+
+from taskq.settings import DATABASE, environment_value
 
 config = context.config
 
@@ -14,9 +15,8 @@ config = context.config
 def _url() -> str:
     return (
         context.get_x_argument(as_dictionary=True).get("url")
-        or os.environ.get("TASKQ_DATABASE_URL")
         or config.get_main_option("sqlalchemy.url")
-        or "sqlite:///taskq.db"
+        or environment_value(DATABASE)
     )
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import threading
 
 from taskq import registry
-from taskq.engine import DEFAULT_DATABASE_URL, open_engine
+from taskq.engine import open_engine
 from taskq.store import Store
 
 _default: Store | None = None
@@ -27,7 +26,7 @@ def default_store() -> Store:
     global _default
     with _default_lock:
         if _default is None:
-            _default = open_store(os.environ.get("TASKQ_DATABASE_URL") or DEFAULT_DATABASE_URL)
+            _default = open_store()  # TASKQ_DATABASE_URL, else the default
         return _default
 
 

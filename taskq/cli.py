@@ -20,7 +20,7 @@ from taskq.api import open_store
 from taskq.clock import parse_duration, parse_instant, utc_now
 from taskq.distribution import install_hint
 from taskq.model import TERMINAL_STATUSES, Status, Task, TaskFilter, TaskqError
-from taskq.settings import Settings, load_settings
+from taskq.settings import DATABASE, IMPORTS, WORKER_OPTIONS, Setting, Settings, load_settings
 from taskq.store import Store
 
 if TYPE_CHECKING:  # rich is imported where a table is printed: scripts using --json do not pay for it
@@ -67,12 +67,43 @@ def _merge_common(ctx: click.Context, db: str | None, settings_path: str | None,
     obj["imports"] = (*obj.get("imports", ()), *imports)
 
 
+class SettingValue(click.ParamType):
+    """Checks a flag's text with its setting's converter (a usage error, as click's own types give) and
+    passes the text on: `load_settings` converts it, so a reload can apply the flags again."""
+
+    def __init__(self, setting: Setting) -> None:
+        self.setting = setting
+        self.name = setting.metavar or setting.key
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            self.setting.parse(value, text=True)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+        return value
+
+
+def setting_option(setting: Setting, dest: str | None = None, *, check: bool = True) -> Callable[..., Any]:
+    """The click option of a declared setting: flag, metavar and help from taskq/settings.py."""
+    assert setting.cli is not None
+    shown = setting.default_text()
+    default_note = "" if shown is None or setting.cli_everywhere else f" [default: {shown}]"
+    return click.option(
+        setting.cli,
+        dest or setting.key,
+        type=SettingValue(setting) if check else None,
+        multiple=setting.cli_extends,
+        metavar=setting.metavar,
+        help=setting.help + default_note,
+    )
+
+
 def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """--db, --settings and --import, accepted both before and after the subcommand name."""
 
-    @click.option("--db", "db", metavar="URL", help="Database URL (overrides settings and TASKQ_DATABASE_URL).")
+    @setting_option(DATABASE, "db", check=False)  # checked when the settings load: "--db: expected ..."
     @click.option("--settings", "settings_path", metavar="PATH", help="Settings file (default ./settings.yaml).")
-    @click.option("--import", "imports", multiple=True, metavar="MODULE", help="Import task definitions.")
+    @setting_option(IMPORTS, "imports", check=False)
     @functools.wraps(command)
     def wrapper(*args: Any, db: str | None, settings_path: str | None, imports: tuple[str, ...], **kwargs: Any) -> Any:
         _merge_common(click.get_current_context(), db, settings_path, imports)
@@ -84,10 +115,11 @@ def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def current_settings() -> Settings:
     obj = click.get_current_context().ensure_object(dict)
     if "settings_loaded" not in obj:
-        settings = load_settings(obj.get("settings"), database=obj.get("db"))
+        flags = {**obj.get("setting_flags", {}), DATABASE.key: obj.get("db"), IMPORTS.key: obj.get("imports", ())}
+        settings = load_settings(obj.get("settings"), cli=flags)
         # App modules import from here and from next to settings.yaml, as with celery, rq and huey.
         registry.add_import_paths([Path.cwd(), *([settings.path.parent] if settings.path else [])])
-        registry.import_task_modules([*settings.imports, *obj.get("imports", ())])
+        registry.import_task_modules(settings.imports)
         obj["settings_loaded"] = settings
     return obj["settings_loaded"]
 
@@ -120,9 +152,9 @@ def _echo_json(value: Any) -> None:
 
 
 @click.group(cls=TaskqGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--db", "db", metavar="URL", help="Database URL (overrides settings and TASKQ_DATABASE_URL).")
+@setting_option(DATABASE, "db", check=False)
 @click.option("--settings", "settings_path", metavar="PATH", help="Settings file (default ./settings.yaml).")
-@click.option("--import", "imports", multiple=True, metavar="MODULE", help="Import task definitions.")
+@setting_option(IMPORTS, "imports", check=False)
 @click.version_option(version=distribution.version(), prog_name="taskq")
 @click.pass_context
 def main(ctx: click.Context, db: str | None, settings_path: str | None, imports: tuple[str, ...]) -> None:
@@ -587,70 +619,23 @@ def _spec_dict(spec: registry.TaskSpec) -> dict[str, Any]:
     }
 
 
+def worker_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of `taskq worker`: one per declared setting with a flag (taskq/settings.py)."""
+    for setting in reversed(WORKER_OPTIONS):
+        command = setting_option(setting)(command)
+    return command
+
+
 @main.command()
-@click.option("--workers", type=click.IntRange(min=0), help="Worker processes (default: settings, else 2).")
-@click.option("--queues", help="Comma-separated queues to serve (default: settings, else all).")
-@click.option(
-    "--concurrency",
-    type=click.IntRange(min=1),
-    help="Tasks each worker runs at once; above 1, async tasks share its event loop (default: settings, else 1).",
-)
-@click.option(
-    "--prefetch",
-    type=click.IntRange(min=1),
-    default=32,
-    show_default=True,
-    help="Most tasks a worker claims per round trip; the batch grows only while tasks are quick.",
-)
-@click.option(
-    "--max-tasks-per-worker",
-    "max_tasks",
-    type=click.IntRange(min=1),
-    help="Restart a worker cleanly after this many tasks.",
-)
-@click.option(
-    "--max-memory-per-worker",
-    "max_memory_mb",
-    type=click.FloatRange(min=1),
-    metavar="MB",
-    help="Restart a worker cleanly once its resident memory exceeds this.",
-)
-@click.option(
-    "--cancel-grace",
-    type=click.FloatRange(min=0),
-    default=10.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="Kill a task this long after it was cancelled if it has not stopped.",
-)
+@worker_options
 @common_options
-def worker(
-    workers: int | None,
-    queues: str | None,
-    concurrency: int | None,
-    prefetch: int,
-    max_tasks: int | None,
-    max_memory_mb: float | None,
-    cancel_grace: float,
-) -> None:
+def worker(**flags: str | None) -> None:
     """Run the worker pool (supervisor + worker processes) until SIGTERM/SIGINT."""
-    from taskq.pool import PoolOverrides, run_pool
+    from taskq.pool import run_pool
 
     systemd.take_notify_environment()  # before any worker starts: they must not inherit NOTIFY_SOCKET
+    click.get_current_context().ensure_object(dict)["setting_flags"] = flags
     settings = current_settings()
-    obj = click.get_current_context().ensure_object(dict)
-    settings_path = obj.get("settings") or ("settings.yaml" if Path("settings.yaml").is_file() else None)
-    overrides = PoolOverrides(
-        workers=workers,
-        concurrency=concurrency,
-        queues=tuple(q.strip() for q in queues.split(",") if q.strip()) if queues is not None else None,
-        imports=tuple(obj.get("imports", ())),
-        database=obj.get("db"),
-        prefetch=prefetch,
-        max_tasks=max_tasks,
-        max_memory_mb=max_memory_mb,
-        cancel_grace=cancel_grace,
-    )
     logging.basicConfig(
         level=settings.log_level,
         format=f"%(asctime)s %(levelname)s [supervisor pid {os.getpid()}] %(message)s",
@@ -658,7 +643,7 @@ def worker(
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
     open_store(settings.database).dispose()  # upgrade the schema, or fail here in one line if the database is unusable
-    sys.exit(run_pool(settings, overrides, Path(settings_path) if settings_path else None))
+    sys.exit(run_pool(settings))
 
 
 @main.command("systemd-unit")

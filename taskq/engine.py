@@ -13,8 +13,8 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from taskq.dialect import dialect_for
 from taskq.distribution import install_hint
 from taskq.model import TaskqError
+from taskq.settings import DATABASE, environment_value
 
-DEFAULT_DATABASE_URL = "sqlite:///taskq.db"
 SCHEMA_REVISION = "0005"  # the newest migration; tests/test_migrations.py keeps it equal to Alembic's head
 SQLITE_SYNCHRONOUS_LEVELS = ("NORMAL", "FULL", "EXTRA")
 SQLITE_BUSY_TIMEOUT_MS = 1000  # short on purpose: the store retries with jitter, which is fairer
@@ -127,7 +127,7 @@ def ensure_schema(engine: Engine) -> None:
 
 
 def open_engine(url: str | None = None, *, upgrade: bool = True) -> Engine:
-    engine = create_database_engine(url or os.environ.get("TASKQ_DATABASE_URL") or DEFAULT_DATABASE_URL)
+    engine = create_database_engine(url or environment_value(DATABASE))
     if upgrade:
         ensure_schema(engine)
     return engine

@@ -18,7 +18,6 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError
 
@@ -31,12 +30,11 @@ from taskq.maintenance import DeadWorkerRescuer, LeaseRescuer, MaintenanceThread
 from taskq.model import Completion, Interrupted, Interruption
 from taskq.protocol import KillReason
 from taskq.scheduler import Scheduler, parse_schedules
-from taskq.settings import Settings, SettingsError, load_settings
+from taskq.settings import Apply, Settings, SettingsError, changed_settings, reread_settings
 from taskq.settings_watch import SettingsWatcher
-from taskq.worker import DEFAULT_PREFETCH, WorkerConfig
+from taskq.worker import WorkerConfig
 
 LOOP_TICK_SECONDS = 0.25  # how often timeouts and grace periods are checked when nothing else happens
-CANCEL_GRACE_SECONDS = 10.0  # a task that ignores its cancellation is killed this long after it was told
 RESPAWN_BACKOFF_MAX_SECONDS = 30.0  # workers dying right after start (bad import, no database) back off to this
 QUICK_DEATH_SECONDS = 2.0  # a worker exiting sooner than this after its start counts as crash-looping
 LEASE_RESCUE_SECONDS = 2.0
@@ -47,21 +45,6 @@ ROLLUP_SECONDS = 10.0  # finished rows folded into the per-minute rollups this o
 SCHEDULER_SECONDS = 1.0  # how late a schedule's next row may be created after its previous one finished
 
 log = logging.getLogger("taskq.pool")
-
-
-@dataclass(frozen=True)
-class PoolOverrides:
-    """Command-line options; each one set here wins over settings.yaml, also after a reload."""
-
-    workers: int | None = None
-    concurrency: int | None = None
-    queues: tuple[str, ...] | None = None
-    imports: tuple[str, ...] = ()
-    database: str | None = None
-    prefetch: int = DEFAULT_PREFETCH
-    max_tasks: int | None = None
-    max_memory_mb: float | None = None
-    cancel_grace: float = CANCEL_GRACE_SECONDS
 
 
 @dataclass
@@ -122,14 +105,13 @@ def describe_exit(returncode: int) -> str:
 
 
 class Pool:
-    def __init__(self, settings: Settings, overrides: PoolOverrides, settings_path: Path | None) -> None:
+    def __init__(self, settings: Settings) -> None:
+        """`settings` as `load_settings` made them: the command line's flags in them stay in force on reloads."""
         # First, so that its imports run while this process finishes its own start-up.
         self.forkserver = ForkServerClient() if become_subreaper() else None
         if self.forkserver is not None:
             self.forkserver.start()
         self.settings = settings
-        self.overrides = overrides
-        self.settings_path = settings_path
         self.store = open_store(settings.database, upgrade=False)  # `taskq worker` upgraded it already
         self.handles: list[WorkerHandle] = []
         self._handles_lock = threading.Lock()
@@ -155,50 +137,62 @@ class Pool:
                 (StatsRollup(self.store), ROLLUP_SECONDS),
             ]
         )
-        self.watcher = SettingsWatcher(settings_path) if settings_path is not None else None
+        self.watcher = SettingsWatcher(settings.path) if settings.path is not None else None
 
     # -- configuration ------------------------------------------------------------------------------
 
     @property
     def wanted_workers(self) -> int:
-        return self.overrides.workers if self.overrides.workers is not None else self.settings.workers
+        return self.settings.workers
 
     def worker_config(self, name: str) -> WorkerConfig:
-        queues = self.overrides.queues if self.overrides.queues is not None else self.settings.queues
+        settings = self.settings
         return WorkerConfig(
             name=name,
-            database=self.settings.database,
-            queues=list(queues),
-            imports=[*self.settings.imports, *self.overrides.imports],
-            lease_seconds=self.settings.lease_seconds,
-            prefetch=self.overrides.prefetch,
-            concurrency=self.overrides.concurrency or self.settings.concurrency,
-            max_tasks=self.overrides.max_tasks,
-            max_memory_mb=self.overrides.max_memory_mb,
-            log_level=self.settings.log_level,
+            database=settings.database,
+            queues=list(settings.queues),
+            queue_limits=dict(settings.queue_limits),
+            imports=list(settings.imports),
+            lease_seconds=settings.lease_seconds,
+            prefetch=settings.prefetch,
+            concurrency=settings.concurrency,
+            max_tasks=settings.max_tasks,
+            max_memory_mb=settings.max_memory_mb,
+            log_level=settings.log_level,
         )
 
     def reload_settings(self) -> None:
+        """Apply an edit: live settings at once, a graceful restart of the workers for `RESTART_WORKERS`
+        ones; `RESTART_POOL` ones keep their old value (see the declarations in taskq/settings.py)."""
         try:
-            new = load_settings(self.settings_path, database=self.overrides.database)
+            new, dropped = reread_settings(self.settings)
             registry.import_task_modules(new.imports)
         except Exception as error:  # SettingsError, or a task module that no longer imports
             log.error("settings_invalid %s; keeping the last good settings", error)
             return
-        if new.database != self.settings.database:
-            log.warning("settings_database_changed: a new database takes a restart; keeping %s", self.settings.database)
-            new = replace(new, database=self.settings.database)
-        if self.overrides.workers is not None and new.workers != self.settings.workers:
-            # --workers sets the starting count; editing `workers:` later is the newer intent, and wins.
-            log.info("settings_workers_changed workers=%d replaces --workers %d", new.workers, self.overrides.workers)
-            self.overrides = replace(self.overrides, workers=None)
-        old_config = self.worker_config("x")
+        for setting in dropped:
+            log.info(
+                "settings_%s_changed %s=%s replaces %s %s",
+                setting.key,
+                setting.key,
+                getattr(new, setting.fields[0]),
+                setting.cli,
+                getattr(self.settings, setting.fields[0]),
+            )
+        changed = changed_settings(self.settings, new)
+        for setting in changed:
+            if setting.apply is Apply.RESTART_POOL:
+                kept = {attr: getattr(self.settings, attr) for attr in setting.fields}
+                shown = ", ".join(f"{attr}={value}" for attr, value in kept.items())
+                log.warning("settings_%s_changed: takes a restart of the pool; keeping %s", setting.key, shown)
+                new = replace(new, **kept)
         self.settings = new
         logging.getLogger("taskq").setLevel(new.log_level)
         self.retention.retention_seconds = new.retention_seconds
         self.update_schedules(new)
-        if self.worker_config("x") != old_config:
-            log.info("workers_restarting: worker settings changed")
+        restarting = [setting.key for setting in changed if setting.apply is Apply.RESTART_WORKERS]
+        if restarting:
+            log.info("workers_restarting: worker settings changed (%s)", ", ".join(restarting))
             if self.forkserver is not None:
                 self.forkserver.restart()  # the new workers run the code now on disk
             for handle in self.live_handles():
@@ -212,9 +206,9 @@ class Pool:
 
     def update_schedules(self, settings: Settings) -> None:
         """Invalid entries are logged and left out; the valid ones keep running."""
-        schedules, errors = parse_schedules(settings.schedule)
+        schedules, errors = parse_schedules(settings.schedule, locate=settings.where)
         for error in errors:
-            log.error("schedule_invalid %s: %s", settings.path or "settings", error)
+            log.error("schedule_invalid %s", error)
         self.scheduler.update(schedules)
 
     # -- workers --------------------------------------------------------------------------------------
@@ -321,7 +315,7 @@ class Pool:
         elif isinstance(message, protocol.Started):
             kill_after = message.timeout
             if kill_after is not None and message.worker_enforces_timeout:
-                kill_after += self.overrides.cancel_grace
+                kill_after += self.settings.cancel_grace
             handle.running[message.task_id] = RunningTask(
                 message.task_id, message.attempt, now, message.timeout, kill_after
             )
@@ -334,7 +328,7 @@ class Pool:
             for task_id in message.task_ids:
                 handle.deferred.pop(task_id, None)
         elif isinstance(message, protocol.CancelSeen) and message.task_id in handle.running:
-            handle.running[message.task_id].cancel_deadline = now + self.overrides.cancel_grace
+            handle.running[message.task_id].cancel_deadline = now + self.settings.cancel_grace
 
     def enforce_deadlines(self) -> None:
         now = time.monotonic()
@@ -498,7 +492,7 @@ class Pool:
         os.set_blocking(self._signal_w, False)
         os.set_blocking(self._signal_r, False)
         signal.set_wakeup_fd(self._signal_w)
-        registry.import_task_modules([*self.settings.imports, *self.overrides.imports])
+        registry.import_task_modules(self.settings.imports)
         if self.watcher is not None:
             self.watcher.start()
         self.dead_worker_rescuer.run_once(utc_now())  # a restart on this host recovers at once
@@ -565,8 +559,8 @@ class Pool:
             self.store.dispose()
 
 
-def run_pool(settings: Settings, overrides: PoolOverrides, settings_path: Path | None) -> int:
-    return Pool(settings, overrides, settings_path).run()
+def run_pool(settings: Settings) -> int:
+    return Pool(settings).run()
 
 
-__all__ = ["Pool", "PoolOverrides", "SettingsError", "run_pool"]
+__all__ = ["Pool", "SettingsError", "run_pool"]

@@ -35,7 +35,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -47,6 +47,7 @@ from sqlalchemy import Connection
 from taskq import registry
 from taskq.clock import as_utc, parse_duration
 from taskq.model import ACTIVE_STATUSES, InvalidTaskArguments, Status, TaskRequest
+from taskq.settings import SettingValueError
 from taskq.store import Store
 from taskq.store.schedules import ScheduledTask, ScheduleState, schedule_dedup_key
 
@@ -109,17 +110,19 @@ class Schedule:
 
 
 def _parse_entry(name: Any, entry: Any) -> Schedule:
-    """One entry -> Schedule; ValueError with the first problem found."""
+    """One entry -> Schedule; ValueError with the first problem found (its `path` names the bad key)."""
     if not isinstance(name, str) or not name.strip():
         raise ValueError("the name must be a non-empty string")
     if not isinstance(entry, Mapping):
         raise ValueError(f"expected a mapping such as {{task: myapp.refresh, every: 6h}}, got {entry!r}")
     unknown = sorted(str(key) for key in entry if key not in ALLOWED_KEYS)
     if unknown:
-        raise ValueError(f"unknown key(s) {', '.join(unknown)} (allowed: {', '.join(ALLOWED_KEYS)})")
+        raise SettingValueError(
+            f"unknown key(s) {', '.join(unknown)} (allowed: {', '.join(ALLOWED_KEYS)})", (unknown[0],)
+        )
     task = entry.get("task")
     if not isinstance(task, str) or not task.strip():
-        raise ValueError("missing task (the registered task name to run, e.g. task: myapp.refresh)")
+        raise SettingValueError("missing task (the registered task name to run, e.g. task: myapp.refresh)", ("task",))
     if ("every" in entry) == ("cron" in entry):
         raise ValueError("give exactly one of every (e.g. every: 6h) and cron (e.g. cron: '0 3 * * *')")
     every = cron = None
@@ -127,41 +130,44 @@ def _parse_entry(name: Any, entry: Any) -> Schedule:
         try:
             every = parse_duration(entry["every"])
         except ValueError as error:
-            raise ValueError(f"every: {error}") from None
+            raise SettingValueError(f"every: {error}", ("every",)) from None
         if every <= timedelta(0):
-            raise ValueError(f"every: must be longer than zero, got {entry['every']!r}")
+            raise SettingValueError(f"every: must be longer than zero, got {entry['every']!r}", ("every",))
     else:
-        cron = _parse_cron(entry["cron"])
+        try:
+            cron = _parse_cron(entry["cron"])
+        except ValueError as error:
+            raise SettingValueError(str(error), ("cron",)) from None
     args = entry.get("args", [])
     if not isinstance(args, list):
-        raise ValueError(f"args: expected a list, got {args!r}")
+        raise SettingValueError(f"args: expected a list, got {args!r}", ("args",))
     kwargs = entry.get("kwargs", {})
     if not isinstance(kwargs, Mapping) or not all(isinstance(key, str) for key in kwargs):
-        raise ValueError(f"kwargs: expected a mapping with string keys, got {kwargs!r}")
+        raise SettingValueError(f"kwargs: expected a mapping with string keys, got {kwargs!r}", ("kwargs",))
     for what, value in (("args", args), ("kwargs", kwargs)):
         try:
             json.dumps(value, allow_nan=False)
         except (TypeError, ValueError) as error:
-            raise ValueError(f"{what}: not JSON-serialisable ({error})") from None
+            raise SettingValueError(f"{what}: not JSON-serialisable ({error})", (what,)) from None
     queue = entry.get("queue")
     if queue is not None and (not isinstance(queue, str) or not queue.strip()):
-        raise ValueError(f"queue: expected a queue name, got {queue!r}")
+        raise SettingValueError(f"queue: expected a queue name, got {queue!r}", ("queue",))
     priority = entry.get("priority")
     if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)):
-        raise ValueError(f"priority: expected a whole number, got {priority!r}")
+        raise SettingValueError(f"priority: expected a whole number, got {priority!r}", ("priority",))
     max_retries = entry.get("max_retries")
     if max_retries is not None and (
         isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0
     ):
-        raise ValueError(f"max_retries: expected a whole number >= 0, got {max_retries!r}")
+        raise SettingValueError(f"max_retries: expected a whole number >= 0, got {max_retries!r}", ("max_retries",))
     timeout = None
     if entry.get("timeout") is not None:
         try:
             timeout = parse_duration(entry["timeout"]).total_seconds()
         except ValueError as error:
-            raise ValueError(f"timeout: {error}") from None
+            raise SettingValueError(f"timeout: {error}", ("timeout",)) from None
         if timeout <= 0:
-            raise ValueError(f"timeout: must be longer than zero, got {entry['timeout']!r}")
+            raise SettingValueError(f"timeout: must be longer than zero, got {entry['timeout']!r}", ("timeout",))
     return Schedule(
         name=name,
         task=task,
@@ -191,9 +197,12 @@ def _parse_cron(value: Any) -> str:
     return expression
 
 
-def parse_schedules(mapping: Mapping[Any, Any] | None) -> tuple[list[Schedule], list[str]]:
+def parse_schedules(
+    mapping: Mapping[Any, Any] | None, locate: Callable[..., str] | None = None
+) -> tuple[list[Schedule], list[str]]:
     """The valid schedules, and one message per invalid entry naming it and its problem.
-    An invalid entry is left out; the others are unaffected."""
+    An invalid entry is left out; the others are unaffected. `locate` (Settings.where) puts the file and
+    the line of the bad key in front: `settings.yaml:14: schedule 'nightly': every: invalid duration ...`."""
     valid: list[Schedule] = []
     errors: list[str] = []
     for name, entry in (mapping or {}).items():
@@ -202,7 +211,8 @@ def parse_schedules(mapping: Mapping[Any, Any] | None) -> tuple[list[Schedule], 
             registry.check_arguments(schedule.task, schedule.args, schedule.kwargs)  # once here, not every tick
             valid.append(schedule)
         except (ValueError, InvalidTaskArguments) as error:
-            errors.append(f"schedule {name!r}: {error}")
+            where = locate("schedule", name, *getattr(error, "path", ())) if locate is not None else ""
+            errors.append(f"{where + ': ' if where else ''}schedule {name!r}: {error}")
     return valid, errors
 
 

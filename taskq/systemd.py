@@ -7,6 +7,8 @@ import os
 import socket
 from dataclasses import dataclass
 
+from taskq.settings import DATABASE
+
 _NOTIFY_VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 _taken: dict[str, str] | None = None  # the variables once take_notify_environment() removed them
 
@@ -139,9 +141,9 @@ WantedBy=multi-user.target
 
 def render_unit(unit: Unit = Unit()) -> str:
     if unit.database:
-        database_line = f"Environment=TASKQ_DATABASE_URL={unit.database}"
+        database_line = f"Environment={DATABASE.env}={unit.database}"
     else:
-        database_line = "# The database is the one settings.yaml names (TASKQ_DATABASE_URL would override it)."
+        database_line = f"# The database is the one settings.yaml names ({DATABASE.env} would override it)."
     return UNIT_TEMPLATE.format(
         name=unit.name,
         user=unit.user,

@@ -29,6 +29,7 @@ from taskq.context import TaskContext
 from taskq.executor import Outcome, execute, timeout_of
 from taskq.identity import WorkerIdentity, hostname
 from taskq.model import Completion, Task
+from taskq.settings import CONCURRENCY, LEASE, LOG_LEVEL, PREFETCH
 from taskq.store import Store
 
 IDLE_POLL_MIN_SECONDS = 0.05  # fallback poll when no wake-up arrives: starts here after work...
@@ -36,9 +37,6 @@ IDLE_POLL_MAX_SECONDS = 5.0  # ...and backs off to this while idle (wake-ups and
 PROGRESS_FLUSH_SECONDS = 0.25  # throttled progress reaches the database at least this often
 CANCEL_CHECK_SECONDS = 0.5  # how often a running task's cancel flag is read
 WORKER_ROW_SECONDS = 10.0  # how often the workers-table heartbeat is written
-# A 10,000-no-op drain with 2 workers: 4.3-4.7k/s at 8, 4.9-5.3k/s at 32, 5.2k/s at 64 (same run). Exact
-# accounting makes a big batch safe: a dead worker's unstarted tasks go straight back, uncounted.
-DEFAULT_PREFETCH = 32
 QUICK_TASK_SECONDS = 0.05  # tasks faster than this let the claim batch grow (fewer round trips per task)
 PREFETCH_HOLD_SECONDS = 0.25  # past this, a task's start is recorded and the prefetched tasks behind it handed back
 
@@ -69,12 +67,13 @@ class WorkerConfig:
     database: str
     queues: list[str] = field(default_factory=list)
     imports: list[str] = field(default_factory=list)
-    lease_seconds: float = 30.0
-    prefetch: int = DEFAULT_PREFETCH  # most tasks claimed per round trip; the batch adapts from 1 up to this
-    concurrency: int = 1  # tasks run at once: above 1, coroutines share an event loop (taskq/concurrent.py)
+    queue_limits: dict[str, int] = field(default_factory=dict)  # queue -> most of its tasks run at once
+    lease_seconds: float = LEASE.default
+    prefetch: int = PREFETCH.default  # most tasks claimed per round trip; the batch adapts from 1 up to this
+    concurrency: int = CONCURRENCY.default  # tasks run at once: above 1, coroutines share an event loop (concurrent.py)
     max_tasks: int | None = None  # recycle after this many tasks
     max_memory_mb: float | None = None  # recycle once resident memory exceeds this
-    log_level: str = "INFO"
+    log_level: str = LOG_LEVEL.default
     wake_fd: int = -1
     status_fd: int = -1
 

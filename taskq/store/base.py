@@ -41,6 +41,7 @@ from taskq.model import (
     Status,
 )
 from taskq.schema import SETTLED, tasks
+from taskq.settings import LEASE
 from taskq.store.hot import SqliteHotPath
 
 T = TypeVar("T")
@@ -49,7 +50,7 @@ log = logging.getLogger("taskq.store")
 
 LOCK_RETRY_SECONDS = 60.0  # a transaction keeps retrying a locked or unreachable database this long
 RETRY_WARNING_SECONDS = 1.0  # retrying longer than this is an outage worth a log line, not lock contention
-DEFAULT_LEASE_SECONDS = 30.0
+DEFAULT_LEASE_SECONDS = LEASE.default  # declared in taskq/settings.py
 ERROR_LOG_LIMIT = 20  # earlier attempts' errors kept per task
 ERROR_TEXT_LIMIT = 20_000  # characters of one traceback kept
 

@@ -16,12 +16,11 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from taskq.model import TaskqError
-from taskq.settings import Settings
+from taskq.settings import DASHBOARD, Settings, SettingValueError
 
 TOKEN_COOKIE = "taskq_token"
 TOKEN_QUERY = "token"
 CSRF_HEADER = "x-taskq"  # any value; its presence proves the request came from a page allowed to set it
-MIN_TOKEN_LENGTH = 16  # a token guards writes over the network: refuse short, guessable ones
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -42,19 +41,13 @@ def is_loopback(host: str) -> bool:
 
 
 def dashboard_token(settings: Settings) -> str | None:
-    """The `dashboard.token` setting, validated; None when absent."""
-    unknown = sorted(set(settings.dashboard) - {"token"})
-    where = f"{settings.path}: " if settings.path else ""
-    if unknown:
-        raise DashboardConfigError(f"{where}key 'dashboard': unknown key {unknown[0]!r} (known keys: token)")
-    token = settings.dashboard.get("token")
-    if token is None:
-        return None
-    if not isinstance(token, str) or len(token.strip()) < MIN_TOKEN_LENGTH:
-        raise DashboardConfigError(
-            f"{where}key 'dashboard.token': expected a string of at least {MIN_TOKEN_LENGTH} characters"
-        )
-    return token.strip()
+    """The `dashboard.token` setting, validated (again: `settings` may have been made in code); None when absent."""
+    try:
+        token = DASHBOARD.parse(settings.dashboard).get("token")
+    except ValueError as error:
+        path = error.path if isinstance(error, SettingValueError) else ()
+        raise DashboardConfigError(settings.error_text((DASHBOARD.key, *path), str(error))) from None
+    return None if token is None else token.strip()
 
 
 def check_bind(host: str, token: str | None) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError
 
-from taskq import protocol, registry, systemd
+from taskq import protocol, registry, systemd, wakeup
 from taskq.api import open_store
 from taskq.clock import utc_now
 from taskq.forkserver import ForkedProcess, ForkServerClient, become_subreaper
@@ -422,7 +422,7 @@ class Pool:
     # -- main loop ------------------------------------------------------------------------------------
 
     def _wake_loop(self) -> None:
-        signal_source = self.store.dialect.wake_signal(self.store.engine)
+        signal_source = wakeup.wake_signal(self.store.engine)
         try:
             while not self._stop_wake.is_set():
                 if signal_source.wait(1.0):

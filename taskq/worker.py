@@ -1,5 +1,6 @@
-"""One worker process: its own engine, a claim -> execute loop, lease renewal, and an idle wait that
-costs nothing (it sleeps on a pipe the supervisor writes to when the database changes).
+"""One worker process: its own engine, a claim -> execute loop, a heartbeat thread ticking the duties of
+taskq/heartbeat.py (leases, progress, cancellation), and an idle wait that costs nothing (it sleeps on a
+pipe the supervisor writes to when the database changes).
 
 Forked by the pool's fork server (taskq/forkserver.py), or started as `python -m taskq.worker '<json config>'`
 where that is not available; talks to the supervisor over two

@@ -1,17 +1,10 @@
-"""The only place where SQLite and PostgreSQL differ. Each difference is one method, decided once per engine."""
+"""Where SQLite and PostgreSQL differ in SQL and transactions. Each difference is one method, decided once
+per engine. How an idle pool hears of new tasks differs too; that transport is taskq/wakeup.py."""
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import hashlib
-import logging
-import os
-import select
-import sys
-import time
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import Connection, Engine, Insert, Table, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -19,146 +12,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from taskq.schema import DEDUP_ACTIVE
 
-NOTIFY_CHANNEL = "taskq_tasks"
-SQLITE_CHANGE_POLL_SECONDS = 0.005  # where inotify is missing: a stat() every 5 ms
-
-log = logging.getLogger("taskq.wake")
-
-
-class WakeSignal(Protocol):
-    """Tells an idle pool that the database may hold new work, without querying it in a loop."""
-
-    def wait(self, timeout: float) -> bool:
-        """Block up to `timeout` seconds; True as soon as something may have changed."""
-        ...
-
-    def close(self) -> None: ...
-
-
-class SqliteFileChange:
-    """Every SQLite commit in WAL mode writes the -wal file. On Linux, inotify on the database's directory
-    tells us at once and costs nothing while idle; elsewhere we stat() the files every few milliseconds
-    (no connection, no lock, no query). Changes we cannot see (none known) are covered by the workers'
-    fallback poll."""
-
-    _INOTIFY_MASK = 0x2 | 0x8 | 0x80 | 0x100  # IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE
-
-    def __init__(self, database: Path) -> None:
-        self._paths = (Path(f"{database}-wal"), database)
-        self._names = {path.name.encode() for path in self._paths}
-        self._last = self._signature()
-        self._inotify_fd = self._open_inotify(database.parent)
-
-    def _open_inotify(self, directory: Path) -> int | None:
-        if not sys.platform.startswith("linux"):
-            return None
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
-            if fd < 0:
-                return None
-            if libc.inotify_add_watch(fd, str(directory).encode(), self._INOTIFY_MASK) < 0:
-                os.close(fd)
-                return None
-        except (OSError, AttributeError):
-            return None
-        return fd
-
-    def _signature(self) -> tuple[tuple[int, int, int], ...]:
-        signature = []
-        for path in self._paths:
-            try:
-                stat = os.stat(path)
-            except FileNotFoundError:
-                signature.append((0, 0, 0))
-            else:
-                signature.append((stat.st_size, stat.st_mtime_ns, stat.st_ino))
-        return tuple(signature)
-
-    def wait(self, timeout: float) -> bool:
-        if self._inotify_fd is not None:
-            return self._wait_inotify(timeout)
-        deadline = time.monotonic() + timeout
-        while True:
-            current = self._signature()
-            if current != self._last:
-                self._last = current
-                return True
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            time.sleep(min(SQLITE_CHANGE_POLL_SECONDS, remaining))
-
-    def _wait_inotify(self, timeout: float) -> bool:
-        assert self._inotify_fd is not None
-        ready, _, _ = select.select([self._inotify_fd], [], [], timeout)
-        if not ready:
-            return False
-        changed = False
-        with contextlib.suppress(BlockingIOError):
-            while data := os.read(self._inotify_fd, 65536):
-                offset = 0
-                while offset < len(data):  # struct inotify_event: wd, mask, cookie, len, name[len]
-                    name_length = int.from_bytes(data[offset + 12 : offset + 16], sys.byteorder)
-                    name = data[offset + 16 : offset + 16 + name_length].rstrip(b"\0")
-                    changed = changed or name in self._names
-                    offset += 16 + name_length
-        return changed
-
-    def close(self) -> None:
-        if self._inotify_fd is not None:
-            os.close(self._inotify_fd)
-            self._inotify_fd = None
-
-
-class PostgresNotifications:
-    """LISTEN on a dedicated autocommit connection; enqueue NOTIFYs inside its transaction, so a
-    notification arrives only once the task is committed. Reconnects with backoff after a loss."""
-
-    def __init__(self, url: str) -> None:
-        self._url = url
-        self._connection: Any = None
-        self._retry_at = 0.0
-        self._backoff = 0.5
-
-    def _connect(self) -> Any:
-        import psycopg
-
-        # TCP keepalives: a host or network that vanishes without closing the socket would otherwise leave
-        # us listening on a dead connection forever (workers would fall back to polling, silently).
-        connection = psycopg.connect(
-            self._url, autocommit=True, keepalives=1, keepalives_idle=30, keepalives_interval=10, keepalives_count=3
-        )
-        connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
-        return connection
-
-    def wait(self, timeout: float) -> bool:
-        if self._connection is None:
-            if time.monotonic() < self._retry_at:
-                time.sleep(min(timeout, self._retry_at - time.monotonic()))
-                return False
-            try:
-                self._connection = self._connect()
-                self._backoff = 0.5
-            except Exception as error:
-                log.warning("listen_failed: %s (retrying in %.1f s)", error, self._backoff)
-                self._retry_at = time.monotonic() + self._backoff
-                self._backoff = min(self._backoff * 2, 10.0)
-                return True  # we may have missed notifications: let workers look
-        try:
-            for _ in self._connection.notifies(timeout=timeout, stop_after=1):
-                return True
-            return False
-        except Exception as error:
-            log.warning("listen_lost: %s", error)
-            self.close()
-            return True
-
-    def close(self) -> None:
-        if self._connection is not None:
-            with contextlib.suppress(Exception):
-                self._connection.close()
-            self._connection = None
+NOTIFY_CHANNEL = "taskq_tasks"  # enqueues NOTIFY it; taskq/wakeup.py LISTENs on it
 
 
 class Dialect:
@@ -186,10 +40,6 @@ class Dialect:
     def lock_for_migration(self, connection: Connection) -> None:
         """Serialise concurrent schema upgrades from several processes."""
 
-    def wake_signal(self, engine: Engine) -> WakeSignal:
-        """How an idle pool learns of new tasks on this database."""
-        raise NotImplementedError
-
 
 class SqliteDialect(Dialect):
     name = "sqlite"
@@ -215,9 +65,6 @@ class SqliteDialect(Dialect):
 
     def lock_for_migration(self, connection: Connection) -> None:
         self.begin_write(connection)
-
-    def wake_signal(self, engine: Engine) -> WakeSignal:
-        return SqliteFileChange(Path(engine.url.database or "").resolve())
 
 
 class PostgresDialect(Dialect):
@@ -252,10 +99,6 @@ class PostgresDialect(Dialect):
     def lock_for_migration(self, connection: Connection) -> None:
         key = int.from_bytes(hashlib.sha1(b"taskq-migrations").digest()[:7], "big")
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
-
-    def wake_signal(self, engine: Engine) -> WakeSignal:
-        url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        return PostgresNotifications(url)
 
 
 def dialect_for(engine: Engine | Any) -> Dialect:

@@ -17,21 +17,22 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from sqlalchemy.exc import DBAPIError
 
-from taskq import protocol, registry, systemd
+from taskq import protocol, registry, systemd, wakeup
 from taskq.api import open_store
 from taskq.clock import utc_now
 from taskq.forkserver import ForkedProcess, ForkServerClient, become_subreaper
 from taskq.identity import WorkerIdentity
 from taskq.maintenance import DeadWorkerRescuer, LeaseRescuer, MaintenanceThread, Retention, StatsRollup
-from taskq.model import Completion, Interrupted, Interruption
+from taskq.model import Interruption
 from taskq.protocol import KillReason
 from taskq.scheduler import Scheduler, parse_schedules
 from taskq.settings import Apply, Settings, SettingsError, changed_settings, reread_settings
 from taskq.settings_watch import SettingsWatcher
+from taskq.supervision import WorkerLedger, describe_exit
 from taskq.worker import WorkerConfig
 
 LOOP_TICK_SECONDS = 0.25  # how often timeouts and grace periods are checked when nothing else happens
@@ -48,16 +49,6 @@ log = logging.getLogger("taskq.pool")
 
 
 @dataclass
-class RunningTask:
-    task_id: int
-    attempt: int
-    started: float
-    timeout: float | None  # the task's own
-    kill_after: float | None  # when the supervisor kills its worker for it: the timeout, or a backstop
-    cancel_deadline: float | None = None
-
-
-@dataclass
 class WorkerHandle:
     number: int
     config: WorkerConfig
@@ -66,14 +57,9 @@ class WorkerHandle:
     wake_fd: int
     started: float
     worker_id: str  # the id the worker writes into the rows it claims (same host, pid, start time)
-    running: dict[int, RunningTask] = field(default_factory=dict)  # started, outcome not known yet
-    deferred: dict[int, Completion] = field(default_factory=dict)  # returned, success not committed yet
+    ledger: WorkerLedger  # what it is executing and deferring, as its status lines tell
     retiring: bool = False
-    ready: bool = False  # it said "ready": task modules imported, registered in the database
-    killed: bool = False
-    kill_reasons: dict[int, KillReason] = field(default_factory=dict)
-    kill_note: str = ""  # why a worker was killed, for the tasks it ran beside the culprit
-    partial: bytes = b""
+    partial: bytes = b""  # the start of a status line whose end is not read yet
 
 
 def has_exited(pid: int) -> bool:
@@ -93,15 +79,6 @@ def waitstatus_code(pid: int) -> int:
     if info is None:
         return 0
     return -info.si_status if info.si_code in (os.CLD_KILLED, os.CLD_DUMPED) else info.si_status
-
-
-def describe_exit(returncode: int) -> str:
-    if returncode < 0:
-        try:
-            return f"killed by {signal.Signals(-returncode).name}"
-        except ValueError:
-            return f"killed by signal {-returncode}"
-    return f"exit code {returncode}"
 
 
 class Pool:
@@ -237,7 +214,8 @@ class Pool:
         os.set_blocking(wake_w, False)
         os.set_blocking(status_r, False)
         worker_id = str(WorkerIdentity.of_process(process.pid, config.name))
-        handle = WorkerHandle(number, config, process, status_r, wake_w, time.monotonic(), worker_id)
+        ledger = WorkerLedger(config.name, cancel_grace=self.settings.cancel_grace)
+        handle = WorkerHandle(number, config, process, status_r, wake_w, time.monotonic(), worker_id, ledger)
         with self._handles_lock:
             self.handles.append(handle)
         log.info("worker_spawned name=%s pid=%d", config.name, process.pid)
@@ -251,11 +229,8 @@ class Pool:
     def kill(self, handle: WorkerHandle, reason: KillReason, task_id: int | None = None) -> None:
         """SIGKILL the worker for `reason`: that of `task_id`, or (None) of every task it runs. The tasks
         running beside a culprit (coroutines) are cut short with it, and settled as a lost worker's."""
-        for running_id in handle.running if task_id is None else [task_id]:
-            handle.kill_reasons.setdefault(running_id, reason)
-        if task_id is not None:
-            handle.kill_note = f"killed for the {reason.value} of task {task_id}"
-        handle.retiring = handle.killed = True
+        handle.ledger.record_kill(reason, task_id)
+        handle.retiring = True
         with contextlib.suppress(ProcessLookupError):
             handle.process.kill()
 
@@ -277,7 +252,7 @@ class Pool:
     def workers_up(self) -> bool:
         """Every wanted worker has started and said so: what systemd's READY=1 should mean."""
         live = self.live_handles()
-        return len(live) >= self.wanted_workers and all(handle.ready for handle in live)
+        return len(live) >= self.wanted_workers and all(handle.ledger.ready for handle in live)
 
     def nudge_all(self) -> None:
         with self._handles_lock:
@@ -306,51 +281,27 @@ class Pool:
         now = time.monotonic()
         for line in lines:
             if line:
-                self._apply(handle, protocol.decode(line), now)
+                handle.ledger.apply(protocol.decode(line), now)
         return True
-
-    def _apply(self, handle: WorkerHandle, message: protocol.Message, now: float) -> None:
-        if isinstance(message, protocol.Ready):
-            handle.ready = True
-        elif isinstance(message, protocol.Started):
-            kill_after = message.timeout
-            if kill_after is not None and message.worker_enforces_timeout:
-                kill_after += self.settings.cancel_grace
-            handle.running[message.task_id] = RunningTask(
-                message.task_id, message.attempt, now, message.timeout, kill_after
-            )
-        elif isinstance(message, protocol.Ended):
-            handle.running.pop(message.task_id, None)
-        elif isinstance(message, protocol.Deferred):
-            handle.running.pop(message.completion.task_id, None)
-            handle.deferred[message.completion.task_id] = message.completion
-        elif isinstance(message, protocol.Recorded):
-            for task_id in message.task_ids:
-                handle.deferred.pop(task_id, None)
-        elif isinstance(message, protocol.CancelSeen) and message.task_id in handle.running:
-            handle.running[message.task_id].cancel_deadline = now + self.settings.cancel_grace
 
     def enforce_deadlines(self) -> None:
         now = time.monotonic()
         for handle in list(self.handles):
-            if handle.killed:
-                continue
-            for task in list(handle.running.values()):
-                if task.kill_after is not None and now - task.started > task.kill_after:
+            for overdue in handle.ledger.overdue(now):
+                if overdue.reason is KillReason.TIMEOUT:
                     log.warning(
                         "task_timeout task_id=%s after %.1f s; killing %s",
-                        task.task_id,
-                        task.timeout,
+                        overdue.task_id,
+                        overdue.timeout,
                         handle.config.name,
                     )
-                    self.kill(handle, KillReason.TIMEOUT, task.task_id)
-                elif task.cancel_deadline is not None and now > task.cancel_deadline:
+                else:
                     log.warning(
                         "task_cancel_forced task_id=%s ignored cancellation; killing %s",
-                        task.task_id,
+                        overdue.task_id,
                         handle.config.name,
                     )
-                    self.kill(handle, KillReason.CANCEL, task.task_id)
+                self.kill(handle, overdue.reason, overdue.task_id)
 
     def reap(self) -> None:
         with self._handles_lock:
@@ -410,12 +361,17 @@ class Pool:
                 os.waitpid(info.si_pid, 0)
 
     def _settle_tasks_of_dead_worker(self, handle: WorkerHandle, returncode: int) -> None:
-        """Everything the worker held, at once: its unrecorded successes are recorded, the task it was
-        executing gets the outcome its death means, and the tasks it had claimed but not started go back
-        to pending without an attempt. The store's owner guards make each part a no-op if already done."""
-        executing = [self._interruption(handle, task, returncode) for task in handle.running.values()]
+        """Everything the worker held, at once: its unrecorded successes are recorded, each task it was
+        executing gets the outcome its death means (the ledger decides), and the tasks it had claimed but
+        not started go back to pending without an attempt. The store's owner guards make each part a
+        no-op if already done."""
+        ledger = handle.ledger
+        executing = ledger.settlement(returncode)
+        for task in executing:
+            if task.how is Interruption.RELEASE:
+                log.info("task_released task_id=%s (%s)", task.task_id, task.message)
         counts = self.store.settle_dead_worker(
-            handle.worker_id, finished=list(handle.deferred.values()), executing=executing
+            handle.worker_id, finished=list(ledger.deferred.values()), executing=executing
         )
         if any((counts.recorded, counts.interrupted, counts.released)):
             log.info(
@@ -426,23 +382,8 @@ class Pool:
                 counts.released,
             )
         for task in executing:
-            if task.how is Interruption.FAIL and handle.kill_reasons.get(task.task_id) is None:
+            if task.how is Interruption.FAIL and task.task_id not in ledger.kill_reasons:
                 log.warning("task_worker_died task_id=%s worker=%s", task.task_id, handle.config.name)
-
-    def _interruption(self, handle: WorkerHandle, task: RunningTask, returncode: int) -> Interrupted:
-        reason = handle.kill_reasons.get(task.task_id)
-        if reason is KillReason.TIMEOUT:
-            how, message = Interruption.FAIL, protocol.timeout_message(task.timeout or 0.0)
-        elif reason is KillReason.CANCEL:
-            how, message = Interruption.CANCEL, "cancelled (killed after ignoring the request)"
-        elif reason is KillReason.SHUTDOWN:
-            how, message = Interruption.RELEASE, "shutdown grace expired"
-            log.info("task_released task_id=%s (shutdown grace expired)", task.task_id)
-        else:
-            how, message = Interruption.FAIL, f"worker lost: {handle.config.name} {describe_exit(returncode)}"
-            if handle.kill_note:
-                message += f" ({handle.kill_note})"
-        return Interrupted(task.task_id, task.attempt, how, message)
 
     # -- signals and shutdown ------------------------------------------------------------------------
 
@@ -475,7 +416,7 @@ class Pool:
     # -- main loop ------------------------------------------------------------------------------------
 
     def _wake_loop(self) -> None:
-        signal_source = self.store.dialect.wake_signal(self.store.engine)
+        signal_source = wakeup.wake_signal(self.store.engine)
         try:
             while not self._stop_wake.is_set():
                 if signal_source.wait(1.0):
@@ -536,7 +477,7 @@ class Pool:
                         return 0
                     if time.monotonic() > self._shutdown_deadline:
                         for handle in list(self.handles):
-                            if not handle.killed:
+                            if not handle.ledger.killed:
                                 log.warning("shutdown_grace_expired: stopping %s", handle.config.name)
                                 self.kill(handle, KillReason.SHUTDOWN)
                 else:

@@ -1,5 +1,6 @@
-"""One worker process: its own engine, a claim -> execute loop, lease renewal, and an idle wait that
-costs nothing (it sleeps on a pipe the supervisor writes to when the database changes).
+"""One worker process: its own engine, a claim -> execute loop, a heartbeat thread ticking the duties of
+taskq/heartbeat.py (leases, progress, cancellation), and an idle wait that costs nothing (it sleeps on a
+pipe the supervisor writes to when the database changes).
 
 Forked by the pool's fork server (taskq/forkserver.py), or started as `python -m taskq.worker '<json config>'`
 where that is not available; talks to the supervisor over two
@@ -23,10 +24,11 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 
-from taskq import protocol, registry
+from taskq import heartbeat, protocol, registry
 from taskq.api import open_store
 from taskq.context import TaskContext
 from taskq.executor import Outcome, execute, timeout_of
+from taskq.heartbeat import PROGRESS_FLUSH_SECONDS
 from taskq.identity import WorkerIdentity, hostname
 from taskq.model import Completion, Task
 from taskq.settings import CONCURRENCY, LEASE, LOG_LEVEL, PREFETCH
@@ -34,11 +36,7 @@ from taskq.store import Store
 
 IDLE_POLL_MIN_SECONDS = 0.05  # fallback poll when no wake-up arrives: starts here after work...
 IDLE_POLL_MAX_SECONDS = 5.0  # ...and backs off to this while idle (wake-ups and next_run_after do the real work)
-PROGRESS_FLUSH_SECONDS = 0.25  # throttled progress reaches the database at least this often
-CANCEL_CHECK_SECONDS = 0.5  # how often a running task's cancel flag is read
-WORKER_ROW_SECONDS = 10.0  # how often the workers-table heartbeat is written
 QUICK_TASK_SECONDS = 0.05  # tasks faster than this let the claim batch grow (fewer round trips per task)
-PREFETCH_HOLD_SECONDS = 0.25  # past this, a task's start is recorded and the prefetched tasks behind it handed back
 
 log = logging.getLogger("taskq.worker")
 
@@ -311,66 +309,47 @@ class Worker:
         )
         return seconds
 
-    # -- heartbeat: leases, progress, cancellation ---------------------------------------------------
+    # -- heartbeat: leases, progress, cancellation (the duties are taskq/heartbeat.py) --------------
 
     def _heartbeat_loop(self) -> None:
+        duties = heartbeat.duties(self, time.monotonic(), self._parent_pid)
         renew_every = self.config.lease_seconds / 3
-        last_renew = last_cancel_check = last_row = time.monotonic()
         while not self.stop_requested:
             # Idle workers sleep until the next lease/row duty; begin() wakes us when a task starts.
             self._heartbeat_idle = not self.executing
             self._task_started.wait(renew_every if self._heartbeat_idle else PROGRESS_FLUSH_SECONDS)
             self._heartbeat_idle = False
             self._task_started.clear()
-            try:
-                now = time.monotonic()
-                if os.getppid() != self._parent_pid:
-                    log.warning("supervisor_lost worker_id=%s: finishing the current task and exiting", self.id)
-                    self.request_stop()
-                LOG_BUFFER.flush()
-                executing = list(self.executing.values())
-                self._record_slow_starts(executing, now)
-                self.store.set_progress_many([report for e in executing if (report := e.context.take_progress())])
-                if executing and now - last_cancel_check >= CANCEL_CHECK_SECONDS:
-                    last_cancel_check = now
-                    watched = [e.context.task_id for e in executing if not e.context.cancelled]
-                    for task_id in self.store.cancel_requested_among(watched):
-                        self._cancel_if_executing(task_id)
-                if now - last_renew >= renew_every:
-                    last_renew = now
-                    with self._prefetch_lock:
-                        held = [task.id for task in self.prefetched] + [c.task_id for c in self.unrecorded]
-                    held += [e.context.task_id for e in executing] + list(self.waiting)
-                    for task_id in self.store.renew_leases(self.id, held, lease_seconds=self.config.lease_seconds):
-                        self._cancel_if_executing(task_id)
-                if now - last_row >= WORKER_ROW_SECONDS:
-                    last_row = now
-                    self.store.heartbeat_worker(
-                        self.id,
-                        current_task_id=executing[0].context.task_id if executing else None,
-                        tasks_done=self.tasks_done,
-                    )
-            except Exception:  # a heartbeat must outlive a database hiccup; the lease gives it 3 chances
-                log.exception("heartbeat_error worker_id=%s", self.id)
+            now = time.monotonic()
+            LOG_BUFFER.flush()
+            for duty in duties:
+                try:
+                    duty.run_once(now)
+                except Exception:  # a heartbeat must outlive a database hiccup; the lease gives it 3 chances
+                    log.exception("heartbeat_error worker_id=%s duty=%s", self.id, type(duty).__name__)
 
-    def _record_slow_starts(self, executing: list[Executing], now: float) -> None:
-        """Tasks running past PREFETCH_HOLD_SECONDS: the tasks behind them should not wait, and their
-        attempts are counted now so that even a whole-host loss during them counts against retries."""
-        slow = [
-            e.context for e in executing if now - e.started > PREFETCH_HOLD_SECONDS and not e.context.start_recorded
-        ]
-        if not slow:
-            return
+    def held_task_ids(self) -> list[int]:
+        """Every task whose lease this worker holds: prefetched, returned but not recorded, executing, and
+        waiting for the sync thread."""
+        with self._prefetch_lock:
+            held = [task.id for task in self.prefetched] + [c.task_id for c in self.unrecorded]
+        return held + [e.context.task_id for e in list(self.executing.values())] + list(self.waiting)
+
+    def hand_back_prefetched(self) -> None:
+        """A task runs long: the deferred successes are recorded and the prefetched tasks go back to
+        pending, so that they do not wait behind it."""
         self._record_finished()
         self._hand_back_prefetched()
-        for context in slow:
-            context.start_recorded = True
-        self.store.mark_started_many(self.id, [(context.task_id, context.started_at) for context in slow])
 
-    def _cancel_if_executing(self, task_id: int) -> None:
-        running = self.executing.get(task_id)
-        if running is not None and not running.context.cancelled:
-            self._cancel(running.context)
+    def cancel_executing(self, task_ids: list[int]) -> int:
+        """Tell these tasks, those still executing and not told yet, that they are cancelled; returns how many."""
+        told = 0
+        for task_id in task_ids:
+            running = self.executing.get(task_id)
+            if running is not None and not running.context.cancelled:
+                self._cancel(running.context)
+                told += 1
+        return told
 
     def _cancel(self, context: TaskContext) -> None:
         context.request_cancel()

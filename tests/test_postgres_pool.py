@@ -22,6 +22,7 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 
 import taskq
+from taskq import wakeup
 from taskq.model import Status
 from taskq.store import Store
 
@@ -162,7 +163,7 @@ def test_listen_hears_a_committed_enqueue_and_reconnects_after_losing_its_connec
     schema = PrivateSchema()
     url = make_url(schema.url).update_query_dict({"application_name": tag}).render_as_string(hide_password=False)
     store = taskq.open_store(url)
-    signal_source = store.dialect.wake_signal(store.engine)
+    signal_source = wakeup.wake_signal(store.engine)
     try:
         signal_source.wait(0.01)  # connects and LISTENs
         listeners = "FROM pg_stat_activity WHERE application_name = :tag AND query LIKE 'LISTEN%'"

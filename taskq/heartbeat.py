@@ -1,0 +1,148 @@
+"""A worker's heartbeat: small duties with run_once(now) -> counts, as the pool's maintenance duties
+(taskq/maintenance.py), ticked in order by the worker's heartbeat thread (`Worker._heartbeat_loop`).
+
+`now` is time.monotonic() seconds, the clock the worker stamps executing tasks with, so tests drive the
+duties with explicit times. Each duty reads what the worker holds when it runs and writes through the
+store in one batched statement for all the tasks it concerns: a worker running many coroutines costs one
+round trip per duty and tick, not one per task.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from taskq.worker import Worker
+
+PROGRESS_FLUSH_SECONDS = 0.25  # throttled progress reaches the database at least this often
+CANCEL_CHECK_SECONDS = 0.5  # how often a running task's cancel flag is read
+WORKER_ROW_SECONDS = 10.0  # how often the workers-table heartbeat is written
+PREFETCH_HOLD_SECONDS = 0.25  # past this, a task's start is recorded and the prefetched tasks behind it handed back
+
+log = logging.getLogger("taskq.worker")
+
+
+class HeartbeatDuty(Protocol):
+    def run_once(self, now: float) -> dict[str, int]: ...
+
+
+class SupervisorWatch:
+    """A worker whose supervisor died (it was re-parented) finishes its current task and exits: no one
+    would enforce its timeouts or settle its tasks, and a restarted pool starts workers of its own."""
+
+    def __init__(self, worker: Worker, parent_pid: int) -> None:
+        self.worker = worker
+        self.parent_pid = parent_pid
+
+    def run_once(self, now: float) -> dict[str, int]:
+        if os.getppid() == self.parent_pid or self.worker.stop_requested:
+            return {"supervisor_lost": 0}
+        log.warning("supervisor_lost worker_id=%s: finishing the current task and exiting", self.worker.id)
+        self.worker.request_stop()
+        return {"supervisor_lost": 1}
+
+
+class SlowStarts:
+    """Tasks executing past PREFETCH_HOLD_SECONDS: the prefetched tasks behind them go back for other
+    workers (after the deferred successes are recorded), and their starts are recorded now, so that even
+    a whole-host loss during them counts against their retries."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    def run_once(self, now: float) -> dict[str, int]:
+        slow = [
+            e.context
+            for e in list(self.worker.executing.values())
+            if now - e.started > PREFETCH_HOLD_SECONDS and not e.context.start_recorded
+        ]
+        if not slow:
+            return {"starts_recorded": 0}
+        self.worker.hand_back_prefetched()
+        for context in slow:
+            context.start_recorded = True
+        self.worker.store.mark_started_many(self.worker.id, [(c.task_id, c.started_at) for c in slow])
+        return {"starts_recorded": len(slow)}
+
+
+class ProgressFlush:
+    """The executing tasks' throttled progress, in one statement, every tick (PROGRESS_FLUSH_SECONDS
+    while tasks execute)."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    def run_once(self, now: float) -> dict[str, int]:
+        executing = list(self.worker.executing.values())
+        reports = [report for e in executing if (report := e.context.take_progress())]
+        return {"progress_stored": self.worker.store.set_progress_many(reports)}
+
+
+class CancelWatch:
+    """Reads, every CANCEL_CHECK_SECONDS, which executing tasks someone asked to cancel, and tells them."""
+
+    def __init__(self, worker: Worker, now: float) -> None:
+        self.worker = worker
+        self.last = now
+
+    def run_once(self, now: float) -> dict[str, int]:
+        executing = list(self.worker.executing.values())
+        if not executing or now - self.last < CANCEL_CHECK_SECONDS:
+            return {"cancelled": 0}
+        self.last = now  # before the read: a failing database is tried again next period, not next tick
+        watched = [e.context.task_id for e in executing if not e.context.cancelled]
+        return {"cancelled": self.worker.cancel_executing(self.worker.store.cancel_requested_among(watched))}
+
+
+class LeaseRenewal:
+    """Every third of the lease, extends the leases of every task the worker holds: prefetched, deferred
+    (returned, success not committed), executing, waiting for the sync thread. The same statement says
+    which of them were asked to cancel."""
+
+    def __init__(self, worker: Worker, now: float) -> None:
+        self.worker = worker
+        self.every = worker.config.lease_seconds / 3
+        self.last = now
+
+    def run_once(self, now: float) -> dict[str, int]:
+        if now - self.last < self.every:
+            return {"leases_renewed": 0, "cancelled": 0}
+        self.last = now
+        worker = self.worker
+        held = worker.held_task_ids()
+        cancel_requested = worker.store.renew_leases(worker.id, held, lease_seconds=worker.config.lease_seconds)
+        return {"leases_renewed": len(held), "cancelled": worker.cancel_executing(cancel_requested)}
+
+
+class WorkerRow:
+    """The workers-table row (`taskq workers`, the dashboard): alive, current task, tasks done."""
+
+    def __init__(self, worker: Worker, now: float) -> None:
+        self.worker = worker
+        self.last = now
+
+    def run_once(self, now: float) -> dict[str, int]:
+        if now - self.last < WORKER_ROW_SECONDS:
+            return {"worker_row": 0}
+        self.last = now
+        executing = list(self.worker.executing.values())
+        self.worker.store.heartbeat_worker(
+            self.worker.id,
+            current_task_id=executing[0].context.task_id if executing else None,
+            tasks_done=self.worker.tasks_done,
+        )
+        return {"worker_row": 1}
+
+
+def duties(worker: Worker, now: float, parent_pid: int) -> list[HeartbeatDuty]:
+    """In the order of one tick (the order the heartbeat loop always had): a lost supervisor first."""
+    return [
+        SupervisorWatch(worker, parent_pid),
+        SlowStarts(worker),
+        ProgressFlush(worker),
+        CancelWatch(worker, now),
+        LeaseRenewal(worker, now),
+        WorkerRow(worker, now),
+    ]

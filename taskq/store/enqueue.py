@@ -14,13 +14,13 @@ from sqlalchemy import (
 
 from taskq.clock import utc_now
 from taskq.model import (
+    ACTIVE_STATUSES,
     Enqueued,
     InvalidTaskArguments,
     TaskRequest,
 )
 from taskq.schema import tasks
 from taskq.store.base import (
-    _ACTIVE,
     StoreBase,
     TaskDefaults,
     _check_json,
@@ -87,7 +87,7 @@ class EnqueueOps(StoreBase):
         if new_id is not None:
             return Enqueued(new_id, store=self)
         existing = connection.execute(
-            select(tasks.c.id).where(tasks.c.dedup_key == values["dedup_key"], _status_is(*_ACTIVE))
+            select(tasks.c.id).where(tasks.c.dedup_key == values["dedup_key"], _status_is(*ACTIVE_STATUSES))
         ).scalar_one_or_none()
         if existing is None:
             # The holder finished between our INSERT and SELECT (possible only on PostgreSQL, where

@@ -47,12 +47,14 @@ from sqlalchemy import Connection
 from taskq import registry
 from taskq.clock import as_utc, parse_duration
 from taskq.model import ACTIVE_STATUSES, InvalidTaskArguments, Status, TaskRequest
+from taskq.requests import parse_request
 from taskq.store import Store
 from taskq.store.schedules import ScheduledTask, ScheduleState, schedule_dedup_key
 
 log = logging.getLogger("taskq.scheduler")
 
 ALLOWED_KEYS = ("task", "every", "cron", "args", "kwargs", "queue", "priority", "max_retries", "timeout")
+_REQUEST_KEYS = ("args", "kwargs", "queue", "priority", "max_retries", "timeout")  # as enqueue takes them
 CRON_ALIASES = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 CRON_FIELDS = 5  # croniter also reads a 6th field as seconds, which Quartz users would misread: refuse it
 
@@ -109,7 +111,7 @@ class Schedule:
 
 
 def _parse_entry(name: Any, entry: Any) -> Schedule:
-    """One entry -> Schedule; ValueError with the first problem found."""
+    """One entry -> Schedule; ValueError (InvalidTaskArguments for the task fields) with the first problem."""
     if not isinstance(name, str) or not name.strip():
         raise ValueError("the name must be a non-empty string")
     if not isinstance(entry, Mapping):
@@ -132,47 +134,23 @@ def _parse_entry(name: Any, entry: Any) -> Schedule:
             raise ValueError(f"every: must be longer than zero, got {entry['every']!r}")
     else:
         cron = _parse_cron(entry["cron"])
-    args = entry.get("args", [])
-    if not isinstance(args, list):
-        raise ValueError(f"args: expected a list, got {args!r}")
-    kwargs = entry.get("kwargs", {})
-    if not isinstance(kwargs, Mapping) or not all(isinstance(key, str) for key in kwargs):
-        raise ValueError(f"kwargs: expected a mapping with string keys, got {kwargs!r}")
-    for what, value in (("args", args), ("kwargs", kwargs)):
-        try:
-            json.dumps(value, allow_nan=False)
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"{what}: not JSON-serialisable ({error})") from None
-    queue = entry.get("queue")
-    if queue is not None and (not isinstance(queue, str) or not queue.strip()):
-        raise ValueError(f"queue: expected a queue name, got {queue!r}")
-    priority = entry.get("priority")
-    if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)):
-        raise ValueError(f"priority: expected a whole number, got {priority!r}")
-    max_retries = entry.get("max_retries")
-    if max_retries is not None and (
-        isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0
-    ):
-        raise ValueError(f"max_retries: expected a whole number >= 0, got {max_retries!r}")
-    timeout = None
-    if entry.get("timeout") is not None:
-        try:
-            timeout = parse_duration(entry["timeout"]).total_seconds()
-        except ValueError as error:
-            raise ValueError(f"timeout: {error}") from None
-        if timeout <= 0:
-            raise ValueError(f"timeout: must be longer than zero, got {entry['timeout']!r}")
+    # The fields of the task rows it makes: checked (and the call against the task's signature) as every
+    # enqueue is, once here rather than at every tick.
+    request = parse_request(
+        {"name": task, **{key: entry[key] for key in _REQUEST_KEYS if key in entry}},
+        check_arguments=registry.check_arguments,
+    )
     return Schedule(
         name=name,
         task=task,
         every=every,
         cron=cron,
-        args=tuple(args),
-        kwargs=dict(kwargs),
-        queue=queue,
-        priority=priority,
-        max_retries=max_retries,
-        timeout=timeout,
+        args=tuple(request.args),
+        kwargs=dict(request.kwargs or {}),
+        queue=request.queue,
+        priority=request.priority,
+        max_retries=request.max_retries,
+        timeout=request.timeout,
     )
 
 
@@ -198,9 +176,7 @@ def parse_schedules(mapping: Mapping[Any, Any] | None) -> tuple[list[Schedule], 
     errors: list[str] = []
     for name, entry in (mapping or {}).items():
         try:
-            schedule = _parse_entry(name, entry)
-            registry.check_arguments(schedule.task, schedule.args, schedule.kwargs)  # once here, not every tick
-            valid.append(schedule)
+            valid.append(_parse_entry(name, entry))
         except (ValueError, InvalidTaskArguments) as error:
             errors.append(f"schedule {name!r}: {error}")
     return valid, errors

@@ -7,7 +7,6 @@ subquery), and Core compiles each once and caches it, without a unit of work to 
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -36,7 +35,6 @@ from taskq.model import (
     ACTIVE_STATUSES,
     DEFAULT_MAX_RETRIES,
     DEFAULT_QUEUE,
-    InvalidTaskArguments,
     Status,
 )
 from taskq.schema import SETTLED, tasks
@@ -114,15 +112,6 @@ def active_parts(build: Callable[[ColumnElement[bool]], Select[Any]]) -> list[Se
     running in ix_tasks_lease, waiting in ix_tasks_status_id. `status IN (...)` over all three would scan
     the table: no one index holds every active row."""
     return [build(_status_is(status, listing=True)) for status in sorted(ACTIVE_STATUSES, key=str)]
-
-
-def _check_json(what: str, value: Any) -> None:
-    if value is None or value == [] or value == {}:
-        return
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as error:
-        raise InvalidTaskArguments(f"{what} must be JSON-serialisable: {error}") from None
 
 
 def _safe_text(text: str) -> str:

@@ -27,6 +27,7 @@ from taskq.model import (
     SettledCounts,
     Status,
     Task,
+    check_json,
 )
 from taskq.schema import tasks
 from taskq.store.base import (
@@ -38,7 +39,6 @@ from taskq.store.base import (
     RUNNING,
     STARTED_AT,
     StoreBase,
-    _check_json,
     _clip,
     _from,
     _held_by_worker,
@@ -272,7 +272,7 @@ class OutcomeOps(StoreBase):
         the commit, not the statements, is the cost. Returns the ids recorded (the others were no longer
         this worker's) and the tasks claimed (none when limit is 0)."""
         for completion in completions:
-            _check_json("result", completion.result)
+            check_json("result", completion.result)
         now = now or utc_now()
 
         if self._hot is not None and not queues and not any(c.has_follow_up for c in completions):
@@ -348,7 +348,7 @@ class OutcomeOps(StoreBase):
         """Record success. False when the task is no longer this worker's (its lease was recovered).
         `continuation` is enqueued when the row names none (the worker knows the task's @task(then=...)
         even when the process that enqueued it did not)."""
-        _check_json("result", result)
+        check_json("result", result)
         now = now or utc_now()
         return self.write(
             lambda conn: self._complete_in(conn, task_id, result, worker_id, attempt, now, continuation, started_at)

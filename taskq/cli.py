@@ -17,9 +17,10 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from taskq import distribution, registry, systemd, terminal
 from taskq.api import open_store
-from taskq.clock import parse_duration, parse_instant, utc_now
+from taskq.clock import parse_duration, utc_now
 from taskq.distribution import install_hint
 from taskq.model import TERMINAL_STATUSES, Status, Task, TaskFilter, TaskqError
+from taskq.requests import parse_request
 from taskq.settings import DATABASE, IMPORTS, WORKER_OPTIONS, Setting, Settings, load_settings
 from taskq.store import Store
 
@@ -131,16 +132,14 @@ def current_store() -> Store:
     return obj["store"]
 
 
-def _json_arg(text: str | None, kind: type, label: str) -> Any:
+def _json_arg(text: str | None, label: str) -> Any:
+    """The JSON text of --args or --kwargs, decoded (its shape is checked with the rest of the request)."""
     if text is None:
-        return kind()
+        return None
     try:
-        value = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as error:
         raise click.BadParameter(f"not valid JSON: {error.msg} at position {error.pos}", param_hint=label) from None
-    if not isinstance(value, kind):
-        raise click.BadParameter(f"expected a JSON {'array' if kind is list else 'object'}", param_hint=label)
-    return value
 
 
 def _console(*, stderr: bool = False) -> Console:
@@ -170,9 +169,9 @@ def main(ctx: click.Context, db: str | None, settings_path: str | None, imports:
 @click.option("--delay", type=str, metavar="DURATION", help="Run no earlier than this from now (90, 30s, 5m).")
 @click.option("--run-after", "run_after", metavar="ISO8601", help="Run no earlier than this time (UTC if no offset).")
 @click.option("--dedup-key", "dedup_key", help="At most one active task per key.")
-@click.option("--max-retries", "max_retries", type=click.IntRange(min=0))
+@click.option("--max-retries", "max_retries", type=int)
 @click.option("--queue")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS")
+@click.option("--timeout", metavar="DURATION", help="Longest a run may take (90, 30s, 5m).")
 @click.option("--json", "as_json", is_flag=True, help='Print {"id": N, "deduplicated": bool}.')
 @common_options
 def enqueue(
@@ -185,33 +184,26 @@ def enqueue(
     dedup_key: str | None,
     max_retries: int | None,
     queue: str | None,
-    timeout: float | None,
+    timeout: str | None,
     as_json: bool,
 ) -> None:
     """Queue task NAME; prints its id."""
-    args = _json_arg(args_json, list, "--args")
-    kwargs = _json_arg(kwargs_json, dict, "--kwargs")
-    if delay is not None and run_after is not None:
-        raise click.UsageError("give --delay or --run-after, not both")
-    try:
-        wait_for = parse_duration(delay) if delay is not None else None
-        when = parse_instant(run_after) if run_after is not None else None
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--delay/--run-after") from None
+    fields = {
+        "name": name,
+        "args": _json_arg(args_json, "--args"),
+        "kwargs": _json_arg(kwargs_json, "--kwargs"),
+        "priority": priority,
+        "delay": delay,
+        "run_after": run_after,
+        "dedup_key": dedup_key,
+        "max_retries": max_retries,
+        "queue": queue,
+        "timeout": timeout,
+    }
+    request = parse_request({key: value for key, value in fields.items() if value is not None})
     current_settings()
     registry.lookup(name)
-    result = current_store().enqueue(
-        name,
-        args,
-        kwargs,
-        priority=priority,
-        run_after=when,
-        delay=wait_for,
-        dedup_key=dedup_key,
-        max_retries=max_retries,
-        queue=queue,
-        timeout=timeout,
-    )
+    result = current_store().enqueue(**vars(request))
     if as_json:
         _echo_json({"id": result.id, "deduplicated": result.deduplicated})
     else:

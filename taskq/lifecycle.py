@@ -1,5 +1,12 @@
-"""What happens to a task after a failed attempt: the retry policy of @task and the pure decision the
-store applies (River's rescuer calls makeRetryDecision, then writes; this is that function for taskq).
+"""The task lifecycle in one place: which status changes are legal and what causes each (`TRANSITIONS`),
+what happens after a failed attempt (`decide_failure`, with the retry policy of @task), and how a parent
+ends once its last child has (`parent_outcome`). Pure decisions; the store applies them (River's rescuer
+calls makeRetryDecision, then writes; these are those functions for taskq).
+
+Adding a status: the `Status` enum (model.py), its row here, the CHECK constraint and partial indexes
+(schema.py plus a migration), and the store statements of the events that enter or leave it (each names
+its `Event`: grep the store for it). The dashboard's colours (web/static) and the README's diagram follow.
+Changing the backoff formula: `RetryPolicy.delay` below, nothing else.
 
 A task ends an attempt without success in one of three ways (`FailureKind`): it raised an exception its
 policy retries (or it was cut short: worker lost, lease expired, timeout), it cannot succeed by retrying
@@ -11,11 +18,12 @@ policy into when the task runs again, if ever; it reads no clock and draws no ra
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from taskq.model import MAX_BACKOFF_SECONDS, InvalidTaskArguments, TaskqError
+from taskq.model import MAX_BACKOFF_SECONDS, InvalidTaskArguments, Status, TaskqError
 
 DEFAULT_BACKOFF_SECONDS = 2.0  # the first retry waits this long, each next one twice the previous
 
@@ -107,6 +115,10 @@ class FailureDecision:
     error: str | None  # the row's new `error`; None keeps the one it has (a requested retry is no error)
     log_entry: dict[str, Any]  # appended to error_log: every attempt that did not succeed is in it
 
+    @property
+    def event(self) -> Event:
+        return Event.FAIL if self.retry_at is None else Event.BACK_OFF
+
 
 def decide_failure(
     failure: Failure,
@@ -136,3 +148,147 @@ def decide_failure(
     again = failure.kind is FailureKind.ERROR and retries_left and not cancel_requested
     retry_at = now + timedelta(seconds=policy.delay(attempts, draw)) if again else None
     return FailureDecision(retry_at, failure.text, entry)
+
+
+# -- the transition table ------------------------------------------------------------------------------
+
+
+class Event(str, enum.Enum):
+    """What moves a task from one status to another (or changes a row without changing its status)."""
+
+    CLAIM = "claim"  # a worker takes a ready task
+    RELEASE = "release"  # a claimed task handed back unstarted or cut short through no fault of its own
+    START = "start"  # a long-running task's attempt is counted while it runs
+    PROGRESS = "progress"  # the task reports progress
+    RENEW_LEASE = "renew_lease"  # its worker's heartbeat
+    COMPLETE = "complete"  # the task returned
+    BACK_OFF = "back_off"  # an attempt failed (or raised taskq.Retry) with retries left: pending again later
+    FAIL = "fail"  # an attempt failed for good (out of retries, permanent, cancel requested)
+    STOP = "stop"  # the task stopped because its cancellation was requested
+    SPAWN = "spawn"  # the task spawned children and waits for them
+    LAST_CHILD = "last_child"  # its last child finished: the parent ends as parent_outcome() says
+    CANCEL = "cancel"  # `taskq cancel` (or a cancelled parent) on a task that has not started
+    REQUEST_CANCEL = "request_cancel"  # `taskq cancel` on a running or waiting task: its worker stops it
+    RETRY = "retry"  # `taskq retry`: a fresh attempt budget for a failed or cancelled task
+    RESCHEDULE = "reschedule"  # a schedule's settings entry was edited: its pending row follows
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Transition:
+    event: Event
+    source: Status
+    target: Status  # the same as source: the event changes the row, not its status
+
+
+_P, _R, _W = Status.PENDING, Status.RUNNING, Status.WAITING_FOR_CHILDREN
+_C, _F, _X = Status.COMPLETED, Status.FAILED, Status.CANCELLED
+
+# Every legal change, and the events that change a row in place; the store guards each UPDATE with its
+# event's sources (`status IN (...)`), so a row that moved meanwhile is left alone and the caller told.
+TRANSITIONS: tuple[Transition, ...] = (
+    Transition(Event.CLAIM, _P, _R),
+    Transition(Event.RELEASE, _R, _P),
+    Transition(Event.START, _R, _R),
+    Transition(Event.PROGRESS, _R, _R),
+    Transition(Event.RENEW_LEASE, _R, _R),
+    Transition(Event.COMPLETE, _R, _C),
+    Transition(Event.BACK_OFF, _R, _P),
+    Transition(Event.FAIL, _R, _F),
+    Transition(Event.STOP, _R, _X),
+    Transition(Event.SPAWN, _R, _W),
+    Transition(Event.LAST_CHILD, _W, _C),
+    Transition(Event.LAST_CHILD, _W, _F),
+    Transition(Event.LAST_CHILD, _W, _X),
+    Transition(Event.CANCEL, _P, _X),
+    Transition(Event.REQUEST_CANCEL, _R, _R),
+    Transition(Event.REQUEST_CANCEL, _W, _W),
+    Transition(Event.RETRY, _F, _P),
+    Transition(Event.RETRY, _X, _P),
+    Transition(Event.RESCHEDULE, _P, _P),
+)
+
+
+def _by_event(part: str) -> dict[Event, tuple[Status, ...]]:
+    found: dict[Event, list[Status]] = {}
+    for transition in TRANSITIONS:
+        statuses = found.setdefault(transition.event, [])
+        if getattr(transition, part) not in statuses:
+            statuses.append(getattr(transition, part))
+    return {event: tuple(sorted(statuses, key=lambda s: s.value)) for event, statuses in found.items()}
+
+
+_SOURCES = _by_event("source")
+_TARGETS = _by_event("target")
+
+
+def sources(event: Event) -> tuple[Status, ...]:
+    """The statuses `event` applies to (sorted by value, so statements built from them never vary)."""
+    return _SOURCES[event]
+
+
+def targets(event: Event) -> tuple[Status, ...]:
+    return _TARGETS[event]
+
+
+def target(event: Event) -> Status:
+    """The one status `event` leads to; LAST_CHILD has three (ask parent_outcome)."""
+    (only,) = _TARGETS[event]
+    return only
+
+
+def events_between(source: Status, target: Status) -> tuple[Event, ...]:
+    """The events that move a task from `source` to `target`; empty: the change is not legal."""
+    return tuple(t.event for t in TRANSITIONS if t.source is source and t.target is target)
+
+
+# -- a parent whose last child finished ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChildCounts:
+    """A parent's children counters (the row's children_* columns)."""
+
+    total: int
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+    @classmethod
+    def of(cls, row: Any) -> ChildCounts:
+        """From a row or mapping with the children_* columns."""
+        values = row._mapping if hasattr(row, "_mapping") else row
+        return cls(
+            values["children_total"],
+            values["children_completed"],
+            values["children_failed"],
+            values["children_cancelled"],
+        )
+
+    @property
+    def all_finished(self) -> bool:
+        return self.completed + self.failed + self.cancelled >= self.total
+
+
+def parent_outcome(children: ChildCounts, *, cancel_requested: bool) -> Status:
+    """How a waiting parent ends once every child has: failed if any child failed for good; else cancelled
+    if its cancellation was requested or every child was cancelled; else completed (no children too)."""
+    if children.failed:
+        return Status.FAILED
+    if cancel_requested or (children.total and children.cancelled == children.total):
+        return Status.CANCELLED
+    return Status.COMPLETED
+
+
+def parent_error(
+    outcome: Status, children: ChildCounts, *, cancel_requested: bool, failed_ids: Sequence[int] = ()
+) -> str | None:
+    """The parent's `error` for `outcome`; `failed_ids` are the first failed children's ids (the store
+    reads them only when the outcome is failed)."""
+    if outcome is Status.FAILED:
+        return f"{children.failed} of {children.total} children failed (first ids: {', '.join(map(str, failed_ids))})"
+    if outcome is Status.CANCELLED:
+        return "cancelled" if cancel_requested else "all children were cancelled"
+    return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import json
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,17 @@ MAX_BACKOFF_SECONDS = 3600.0  # the default retry_backoff_max of @task
 # No real delay is this long, and every Unix timestamp since 1980 is longer: a delay past it is an epoch
 # number passed where seconds-from-now were meant (time.time() + 120 would otherwise run in 2083).
 MAX_DELAY_SECONDS = 10 * 365 * 86400.0
+
+
+def check_json(what: str, value: Any) -> None:
+    """Refuse a value the store could not keep as JSON (args, kwargs, a result): NaN and infinities too,
+    which json.dumps writes but PostgreSQL's json type and most readers refuse."""
+    if value is None or value == [] or value == {}:
+        return
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise InvalidTaskArguments(f"{what} must be JSON-serialisable: {error}") from None
 
 
 class TaskqError(Exception):

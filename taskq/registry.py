@@ -21,6 +21,7 @@ from taskq.model import (
     InvalidTaskArguments,
     TaskqError,
 )
+from taskq.requests import check_options
 from taskq.store import TaskDefaults
 
 
@@ -141,8 +142,7 @@ def task(
     delay in the upper half of that). With `retry_on`, only those exceptions are retried; any other one
     fails the task at once. The task itself may `raise taskq.Retry(delay=...)` or `raise taskq.Fail(...)`.
     """
-    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-        raise TaskqError(f"max_retries must be an int >= 0, got {max_retries!r}")
+    check_options(priority=priority, max_retries=max_retries, queue=queue, timeout=timeout)
     policy = RetryPolicy(
         backoff=float(retry_backoff),
         backoff_max=float(retry_backoff_max),

@@ -47,6 +47,7 @@ from sqlalchemy import Connection
 from taskq import registry
 from taskq.clock import as_utc, parse_duration
 from taskq.model import ACTIVE_STATUSES, InvalidTaskArguments, Status, TaskRequest
+from taskq.requests import parse_request
 from taskq.settings import SettingValueError
 from taskq.store import Store
 from taskq.store.schedules import ScheduledTask, ScheduleState, schedule_dedup_key
@@ -54,6 +55,7 @@ from taskq.store.schedules import ScheduledTask, ScheduleState, schedule_dedup_k
 log = logging.getLogger("taskq.scheduler")
 
 ALLOWED_KEYS = ("task", "every", "cron", "args", "kwargs", "queue", "priority", "max_retries", "timeout")
+_REQUEST_KEYS = ("args", "kwargs", "queue", "priority", "max_retries", "timeout")  # as enqueue takes them
 CRON_ALIASES = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 CRON_FIELDS = 5  # croniter also reads a 6th field as seconds, which Quartz users would misread: refuse it
 
@@ -110,7 +112,8 @@ class Schedule:
 
 
 def _parse_entry(name: Any, entry: Any) -> Schedule:
-    """One entry -> Schedule; ValueError with the first problem found (its `path` names the bad key)."""
+    """One entry -> Schedule; ValueError with the first problem found (a SettingValueError's `path` names
+    the bad key, so the error can point at its line)."""
     if not isinstance(name, str) or not name.strip():
         raise ValueError("the name must be a non-empty string")
     if not isinstance(entry, Mapping):
@@ -138,47 +141,27 @@ def _parse_entry(name: Any, entry: Any) -> Schedule:
             cron = _parse_cron(entry["cron"])
         except ValueError as error:
             raise SettingValueError(str(error), ("cron",)) from None
-    args = entry.get("args", [])
-    if not isinstance(args, list):
-        raise SettingValueError(f"args: expected a list, got {args!r}", ("args",))
-    kwargs = entry.get("kwargs", {})
-    if not isinstance(kwargs, Mapping) or not all(isinstance(key, str) for key in kwargs):
-        raise SettingValueError(f"kwargs: expected a mapping with string keys, got {kwargs!r}", ("kwargs",))
-    for what, value in (("args", args), ("kwargs", kwargs)):
-        try:
-            json.dumps(value, allow_nan=False)
-        except (TypeError, ValueError) as error:
-            raise SettingValueError(f"{what}: not JSON-serialisable ({error})", (what,)) from None
-    queue = entry.get("queue")
-    if queue is not None and (not isinstance(queue, str) or not queue.strip()):
-        raise SettingValueError(f"queue: expected a queue name, got {queue!r}", ("queue",))
-    priority = entry.get("priority")
-    if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)):
-        raise SettingValueError(f"priority: expected a whole number, got {priority!r}", ("priority",))
-    max_retries = entry.get("max_retries")
-    if max_retries is not None and (
-        isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0
-    ):
-        raise SettingValueError(f"max_retries: expected a whole number >= 0, got {max_retries!r}", ("max_retries",))
-    timeout = None
-    if entry.get("timeout") is not None:
-        try:
-            timeout = parse_duration(entry["timeout"]).total_seconds()
-        except ValueError as error:
-            raise SettingValueError(f"timeout: {error}", ("timeout",)) from None
-        if timeout <= 0:
-            raise SettingValueError(f"timeout: must be longer than zero, got {entry['timeout']!r}", ("timeout",))
+    # The fields of the task rows it makes: checked (and the call against the task's signature) as every
+    # enqueue is, once here rather than at every tick.
+    try:
+        request = parse_request(
+            {"name": task, **{key: entry[key] for key in _REQUEST_KEYS if key in entry}},
+            check_arguments=registry.check_arguments,
+        )
+    except InvalidTaskArguments as error:  # its message starts with the field it is about, when it is one
+        field = next((key for key in _REQUEST_KEYS if str(error).startswith(key)), None)
+        raise SettingValueError(str(error), (field,) if field else ()) from None
     return Schedule(
         name=name,
         task=task,
         every=every,
         cron=cron,
-        args=tuple(args),
-        kwargs=dict(kwargs),
-        queue=queue,
-        priority=priority,
-        max_retries=max_retries,
-        timeout=timeout,
+        args=tuple(request.args),
+        kwargs=dict(request.kwargs or {}),
+        queue=request.queue,
+        priority=request.priority,
+        max_retries=request.max_retries,
+        timeout=request.timeout,
     )
 
 
@@ -207,9 +190,7 @@ def parse_schedules(
     errors: list[str] = []
     for name, entry in (mapping or {}).items():
         try:
-            schedule = _parse_entry(name, entry)
-            registry.check_arguments(schedule.task, schedule.args, schedule.kwargs)  # once here, not every tick
-            valid.append(schedule)
+            valid.append(_parse_entry(name, entry))
         except (ValueError, InvalidTaskArguments) as error:
             where = locate("schedule", name, *getattr(error, "path", ())) if locate is not None else ""
             errors.append(f"{where + ': ' if where else ''}schedule {name!r}: {error}")

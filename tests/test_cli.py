@@ -1,8 +1,9 @@
-"""The taskq command line, run as a real subprocess against a real SQLite file."""
+"""The taskq command line as a real subprocess: what only a process shows (imports from the working
+directory, run.py, unreachable databases, tracebacks). The commands themselves are tested in this process
+through CliRunner in tests/unit/test_cli_commands.py."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -25,126 +26,11 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproc
     )
 
 
-@pytest.fixture
-def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
-
-    def invoke(*args: str) -> subprocess.CompletedProcess[str]:
-        return run_cli("--db", url, *args, cwd=tmp_path)
-
-    invoke.url = url  # type: ignore[attr-defined]
-    return invoke
-
-
-def test_enqueue_prints_the_id_and_json_says_deduplicated(cli) -> None:  # type: ignore[no-untyped-def]
-    first = cli("enqueue", "taskq.echo", "--args", "[1, 2]", "--kwargs", '{"a": 1}', "--dedup-key", "k")
-    assert first.returncode == 0, first.stderr
-    assert first.stdout.strip().isdigit()
-    again = cli("enqueue", "taskq.echo", "--dedup-key", "k", "--json")
-    assert json.loads(again.stdout) == {"id": int(first.stdout), "deduplicated": True}
-
-
-def test_enqueue_options_reach_the_row(cli) -> None:  # type: ignore[no-untyped-def]
-    result = cli(
-        "enqueue",
-        "taskq.echo",
-        "--priority",
-        "7",
-        "--delay",
-        "1h",
-        "--max-retries",
-        "5",
-        "--queue",
-        "slow",
-        "--timeout",
-        "12",
-    )
-    task = taskq.open_store(cli.url).require(int(result.stdout))
-    assert (task.priority, task.max_retries, task.queue, task.timeout) == (7, 5, "slow", 12.0)
-    assert (task.run_after - task.created_at).total_seconds() == pytest.approx(3600, abs=1)
-    at = cli("enqueue", "taskq.echo", "--run-after", "2030-01-01T12:00:00+02:00")
-    assert taskq.open_store(cli.url).require(int(at.stdout)).run_after.isoformat() == "2030-01-01T10:00:00+00:00"
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["enqueue", "taskq.echo", "--args", "[1,"], "not valid JSON"),
-        (["enqueue", "taskq.echo", "--args", '{"a": 1}'], "expected a JSON array"),
-        (["enqueue", "taskq.echo", "--kwargs", "[1]"], "expected a JSON object"),
-        (["enqueue", "no.such.task"], "unknown task 'no.such.task'"),
-        (["enqueue", "taskq.echo", "--delay", "soon"], "invalid duration"),
-        (["enqueue", "taskq.echo", "--run-after", "tomorrow"], "invalid ISO 8601"),
-        (["show", "999"], "no task with id 999"),
-        (["cancel", "999"], "no task with id 999"),
-        (["retry", "999"], "no task with id 999"),
-        (["purge", "--older-than", "7 parsecs"], "invalid duration"),
-        (["list", "--status", "bogus"], "Invalid value"),
-    ],
-)
-def test_bad_input_is_one_clear_line_non_zero_and_writes_nothing(cli, args, message) -> None:  # type: ignore[no-untyped-def]
-    result = cli(*args)
-    assert result.returncode != 0
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
-    assert sum(taskq.open_store(cli.url).stats().values()) == 0
-
-
 def test_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
     result = run_cli("--db", f"sqlite:///{tmp_path}/missing/dir/x.db", "stats", cwd=tmp_path)
     assert result.returncode == 1 and "does not exist" in result.stderr and "Traceback" not in result.stderr
     result = run_cli("--db", "postgresql+psycopg://nobody@127.0.0.1:1/none", "stats", cwd=tmp_path)
     assert result.returncode == 1 and "cannot open database" in result.stderr and "Traceback" not in result.stderr
-
-
-def test_show_list_stats_cancel_retry_purge(cli) -> None:  # type: ignore[no-untyped-def]
-    task_id = cli("enqueue", "taskq.echo", "--args", '["<hello>"]').stdout.strip()
-    shown = json.loads(cli("show", task_id, "--json").stdout)
-    assert shown["args"] == ["<hello>"] and shown["status"] == "pending"
-    assert "taskq.echo" in cli("show", task_id).stdout
-    listed = json.loads(cli("list", "--status", "pending", "--json").stdout)
-    assert [t["id"] for t in listed] == [int(task_id)]
-    assert "taskq.echo" in cli("list").stdout
-    assert json.loads(cli("stats", "--json").stdout) == {
-        "pending": 1,
-        "running": 0,
-        "waiting_for_children": 0,
-        "completed": 0,
-        "failed": 0,
-        "cancelled": 0,
-    }
-    assert "pending" in cli("stats").stdout
-    assert cli("cancel", task_id).returncode == 0
-    again = cli("cancel", task_id)
-    assert again.returncode == 1 and "already cancelled" in again.stderr
-    assert cli("retry", task_id).returncode == 0
-    assert json.loads(cli("show", task_id, "--json").stdout)["status"] == "pending"
-    not_retryable = cli("retry", task_id)
-    assert not_retryable.returncode == 1 and "only failed or cancelled" in not_retryable.stderr
-    cli("cancel", task_id)
-    assert cli("purge", "--older-than", "1h").stdout.strip() == "purged 0 tasks"
-    assert cli("purge", "--older-than", "0s").stdout.strip() == "purged 1 tasks"
-
-
-def test_wait_exit_codes(cli) -> None:  # type: ignore[no-untyped-def]
-    store = taskq.open_store(cli.url)
-    done = store.enqueue("taskq.echo").id
-    store.claim("w")
-    store.complete(done, 1, worker_id="w")
-    assert cli("wait", str(done)).returncode == 0
-    cancelled = store.enqueue("taskq.echo").id
-    store.cancel(cancelled)
-    assert cli("wait", str(cancelled)).returncode == 1
-    pending = store.enqueue("taskq.echo").id
-    assert cli("wait", str(pending), "--timeout", "0.3").returncode == 2
-
-
-def test_db_upgrade_creates_the_schema_on_an_empty_file(tmp_path: Path) -> None:
-    database = tmp_path / "fresh.db"
-    result = run_cli("--db", f"sqlite:///{database}", "db", "upgrade", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "revision" in result.stdout and database.exists()
-    assert run_cli("db", "upgrade", "--db", f"sqlite:///{database}", cwd=tmp_path).returncode == 0
 
 
 def test_settings_file_and_import_option_are_used(tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ subquery), and Core compiles each once and caches it, without a unit of work to 
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -31,13 +30,11 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 
 from taskq.dialect import Dialect, dialect_for
-from taskq.lifecycle import DEFAULT_POLICY, RetryPolicy
+from taskq.lifecycle import DEFAULT_POLICY, Event, RetryPolicy, sources, target
 from taskq.model import (
     ACTIVE_STATUSES,
     DEFAULT_MAX_RETRIES,
     DEFAULT_QUEUE,
-    TERMINAL_STATUSES,
-    InvalidTaskArguments,
     Status,
 )
 from taskq.schema import SETTLED, tasks
@@ -60,8 +57,7 @@ WAITING = Status.WAITING_FOR_CHILDREN.value
 COMPLETED = Status.COMPLETED.value
 FAILED = Status.FAILED.value
 CANCELLED = Status.CANCELLED.value
-_ACTIVE = sorted(s.value for s in ACTIVE_STATUSES)
-_TERMINAL = sorted(s.value for s in TERMINAL_STATUSES)
+_IN_OWN_INDEXES = frozenset({PENDING, RUNNING})  # rows of these are in ix_tasks_claim / ix_tasks_lease, not SETTLED
 
 
 @dataclass(frozen=True)
@@ -83,32 +79,40 @@ def _no_defaults(_name: str) -> TaskDefaults | None:
     return None
 
 
-def _status_is(*statuses: str) -> ColumnElement[bool]:
-    """Status as SQL literals, not bound parameters: the planners (SQLite always, PostgreSQL for generic
-    plans) can use a partial index only when they see the value its WHERE clause names."""
-    if len(statuses) == 1:
-        return tasks.c.status == literal_column(f"'{statuses[0]}'")
-    return tasks.c.status.in_([literal_column(f"'{status}'") for status in statuses])
+def _status_is(
+    *statuses: str, column: ColumnElement[Any] = tasks.c.status, listing: bool = False
+) -> ColumnElement[bool]:
+    """The one spelling of a status predicate. Statuses go in as SQL literals, not bound parameters: the
+    planners (SQLite always, PostgreSQL for generic plans) can use a partial index only when they see the
+    value its WHERE clause names. `listing`: the read walks ix_tasks_status_id or ix_tasks_name_id, which
+    SQLite uses only when the query repeats their WHERE term (SETTLED), so it is added when none of the
+    statuses is pending or running (those rows are not in them)."""
+    values = sorted({str(status) for status in statuses})  # Status or str; sorted: one SQL text per set
+    if len(values) == 1:
+        condition = column == literal_column(f"'{values[0]}'")
+    else:
+        condition = column.in_([literal_column(f"'{value}'") for value in values])
+    if listing and not _IN_OWN_INDEXES.intersection(values):
+        condition = and_(condition, SETTLED)
+    return condition
+
+
+def _from(event: Event) -> ColumnElement[bool]:
+    """The WHERE term of a statement that applies `event`: the row is in one of the event's from-statuses
+    (lifecycle.TRANSITIONS). A row that moved meanwhile is left alone, and the caller sees no row."""
+    return _status_is(*sources(event))
+
+
+def _to(event: Event) -> str:
+    """The status `event` leads to, as the value the column stores."""
+    return target(event).value
 
 
 def active_parts(build: Callable[[ColumnElement[bool]], Select[Any]]) -> list[Select[Any]]:
     """One query per active status, each through the index that holds those rows: pending in ix_tasks_claim,
-    running in ix_tasks_lease, waiting in ix_tasks_status_id (partial, so SETTLED is spelled out for
-    SQLite). `status IN (...)` over all three would scan the table: no one index holds every active row."""
-    return [
-        build(_status_is(PENDING)),
-        build(_status_is(RUNNING)),
-        build(and_(_status_is(WAITING), SETTLED)),
-    ]
-
-
-def _check_json(what: str, value: Any) -> None:
-    if value is None or value == [] or value == {}:
-        return
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as error:
-        raise InvalidTaskArguments(f"{what} must be JSON-serialisable: {error}") from None
+    running in ix_tasks_lease, waiting in ix_tasks_status_id. `status IN (...)` over all three would scan
+    the table: no one index holds every active row."""
+    return [build(_status_is(status, listing=True)) for status in sorted(ACTIVE_STATUSES, key=str)]
 
 
 def _safe_text(text: str) -> str:
@@ -133,12 +137,20 @@ ATTEMPT_UNCOUNTED = case(
 )
 
 
-def _owned(check_worker: bool, check_attempt: bool) -> ColumnElement[bool]:
-    """The row is still this claim's: running, and (when given) the same worker and attempt. A worker
-    whose lease was recovered and re-claimed elsewhere thus cannot overwrite the new attempt."""
+def _held_by_worker() -> ColumnElement[bool]:
+    """Running and claimed by the worker bound as :owner_worker_id (leases, a dead worker's rows)."""
+    return and_(_status_is(RUNNING), tasks.c.worker_id == bindparam("owner_worker_id"))
+
+
+def _owned(event: Event, check_worker: bool, check_attempt: bool) -> ColumnElement[bool]:
+    """The one owner guard: the row is still this claim's when `event` is applied to it: in the event's
+    from-status (running, for every event a claim's holder applies), and (when given) the same worker and
+    attempt. A worker whose lease was recovered and re-claimed elsewhere thus cannot overwrite the new
+    attempt. Bind its parameters with `_owner_params`."""
+    assert sources(event) == (Status.RUNNING,), f"{event} is not applied by the holder of a claim"
     condition = and_(tasks.c.id == bindparam("owner_task_id"), _status_is(RUNNING))
     if check_worker:
-        condition = and_(condition, tasks.c.worker_id == bindparam("owner_worker_id"))
+        condition = and_(tasks.c.id == bindparam("owner_task_id"), _held_by_worker())
     if check_attempt:
         # The row holds attempt - 1 until the start is recorded, the attempt itself after.
         attempt = bindparam("owner_attempt", type_=Integer)
@@ -147,6 +159,7 @@ def _owned(check_worker: bool, check_attempt: bool) -> ColumnElement[bool]:
 
 
 def _owner_params(task_id: int, worker_id: str | None, attempt: int | None) -> tuple[tuple[bool, bool], dict[str, Any]]:
+    """The parameters of `_owned`, and the guard's shape (check_worker, check_attempt) they fit."""
     params: dict[str, Any] = {"owner_task_id": task_id}
     if worker_id is not None:
         params["owner_worker_id"] = worker_id

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,23 +14,17 @@ from sqlalchemy import (
 
 from taskq.clock import utc_now
 from taskq.model import (
+    ACTIVE_STATUSES,
     Enqueued,
-    InvalidTaskArguments,
     TaskRequest,
 )
+from taskq.requests import ArgumentCheck, check_request
 from taskq.schema import tasks
 from taskq.store.base import (
-    _ACTIVE,
     StoreBase,
     TaskDefaults,
-    _check_json,
     _status_is,
 )
-
-# The registry's check of a call against the task's signature (taskq.api wires it in: the store never
-# imports the registry); raises InvalidTaskArguments naming the argument.
-ArgumentCheck = Callable[[str, Sequence[Any], Mapping[str, Any]], None]
-
 
 # Multi-row INSERT ... RETURNING in batches, ids in parameter order (SQLAlchemy's insertmanyvalues).
 _INSERT_MANY = insert(tasks).returning(tasks.c.id, sort_by_parameter_order=True)
@@ -41,41 +35,24 @@ class EnqueueOps(StoreBase):
 
     # -- enqueue -------------------------------------------------------------------------------------
 
-    def _row_values(self, request: TaskRequest, now: datetime) -> dict[str, Any]:
-        if not request.name or not isinstance(request.name, str):
-            raise InvalidTaskArguments("task name must be a non-empty string")
-        for field, text in (("name", request.name), ("queue", request.queue), ("dedup_key", request.dedup_key)):
-            if text is not None and "\x00" in text:
-                # PostgreSQL text cannot hold NUL; refused on every dialect so both behave alike.
-                raise InvalidTaskArguments(f"{field} must not contain a NUL character: {text!r}")
-        if isinstance(request.args, (str, bytes)) or not isinstance(request.args, Sequence):
-            raise InvalidTaskArguments(f"args must be a list, got {type(request.args).__name__}")
-        if request.kwargs is not None and not isinstance(request.kwargs, Mapping):
-            raise InvalidTaskArguments(f"kwargs must be an object, got {type(request.kwargs).__name__}")
-        args, kwargs = list(request.args), dict(request.kwargs or {})
-        _check_json("args", args)
-        _check_json("kwargs", kwargs)
+    def _row_values(
+        self, request: TaskRequest, now: datetime, check_arguments: ArgumentCheck | None = None
+    ) -> dict[str, Any]:
+        when = check_request(request, now, check_arguments)
         defaults = self.defaults_for(request.name) or TaskDefaults()
-        when = request.run_at(now)
-        max_retries = defaults.max_retries if request.max_retries is None else request.max_retries
-        if max_retries < 0:
-            raise InvalidTaskArguments("max_retries must not be negative")
-        timeout = defaults.timeout if request.timeout is None else request.timeout
-        if timeout is not None and timeout <= 0:
-            raise InvalidTaskArguments("timeout must be positive")
         return {
             "name": request.name,
             "queue": request.queue or defaults.queue,
-            "args": args,
-            "kwargs": kwargs,
+            "args": list(request.args),
+            "kwargs": dict(request.kwargs or {}),
             # status, attempts, progress, cancel_requested and the children counters take their server
             # defaults (pending, 0, 0, false, 0): fewer parameters to bind on the hottest insert.
-            "priority": defaults.priority if request.priority is None else int(request.priority),
+            "priority": defaults.priority if request.priority is None else request.priority,
             "run_after": when,
-            "max_retries": max_retries,
+            "max_retries": defaults.max_retries if request.max_retries is None else request.max_retries,
             "dedup_key": request.dedup_key,
             "parent_id": request.parent_id,
-            "timeout": timeout,
+            "timeout": defaults.timeout if request.timeout is None else request.timeout,
             "continuation": request.continuation or defaults.continuation,
             "created_at": now,
         }
@@ -87,7 +64,7 @@ class EnqueueOps(StoreBase):
         if new_id is not None:
             return Enqueued(new_id, store=self)
         existing = connection.execute(
-            select(tasks.c.id).where(tasks.c.dedup_key == values["dedup_key"], _status_is(*_ACTIVE))
+            select(tasks.c.id).where(tasks.c.dedup_key == values["dedup_key"], _status_is(*ACTIVE_STATUSES))
         ).scalar_one_or_none()
         if existing is None:
             # The holder finished between our INSERT and SELECT (possible only on PostgreSQL, where
@@ -149,8 +126,7 @@ class EnqueueOps(StoreBase):
             delay,
         )
         if self._hot is not None and connection is None and dedup_key is None:
-            self._check_call(request)
-            row = self._row_values(request, now or utc_now())
+            row = self._row_values(request, now or utc_now(), self.check_arguments)
             return Enqueued(self._retrying(lambda: self._hot.insert(row)), store=self)  # type: ignore[union-attr]
         return self.enqueue_many([request], connection=connection, now=now)[0]
 
@@ -164,16 +140,10 @@ class EnqueueOps(StoreBase):
         """Create a batch of tasks in one transaction; all or none are written."""
         now = now or utc_now()
         checked = [r if isinstance(r, TaskRequest) else TaskRequest(**r) for r in requests]
-        for request in checked:
-            self._check_call(request)
-        rows = [self._row_values(request, now) for request in checked]
+        rows = [self._row_values(request, now, self.check_arguments) for request in checked]
         if connection is not None:
             return self._insert_many(connection, rows)
         return self.write(lambda conn: self._insert_many(conn, rows))
-
-    def _check_call(self, request: TaskRequest) -> None:
-        if self.check_arguments is not None:
-            self.check_arguments(request.name, request.args, request.kwargs or {})
 
     def begin_write(self, connection: Connection) -> None:
         """Start a write transaction on the caller's connection the way this database needs it."""

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, bindparam, case, delete, func, insert, select, union_all, update
 
 from taskq.clock import as_utc
-from taskq.model import Status
+from taskq.model import TERMINAL_STATUSES, Status
 from taskq.schema import (
     RUNTIME_BOUNDS_SECONDS,
     RUNTIME_BUCKET_COLUMNS,
@@ -37,7 +37,6 @@ from taskq.schema import (
     tasks,
 )
 from taskq.store.base import (
-    _TERMINAL,
     COMPLETED,
     FAILED,
     PENDING,
@@ -173,7 +172,7 @@ class RollupState:
 def _finished_rows_query(after: datetime | None, until: datetime | None, limit: int | None) -> Any:
     # Walks ix_tasks_finished (partial on finished statuses) in finished_at order: only new rows are read.
     query = select(tasks.c.queue, tasks.c.name, tasks.c.status, tasks.c.started_at, tasks.c.finished_at).where(
-        _status_is(*_TERMINAL)
+        _status_is(*TERMINAL_STATUSES)
     )
     if after is not None:
         query = query.where(tasks.c.finished_at > after)
@@ -201,7 +200,7 @@ class MetricsOps(StoreBase):
         )
         recent = (
             select(tasks.c.queue, tasks.c.status, func.count().label("n"))
-            .where(_status_is(*_TERMINAL), tasks.c.finished_at > since)
+            .where(_status_is(*TERMINAL_STATUSES), tasks.c.finished_at > since)
             .group_by(tasks.c.queue, tasks.c.status)
         )
         rolled = select(task_counts.c.queue, task_counts.c.status, task_counts.c.n)
@@ -300,7 +299,7 @@ class MetricsOps(StoreBase):
                 select(task_totals.c.name).distinct(),
                 *active_parts(lambda status: select(tasks.c.name).where(status).group_by(distinct_name)),
                 select(tasks.c.name)
-                .where(_status_is(*_TERMINAL), tasks.c.finished_at > watermark)
+                .where(_status_is(*TERMINAL_STATUSES), tasks.c.finished_at > watermark)
                 .group_by(distinct_name),
             )
             return sorted({row[0] for row in conn.execute(parts).all()})
@@ -363,7 +362,7 @@ class MetricsOps(StoreBase):
                 return state, []
             query = (
                 select(tasks.c.queue, tasks.c.status, func.count().label("n"))
-                .where(_status_is(*_TERMINAL), tasks.c.finished_at <= state.watermark)
+                .where(_status_is(*TERMINAL_STATUSES), tasks.c.finished_at <= state.watermark)
                 .group_by(tasks.c.queue, tasks.c.status)
             )
             return state, list(conn.execute(query).all())

@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 
 from taskq.clock import as_utc, utc_now
-from taskq.lifecycle import Failure, FailureKind, RetryPolicy, decide_failure
+from taskq.lifecycle import Event, Failure, FailureKind, RetryPolicy, decide_failure
 from taskq.model import (
     Completion,
     Interrupted,
@@ -27,26 +27,26 @@ from taskq.model import (
     SettledCounts,
     Status,
     Task,
+    check_json,
 )
 from taskq.schema import tasks
 from taskq.store.base import (
     ATTEMPT_COUNTED,
     ATTEMPT_UNCOUNTED,
-    CANCELLED,
     COMPLETED,
     DEFAULT_LEASE_SECONDS,
     ERROR_LOG_LIMIT,
-    FAILED,
-    PENDING,
     RUNNING,
     STARTED_AT,
     StoreBase,
-    _check_json,
     _clip,
+    _from,
+    _held_by_worker,
     _owned,
     _owner_params,
     _safe_text,
     _status_is,
+    _to,
 )
 
 # Hot-path statements are built once: constructing a Core statement and its cache key costs more than
@@ -57,7 +57,7 @@ _AS_CLAIMED_ATTEMPT = (tasks.c.attempts + 1).label("attempts")
 
 @functools.cache
 def _claim_statement(by_queue: bool) -> Executable:
-    ready = and_(_status_is(PENDING), tasks.c.run_after <= bindparam("now"))
+    ready = and_(_from(Event.CLAIM), tasks.c.run_after <= bindparam("now"))
     if by_queue:
         ready = and_(ready, tasks.c.queue.in_(bindparam("queues", expanding=True)))
     candidates = (
@@ -72,9 +72,9 @@ def _claim_statement(by_queue: bool) -> Executable:
     # than once inside an UPDATE and so claim more rows than asked; a CTE runs exactly once.
     return (
         update(tasks)
-        .where(tasks.c.id == candidates.c.id, _status_is(PENDING))
+        .where(tasks.c.id == candidates.c.id, _from(Event.CLAIM))
         .values(
-            status=RUNNING,
+            status=_to(Event.CLAIM),
             started_at=None,
             worker_id=bindparam("worker_id"),
             lease_until=bindparam("lease_until"),
@@ -86,7 +86,7 @@ def _claim_statement(by_queue: bool) -> Executable:
 
 
 _COMPLETED_VALUES = {
-    "status": COMPLETED,
+    "status": _to(Event.COMPLETE),
     "attempts": ATTEMPT_COUNTED,
     "started_at": STARTED_AT,
     "result": bindparam("result"),
@@ -96,21 +96,21 @@ _COMPLETED_VALUES = {
     "cancel_requested": False,
 }
 # Tasks without parent or continuation need nothing back: executemany-able, no RETURNING.
-_COMPLETE_PLAIN = update(tasks).where(_owned(True, True)).values(**_COMPLETED_VALUES)
+_COMPLETE_PLAIN = update(tasks).where(_owned(Event.COMPLETE, True, True)).values(**_COMPLETED_VALUES)
 
 
 @functools.cache
 def _complete_statement(owner: tuple[bool, bool]) -> Executable:
-    return update(tasks).where(_owned(*owner)).values(**_COMPLETED_VALUES).returning(*_FINISH_RETURNING)
+    return update(tasks).where(_owned(Event.COMPLETE, *owner)).values(**_COMPLETED_VALUES).returning(*_FINISH_RETURNING)
 
 
 @functools.cache
 def _cancelled_statement(owner: tuple[bool, bool]) -> Executable:
     return (
         update(tasks)
-        .where(_owned(*owner))
+        .where(_owned(Event.STOP, *owner))
         .values(
-            status=CANCELLED,
+            status=_to(Event.STOP),
             attempts=ATTEMPT_COUNTED,
             started_at=STARTED_AT,
             finished_at=bindparam("now"),
@@ -133,33 +133,29 @@ def _failing_row_statement(owner: tuple[bool, bool]) -> Executable:
             tasks.c.cancel_requested,
             *_FINISH_RETURNING,
         )
-        .where(_owned(*owner))
+        .where(_owned(Event.FAIL, *owner))  # or BACK_OFF: decide_failure chooses, from the same status
         .with_for_update()
     )
 
 
 _SET_PROGRESS = (
     update(tasks)
-    .where(tasks.c.id == bindparam("task_id"), _status_is(RUNNING))
+    .where(tasks.c.id == bindparam("task_id"), _from(Event.PROGRESS))
     .values(progress=bindparam("progress"), progress_message=bindparam("message"))
 )
 _MARK_STARTED = (
     update(tasks)
-    .where(_owned(True, False), tasks.c.started_at.is_(None))
+    .where(_owned(Event.START, True, False), tasks.c.started_at.is_(None))
     .values(attempts=tasks.c.attempts + 1, started_at=bindparam("started"))
 )
 _RELEASE_VALUES = {
-    "status": PENDING,
+    "status": _to(Event.RELEASE),
     "attempts": ATTEMPT_UNCOUNTED,
     "worker_id": None,
     "lease_until": None,
     "started_at": None,
 }
-_RUNNING_OF_WORKER = (
-    select(tasks.c.id, tasks.c.started_at)
-    .where(_status_is(RUNNING), tasks.c.worker_id == bindparam("worker_id"))
-    .with_for_update()
-)
+_RUNNING_OF_WORKER = select(tasks.c.id, tasks.c.started_at).where(_held_by_worker()).with_for_update()
 _RUNNING_WORKER_IDS = select(tasks.c.worker_id).where(_status_is(RUNNING)).distinct()
 _CANCEL_REQUESTED = select(tasks.c.cancel_requested).where(tasks.c.id == bindparam("task_id"))
 _CANCEL_REQUESTED_AMONG = select(tasks.c.id).where(
@@ -169,7 +165,7 @@ _RENEW_LEASES = (
     update(tasks)
     .where(
         tasks.c.id.in_(bindparam("task_ids", expanding=True)),
-        _status_is(RUNNING),
+        _from(Event.RENEW_LEASE),
         tasks.c.worker_id == bindparam("owner_worker_id"),
     )
     .values(lease_until=bindparam("lease_until"))
@@ -279,7 +275,7 @@ class OutcomeOps(StoreBase):
         the commit, not the statements, is the cost. Returns the ids recorded (the others were no longer
         this worker's) and the tasks claimed (none when limit is 0)."""
         for completion in completions:
-            _check_json("result", completion.result)
+            check_json("result", completion.result)
         now = now or utc_now()
 
         if self._hot is not None and not queues and not any(c.has_follow_up for c in completions):
@@ -355,7 +351,7 @@ class OutcomeOps(StoreBase):
         """Record success. False when the task is no longer this worker's (its lease was recovered).
         `continuation` is enqueued when the row names none (the worker knows the task's @task(then=...)
         even when the process that enqueued it did not)."""
-        _check_json("result", result)
+        check_json("result", result)
         now = now or utc_now()
         return self.write(
             lambda conn: self._complete_in(conn, task_id, result, worker_id, attempt, now, continuation, started_at)
@@ -391,7 +387,7 @@ class OutcomeOps(StoreBase):
         if values["continuation"] is None and continuation is not None:
             values = {**values, "continuation": continuation}
         if values["parent_id"] is not None or values["continuation"] is not None:
-            self._after_finish(conn, task_id, values, COMPLETED, now)
+            self._after_finish(conn, task_id, values, Status.COMPLETED, now)
         return True
 
     def fail(
@@ -456,15 +452,16 @@ class OutcomeOps(StoreBase):
         }
         if decision.error is not None:
             values["error"] = decision.error
+        values["status"] = _to(decision.event)
         if decision.retry_at is not None:
-            values.update(status=PENDING, run_after=decision.retry_at)
+            values["run_after"] = decision.retry_at
         else:
-            values.update(status=FAILED, finished_at=now)
+            values["finished_at"] = now
         conn.execute(update(tasks).where(tasks.c.id == task_id).values(**values))
         if decision.retry_at is not None:
             self.dialect.notify_new_tasks(conn)
             return Status.PENDING
-        self._after_finish(conn, task_id, row, FAILED, now)
+        self._after_finish(conn, task_id, row, Status.FAILED, now)
         return Status.FAILED
 
     def mark_cancelled(
@@ -496,7 +493,7 @@ class OutcomeOps(StoreBase):
         row = conn.execute(_cancelled_statement(owner), params).first()
         if row is None:
             return False
-        self._after_finish(conn, task_id, row, CANCELLED, now)
+        self._after_finish(conn, task_id, row, Status.CANCELLED, now)
         return True
 
     def release(self, task_ids: Sequence[int], *, worker_id: str | None = None) -> int:
@@ -507,7 +504,7 @@ class OutcomeOps(StoreBase):
         return self.write(lambda conn: self._release_in(conn, task_ids, worker_id))
 
     def _release_in(self, conn: Connection, task_ids: Sequence[int], worker_id: str | None) -> int:
-        condition = and_(tasks.c.id.in_(list(task_ids)), _status_is(RUNNING))
+        condition = and_(tasks.c.id.in_(list(task_ids)), _from(Event.RELEASE))
         if worker_id is not None:
             condition = and_(condition, tasks.c.worker_id == worker_id)
         count = conn.execute(update(tasks).where(condition).values(**_RELEASE_VALUES)).rowcount
@@ -569,7 +566,7 @@ class OutcomeOps(StoreBase):
     def _recover_rows_in(self, conn: Connection, worker_id: str, now: datetime, message: str) -> int:
         """The worker's running rows whose start was never recorded go back to pending (no attempt);
         one whose start was recorded ran and was cut short: a failed attempt, retried per policy."""
-        rows = conn.execute(_RUNNING_OF_WORKER, {"worker_id": worker_id}).all()
+        rows = conn.execute(_RUNNING_OF_WORKER, {"owner_worker_id": worker_id}).all()
         never_started = [row.id for row in rows if row.started_at is None]
         released = self._release_in(conn, never_started, worker_id) if never_started else 0
         for row in rows:

@@ -14,7 +14,6 @@ from sqlalchemy import (
     delete,
     exists,
     func,
-    literal_column,
     or_,
     select,
     update,
@@ -22,7 +21,9 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 
 from taskq.clock import as_utc, utc_now
+from taskq.lifecycle import Event, sources
 from taskq.model import (
+    ACTIVE_STATUSES,
     TERMINAL_STATUSES,
     BulkResult,
     InvalidTransition,
@@ -33,19 +34,14 @@ from taskq.model import (
     TaskNotFound,
     TaskPage,
 )
-from taskq.schema import SETTLED, tasks
+from taskq.schema import tasks
 from taskq.store.base import (
-    _ACTIVE,
-    _TERMINAL,
-    CANCELLED,
-    FAILED,
-    PENDING,
-    RUNNING,
+    _from,
     _status_is,
+    _to,
 )
 from taskq.store.metrics import MetricsOps
 
-_ACTIVE_LITERALS = [literal_column(f"'{status}'") for status in _ACTIVE]  # literals let the planner use ix_tasks_parent
 BULK_BATCH = 500  # rows per bulk-action transaction: a few ms of write lock on SQLite, a few row locks on PostgreSQL
 MAX_NAME_MATCHES = 20  # a name substring matching more task names than this is searched with LIKE instead
 
@@ -80,7 +76,7 @@ class Waiting:
 def _retried(now: datetime) -> dict[str, Any]:
     """The columns a retry resets: pending, runnable now, a fresh attempt budget."""
     return {
-        "status": PENDING,
+        "status": _to(Event.RETRY),
         "run_after": now,
         "attempts": 0,
         "finished_at": None,
@@ -108,12 +104,12 @@ class QueryOps(MetricsOps):
             row = conn.execute(select(*columns).where(tasks.c.id == task_id).with_for_update()).first()
             if row is None:
                 raise TaskNotFound(f"no task with id {task_id}")
-            if row.status not in (FAILED, CANCELLED):
+            if Status(row.status) not in sources(Event.RETRY):
                 raise InvalidTransition(
                     f"task {task_id} is {row.status}; only failed or cancelled tasks can be retried"
                 )
             self._forget_finished(conn, [row])
-            conn.execute(update(tasks).where(tasks.c.id == task_id).values(**_retried(now)))
+            conn.execute(update(tasks).where(tasks.c.id == task_id, _from(Event.RETRY)).values(**_retried(now)))
             self.dialect.notify_new_tasks(conn)
 
         try:
@@ -130,9 +126,12 @@ class QueryOps(MetricsOps):
         (ON DELETE CASCADE). A parent keeps its rows while a child of it is active again (`taskq retry`)."""
         cutoff = (now or utc_now()) - older_than
         child = tasks.alias("child")
-        active_child = exists().where(child.c.parent_id == tasks.c.id, child.c.status.in_(_ACTIVE_LITERALS))
+        # literals let the planner use ix_tasks_parent
+        active_child = exists().where(
+            child.c.parent_id == tasks.c.id, _status_is(*ACTIVE_STATUSES, column=child.c.status)
+        )
         statement = delete(tasks).where(
-            _status_is(*_TERMINAL), tasks.c.finished_at < cutoff, tasks.c.parent_id.is_(None), ~active_child
+            _status_is(*TERMINAL_STATUSES), tasks.c.finished_at < cutoff, tasks.c.parent_id.is_(None), ~active_child
         )
 
         def work(conn: Connection) -> int:
@@ -152,12 +151,12 @@ class QueryOps(MetricsOps):
         skipped, not failed."""
         now = now or utc_now()
         matched = changed = skipped = 0
-        for batch in self._batches(ids, where, (FAILED, CANCELLED)):
+        for batch in self._batches(ids, where, sources(Event.RETRY)):
 
             def work(conn: Connection, batch: list[int] = batch) -> tuple[int, int]:
                 rows = conn.execute(
                     select(tasks.c.id, tasks.c.queue, tasks.c.status, tasks.c.finished_at, tasks.c.dedup_key)
-                    .where(tasks.c.id.in_(batch), _status_is(FAILED, CANCELLED))
+                    .where(tasks.c.id.in_(batch), _from(Event.RETRY))
                     .with_for_update()
                 ).all()
                 free = [row for row in rows if row.dedup_key is None or not self._key_taken(conn, row.dedup_key)]
@@ -187,7 +186,7 @@ class QueryOps(MetricsOps):
         task through `cancel` (children and running tasks need its per-status handling)."""
         now = now or utc_now()
         matched = changed = 0
-        for batch in self._batches(ids, where, tuple(_ACTIVE)):
+        for batch in self._batches(ids, where, tuple(ACTIVE_STATUSES)):
             for task_id in batch:
                 matched += 1
                 try:
@@ -205,11 +204,11 @@ class QueryOps(MetricsOps):
         return True
 
     def _key_taken(self, conn: Connection, dedup_key: str) -> bool:
-        query = select(tasks.c.id).where(tasks.c.dedup_key == dedup_key, _status_is(*_ACTIVE)).limit(1)
+        query = select(tasks.c.id).where(tasks.c.dedup_key == dedup_key, _status_is(*ACTIVE_STATUSES)).limit(1)
         return conn.execute(query).first() is not None
 
     def _batches(
-        self, ids: Sequence[int] | None, where: TaskFilter | None, statuses: tuple[str, ...]
+        self, ids: Sequence[int] | None, where: TaskFilter | None, statuses: tuple[Status, ...]
     ) -> Iterator[list[int]]:
         """Ids to act on, BULK_BATCH at a time, newest first; a filter is re-read from a cursor after each
         batch (keyset, so changed rows neither repeat nor shift the next batch)."""
@@ -219,7 +218,7 @@ class QueryOps(MetricsOps):
                 yield unique[start : start + BULK_BATCH]
             return
         where = where or TaskFilter()
-        if where.status is not None and where.status.value not in statuses:
+        if where.status is not None and where.status not in statuses:
             return
         cursor: int | None = None
         while True:
@@ -285,7 +284,7 @@ class QueryOps(MetricsOps):
         before_id: int | None = None,
         after_id: int | None = None,
         limit: int = 50,
-        statuses: Sequence[str] | None = None,
+        statuses: Sequence[Status | str] | None = None,
     ) -> TaskPage:
         """One page of the tasks matching `where`, newest first, by keyset: `before_id` gives the page of
         older rows, `after_id` the page of newer ones (after_id=0: the oldest page). Never OFFSET, so
@@ -319,15 +318,15 @@ class QueryOps(MetricsOps):
             return TaskPage(found, found[-1].id if after_id else None, found[0].id if more else None)
         return TaskPage(found, found[-1].id if more else None, found[0].id if before_id is not None else None)
 
-    def _conditions(self, where: TaskFilter, statuses: Sequence[str] | None, names: list[str] | None) -> list[Any]:
+    def _conditions(
+        self, where: TaskFilter, statuses: Sequence[Status | str] | None, names: list[str] | None
+    ) -> list[Any]:
         conditions: list[Any] = []
         if where.name_contains and names is None:
             conditions.append(func.lower(tasks.c.name).like(_like(where.name_contains.lower()), escape="\\"))
-        wanted = (where.status.value,) if where.status is not None else statuses
+        wanted = (where.status,) if where.status is not None else statuses
         if wanted is not None:
-            conditions.append(_status_is(*wanted))
-            if not set(wanted) & {PENDING, RUNNING}:
-                conditions.append(SETTLED)  # SQLite uses ix_tasks_status_id / ix_tasks_name_id only when it sees this
+            conditions.append(_status_is(*wanted, listing=True))
         if where.name is not None:
             conditions.append(tasks.c.name == where.name)
         if where.queue is not None:
@@ -371,7 +370,7 @@ class QueryOps(MetricsOps):
 
     def next_run_after(self, queues: Sequence[str] | None = None) -> datetime | None:
         """When the earliest pending task becomes ready (lets an idle worker sleep exactly that long)."""
-        query = select(func.min(tasks.c.run_after)).where(_status_is(PENDING))
+        query = select(func.min(tasks.c.run_after)).where(_status_is(Status.PENDING))
         if queues:
             query = query.where(tasks.c.queue.in_(list(queues)))
         value = self.read(lambda conn: conn.execute(query).scalar_one_or_none())

@@ -15,9 +15,10 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, select, update
 
 from taskq.clock import as_utc
-from taskq.model import Status, TaskRequest
+from taskq.lifecycle import Event
+from taskq.model import ACTIVE_STATUSES, TERMINAL_STATUSES, Status, TaskRequest
 from taskq.schema import schedules, tasks
-from taskq.store.base import _ACTIVE, _TERMINAL, PENDING, StoreBase, _status_is
+from taskq.store.base import StoreBase, _from, _status_is
 
 SCHEDULE_KEY_PREFIX = "schedule:"
 
@@ -84,7 +85,7 @@ class ScheduleOps(StoreBase):
     def active_task_for_key(self, conn: Connection, dedup_key: str) -> ScheduledTask | None:
         row = conn.execute(
             select(tasks.c.id, tasks.c.status, tasks.c.run_after)
-            .where(tasks.c.dedup_key == dedup_key, _status_is(*_ACTIVE))
+            .where(tasks.c.dedup_key == dedup_key, _status_is(*ACTIVE_STATUSES))
             .with_for_update()
         ).first()
         return None if row is None else ScheduledTask(row.id, Status(row.status), as_utc(row.run_after))
@@ -101,7 +102,7 @@ class ScheduleOps(StoreBase):
         changed = {column: values[column] for column in _RESCHEDULED_COLUMNS}
         statement = (
             update(tasks)
-            .where(tasks.c.id == task_id, _status_is(PENDING))
+            .where(tasks.c.id == task_id, _from(Event.RESCHEDULE))
             .values(**changed, run_after=values["run_after"])
         )
         if not conn.execute(statement).rowcount:
@@ -129,7 +130,9 @@ class ScheduleOps(StoreBase):
                 # The active-statuses term adds nothing logically; it lets SQLite use the partial dedup index
                 # instead of walking every pending row.
                 delete(tasks).where(
-                    tasks.c.dedup_key == schedule_dedup_key(name), _status_is(*_ACTIVE), _status_is(PENDING)
+                    tasks.c.dedup_key == schedule_dedup_key(name),
+                    _status_is(*ACTIVE_STATUSES),
+                    _status_is(Status.PENDING),
                 )
             ).rowcount
             conn.execute(delete(schedules).where(schedules.c.name == name))
@@ -177,13 +180,13 @@ class ScheduleViewOps(StoreBase):
                 keyed = and_(tasks.c.dedup_key == key, tasks.c.dedup_key.is_not(None))
                 current = conn.execute(
                     select(tasks.c.id, tasks.c.status, tasks.c.run_after)
-                    .where(keyed, _status_is(*_ACTIVE))
+                    .where(keyed, _status_is(*ACTIVE_STATUSES))
                     .order_by(tasks.c.id.desc())
                     .limit(1)
                 ).first()
                 last = conn.execute(
                     select(tasks.c.id, tasks.c.status, tasks.c.finished_at)
-                    .where(keyed, _status_is(*_TERMINAL))
+                    .where(keyed, _status_is(*TERMINAL_STATUSES))
                     .order_by(tasks.c.id.desc())
                     .limit(1)
                 ).first()

@@ -18,6 +18,7 @@ from sqlalchemy import (
 )
 
 from taskq.clock import utc_now
+from taskq.lifecycle import ChildCounts, Event, parent_error, parent_outcome, sources
 from taskq.model import (
     Enqueued,
     InvalidTransition,
@@ -28,34 +29,30 @@ from taskq.model import (
 from taskq.schema import tasks
 from taskq.store.base import (
     ATTEMPT_COUNTED,
-    CANCELLED,
-    COMPLETED,
-    FAILED,
-    PENDING,
-    RUNNING,
     STARTED_AT,
-    WAITING,
     StoreBase,
+    _from,
     _owned,
     _owner_params,
     _status_is,
+    _to,
 )
 
 
 @functools.cache
-def _count_children_statement(status: str) -> Executable:
+def _count_children_statement(status: Status) -> Executable:
     """Built once per status: child completions are the fan-out's hot path, and building the expression
     each time cost more than running it (cProfile: ~60% of a child's completion in a 5,000-child fan-out)."""
     counter = {
-        COMPLETED: tasks.c.children_completed,
-        FAILED: tasks.c.children_failed,
-        CANCELLED: tasks.c.children_cancelled,
+        Status.COMPLETED: tasks.c.children_completed,
+        Status.FAILED: tasks.c.children_failed,
+        Status.CANCELLED: tasks.c.children_cancelled,
     }[status]
     count = bindparam("finished_count", type_=Integer)
     finished = tasks.c.children_completed + tasks.c.children_failed + tasks.c.children_cancelled + count
     return (
         update(tasks)
-        .where(tasks.c.id == bindparam("counted_parent_id"), _status_is(WAITING))
+        .where(tasks.c.id == bindparam("counted_parent_id"), _from(Event.LAST_CHILD))
         .values(
             {
                 counter: counter + count,
@@ -82,10 +79,10 @@ class WorkflowOps(StoreBase):
     # -- workflow bookkeeping (a finished task completes its parent and enqueues continuations) ------
 
     def _after_finish(
-        self, conn: Connection, task_id: int, row: Mapping[str, Any] | Any, status: str, now: datetime
+        self, conn: Connection, task_id: int, row: Mapping[str, Any] | Any, status: Status, now: datetime
     ) -> None:
         values = row._mapping if hasattr(row, "_mapping") else row
-        if status == COMPLETED and values["continuation"]:
+        if status is Status.COMPLETED and values["continuation"]:
             self._enqueue_continuation(conn, task_id, values, now)
         if values["parent_id"] is not None:
             self._count_finished_children(conn, values["parent_id"], status, 1, now)
@@ -99,7 +96,7 @@ class WorkflowOps(StoreBase):
         self.dialect.notify_new_tasks(conn)
 
     def _count_finished_children(
-        self, conn: Connection, parent_id: int, status: str, count: int, now: datetime
+        self, conn: Connection, parent_id: int, status: Status, count: int, now: datetime
     ) -> None:
         """Add `count` children that reached `status` to a waiting parent; the update that makes the counts
         reach the total finishes the parent. The increment is one UPDATE ... RETURNING: the row lock
@@ -109,39 +106,29 @@ class WorkflowOps(StoreBase):
         parent = conn.execute(_count_children_statement(status), params).first()
         if parent is None:
             return
-        if parent.children_completed + parent.children_failed + parent.children_cancelled >= parent.children_total:
+        if ChildCounts.of(parent).all_finished:
             self._finish_parent(conn, parent_id, parent._mapping, now)
 
     def _finish_parent(self, conn: Connection, parent_id: int, parent: Mapping[str, Any], now: datetime) -> None:
-        if parent["children_failed"]:
+        children = ChildCounts.of(parent)
+        outcome = parent_outcome(children, cancel_requested=parent["cancel_requested"])
+        failed_ids: Sequence[int] = ()
+        if outcome is Status.FAILED:
             failed_ids = (
                 conn.execute(
                     select(tasks.c.id)
-                    .where(tasks.c.parent_id == parent_id, _status_is(FAILED))
+                    .where(tasks.c.parent_id == parent_id, _status_is(Status.FAILED))
                     .order_by(tasks.c.id)
                     .limit(50)
                 )
                 .scalars()
                 .all()
             )
-            outcome = FAILED
-            error = (
-                f"{parent['children_failed']} of {parent['children_total']} children failed"
-                f" (first ids: {', '.join(map(str, failed_ids))})"
-            )
-        elif parent["cancel_requested"] or (
-            parent["children_total"] and parent["children_cancelled"] == parent["children_total"]
-        ):
-            outcome, error = (
-                CANCELLED,
-                "cancelled" if parent["cancel_requested"] else "all children were cancelled",
-            )
-        else:
-            outcome, error = COMPLETED, None
+        error = parent_error(outcome, children, cancel_requested=parent["cancel_requested"], failed_ids=failed_ids)
         conn.execute(
             update(tasks)
-            .where(tasks.c.id == parent_id)
-            .values(status=outcome, finished_at=now, progress=100.0, error=error, lease_until=None)
+            .where(tasks.c.id == parent_id, _from(Event.LAST_CHILD))
+            .values(status=outcome.value, finished_at=now, progress=100.0, error=error, lease_until=None)
         )
         self._after_finish(conn, parent_id, parent, outcome, now)
 
@@ -165,7 +152,7 @@ class WorkflowOps(StoreBase):
 
         def work(conn: Connection) -> list[Enqueued] | None:
             values: dict[str, Any] = {
-                "status": WAITING,
+                "status": _to(Event.SPAWN),
                 "children_total": len(rows),
                 "children_completed": 0,
                 "children_failed": 0,
@@ -180,7 +167,7 @@ class WorkflowOps(StoreBase):
             params["started"] = started_at or now
             parent = conn.execute(
                 update(tasks)
-                .where(_owned(*owner))
+                .where(_owned(Event.SPAWN, *owner))
                 .values(**values)
                 .returning(
                     tasks.c.parent_id,
@@ -223,18 +210,19 @@ class WorkflowOps(StoreBase):
             ).first()
             if row is None:
                 raise TaskNotFound(f"no task with id {task_id}")
-            status = row.status
-            if status == PENDING:
+            status = Status(row.status)
+            if status in sources(Event.CANCEL):
                 conn.execute(
                     update(tasks)
-                    .where(tasks.c.id == task_id)
-                    .values(status=CANCELLED, finished_at=now, cancel_requested=True)
+                    .where(tasks.c.id == task_id, _from(Event.CANCEL))
+                    .values(status=_to(Event.CANCEL), finished_at=now, cancel_requested=True)
                 )
-                self._after_finish(conn, task_id, row, CANCELLED, now)
+                self._after_finish(conn, task_id, row, Status.CANCELLED, now)
                 return Status.CANCELLED
-            if status in (RUNNING, WAITING):
-                conn.execute(update(tasks).where(tasks.c.id == task_id).values(cancel_requested=True))
-                if status == WAITING:
+            if status in sources(Event.REQUEST_CANCEL):
+                asked = update(tasks).where(tasks.c.id == task_id, _from(Event.REQUEST_CANCEL))
+                conn.execute(asked.values(cancel_requested=True))
+                if status is Status.WAITING_FOR_CHILDREN:
                     self._cancel_children(conn, task_id, now)
                 return Status(conn.execute(select(tasks.c.status).where(tasks.c.id == task_id)).scalar_one())
             raise InvalidTransition(f"task {task_id} is already {status}")
@@ -244,22 +232,22 @@ class WorkflowOps(StoreBase):
     def _cancel_children(self, conn: Connection, parent_id: int, now: datetime) -> None:
         stopping = conn.execute(
             update(tasks)
-            .where(tasks.c.parent_id == parent_id, _status_is(RUNNING, WAITING))
+            .where(tasks.c.parent_id == parent_id, _from(Event.REQUEST_CANCEL))
             .values(cancel_requested=True)
             .returning(tasks.c.id, tasks.c.status)
         ).all()
         for child in stopping:
-            if child.status == WAITING:
+            if child.status == Status.WAITING_FOR_CHILDREN.value:
                 self._cancel_children(conn, child.id, now)
         pending = (
             conn.execute(
                 update(tasks)
-                .where(tasks.c.parent_id == parent_id, _status_is(PENDING))
-                .values(status=CANCELLED, finished_at=now, cancel_requested=True)
+                .where(tasks.c.parent_id == parent_id, _from(Event.CANCEL))
+                .values(status=_to(Event.CANCEL), finished_at=now, cancel_requested=True)
                 .returning(tasks.c.id)
             )
             .scalars()
             .all()
         )
         if pending:
-            self._count_finished_children(conn, parent_id, CANCELLED, len(pending), now)
+            self._count_finished_children(conn, parent_id, Status.CANCELLED, len(pending), now)

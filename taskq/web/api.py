@@ -15,9 +15,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from taskq import registry
-from taskq.clock import parse_duration, parse_instant, utc_now
+from taskq.clock import parse_duration, utc_now
 from taskq.maintenance import StatsRollup
 from taskq.model import InvalidTaskArguments, Status, Task, TaskFilter
+from taskq.requests import parse_request
 from taskq.scheduler import parse_schedules
 from taskq.store import Store
 from taskq.store.metrics import percentile
@@ -32,9 +33,6 @@ BULK_ACTIONS = ("retry", "cancel")
 MAX_BULK_IDS = 10_000
 # window -> (length, chart step): a point per minute for the hour, per quarter hour for the day
 CHART_WINDOWS = {"hour": (timedelta(hours=1), timedelta(minutes=1)), "day": (timedelta(days=1), timedelta(minutes=15))}
-ENQUEUE_FIELDS = frozenset(
-    {"name", "args", "kwargs", "priority", "delay", "run_after", "dedup_key", "max_retries", "queue", "timeout"}
-)
 
 
 class UnsupportedMediaType(InvalidTaskArguments):
@@ -95,34 +93,6 @@ def _summary(task: Task) -> dict[str, Any]:
     return data
 
 
-def _optional(body: dict[str, Any], key: str, kinds: tuple[type, ...], label: str) -> Any:
-    value = body.get(key)
-    if value is None:
-        return None
-    if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
-        raise InvalidTaskArguments(f"{key} must be {label}, got {json.dumps(value)}")
-    return value
-
-
-def _when(body: dict[str, Any]) -> dict[str, datetime | float]:
-    """The body's delay (seconds or '30s') or run_after (ISO 8601), as enqueue's delay= or run_after=."""
-    delay, run_after = body.get("delay"), body.get("run_after")
-    if delay is not None and run_after is not None:
-        raise InvalidTaskArguments("give delay or run_after, not both")
-    try:
-        if delay is not None:
-            if isinstance(delay, bool) or not isinstance(delay, (int, float, str)):
-                raise ValueError(f"delay must be seconds or a duration such as '30s', got {json.dumps(delay)}")
-            return {"delay": parse_duration(delay).total_seconds()}
-        if run_after is not None:
-            if not isinstance(run_after, str):
-                raise ValueError(f"run_after must be an ISO 8601 string, got {json.dumps(run_after)}")
-            return {"run_after": parse_instant(run_after)}
-    except ValueError as error:
-        raise InvalidTaskArguments(str(error)) from None
-    return {}
-
-
 async def _json_object(request: Request) -> dict[str, Any]:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json":
@@ -140,35 +110,9 @@ async def _json_object(request: Request) -> dict[str, Any]:
 
 
 async def enqueue(request: Request) -> JSONResponse:
-    body = await _json_object(request)
-    unknown = sorted(set(body) - ENQUEUE_FIELDS)
-    if unknown:
-        raise InvalidTaskArguments(f"unknown field {unknown[0]!r} (known: {', '.join(sorted(ENQUEUE_FIELDS))})")
-    name = body.get("name")
-    if not isinstance(name, str) or not name:
-        raise InvalidTaskArguments("name must be a non-empty string")
-    registry.lookup(name)  # workers could only fail a task nobody registered
-    args = body.get("args", [])
-    if not isinstance(args, list):
-        raise InvalidTaskArguments(f"args must be a JSON array, got {json.dumps(args)}")
-    kwargs = body.get("kwargs") or {}
-    if not isinstance(kwargs, dict):
-        raise InvalidTaskArguments(f"kwargs must be a JSON object, got {json.dumps(kwargs)}")
-    max_retries = _optional(body, "max_retries", (int,), "a whole number >= 0")
-    if max_retries is not None and max_retries < 0:
-        raise InvalidTaskArguments("max_retries must be a whole number >= 0")
-    result = await run_in_threadpool(
-        _store(request).enqueue,
-        name,
-        args,
-        kwargs,
-        priority=_optional(body, "priority", (int,), "a whole number"),
-        **_when(body),
-        dedup_key=_optional(body, "dedup_key", (str,), "a string"),
-        max_retries=max_retries,
-        queue=_optional(body, "queue", (str,), "a string") or None,
-        timeout=_optional(body, "timeout", (int, float), "a number of seconds"),
-    )
+    task = parse_request(await _json_object(request))
+    registry.lookup(task.name)  # workers could only fail a task nobody registered
+    result = await run_in_threadpool(_store(request).enqueue, **vars(task))
     status_code = 200 if result.deduplicated else 201
     return JSONResponse({"id": result.id, "deduplicated": result.deduplicated}, status_code=status_code)
 

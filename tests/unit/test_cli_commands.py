@@ -59,8 +59,8 @@ def test_enqueue_options_reach_the_row(cli: Invoke) -> None:
     ("args", "message"),
     [
         (["enqueue", "taskq.echo", "--args", "[1,"], "not valid JSON"),
-        (["enqueue", "taskq.echo", "--args", '{"a": 1}'], "expected a JSON array"),
-        (["enqueue", "taskq.echo", "--kwargs", "[1]"], "expected a JSON object"),
+        (["enqueue", "taskq.echo", "--args", '{"a": 1}'], "args must be a JSON array (a list), got dict"),
+        (["enqueue", "taskq.echo", "--kwargs", "[1]"], "kwargs must be a JSON object (a mapping), got list"),
         (["enqueue", "no.such.task"], "unknown task 'no.such.task'"),
         (["enqueue", "taskq.echo", "--delay", "soon"], "invalid duration"),
         (["enqueue", "taskq.echo", "--run-after", "tomorrow"], "invalid ISO 8601"),

@@ -27,12 +27,24 @@ def gate(name: str) -> Path:
     return Path(os.environ["TASKQ_TEST_RUNLOG"]).parent / f"gate-{name}"
 
 
+def is_open(name: str) -> bool:
+    """Gate `name` is open, or gate `all`: a test opens that when it ends, so that no task outlives it."""
+    return gate(name).exists() or gate("all").exists()
+
+
 async def until_open(name: str, limit: float = 60.0) -> None:
     deadline = time.monotonic() + limit
-    while not gate(name).exists():
+    while not is_open(name):
         if time.monotonic() > deadline:
             raise RuntimeError(f"gate {name} never opened")
         await asyncio.sleep(0.01)
+
+
+async def pause(seconds: float) -> None:
+    """asyncio.sleep(seconds), cut short when the test ends."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not is_open("all"):
+        await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
 
 
 @taskq.task(name="a.sleep", max_retries=0)
@@ -55,7 +67,7 @@ def sync_sleep(n: int, seconds: float) -> int:
 async def cancellable(n: int, seconds: float) -> str:
     stamp("start", n)
     try:
-        await asyncio.sleep(seconds)
+        await pause(seconds)
     except asyncio.CancelledError:
         stamp("cancelled", n)
         raise
@@ -68,9 +80,9 @@ async def stubborn(n: int, seconds: float) -> str:
     """Swallows every cancellation: only the supervisor's kill stops it."""
     stamp("start", n)
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not is_open("all"):
         try:
-            await asyncio.sleep(deadline - time.monotonic())
+            await pause(deadline - time.monotonic())
         except asyncio.CancelledError:
             stamp("swallowed", n)
     stamp("done", n)
@@ -90,7 +102,7 @@ async def gated(n: int, gate_name: str) -> int:
 async def times_out(n: int) -> str:
     stamp("start", n)
     try:
-        await asyncio.sleep(10)
+        await pause(10)
     except asyncio.CancelledError:
         stamp("cancelled", n)
         raise
@@ -168,7 +180,7 @@ def sync_work(n: int, gate_name: str) -> int:
     """The sync twin of a.work: blocks its thread until the gate opens."""
     stamp("sync-start", n)
     deadline = time.monotonic() + 60
-    while not gate(gate_name).exists() and time.monotonic() < deadline:
+    while not is_open(gate_name) and time.monotonic() < deadline:
         time.sleep(0.01)
     stamp("sync-done", n)
     return n

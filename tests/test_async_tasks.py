@@ -38,6 +38,17 @@ def open_gate(pool: PoolProcess, name: str) -> None:
     (pool.runlog.parent / f"gate-{name}").touch()
 
 
+@pytest.fixture
+def pools(tmp_path: Path) -> Iterator[list[PoolProcess]]:
+    """As conftest's: the pools a test starts are stopped when it ends, with every gate opened first (a failed
+    test leaves no task waiting for one, so the shutdown is quick)."""
+    started: list[PoolProcess] = []
+    yield started
+    (tmp_path / "gate-all").touch()
+    for pool in started:
+        pool.stop()
+
+
 @dataclass(frozen=True)
 class Event:
     kind: str
@@ -140,9 +151,16 @@ def test_sync_tasks_keep_one_at_a_time_while_coroutines_run_beside_them(tmp_path
 
 
 def cli(database_url: str, *args: str) -> str:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent.parent), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent.parent), os.environ.get("PYTHONPATH", "")]),
+    }
     done = subprocess.run(
-        [sys.executable, "-m", "taskq", "--db", database_url, *args], env=env, capture_output=True, text=True, timeout=30
+        [sys.executable, "-m", "taskq", "--db", database_url, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -301,3 +319,101 @@ def test_sigkill_of_a_concurrent_worker_settles_each_task_by_what_its_function_d
         if not executing and task.error_log:
             problems.append(f"n={n}: error log {task.error_log}")
     assert not problems, "\n".join(problems)
+
+
+# -- 6: what a coroutine can ask of taskq ------------------------------------------------------------------------
+
+
+def test_progress_current_retry_fail_and_workflows_from_coroutines(tmp_path, database_url, store, pools) -> None:
+    watched = enqueue(store, "a.progress", "seen", max_retries=0)
+    ambient = enqueue(store, "a.current", max_retries=0)
+    asks = enqueue(store, "a.asks_retry", 0.5, max_retries=3)
+    gives_up = enqueue(store, "a.gives_up", max_retries=5)
+    parent = enqueue(store, "a.fan_out", 5, max_retries=0)
+    pool = async_pool(tmp_path, database_url, "--workers", "1", "--concurrency", "4")
+    pools.append(pool)
+
+    running = wait_for(
+        lambda: (t := store.require(watched)).progress == 42 and t, 10, what="the coroutine's progress in its row"
+    )
+    assert running.status is Status.RUNNING and running.progress_message == "halfway there"
+    open_gate(pool, "seen")
+    done = wait_for(lambda: (t := store.require(watched)).status is Status.COMPLETED and t, 10, what="progress task")
+    assert done.result == {"current_id": watched, "same": True, "attempt": 1}
+    assert done.progress_message == "halfway there"
+
+    assert wait_for(lambda: (t := store.require(ambient)).status in TERMINAL_STATUSES and t, 10).result == ambient
+
+    retried = wait_for(lambda: (t := store.require(asks)).status is Status.COMPLETED and t, 10, what="asks_retry")
+    assert retried.result == 2 and retried.attempts == 2 and retried.error is None
+    (entry,) = retried.error_log
+    assert entry["retry"] is True and entry["attempt"] == 1 and "rate limited" in entry["error"], entry
+    first, second = [event.at for event in events(pool, "asks_retry")]
+    assert second - first >= 0.5, f"re-run {second - first:.2f} s after asking for a retry in 0.5 s"
+
+    failed = wait_for(lambda: (t := store.require(gives_up)).status is Status.FAILED and t, 10, what="gives_up")
+    assert failed.attempts == 1 and "Fail: the input can never work" in (failed.error or "")
+    assert values(pool, "gives_up") == ["1"]
+
+    wait_for(lambda: status_of(store, parent) is Status.COMPLETED, 15, what="the fan-out and its continuation")
+    assert sorted(int(v) for v in values(pool, "child")) == list(range(5))
+    wait_for(lambda: values(pool, "gather"), 10, what="the continuation ran")
+    assert values(pool, "gather") == [str(parent)]
+    (gathered,) = store.list(name="a.gather")
+    wait_for(lambda: status_of(store, gathered.id) is Status.COMPLETED, 10)
+    assert store.require(gathered.id).args == [parent]
+
+
+# -- 7: live concurrency ------------------------------------------------------------------------------------------
+
+
+def test_concurrency_in_settings_is_live(tmp_path, database_url, store, pools) -> None:
+    settings = tmp_path / "settings.yaml"
+    settings.write_text("concurrency: 2\n")
+    pool = async_pool(tmp_path, database_url, "--workers", "1", settings=settings)
+    pools.append(pool)
+    before = [e.id for e in store.enqueue_many([{"name": "a.sleep", "args": [n, 0.3]} for n in range(6)])]
+    wait_for(lambda: finished(store, before), 15, what="the first batch")
+    spans = intervals(pool)
+    assert max_overlap(list(spans.values())) == 2, "concurrency: 2 runs two at once"
+
+    settings.write_text("concurrency: 6\n")
+    wait_for(lambda: "concurrency=6" in pool.log(), 15, what="a worker started with concurrency 6")
+    after = [e.id for e in store.enqueue_many([{"name": "a.sleep", "args": [n, 0.5]} for n in range(100, 112)])]
+    wait_for(lambda: finished(store, after), 15, what="the second batch")
+    assert {status_of(store, task_id) for task_id in before + after} == {Status.COMPLETED}
+    spans = {n: span for n, span in intervals(pool).items() if int(n) >= 100}
+    overlap = max_overlap(list(spans.values()))
+    assert 5 <= overlap <= 6, f"{overlap} at once after concurrency: 6"
+    assert "workers_restarting" in pool.log()
+    assert collections.Counter(values(pool, "start")).most_common(1)[0][1] == 1, "nothing ran twice"
+
+
+# -- 8: concurrency 1 ---------------------------------------------------------------------------------------------
+
+
+def test_coroutines_at_the_default_concurrency_of_one(tmp_path, database_url, store, pools) -> None:
+    plain = [enqueue(store, "a.sleep", n, 0.2, priority=30) for n in (0, 1)]
+    late = enqueue(store, "a.timeout", 2, max_retries=0, priority=20)
+    victim = enqueue(store, "a.cancellable", 3, 30, max_retries=0, priority=10)
+    pool = async_pool(tmp_path, database_url, "--workers", "1", "--cancel-grace", "8")
+    pools.append(pool)
+    wait_for(lambda: "3" in values(pool, "start"), 15, what="the cancellable coroutine started")
+    (worker,) = worker_pids(pool)
+    assert all(status_of(store, task_id) is Status.COMPLETED for task_id in plain)
+    spans = intervals(pool)
+    assert max_overlap([spans["0"], spans["1"]]) == 1, "one at a time"
+
+    task = store.require(late)
+    assert task.status is Status.FAILED and TIMEOUT_MESSAGE in (task.error or ""), task.error
+    started = {event.value: event.at for event in events(pool, "start")}
+    cancelled = {event.value: event.at for event in events(pool, "cancelled")}
+    assert 0.45 <= cancelled["2"] - started["2"] < 1.5, "timed out on the worker's loop, not killed after the grace"
+
+    asked = time.monotonic()
+    store.cancel(victim)
+    wait_for(lambda: status_of(store, victim) is Status.CANCELLED, 3, what="the coroutine cancelled")
+    assert time.monotonic() - asked < 2.0
+    assert values(pool, "cancelled") == ["2", "3"], "the coroutine saw CancelledError"
+    assert {event.pid for event in events(pool)} == {worker} and worker_pids(pool) == [worker]
+    assert "worker_exited" not in pool.log() and "task_timeout" not in pool.log()

@@ -184,3 +184,14 @@ def sync_work(n: int, gate_name: str) -> int:
         time.sleep(0.01)
     stamp("sync-done", n)
     return n
+
+
+@taskq.task(name="a.blocks_loop", timeout=0.5, max_retries=0)
+async def blocks_loop(n: int, seconds: float) -> str:
+    """Blocks its worker's event loop (a sync call in a coroutine): its timeout can only be enforced by a kill."""
+    stamp("start", n)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not is_open("all"):
+        time.sleep(0.05)
+    stamp("done", n)
+    return "should have been killed"

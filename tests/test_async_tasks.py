@@ -88,6 +88,13 @@ def max_overlap(spans: list[tuple[float, float]]) -> int:
     return most
 
 
+def cancelled_after(pool: PoolProcess, value: str) -> float | None:
+    """Seconds from the first start of run `value` to its coroutine's CancelledError; None if it saw none."""
+    started = [event.at for event in events(pool, "start") if event.value == value]
+    cancelled = [event.at for event in events(pool, "cancelled") if event.value == value]
+    return cancelled[0] - started[0] if started and cancelled else None
+
+
 def finished(store: Store, ids: list[int]) -> bool:
     return all(store.require(task_id).status in TERMINAL_STATUSES for task_id in ids)
 
@@ -234,9 +241,8 @@ def test_a_coroutine_timeout_fails_it_alone_on_the_same_worker(tmp_path, databas
     wait_for(lambda: len(values(pool, "start")) == 3, 20, what="the late task and its co-runners started")
     (worker,) = worker_pids(pool)
     task = wait_for(lambda: (t := store.require(late)).status is Status.FAILED and t, 5, what="the timeout")
-    started = {event.value: event.at for event in events(pool, "start")}["0"]
-    cancelled = {event.value: event.at for event in events(pool, "cancelled")}["0"]
-    assert 0.45 <= cancelled - started < 1.5, f"cancelled {cancelled - started:.2f} s after its start"
+    assert cancelled_after(pool, "0") is not None, "the coroutine was killed, not cancelled on its loop"
+    assert 0.45 <= cancelled_after(pool, "0") < 1.5, f"cancelled {cancelled_after(pool, '0'):.2f} s after its start"
     assert TIMEOUT_MESSAGE in (task.error or ""), task.error
     assert task.attempts == 1
     assert all(status_of(store, task_id) is Status.RUNNING for task_id in others)
@@ -439,9 +445,8 @@ def test_coroutines_at_the_default_concurrency_of_one(tmp_path, database_url, st
 
     task = store.require(late)
     assert task.status is Status.FAILED and TIMEOUT_MESSAGE in (task.error or ""), task.error
-    started = {event.value: event.at for event in events(pool, "start")}
-    cancelled = {event.value: event.at for event in events(pool, "cancelled")}
-    assert 0.45 <= cancelled["2"] - started["2"] < 1.5, "timed out on the worker's loop, not killed after the grace"
+    took = cancelled_after(pool, "2")
+    assert took is not None and 0.45 <= took < 1.5, f"cancelled on the worker's loop after its timeout, not {took}"
 
     asked = time.monotonic()
     store.cancel(victim)

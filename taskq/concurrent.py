@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from taskq import registry
-from taskq.executor import call_async, event_loop, settle, timeout_of
+from taskq.executor import DEFERRED, call_async, deferrable, event_loop, settle, timeout_of
 
 if TYPE_CHECKING:
     from taskq.model import Task
@@ -110,7 +110,22 @@ class ConcurrentLoop:
             context = worker.begin(task)
             started = time.monotonic()
             call = await call_async(spec, task, context, timeout_of(task))
-            outcome = await self._in_database(settle, worker.store, task, worker.id, context, spec, call, worker.defer)
+            completion = deferrable(task, context, spec, call)
+            if completion is None:
+                outcome = await self._in_database(
+                    settle, worker.store, task, worker.id, context, spec, call, worker.defer
+                )
+            else:
+                # A success is told to the supervisor at once, not after a turn on the database thread: that
+                # may be busy for seconds (a claim waiting for the write lock), and a kill meanwhile must not
+                # fail or re-run a task whose function returned. Its last progress is written before the
+                # success can be recorded (with the next claim), so the row keeps the final message.
+                worker.announce(completion)
+                report = context.take_progress()
+                if report is not None:
+                    await self._in_database(worker.store.set_progress_many, [report])
+                worker.keep(completion)
+                outcome = DEFERRED
             worker.end(task, outcome, started)
         else:  # sync (or unknown: the executor records that), one at a time in its own thread
             worker.waiting[task.id] = task

@@ -162,11 +162,31 @@ def settle(
         )
     context.flush_progress()
     if defer_success is not None and len(encoded) <= DEFERRED_RESULT_MAX_BYTES:
-        follow_up = task.parent_id is not None or task.continuation is not None or spec.then is not None
-        defer_success(Completion(task.id, task.attempts, result, utc_now(), follow_up, spec.then, started_at))
-        return Outcome(Status.COMPLETED, "task_completed", deferred=True)
+        defer_success(_completion(task, context, spec, result))
+        return DEFERRED
     done = store.complete(task.id, result, continuation=spec.then, **owner)
     return Outcome(Status.COMPLETED if done else None, "task_completed")
+
+
+DEFERRED = Outcome(Status.COMPLETED, "task_completed", deferred=True)
+
+
+def _completion(task: Task, context: TaskContext, spec: registry.TaskSpec, result: Any) -> Completion:
+    follow_up = task.parent_id is not None or task.continuation is not None or spec.then is not None
+    return Completion(task.id, task.attempts, result, utc_now(), follow_up, spec.then, context.started_at)
+
+
+def deferrable(task: Task, context: TaskContext, spec: registry.TaskSpec, outcome: Call) -> Completion | None:
+    """The success `settle` would defer, found without the database; None for any other outcome (settle it)."""
+    if outcome.error is not None or context.spawned:
+        return None
+    try:
+        encoded = "null" if outcome.result is None else json.dumps(outcome.result, allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+    if len(encoded) > DEFERRED_RESULT_MAX_BYTES:
+        return None
+    return _completion(task, context, spec, outcome.result)
 
 
 def lookup(store: Store, task: Task, worker_id: str, context: TaskContext) -> registry.TaskSpec | Outcome:

@@ -250,6 +250,16 @@ class Worker:
             self.unrecorded.append(completion)
             self.report(protocol.Deferred(completion))
 
+    def announce(self, completion: Completion) -> None:
+        """The first half of `defer`: the supervisor learns the function returned (a kill from now on records
+        the success, never runs the task again); `keep` then queues it for the next claim to record."""
+        with self._prefetch_lock:
+            self.report(protocol.Deferred(completion))
+
+    def keep(self, completion: Completion) -> None:
+        with self._prefetch_lock:
+            self.unrecorded.append(completion)
+
     def _hand_back_prefetched(self) -> None:
         """Prefetched tasks go back to pending (attempt not counted) for other workers to take."""
         with self._prefetch_lock:

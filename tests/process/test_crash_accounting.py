@@ -4,7 +4,7 @@ The contract: a dead worker never fails (or charges an attempt to) a task that n
 or re-runs a task whose function returned; only the task executing at the instant of the kill is affected.
 A pool restarted on the same host recovers its dead workers' tasks at once, not after their lease. Nothing a
 task raises kills its worker, text stored on PostgreSQL is NUL-safe, and the processes a task starts die with
-its worker unless they detached on purpose. Tasks are in tests/crash_tasks.py; each start, return and child
+its worker unless they detached on purpose. Tasks are in tests/support/crash_tasks.py; each start, return and child
 process is one line of the pool's run log, so the tests count them outside the tasks table.
 """
 

@@ -2,7 +2,7 @@
 of one worker overlap up to its `concurrency` and never beyond, sync tasks keep one at a time beside them,
 cancellation and timeouts cut short the coroutine concerned and nothing else, a SIGKILL costs exactly what it
 costs a one-at-a-time worker, and progress, taskq.context.current(), Retry, Fail and workflows behave as for sync
-tasks. Tasks are in tests/async_tasks.py; every start and return is one stamped line of the pool's run log, so
+tasks. Tasks are in tests/support/async_tasks.py; every start and return is one stamped line of the pool's run log, so
 overlaps and re-runs are measured outside the tasks table.
 """
 
@@ -160,7 +160,7 @@ def test_sync_tasks_keep_one_at_a_time_while_coroutines_run_beside_them(tmp_path
 def cli(database_url: str, *args: str) -> str:
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent.parent), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")]),
     }
     done = subprocess.run(
         [sys.executable, "-m", "taskq", "--db", database_url, *args],

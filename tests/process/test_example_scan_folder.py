@@ -9,7 +9,7 @@ from pathlib import Path
 
 import taskq
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "scan_folder.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "scan_folder.py"
 
 
 def test_scan_folder_example_summarises_every_file_once(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
-"""Tasks for tests/test_async_tasks.py, imported by its pools (`--import async_tasks`). Each event is one O_APPEND
-line `<kind> <value> <pid> <time.time()>` in $TASKQ_TEST_RUNLOG, so the tests count starts, returns and overlaps
-outside the tasks table. A task that must wait for the test waits for a gate: a file the test creates next to the
-run log (`open_gate`), polled every 10 ms, so no test orders events with fixed sleeps."""
+"""Tasks for tests/process/test_async_tasks.py, imported by its pools (`--import async_tasks`). Each event is one
+O_APPEND line `<kind> <value> <pid> <time.time()>` in $TASKQ_TEST_RUNLOG, so the tests count starts, returns and
+overlaps outside the tasks table. A task that must wait for the test waits for a gate: a file the test creates next
+to the run log (`open_gate`), polled every 10 ms, so no test orders events with fixed sleeps."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Fan-out and pipelines through a real worker pool: real processes, real SIGKILL, a real SQLite file.
 
-Continuations append to the pool's run log (tests/workflow_tasks.py), so "exactly once" is counted from
+Continuations append to the pool's run log (tests/support/workflow_tasks.py), so "exactly once" is counted from
 what actually ran, not only from what the database says.
 """
 

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-TESTS_DIR = Path(__file__).resolve().parent
+SUPPORT_DIR = Path(__file__).resolve().parent  # tests/support: the task modules a pool imports (`--import pool_tasks`)
+REPO = SUPPORT_DIR.parents[1]  # the checkout, whose taskq the workers run
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05, what: str = "") -> Any:
@@ -95,7 +96,7 @@ class PoolProcess:
         env = {
             **os.environ,
             # The checkout's own taskq before any installed one: a git worktree's tests run its own code.
-            "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), str(TESTS_DIR.parent), os.environ.get("PYTHONPATH", "")]),
+            "PYTHONPATH": os.pathsep.join([str(SUPPORT_DIR), str(REPO), os.environ.get("PYTHONPATH", "")]),
             "TASKQ_TEST_RUNLOG": str(self.runlog),
             "TASKQ_DATABASE_URL": "",
         }

@@ -1,5 +1,5 @@
-"""Tasks for tests/test_crash_accounting.py, imported by its pools (`--import crash_tasks`). Like the tasks of
-tests/pool_tasks.py, each event is one O_APPEND line `<kind> <value> <pid>` in $TASKQ_TEST_RUNLOG, so the
+"""Tasks for tests/process/test_crash_accounting.py, imported by its pools (`--import crash_tasks`). Like the tasks of
+pool_tasks.py, each event is one O_APPEND line `<kind> <value> <pid>` in $TASKQ_TEST_RUNLOG, so the
 tests count starts, returns and the processes they ran in outside the tasks table."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Fan-out tasks for tests/test_postgres_pool.py, imported by its pools (`--import postgres_pool_tasks`);
-each run is recorded in the pool's run log like the tasks of tests/pool_tasks.py."""
+"""Fan-out tasks for tests/process/test_postgres_pool.py, imported by its pools (`--import postgres_pool_tasks`);
+each run is recorded in the pool's run log like the tasks of pool_tasks.py."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """PostgreSQL scale-out through real parts: two pools as separate process trees (standing in for two hosts)
 on one schema, a fan-out whose children finish on both, a server restart under a draining pool, LISTEN
-wake-up, and the claim and last-child races at the store level. Pools come from tests/poolkit.py; each
+wake-up, and the claim and last-child races at the store level. Pools come from tests/support/poolkit.py; each
 pool records its task runs in its own run log, so runs are counted outside the tasks table."""
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import sqlite_url
+from databases import sqlite_url
 from poolkit import PoolProcess, wait_for
 
 import taskq

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from taskq import systemd
 from taskq.cli import main
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MAX_EXPOSURE = 3.0
 
 

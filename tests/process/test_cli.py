@@ -158,7 +158,7 @@ def test_the_distribution_name_is_not_the_taken_one_and_the_readme_installs_it()
 
     from taskq.distribution import DISTRIBUTION
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
     assert project["name"] == DISTRIBUTION != "taskq"  # `taskq` on PyPI is an unrelated 2014 package
     assert project["scripts"] == {"taskq": "taskq.cli:main"}
@@ -176,7 +176,7 @@ def test_run_py_imports_app_modules_from_the_working_directory(tmp_path: Path) -
     url = f"sqlite:///{tmp_path / 'taskq.db'}"
     store = taskq.open_store(url)
     task_id = store.enqueue("myapp.tasks.triple", [5]).id
-    run_py = Path(__file__).resolve().parent.parent / "run.py"
+    run_py = Path(__file__).resolve().parents[2] / "run.py"
     pool = subprocess.Popen(
         [sys.executable, str(run_py)],  # sys.path[0] is run.py's folder, not the app's
         cwd=tmp_path,

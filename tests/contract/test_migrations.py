@@ -14,7 +14,7 @@ from sqlalchemy import inspect
 from taskq.engine import SCHEMA_REVISION, create_database_engine, ensure_schema, head_revision, open_engine
 from taskq.schema import metadata
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _alembic(*args: str, url: str) -> subprocess.CompletedProcess[str]:

@@ -8,7 +8,7 @@ from taskq.settings import SettingsError, load_settings, parse_settings
 
 
 def test_shipped_settings_file_works_as_is() -> None:
-    settings = load_settings(Path(__file__).resolve().parent.parent / "settings.yaml")
+    settings = load_settings(Path(__file__).resolve().parents[2] / "settings.yaml")
     assert settings.database == "sqlite:///taskq.db" and settings.workers >= 1
 
 

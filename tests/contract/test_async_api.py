@@ -7,9 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import pytest
 from pool_tasks import record_run
-from poolkit import PoolProcess
 
 import taskq
 from taskq.model import Status
@@ -54,26 +52,6 @@ def test_100_concurrent_enqueues_keep_the_event_loop_responsive(store: Store) ->
     )
     assert len({handle.id for handle in handles}) == 100
     assert lag < 0.25  # a loose bound: the ~20 ms target is measured and reported, not asserted
-
-
-def test_get_async_and_a_handle_awaited_until_a_real_worker_finishes(tmp_path, database_url, store, pools) -> None:
-    pool = PoolProcess(tmp_path, database_url, "--workers", "1")
-    pools.append(pool)
-
-    async def scenario() -> None:
-        handle = await store.enqueue_async(record_run.name, [5])
-        assert (await store.get_async(handle.id)).name == "t.record"  # type: ignore[union-attr]
-        with pytest.raises(taskq.TaskNotFinished):
-            await store.wait_async(handle.id, timeout=0)
-        assert (await handle.wait_async(timeout=30)).status is Status.COMPLETED
-        assert await handle.result_async() == 10 and await handle.status_async() is Status.COMPLETED
-        assert await store.get_async(10**9) is None
-        later = await store.enqueue_async(record_run.name, [1], delay=3600)
-        assert await later.cancel_async() is Status.CANCELLED
-        with pytest.raises(taskq.TaskFailed, match="cancelled"):
-            await later.result_async()
-
-    asyncio.run(scenario())
 
 
 def test_task_enqueue_async_uses_the_default_store(database_url: str) -> None:

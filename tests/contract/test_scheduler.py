@@ -1,4 +1,6 @@
-"""Periodic schedules: parsing, one row per schedule under concurrent pools, cadence, missed slots, live edits.
+"""Periodic schedules in the store, on SQLite and PostgreSQL: one row per schedule under concurrent schedulers,
+cadence, missed slots, live edits. (Parsing: tests/unit/test_schedule_parsing.py; two real pools:
+tests/process/test_scheduler_pools.py.)
 
 Time is an input: every test passes `now` to run_once, claim and complete, and never sleeps.
 """
@@ -8,13 +10,7 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
-
-import pytest
-import yaml
-from databases import sqlite_url
-from poolkit import PoolProcess, wait_for
 
 import taskq
 from taskq.model import Status, Task
@@ -63,83 +59,6 @@ def run_due(store: Store, now: datetime, *, duration: float = 0.1) -> list[Task]
 
 def counts(created: int = 0, rescheduled: int = 0, removed: int = 0) -> dict[str, int]:
     return {"created": created, "rescheduled": rescheduled, "removed": removed}
-
-
-# -- parsing ---------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("entry", "problem"),
-    [
-        ({"every": "1h"}, "missing task"),
-        ({"task": "", "every": "1h"}, "missing task"),
-        ({"task": "t"}, "exactly one of every"),
-        ({"task": "t", "every": "1h", "cron": "0 3 * * *"}, "exactly one of every"),
-        ({"task": "t", "every": "soon"}, "every: invalid duration 'soon'"),
-        ({"task": "t", "every": "0s"}, "every: must be longer than zero"),
-        ({"task": "t", "every": -5}, "every: duration must not be negative"),
-        ({"task": "t", "cron": "61 * * * *"}, "cron: invalid expression '61 * * * *'"),
-        ({"task": "t", "cron": "0 3 * *"}, "must have 5 fields"),
-        ({"task": "t", "cron": "0 0 3 * * *"}, "must have 5 fields"),
-        ({"task": "t", "cron": "@sometimes"}, "unknown alias"),
-        ({"task": "t", "cron": 3}, "cron: expected a cron expression"),
-        ({"task": "t", "every": "1h", "evry": "2h", "kwarg": {}}, "unknown key(s) evry, kwarg (allowed: task,"),
-        ({"task": "t", "every": "1h", "args": "x"}, "args must be a JSON array (a list), got str"),
-        ({"task": "t", "every": "1h", "args": [{1, 2}]}, "args must be JSON-serialisable"),
-        ({"task": "t", "every": "1h", "kwargs": {"day": datetime(2026, 1, 1)}}, "kwargs must be JSON-serialisable"),
-        ({"task": "t", "every": "1h", "kwargs": [1]}, "kwargs must be a JSON object (a mapping), got list"),
-        ({"task": "t", "every": "1h", "priority": "high"}, "priority must be a whole number, got 'high'"),
-        ({"task": "t", "every": "1h", "max_retries": -1}, "max_retries must be a whole number >= 0, got -1"),
-        ({"task": "t", "every": "1h", "timeout": "0s"}, "timeout must be positive, got 0.0"),
-        ({"task": "t", "every": "1h", "queue": ""}, "queue must be a non-empty string, got ''"),
-        ("myapp.refresh every 6h", "expected a mapping"),
-    ],
-)
-def test_invalid_entry_is_rejected_with_its_name_and_problem(entry: Any, problem: str) -> None:
-    valid, errors = parse_schedules({"broken": entry, "fine": {"task": "taskq.echo", "every": "6h"}})
-    assert [schedule.name for schedule in valid] == ["fine"]
-    assert len(errors) == 1
-    assert errors[0].startswith("schedule 'broken': ")
-    assert problem in errors[0]
-
-
-def test_valid_entries_parse_with_all_options() -> None:
-    valid, errors = parse_schedules(
-        {
-            "refresh_index": {"task": "myapp.refresh", "every": "6h"},
-            "nightly_report": {
-                "task": "myapp.report",
-                "cron": "0  3 * * *",
-                "args": [1, "a"],
-                "kwargs": {"full": True},
-                "queue": "reports",
-                "priority": 5,
-                "max_retries": 0,
-                "timeout": "10m",
-            },
-            "hourly": {"task": "myapp.tick", "cron": "@HOURLY"},
-        }
-    )
-    assert errors == []
-    refresh, report, hourly = valid
-    assert refresh.every == timedelta(hours=6) and refresh.cron is None
-    assert report.cron == "0 3 * * *" and report.args == (1, "a") and report.kwargs == {"full": True}
-    assert (report.queue, report.priority, report.max_retries, report.timeout) == ("reports", 5, 0, 600.0)
-    assert hourly.cron == "@hourly"
-    assert refresh.dedup_key == "schedule:refresh_index"
-
-
-def test_next_after_follows_the_anchor_grid_and_cron_in_utc() -> None:
-    every = Schedule("s", "t", every=timedelta(seconds=10))
-    assert every.next_after(at(3)) == at(13)
-    assert every.next_after(at(3), anchor=at(0)) == at(10)
-    assert every.next_after(at(20), anchor=at(0)) == at(30)  # strictly after
-    nightly = Schedule("n", "t", cron="0 3 * * *")
-    assert nightly.next_after(T0) == datetime(2026, 1, 2, 3, 0, tzinfo=timezone.utc)
-    plus_two = timezone(timedelta(hours=2))
-    assert nightly.next_after(datetime(2026, 1, 2, 4, 30, tzinfo=plus_two)) == datetime(
-        2026, 1, 2, 3, 0, tzinfo=timezone.utc
-    )
 
 
 def test_an_invalid_entry_does_not_stop_the_others(store: Store) -> None:
@@ -377,79 +296,3 @@ def test_a_new_entry_appears_at_its_first_slot(store: Store) -> None:
     assert scheduler.run_once(at(30)) == counts(created=1)
     assert active_row(store, "new").run_after == at(330)
     assert active_row(store, "old").run_after == at(3600)
-
-
-# -- two real pools on one SQLite database, settings edited live ------------------------------------------
-
-
-def _write_settings(path: Path, schedule: dict[str, Any]) -> None:
-    """Write then rename, as editors do: the pool never reads a half-written file."""
-    staging = path.with_suffix(".tmp")
-    staging.write_text(yaml.safe_dump({"log_level": "INFO", "schedule": schedule}))
-    staging.replace(path)
-
-
-def _finished_runs(store: Store, name: str, after: datetime | None = None) -> list[Task]:
-    return [
-        task
-        for task in schedule_rows(store, name)
-        if task.status == Status.COMPLETED and (after is None or task.run_after > after)
-    ]
-
-
-def _assert_no_double_runs(runs: list[Task]) -> None:
-    run_afters = [task.run_after for task in runs]
-    assert len(set(run_afters)) == len(run_afters), run_afters
-    for earlier, later in itertools.pairwise(runs):
-        assert earlier.finished_at is not None and later.started_at is not None
-        assert later.started_at >= earlier.finished_at  # never two of a schedule's runs at once
-
-
-def test_every_second_with_two_pools_then_edited_live_then_removed(tmp_path: Path) -> None:
-    database = sqlite_url(tmp_path)
-    settings = tmp_path / "settings.yaml"
-    _write_settings(settings, {"tick": {"task": "taskq.echo", "every": "1s", "args": ["tick"]}})
-    store = taskq.open_store(database)
-    pools = [PoolProcess(tmp_path, database, "--workers", "1", settings=settings) for _ in range(2)]
-    try:
-        # every: 1s -> about one run a second, each slot run once, on the previous slot's grid
-        runs = wait_for(lambda: (r := _finished_runs(store, "tick")) and len(r) >= 5 and r, what="5 runs of tick")
-        _assert_no_double_runs(runs)
-        assert all(b.run_after - a.run_after == timedelta(seconds=1) for a, b in itertools.pairwise(runs[-3:]))
-        started = [task.started_at for task in runs if task.started_at is not None]
-        assert timedelta(seconds=0.7) < (started[-1] - started[0]) / (len(started) - 1) < timedelta(seconds=1.6)
-
-        # edited live to every: 2s: the cadence follows without a restart
-        _write_settings(settings, {"tick": {"task": "taskq.echo", "every": "2s", "args": ["tick"]}})
-        edited = schedule_rows(store, "tick")[-1].run_after  # rows after this one were made under the edit
-
-        def runs_two_seconds_apart() -> list[Task] | None:
-            tail = _finished_runs(store, "tick", after=edited)[-3:]
-            gaps = [b.run_after - a.run_after for a, b in itertools.pairwise(tail)]
-            return tail if len(gaps) == 2 and all(gap == timedelta(seconds=2) for gap in gaps) else None
-
-        wait_for(runs_two_seconds_apart, what="runs two seconds apart")
-        _assert_no_double_runs(_finished_runs(store, "tick"))
-
-        # removed live (and another entry added): tick stops while the other one keeps running
-        _write_settings(settings, {"marker": {"task": "taskq.echo", "every": "1s", "args": ["marker"]}})
-        wait_for(
-            lambda: (
-                _finished_runs(store, "marker") and not any(task.is_active for task in schedule_rows(store, "tick"))
-            ),
-            what="marker running and no tick row active",
-        )
-        tick_rows = schedule_rows(store, "tick")
-        marker_runs = len(_finished_runs(store, "marker"))
-        wait_for(lambda: len(_finished_runs(store, "marker")) >= marker_runs + 2, what="two more marker runs")
-        assert schedule_rows(store, "tick") == tick_rows
-        _assert_no_double_runs(_finished_runs(store, "tick"))
-        _assert_no_double_runs(_finished_runs(store, "marker"))
-        assert all(pool.process.poll() is None for pool in pools)
-    finally:
-        for pool in pools:
-            pool.stop()
-        store.dispose()
-    output = "\n".join(pool.log() for pool in pools)
-    assert [pool.process.returncode for pool in pools] == [0, 0], output
-    assert "schedule_invalid" not in output

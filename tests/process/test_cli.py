@@ -1,6 +1,6 @@
 """The taskq command line as a real subprocess: what only a process shows (imports from the working
-directory, run.py, unreachable databases, tracebacks). The commands themselves are tested in this process
-through CliRunner in tests/unit/test_cli_commands.py."""
+directory, run.py, unreachable databases). The commands themselves, and their error messages, are tested in
+this process through CliRunner in tests/unit/test_cli_commands.py and tests/unit/test_cli_errors.py."""
 
 from __future__ import annotations
 
@@ -117,54 +117,6 @@ def test_a_bad_database_url_is_one_line_naming_where_it_came_from(tmp_path: Path
         f"Error: {'--db' if how == '--db' else 'TASKQ_DATABASE_URL'}: "
         "expected a database URL such as sqlite:///taskq.db, got 'notaurl'"
     )
-
-
-def test_a_missing_driver_names_the_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    from click.testing import CliRunner
-
-    from taskq.cli import main
-
-    monkeypatch.setitem(sys.modules, "psycopg", None)  # what `import psycopg` meets when it is not installed
-    result = CliRunner().invoke(main, ["--db", "postgresql+psycopg://u@127.0.0.1:1/x", "stats"])
-    assert result.exit_code == 1
-    assert result.output.strip() == (
-        "Error: postgresql+psycopg needs the psycopg module: pip install 'taskq-sql[postgres]'"
-    )
-
-
-def test_an_unexpected_error_is_one_line_unless_a_traceback_is_asked_for(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from click.testing import CliRunner
-
-    from taskq.cli import main
-    from taskq.store import Store
-
-    def broken(self: Store) -> dict[str, int]:
-        raise RuntimeError("disk on fire\nsecond line")
-
-    monkeypatch.setattr(Store, "stats", broken)
-    monkeypatch.delenv("TASKQ_TRACEBACK", raising=False)
-    result = CliRunner().invoke(main, ["--db", f"sqlite:///{tmp_path / 'x.db'}", "stats"])
-    assert result.exit_code == 1
-    assert result.output == "Error: RuntimeError: disk on fire (TASKQ_TRACEBACK=1 shows where)\n"
-    monkeypatch.setenv("TASKQ_TRACEBACK", "1")
-    result = CliRunner().invoke(main, ["--db", f"sqlite:///{tmp_path / 'x.db'}", "stats"])
-    assert isinstance(result.exception, RuntimeError)
-
-
-def test_the_distribution_name_is_not_the_taken_one_and_the_readme_installs_it() -> None:
-    import tomllib
-
-    from taskq.distribution import DISTRIBUTION
-
-    root = Path(__file__).resolve().parents[2]
-    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
-    assert project["name"] == DISTRIBUTION != "taskq"  # `taskq` on PyPI is an unrelated 2014 package
-    assert project["scripts"] == {"taskq": "taskq.cli:main"}
-    readme = (root / "README.md").read_text()
-    assert f"pip install {DISTRIBUTION}" in readme and f"pip install '{DISTRIBUTION}[postgres]'" in readme
-    assert "pip install taskq\n" not in readme and "'taskq[" not in readme
 
 
 def test_run_py_imports_app_modules_from_the_working_directory(tmp_path: Path) -> None:

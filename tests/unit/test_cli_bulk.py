@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from poolkit import PoolProcess, wait_for
 
 import taskq
 from taskq import cli as cli_module
@@ -150,16 +149,6 @@ def test_workers_lists_live_workers_with_their_current_task(sqlite_store) -> Non
     assert [(w["id"], w["current_task_id"], w["tasks_done"]) for w in listed] == [("h1:10:worker-1", task_id, 41)]
     store.unregister_worker("h1:10:worker-1")
     assert "no live workers" in run(url, "workers")[1]
-
-
-def test_workers_shows_a_real_pool(tmp_path: Path, db, pools) -> None:  # type: ignore[no-untyped-def]
-    url, _store = db
-    pool = PoolProcess(tmp_path, url, "--workers", "2")
-    pools.append(pool)
-    pool.wait_ready(2)
-    listed = wait_for(lambda: len(json.loads(run(url, "workers", "--json")[1])) == 2 and run(url, "workers", "--json"))
-    names = sorted(worker["name"] for worker in json.loads(listed[1]))
-    assert names == ["worker-1", "worker-2"]
 
 
 def test_tasks_lists_registered_tasks_with_their_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -22,7 +22,7 @@ from taskq.model import (
     TaskqError,
 )
 from taskq.requests import check_options
-from taskq.store import TaskDefaults
+from taskq.store import Store, TaskDefaults
 
 
 class UnknownTask(TaskqError):
@@ -56,9 +56,9 @@ class TaskSpec:
     def enqueue(self, *args: Any, **kwargs: Any) -> Enqueued:
         """Queue a run on the default store (TASKQ_DATABASE_URL or sqlite:///taskq.db); the returned
         handle waits for it (`.wait()`, `.result()`), reads `.status()` and can `.cancel()` it."""
-        from taskq.api import default_store
-
-        return default_store().enqueue(self.name, args, kwargs)
+        if _default_store is None:  # taskq.api installs it; importing anything of taskq imports taskq.api
+            raise TaskqError("no default store: import taskq (or taskq.api) before enqueueing")
+        return _default_store().enqueue(self.name, args, kwargs)
 
     async def enqueue_async(self, *args: Any, **kwargs: Any) -> Enqueued:
         """`enqueue` from a coroutine: the default store's first opening and the INSERT run in a thread."""
@@ -77,6 +77,15 @@ class TaskSpec:
 
 
 _registry: dict[str, TaskSpec] = {}
+
+# The store `TaskSpec.enqueue` uses, installed by taskq.api (which builds stores from this registry's
+# defaults), so that the registry needs no import of the layer above it.
+_default_store: Callable[[], Store] | None = None
+
+
+def use_default_store(provider: Callable[[], Store]) -> None:
+    global _default_store
+    _default_store = provider
 
 
 def _takes_context(function: Callable[..., Any]) -> bool:

@@ -10,6 +10,7 @@ import os
 import select
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -161,6 +162,15 @@ class PostgresNotifications:
             self._connection = None
 
 
+_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+_ADVISORY_TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(:key)")
+
+
+def _advisory_key(name: str) -> int:
+    """A signed 64-bit advisory lock number for a name (a collision only serialises two caps together)."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+
+
 class Dialect:
     name = "generic"
 
@@ -185,6 +195,12 @@ class Dialect:
 
     def lock_for_migration(self, connection: Connection) -> None:
         """Serialise concurrent schema upgrades from several processes."""
+
+    def lock_claim_limits(self, connection: Connection, keys: Sequence[str], *, wait: bool) -> set[str]:
+        """Serialise, until commit, the claims that count and fill the slots of these capped names/queues;
+        returns the keys held (with `wait` False, those not held by another transaction right now).
+        SQLite: the claim's BEGIN IMMEDIATE already serialises every writer, so each key is held."""
+        return set(keys)
 
     def wake_signal(self, engine: Engine) -> WakeSignal:
         """How an idle pool learns of new tasks on this database."""
@@ -252,6 +268,21 @@ class PostgresDialect(Dialect):
     def lock_for_migration(self, connection: Connection) -> None:
         key = int.from_bytes(hashlib.sha1(b"taskq-migrations").digest()[:7], "big")
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+    def lock_claim_limits(self, connection: Connection, keys: Sequence[str], *, wait: bool) -> set[str]:
+        # SKIP LOCKED keeps two claims off the same row, not two claims from both counting a free slot:
+        # a transaction-scoped advisory lock per capped name/queue makes count-then-claim atomic, and
+        # claims of uncapped tasks never take one. Waiting ones are taken in one global order (sorted
+        # by key number) so two claimers cannot deadlock; the store only ever waits for its first set.
+        numbers = {key: _advisory_key(f"taskq.claim_limit:{key}") for key in keys}
+        held: set[str] = set()
+        for key in sorted(keys, key=numbers.__getitem__):
+            if wait:
+                connection.execute(_ADVISORY_LOCK, {"key": numbers[key]})
+                held.add(key)
+            elif connection.execute(_ADVISORY_TRY_LOCK, {"key": numbers[key]}).scalar_one():
+                held.add(key)
+        return held
 
     def wake_signal(self, engine: Engine) -> WakeSignal:
         url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)

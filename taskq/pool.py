@@ -166,6 +166,7 @@ class Pool:
             name=name,
             database=self.settings.database,
             queues=list(queues),
+            queue_limits=dict(self.settings.queue_limits),
             imports=[*self.settings.imports, *self.overrides.imports],
             lease_seconds=self.settings.lease_seconds,
             prefetch=self.overrides.prefetch,

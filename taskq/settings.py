@@ -25,12 +25,21 @@ class SettingsError(TaskqError):
     pass
 
 
+class _NestedValueError(ValueError):
+    """A bad value below a top-level key; `where` is its dotted path, for the error's line number."""
+
+    def __init__(self, message: str, where: str) -> None:
+        super().__init__(message)
+        self.where = where
+
+
 @dataclass(frozen=True)
 class Settings:
     database: str = DEFAULT_DATABASE_URL
     workers: int = 2
     imports: tuple[str, ...] = ()
     queues: tuple[str, ...] = ()  # empty: every queue
+    queue_limits: Mapping[str, int] = field(default_factory=dict)  # queue -> max_concurrency (mapping form)
     retention_seconds: float | None = 7 * 86400.0  # finished tasks older than this are purged; None keeps all
     schedule: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # validated by the scheduler
     shutdown_grace: float = 30.0
@@ -56,6 +65,31 @@ def _names(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
         raise ValueError(f"expected a list of names, got {value!r}")
     return tuple(value)
+
+
+def _queues(value: Any) -> tuple[tuple[str, ...], Mapping[str, int]]:
+    """The served queues, as a list (`[api, default]`, `api, default`) or as a mapping whose keys are the
+    served queues and whose values may cap them: `{api: {max_concurrency: 2}, default: {}}`."""
+    if not isinstance(value, dict):
+        return _names(value), {}
+    limits: dict[str, int] = {}
+    for queue, options in value.items():
+        if not isinstance(queue, str) or not queue:
+            raise ValueError(f"expected queue names as keys, got {queue!r}")
+        options = {} if options is None else options
+        if not isinstance(options, dict) or set(options) - {"max_concurrency"}:
+            raise _NestedValueError(
+                f"queue {queue!r}: expected {{max_concurrency: N}} or nothing, got {options!r}", f"queues.{queue}"
+            )
+        cap = options.get("max_concurrency")
+        if cap is not None:
+            if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+                raise _NestedValueError(
+                    f"queue {queue!r}: max_concurrency must be a whole number >= 1, got {cap!r}",
+                    f"queues.{queue}.max_concurrency",
+                )
+            limits[queue] = cap
+    return tuple(value), limits
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
@@ -85,12 +119,12 @@ def _log_level(value: Any) -> str:
     return level
 
 
-# key in the file -> (field name, converter)
-_FIELDS: dict[str, tuple[str, Any]] = {
+# key in the file -> (field name, converter); a tuple of names takes a converter's tuple of values
+_FIELDS: dict[str, tuple[str | tuple[str, ...], Any]] = {
     "database": ("database", _database),
     "workers": ("workers", _positive_int),
     "imports": ("imports", _names),
-    "queues": ("queues", _names),
+    "queues": (("queues", "queue_limits"), _queues),
     "retention": ("retention_seconds", _retention),
     "schedule": ("schedule", _mapping),
     "shutdown_grace": ("shutdown_grace", _duration_seconds),
@@ -101,11 +135,18 @@ _FIELDS: dict[str, tuple[str, Any]] = {
 
 
 def _key_lines(text: str) -> dict[str, int]:
-    """Line (1-based) of each top-level key, for error messages."""
-    node = yaml.compose(text)
-    if not isinstance(node, yaml.MappingNode):
-        return {}
-    return {key.value: key.start_mark.line + 1 for key, _ in node.value if isinstance(key, yaml.ScalarNode)}
+    """Line (1-based) of each key, top-level ones by name and nested ones by dotted path, for errors."""
+    lines: dict[str, int] = {}
+
+    def walk(node: yaml.Node, prefix: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    lines[prefix + key.value] = key.start_mark.line + 1
+                    walk(value, f"{prefix}{key.value}.")
+
+    walk(yaml.compose(text), "")
+    return lines
 
 
 def parse_settings(text: str, path: Path | str = DEFAULT_SETTINGS_FILE) -> Settings:
@@ -129,9 +170,15 @@ def parse_settings(text: str, path: Path | str = DEFAULT_SETTINGS_FILE) -> Setti
             raise SettingsError(f"{path}:{line}: unknown key {key!r} (known keys: {known})")
         field_name, convert = _FIELDS[key]
         try:
-            values[field_name] = convert(raw)
+            converted = convert(raw)
         except ValueError as error:
+            if isinstance(error, _NestedValueError):
+                line = lines.get(error.where, line)
             raise SettingsError(f"{path}:{line}: key {key!r}: {error}") from None
+        if isinstance(field_name, tuple):
+            values.update(zip(field_name, converted, strict=True))
+        else:
+            values[field_name] = converted
     return Settings(**values, path=Path(path))
 
 

@@ -142,17 +142,6 @@ Index(
     sqlite_where=RUNNING_ONLY,
     postgresql_where=RUNNING_ONLY,
 )
-# Concurrency caps count the running rows of a task name (a seek) or of a queue (a scan of this index,
-# which holds only running rows: at most every worker's claimed batch). Partial like ix_tasks_lease, so
-# pending and finished rows never enter it; (name, queue) rather than two indexes: one more index entry
-# written per claim and per outcome, not two.
-Index(
-    "ix_tasks_running",
-    tasks.c.name,
-    tasks.c.queue,
-    sqlite_where=RUNNING_ONLY,
-    postgresql_where=RUNNING_ONLY,
-)
 # Purge by age looks only at finished rows.
 Index(
     "ix_tasks_finished",

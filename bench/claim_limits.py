@@ -1,4 +1,5 @@
-"""`python -m bench.claim_limits [--runs 7] [--only sqlite,postgres]`: what concurrency caps cost claims.
+"""`python -m bench.claim_limits [--runs 9] [--only sqlite,postgres] [--figures configured,index,capped]`: what
+concurrency caps cost claims.
 
 A worker's store loop in this process: `finish_and_claim` recording the previous batch and claiming the
 next, draining N no-op tasks that have no cap, at batch sizes 1 and 32 (a worker's batch adapts between
@@ -12,6 +13,11 @@ the index the caps could have used to count a name's running rows with a seek, a
 outcome would pay to maintain it (taskq does not create it: caps count over ix_tasks_lease instead).
 Last, for reference, draining tasks that are all capped (with a cap that never binds), which takes the
 counting path on every claim. Prints Markdown tables.
+
+On PostgreSQL, `--plan-cache-mode` (default force_custom_plan) is set for the benchmark's connections: with
+the server's default (auto), psycopg's prepared claim statements flip between generic and custom plans
+depending on table statistics, and at batch 32 the plain claim ran at 4k/s where the capped variant ran at
+12k/s in one run, and the other way round in another, which says nothing about the caps.
 """
 
 from __future__ import annotations
@@ -140,9 +146,12 @@ def set_index(store: Store, present: bool) -> None:
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)" if sqlite else "CHECKPOINT")
 
 
-def measure(dialect: str, url: str, runs: int) -> None:
+def measure(dialect: str, url: str, runs: int, figures: set[str], plan_cache_mode: str = "auto") -> None:
     if dialect == "postgresql":
-        url = make_url(url).update_query_dict({"application_name": APPLICATION_NAME}).render_as_string(False)
+        parsed = make_url(url)
+        options = f"{parsed.query.get('options', '')} -cplan_cache_mode={plan_cache_mode}".strip()
+        query = {"application_name": APPLICATION_NAME, "options": options}
+        url = parsed.update_query_dict(query).render_as_string(False)
     store = taskq.open_store(url)
     cpu = CpuClock(url)
     sizes = TASKS[dialect]
@@ -150,38 +159,40 @@ def measure(dialect: str, url: str, runs: int) -> None:
     def drained(name: str, batch: int, limits: ClaimLimits | None) -> Callable[[], Sample]:
         return lambda: drain(store, cpu, name, sizes[batch], batch, limits)
 
+    def indexed(present: bool, batch: int) -> Callable[[], Sample]:
+        def sample() -> Sample:
+            set_index(store, present)
+            return drained(UNCAPPED, batch, None)()
+
+        return sample
+
+    tables = {
+        "configured": (
+            "uncapped tasks | no caps, tasks/s | caps configured,",
+            lambda batch: (drained(UNCAPPED, batch, None), drained(UNCAPPED, batch, CONFIGURED)),
+        ),
+        "index": (
+            "no caps | no index on running names, tasks/s | with one,",
+            lambda batch: (indexed(False, batch), indexed(True, batch)),
+        ),
+        "capped": (
+            "reference: every task capped (a cap that never binds) | uncapped, no caps, tasks/s | capped,",
+            lambda batch: (drained(UNCAPPED, batch, None), drained(CAPPED, batch, NEVER_BINDING)),
+        ),
+    }
     try:
         for limits in (CONFIGURED, None, NEVER_BINDING):  # connections open, statements compiled, caches warm
             drained(CAPPED if limits is NEVER_BINDING else UNCAPPED, 1, limits)()
-        print(f"\n### {dialect}: worker loop (finish_and_claim), {runs} pairs, ABBA, medians\n")
-        print("| uncapped tasks | no caps, tasks/s | caps configured," + HEADER)
-        for batch in BATCHES:
-            log(f"{dialect}: caps configured or not, batch {batch}")
-            row = paired(runs, drained(UNCAPPED, batch, None), drained(UNCAPPED, batch, CONFIGURED))
-            print(f"| batch {batch} ({sizes[batch]:,} tasks) | {row} |", flush=True)
-
-        print("\n| no caps | no index on running names, tasks/s | with one," + HEADER)
-        for batch in BATCHES:
-            log(f"{dialect}: index cost, batch {batch}")
-
-            def indexed(present: bool, batch: int = batch) -> Callable[[], Sample]:
-                def sample() -> Sample:
-                    set_index(store, present)
-                    return drained(UNCAPPED, batch, None)()
-
-                return sample
-
-            row = paired(runs, indexed(False), indexed(True))
-            print(f"| batch {batch} ({sizes[batch]:,} tasks) | {row} |", flush=True)
-        set_index(store, False)
-
-        print(
-            "\n| reference: every task capped (a cap that never binds) | uncapped, no caps, tasks/s | capped," + HEADER
-        )
-        for batch in BATCHES:
-            log(f"{dialect}: all capped, batch {batch}")
-            row = paired(runs, drained(UNCAPPED, batch, None), drained(CAPPED, batch, NEVER_BINDING))
-            print(f"| batch {batch} ({sizes[batch]:,} tasks) | {row} |", flush=True)
+        mode = f", plan_cache_mode={plan_cache_mode}" if dialect == "postgresql" else ""
+        print(f"\n### {dialect}: worker loop (finish_and_claim), {runs} pairs, ABBA, medians{mode}")
+        for figure, (header, pair) in tables.items():
+            if figure not in figures:
+                continue
+            print(f"\n| {header}{HEADER}")
+            for batch in BATCHES:
+                log(f"{dialect}: {figure}, batch {batch}")
+                print(f"| batch {batch} ({sizes[batch]:,} tasks) | {paired(runs, *pair(batch))} |", flush=True)
+            set_index(store, False)
     finally:
         cpu.dispose()
         store.dispose()
@@ -189,21 +200,24 @@ def measure(dialect: str, url: str, runs: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=7, help="pairs of samples per figure")
+    parser.add_argument("--runs", type=int, default=9, help="pairs of samples per figure")
     parser.add_argument("--only", default="sqlite,postgres")
+    parser.add_argument("--figures", default="configured,index,capped")
+    parser.add_argument("--plan-cache-mode", default="force_custom_plan", help="PostgreSQL's, for these connections")
     options = parser.parse_args()
     wanted = options.only.split(",")
+    figures = set(options.figures.split(","))
     if "sqlite" in wanted:
         with tempfile.TemporaryDirectory() as directory:
             _path, url = dbs.sqlite_taskq_db(Path(directory))
-            measure("sqlite", url, options.runs)
+            measure("sqlite", url, options.runs, figures)
     if "postgres" in wanted:
         problem = dbs.postgres_available()
         if problem:
             log(f"postgres skipped: {problem}")
         else:
             with dbs.pg_schema("caps") as schema:
-                measure("postgresql", schema.url, options.runs)
+                measure("postgresql", schema.url, options.runs, figures, options.plan_cache_mode)
 
 
 if __name__ == "__main__":

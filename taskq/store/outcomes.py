@@ -271,6 +271,9 @@ _RECORDED_ONE = select(tasks.c.id).where(
 )
 
 
+_CAPPED_MEMO_SIZE = 64  # distinct (ClaimLimits, queues) pairs remembered; a worker uses one
+
+
 def _cap_keys(capped: _Capped, name: str, queue: str) -> list[str]:
     """The caps a task of this name and queue takes a slot of, as lock/count keys."""
     keys = [f"name:{name}"] if name in capped.names else []
@@ -341,7 +344,7 @@ class OutcomeOps(StoreBase):
         With `limits`, no capped name or queue ends up with more running tasks than its cap (a task whose
         slots are all taken is passed over, so it never blocks the tasks behind it)."""
         now = now or utc_now()
-        capped = _capped(limits, queues)
+        capped, _ = self._capped_for(limits, queues)
         return self.write(lambda conn: self._claim_in(conn, worker_id, queues, limit, now, lease_seconds, capped))
 
     def _claim_in(
@@ -436,11 +439,11 @@ class OutcomeOps(StoreBase):
         for completion in completions:
             _check_json("result", completion.result)
         now = now or utc_now()
-        capped = _capped(limits, queues)
+        capped, hot_claim = self._capped_for(limits, queues)
 
         if self._hot is not None and not queues and not any(c.has_follow_up for c in completions):
             recorded, claimed = self._retrying(
-                lambda: self._finish_and_claim_hot(worker_id, completions, limit, now, lease_seconds, capped)
+                lambda: self._finish_and_claim_hot(worker_id, completions, limit, now, lease_seconds, hot_claim)
             )
             if claimed or capped is None or limit <= 0:
                 return recorded, claimed
@@ -465,14 +468,15 @@ class OutcomeOps(StoreBase):
         limit: int,
         now: datetime,
         lease_seconds: float,
-        capped: _Capped | None = None,
+        capped_claim: Any = None,
     ) -> tuple[list[int], list[Task]]:
         """The same transaction straight through the SQLite driver: a worker's loop on quick tasks spends
-        more in Core's per-execute processing than in SQLite (cProfile, bench/RESULTS.md)."""
+        more in Core's per-execute processing than in SQLite (cProfile, bench/RESULTS.md). `capped_claim`:
+        the capped claim statement as prepared for the driver, when caps apply."""
         hot = self._hot
         assert hot is not None
         statements = self._hot_statements()
-        claim = statements["claim"] if capped is None else self._hot_capped_claim(capped)
+        claim = statements["claim"] if capped_claim is None else capped_claim
         rows = [_plain_completion_row(worker_id, c) for c in completions]
 
         def work(connection: Any) -> tuple[list[int], list[Task]]:
@@ -501,13 +505,24 @@ class OutcomeOps(StoreBase):
             self._hot_compiled = cached
         return cached
 
-    def _hot_capped_claim(self, capped: _Capped) -> Any:
-        """The capped claim compiled for the driver, once per set of caps (a worker has one)."""
-        compiled: dict[_Capped, Any] = self.__dict__.setdefault("_hot_capped_compiled", {})
-        if capped not in compiled:
-            assert self._hot is not None
-            compiled[capped] = self._hot.prepare(_claim_statement(False, capped))
-        return compiled[capped]
+    def _capped_for(self, limits: ClaimLimits | None, queues: Sequence[str] | None) -> tuple[_Capped | None, Any]:
+        """`_capped`, and its claim statement prepared for the SQLite driver, worked out once per ClaimLimits
+        object and queues: a worker passes the same ones to every claim, and sorting, hashing and looking
+        them up each time cost uncapped batch-1 claims a few percent."""
+        if limits is None:
+            return None, None
+        memo: dict[tuple[int, tuple[str, ...]], tuple[ClaimLimits, _Capped | None, Any]]
+        memo = self.__dict__.setdefault("_capped_memo", {})
+        key = (id(limits), tuple(queues or ()))
+        hit = memo.get(key)
+        if hit is None or hit[0] is not limits:  # the id of a ClaimLimits since garbage-collected
+            if len(memo) >= _CAPPED_MEMO_SIZE:
+                memo.clear()
+            capped = _capped(limits, queues)
+            # The capped claim compiled for the SQLite driver path too (only claims over all queues use it).
+            hot = None if capped is None or self._hot is None else self._hot.prepare(_claim_statement(False, capped))
+            hit = memo[key] = (limits, capped, hot)
+        return hit[1], hit[2]
 
     def _record_completions_in(self, conn: Connection, worker_id: str, completions: Sequence[Completion]) -> list[int]:
         plain = [c for c in completions if not c.has_follow_up]

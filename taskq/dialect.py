@@ -202,6 +202,9 @@ class Dialect:
         SQLite: the claim's BEGIN IMMEDIATE already serialises every writer, so each key is held."""
         return set(keys)
 
+    def prefer_index_scans(self, connection: Connection) -> None:
+        """For the rest of this transaction, read partial indexes entry by entry (see PostgreSQL's)."""
+
     def wake_signal(self, engine: Engine) -> WakeSignal:
         """How an idle pool learns of new tasks on this database."""
         raise NotImplementedError
@@ -283,6 +286,13 @@ class PostgresDialect(Dialect):
             elif connection.execute(_ADVISORY_TRY_LOCK, {"key": numbers[key]}).scalar_one():
                 held.add(key)
         return held
+
+    def prefer_index_scans(self, connection: Connection) -> None:
+        # A capped claim counts running rows over ix_tasks_lease, which also holds an entry for every row
+        # that was running since the last vacuum. The planner picks a bitmap scan, which visits all of them
+        # in the heap every time (2 ms at 60,000, measured); a plain index scan marks the dead ones killed
+        # as it goes, so the next count skips them (0.02 ms). SET LOCAL ends with the transaction.
+        connection.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
 
     def wake_signal(self, engine: Engine) -> WakeSignal:
         url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)

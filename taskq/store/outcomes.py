@@ -414,6 +414,8 @@ class OutcomeOps(StoreBase):
         """Slots left per cap key: the cap less the running rows (claimed ones hold a slot too)."""
         names = [key[5:] for key in keys if key.startswith("name:")]
         queues = [key[6:] for key in keys if key.startswith("queue:")]
+        if keys:
+            self.dialect.prefer_index_scans(conn)
         running: dict[str, int] = {}
         if names:
             running.update((f"name:{n}", c) for n, c in conn.execute(_RUNNING_BY_NAME, {"names": names}).all())

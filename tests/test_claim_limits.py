@@ -3,6 +3,8 @@ and a queue's max_concurrency never let more than N tasks run at once, counted i
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 from collections import Counter
 from datetime import timedelta
@@ -167,3 +169,27 @@ def test_max_concurrency_is_validated_and_collected_from_the_registry() -> None:
     finally:
         registry._registry.pop("caps.test.capped")
     assert registry.claim_limits({}) is None  # the built-in tasks are uncapped: no caps, no cost
+
+
+def test_queue_caps_reach_the_workers_and_a_change_restarts_them() -> None:
+    """The pool builds each worker's config from settings; reload_settings restarts the workers when that
+    config changes, so editing a queue's max_concurrency restarts them as editing `queues` does."""
+    from types import SimpleNamespace
+
+    from taskq.pool import Pool, PoolOverrides
+    from taskq.settings import parse_settings
+    from taskq.worker import Worker, WorkerConfig
+
+    def config(text: str) -> WorkerConfig:
+        pool = SimpleNamespace(settings=parse_settings(text), overrides=PoolOverrides())
+        return Pool.worker_config(pool, "worker-1")  # type: ignore[arg-type]
+
+    capped = config("queues: {api: {max_concurrency: 2}, default: {}}\n")
+    assert capped.queues == ["api", "default"] and capped.queue_limits == {"api": 2}
+    assert config("queues: {api: {max_concurrency: 3}, default: {}}\n") != capped
+    assert config("queues: [api, default]\n") != capped
+    assert WorkerConfig(**json.loads(capped.to_json())) == capped  # what the worker process receives
+    worker = Worker(capped, store=None)  # type: ignore[arg-type]
+    os.close(worker._stop_r)
+    os.close(worker._stop_w)
+    assert worker.claim_limits is not None and worker.claim_limits.by_queue == {"api": 2}

@@ -30,6 +30,9 @@ def default_store() -> Store:
         return _default
 
 
+registry.use_default_store(default_store)
+
+
 def configure(url: str) -> Store:
     """Point the default store at `url` (call once at application start-up)."""
     global _default

@@ -582,7 +582,7 @@ def list_registered(as_json: bool) -> None:
     from rich.table import Table
 
     table = Table(show_edge=False, header_style="bold")
-    for column in ("name", "arguments", "queue", "prio", "retries", "timeout", "then"):
+    for column in ("name", "arguments", "queue", "prio", "retries", "timeout", "max conc", "then"):
         table.add_column(column, overflow="ellipsis", no_wrap=column != "arguments")
     for spec in specs:
         data = _spec_dict(spec)
@@ -593,6 +593,7 @@ def list_registered(as_json: bool) -> None:
             str(spec.priority),
             str(spec.max_retries),
             "-" if spec.timeout is None else f"{spec.timeout:g} s",
+            "-" if spec.max_concurrency is None else str(spec.max_concurrency),
             spec.then or "-",
         )
     _console().print(table)
@@ -606,6 +607,7 @@ def _spec_dict(spec: registry.TaskSpec) -> dict[str, Any]:
         "priority": spec.priority,
         "max_retries": spec.max_retries,
         "timeout": spec.timeout,
+        "max_concurrency": spec.max_concurrency,
         "then": spec.then,
         "takes_context": spec.takes_context,
     }

@@ -154,6 +154,29 @@ class Completion:
     started_at: datetime | None = None  # when the function was called (stored if the start was not yet)
 
 
+@dataclass(frozen=True)
+class ClaimLimits:
+    """Concurrency caps a claim must respect: at most `by_name[n]` running tasks named n, and at most
+    `by_queue[q]` running tasks in queue q, across every worker and host. A claimed row holds its slot
+    from the claim on (prefetched included) until its outcome or release. Workers build this once from
+    @task(max_concurrency=...) and settings.yaml's `queues:`; the store never imports the registry."""
+
+    by_name: Mapping[str, int] = field(default_factory=dict)
+    by_queue: Mapping[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for what, caps in (("max_concurrency", self.by_name), ("queue max_concurrency", self.by_queue)):
+            for key, cap in caps.items():
+                if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+                    raise TaskqError(f"{what} of {key!r} must be an int >= 1, got {cap!r}")
+
+    def __bool__(self) -> bool:
+        return bool(self.by_name or self.by_queue)
+
+    def __hash__(self) -> int:  # the mappings are not hashable; their sorted items are
+        return hash((tuple(sorted(self.by_name.items())), tuple(sorted(self.by_queue.items()))))
+
+
 class Interruption(str, enum.Enum):
     """How a task cut short by its worker's death is settled."""
 

@@ -17,12 +17,13 @@ from taskq.model import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_QUEUE,
     MAX_BACKOFF_SECONDS,
+    ClaimLimits,
     Enqueued,
     InvalidTaskArguments,
     TaskqError,
 )
 from taskq.requests import check_options
-from taskq.store import TaskDefaults
+from taskq.store import Store, TaskDefaults
 
 
 class UnknownTask(TaskqError):
@@ -41,6 +42,7 @@ class TaskSpec:
     takes_context: bool = False  # the function's first parameter is named `ctx`
     is_async: bool = False  # an `async def`: a worker awaits it on its event loop
     retry: RetryPolicy = DEFAULT_POLICY  # retry_on, retry_backoff, retry_backoff_max, retry_jitter
+    max_concurrency: int | None = None  # at most this many running at once, across every worker and host
     # What callers pass (without `ctx`), worked out once at registration: enqueue checks every call against it.
     signature: inspect.Signature | None = field(default=None, compare=False, repr=False)
 
@@ -56,9 +58,9 @@ class TaskSpec:
     def enqueue(self, *args: Any, **kwargs: Any) -> Enqueued:
         """Queue a run on the default store (TASKQ_DATABASE_URL or sqlite:///taskq.db); the returned
         handle waits for it (`.wait()`, `.result()`), reads `.status()` and can `.cancel()` it."""
-        from taskq.api import default_store
-
-        return default_store().enqueue(self.name, args, kwargs)
+        if _default_store is None:  # taskq.api installs it; importing anything of taskq imports taskq.api
+            raise TaskqError("no default store: import taskq (or taskq.api) before enqueueing")
+        return _default_store().enqueue(self.name, args, kwargs)
 
     async def enqueue_async(self, *args: Any, **kwargs: Any) -> Enqueued:
         """`enqueue` from a coroutine: the default store's first opening and the INSERT run in a thread."""
@@ -77,6 +79,15 @@ class TaskSpec:
 
 
 _registry: dict[str, TaskSpec] = {}
+
+# The store `TaskSpec.enqueue` uses, installed by taskq.api (which builds stores from this registry's
+# defaults), so that the registry needs no import of the layer above it.
+_default_store: Callable[[], Store] | None = None
+
+
+def use_default_store(provider: Callable[[], Store]) -> None:
+    global _default_store
+    _default_store = provider
 
 
 def _takes_context(function: Callable[..., Any]) -> bool:
@@ -118,6 +129,7 @@ def task(
     retry_backoff: float = DEFAULT_BACKOFF_SECONDS,
     retry_backoff_max: float = MAX_BACKOFF_SECONDS,
     retry_jitter: bool = False,
+    max_concurrency: int | None = None,
 ) -> Callable[[Callable[..., Any]], TaskSpec]: ...
 
 
@@ -134,6 +146,7 @@ def task(
     retry_backoff: float = DEFAULT_BACKOFF_SECONDS,
     retry_backoff_max: float = MAX_BACKOFF_SECONDS,
     retry_jitter: bool = False,
+    max_concurrency: int | None = None,
 ) -> TaskSpec | Callable[[Callable[..., Any]], TaskSpec]:
     """Register a function as a task, by default under 'module.function'.
 
@@ -141,8 +154,15 @@ def task(
     each next one after twice the previous, capped at `retry_backoff_max` (`retry_jitter`: a random
     delay in the upper half of that). With `retry_on`, only those exceptions are retried; any other one
     fails the task at once. The task itself may `raise taskq.Retry(delay=...)` or `raise taskq.Fail(...)`.
+
+    `max_concurrency`: never more than this many runs of the task at once, counted over every worker
+    and host (a task claimed by a worker counts from its claim on); None means no cap.
     """
     check_options(priority=priority, max_retries=max_retries, queue=queue, timeout=timeout)
+    if max_concurrency is not None and (
+        isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1
+    ):
+        raise TaskqError(f"max_concurrency must be an int >= 1 or None, got {max_concurrency!r}")
     policy = RetryPolicy(
         backoff=float(retry_backoff),
         backoff_max=float(retry_backoff_max),
@@ -163,6 +183,7 @@ def task(
             takes_context=_takes_context(target),
             is_async=inspect.iscoroutinefunction(target),
             retry=policy,
+            max_concurrency=max_concurrency,
             signature=_call_signature(target),
         )
         _registry[spec.name] = spec
@@ -186,6 +207,16 @@ def find(name: str) -> TaskSpec | None:
 def defaults_for(name: str) -> TaskDefaults | None:
     spec = _registry.get(name)
     return None if spec is None else spec.defaults
+
+
+def claim_limits(queue_limits: Mapping[str, int] | None = None) -> ClaimLimits | None:
+    """The caps a worker passes to every claim: its registered tasks' max_concurrency and the queues'
+    (settings.yaml). None when there is none, so its claims stay exactly the uncapped ones."""
+    limits = ClaimLimits(
+        {spec.name: spec.max_concurrency for spec in _registry.values() if spec.max_concurrency is not None},
+        dict(queue_limits or {}),
+    )
+    return limits or None
 
 
 def registered_names() -> list[str]:

@@ -64,6 +64,7 @@ class WorkerConfig:
     name: str  # worker-N
     database: str
     queues: list[str] = field(default_factory=list)
+    queue_limits: dict[str, int] = field(default_factory=dict)  # queue -> max_concurrency (settings.yaml)
     imports: list[str] = field(default_factory=list)
     queue_limits: dict[str, int] = field(default_factory=dict)  # queue -> most of its tasks run at once
     lease_seconds: float = LEASE.default
@@ -99,6 +100,9 @@ class Worker:
         # A plain flag, not a threading.Event: the SIGTERM handler runs on the main thread between two
         # bytecodes, possibly while that thread holds an Event's lock, and would deadlock taking it again.
         self.stop_requested = False
+        # Computed once: task modules are imported before the worker is built, and caps change only with
+        # a restart (a settings change restarts the workers).
+        self.claim_limits = registry.claim_limits(config.queue_limits)
         self.prefetched: deque[Task] = deque()
         self.unrecorded: list[Completion] = []  # successes recorded with the next claim, one transaction
         self._prefetch_lock = threading.Lock()  # guards prefetched and unrecorded (main vs heartbeat thread)
@@ -222,6 +226,7 @@ class Worker:
             self.config.queues or None,
             limit=limit,
             lease_seconds=self.config.lease_seconds,
+            limits=self.claim_limits,
         )
         self._after_recording(finished, recorded)
         return claimed
@@ -273,7 +278,12 @@ class Worker:
         next_due = self.store.next_run_after(self.config.queues or None)
         if next_due is None:
             return idle_poll
-        return min(idle_poll, max(0.0, next_due.timestamp() - time.time()))
+        due_in = next_due.timestamp() - time.time()
+        if due_in < -IDLE_POLL_MIN_SECONDS:
+            # Ready for a while, yet our claim did not take it: its max_concurrency slots are full (or
+            # another worker just took it). Back off as when idle instead of claiming again at once.
+            return idle_poll
+        return min(idle_poll, max(0.0, due_in))
 
     def should_recycle(self) -> bool:
         if self.config.max_tasks is not None and self.tasks_done >= self.config.max_tasks:

@@ -6,14 +6,20 @@ import functools
 import random
 import traceback as traceback_module
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Executable,
+    Select,
     and_,
     bindparam,
+    func,
+    literal,
+    or_,
     select,
     update,
 )
@@ -21,6 +27,7 @@ from sqlalchemy import (
 from taskq.clock import as_utc, utc_now
 from taskq.lifecycle import Event, Failure, FailureKind, RetryPolicy, decide_failure
 from taskq.model import (
+    ClaimLimits,
     Completion,
     Interrupted,
     Interruption,
@@ -55,34 +62,112 @@ _FINISH_RETURNING = (tasks.c.parent_id, tasks.c.continuation, tasks.c.queue, tas
 _AS_CLAIMED_ATTEMPT = (tasks.c.attempts + 1).label("attempts")
 
 
+_CLAIM_ORDER = (tasks.c.priority.desc(), tasks.c.run_after, tasks.c.id)
+_CLAIMED_VALUES = {
+    "status": _to(Event.CLAIM),
+    "started_at": None,
+    "worker_id": bindparam("worker_id"),
+    "lease_until": bindparam("lease_until"),
+    "cancel_requested": False,
+}
+# The task comes back as the attempt it will run as; the row counts it once the task starts.
+_CLAIMED_RETURNING = tuple(_AS_CLAIMED_ATTEMPT if column.name == "attempts" else column for column in tasks.c)
+
+
+@dataclass(frozen=True)
+class _Capped:
+    """The capped names and queues that a claim over some queues could take tasks of (sorted)."""
+
+    names: tuple[str, ...]
+    queues: tuple[str, ...]
+    limits: ClaimLimits = field(compare=False)  # the caps themselves: counted, not compiled into SQL
+
+
+def _capped(limits: ClaimLimits | None, queues: Sequence[str] | None) -> _Capped | None:
+    """None when no cap can apply: the claim is then exactly the uncapped one (no cost at all)."""
+    if not limits:
+        return None
+    capped_queues = sorted(q for q in limits.by_queue if not queues or q in queues)
+    if not limits.by_name and not capped_queues:
+        return None
+    return _Capped(tuple(sorted(limits.by_name)), tuple(capped_queues), limits)
+
+
+def _is_capped(capped: _Capped, name: Any, queue: Any) -> ColumnElement[bool]:
+    # Names as literal() binds, not one expanding IN: the SQLite driver path compiles the statement once
+    # with positional parameters, which an expanding IN cannot be.
+    tests = []
+    if capped.names:
+        tests.append(name.in_([literal(value) for value in capped.names]))
+    if capped.queues:
+        tests.append(queue.in_([literal(value) for value in capped.queues]))
+    return or_(*tests)
+
+
 @functools.cache
-def _claim_statement(by_queue: bool) -> Executable:
+def _claim_statement(by_queue: bool, capped: _Capped | None = None) -> Executable:
+    """The claim: up to `limit` ready tasks in claim order, in one statement. With `capped`, it claims
+    nothing when any of those candidates is a capped task (the caller then takes the counting path):
+    claims of uncapped tasks stay one statement, with no lock and no count."""
     ready = and_(_from(Event.CLAIM), tasks.c.run_after <= bindparam("now"))
     if by_queue:
         ready = and_(ready, tasks.c.queue.in_(bindparam("queues", expanding=True)))
+    columns = (tasks.c.id,) if capped is None else (tasks.c.id, tasks.c.name, tasks.c.queue)
     candidates = (
-        select(tasks.c.id)
+        select(*columns)
         .where(ready)
-        .order_by(tasks.c.priority.desc(), tasks.c.run_after, tasks.c.id)
+        .order_by(*_CLAIM_ORDER)
         .limit(bindparam("limit"))
         .with_for_update(skip_locked=True)
         .cte("candidates")
     )
     # A CTE, not `id IN (subquery)`: PostgreSQL may evaluate a LIMIT ... SKIP LOCKED subquery more
     # than once inside an UPDATE and so claim more rows than asked; a CTE runs exactly once.
-    return (
-        update(tasks)
-        .where(tasks.c.id == candidates.c.id, _from(Event.CLAIM))
-        .values(
-            status=_to(Event.CLAIM),
-            started_at=None,
-            worker_id=bindparam("worker_id"),
-            lease_until=bindparam("lease_until"),
-            cancel_requested=False,
-        )
-        # The task comes back as the attempt it will run as; the row counts it once the task starts.
-        .returning(*(_AS_CLAIMED_ATTEMPT if column.name == "attempts" else column for column in tasks.c))
+    condition = and_(tasks.c.id == candidates.c.id, _from(Event.CLAIM))
+    if capped is not None:
+        ahead = candidates.alias("capped_ahead")
+        any_capped = select(literal(1)).select_from(ahead).where(_is_capped(capped, ahead.c.name, ahead.c.queue))
+        condition = and_(condition, ~any_capped.correlate(None).exists())
+    return update(tasks).where(condition).values(**_CLAIMED_VALUES).returning(*_CLAIMED_RETURNING)
+
+
+def _capped_candidates(
+    queues: Sequence[str] | None, full_names: set[str], full_queues: set[str]
+) -> Select[tuple[int, str, str]]:
+    """Ready tasks in claim order, leaving out names and queues with no free slot (so they never block
+    the tasks behind them); bound: now, limit."""
+    query = select(tasks.c.id, tasks.c.name, tasks.c.queue).where(
+        _from(Event.CLAIM), tasks.c.run_after <= bindparam("now")
     )
+    if queues:
+        query = query.where(tasks.c.queue.in_(list(queues)))
+    if full_names:
+        query = query.where(tasks.c.name.not_in(sorted(full_names)))
+    if full_queues:
+        query = query.where(tasks.c.queue.not_in(sorted(full_queues)))
+    return query.order_by(*_CLAIM_ORDER).limit(bindparam("limit")).with_for_update(skip_locked=True)
+
+
+_CLAIM_CHOSEN = (
+    update(tasks)
+    .where(tasks.c.id.in_(bindparam("ids", expanding=True)), _from(Event.CLAIM))
+    .values(**_CLAIMED_VALUES)
+    .returning(*_CLAIMED_RETURNING)
+)
+# Counted over ix_tasks_lease, the partial index that holds only running rows: a scan of at most every
+# worker's claimed batch, and only in claims that meet a capped task. An index on running rows by name
+# would make it a seek, but its entry, written at every claim and removed at every outcome, cost uncapped
+# claims 9 % of a batch-1 claim+complete loop on SQLite (python -m bench.claim_limits).
+_RUNNING_BY_NAME = (
+    select(tasks.c.name, func.count())
+    .where(_status_is(RUNNING), tasks.c.name.in_(bindparam("names", expanding=True)))
+    .group_by(tasks.c.name)
+)
+_RUNNING_BY_QUEUE = (
+    select(tasks.c.queue, func.count())
+    .where(_status_is(RUNNING), tasks.c.queue.in_(bindparam("queues", expanding=True)))
+    .group_by(tasks.c.queue)
+)
 
 
 _COMPLETED_VALUES = {
@@ -185,6 +270,15 @@ _RECORDED_ONE = select(tasks.c.id).where(
 )
 
 
+_CAPPED_MEMO_SIZE = 64  # distinct (ClaimLimits, queues) pairs remembered; a worker uses one
+
+
+def _cap_keys(capped: _Capped, name: str, queue: str) -> list[str]:
+    """The caps a task of this name and queue takes a slot of, as lock/count keys."""
+    keys = [f"name:{name}"] if name in capped.names else []
+    return [*keys, f"queue:{queue}"] if queue in capped.queues else keys
+
+
 def _claim_params(worker_id: str, limit: int, now: datetime, lease_seconds: float) -> dict[str, Any]:
     return {"now": now, "limit": limit, "worker_id": worker_id, "lease_until": now + timedelta(seconds=lease_seconds)}
 
@@ -229,8 +323,9 @@ class OutcomeOps(StoreBase):
         *,
         now: datetime | None = None,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        limits: ClaimLimits | None = None,
     ) -> Task | None:
-        claimed = self.claim_batch(worker_id, queues, limit=1, now=now, lease_seconds=lease_seconds)
+        claimed = self.claim_batch(worker_id, queues, limit=1, now=now, lease_seconds=lease_seconds, limits=limits)
         return claimed[0] if claimed else None
 
     def claim_batch(
@@ -241,11 +336,15 @@ class OutcomeOps(StoreBase):
         limit: int = 1,
         now: datetime | None = None,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        limits: ClaimLimits | None = None,
     ) -> list[Task]:
         """Atomically move up to `limit` ready tasks to running for `worker_id`: highest priority first,
-        then the one ready longest (run_after), then oldest id. No task is ever handed to two claimers."""
+        then the one ready longest (run_after), then oldest id. No task is ever handed to two claimers.
+        With `limits`, no capped name or queue ends up with more running tasks than its cap (a task whose
+        slots are all taken is passed over, so it never blocks the tasks behind it)."""
         now = now or utc_now()
-        return self.write(lambda conn: self._claim_in(conn, worker_id, queues, limit, now, lease_seconds))
+        capped, _ = self._capped_for(limits, queues)
+        return self.write(lambda conn: self._claim_in(conn, worker_id, queues, limit, now, lease_seconds, capped))
 
     def _claim_in(
         self,
@@ -255,11 +354,74 @@ class OutcomeOps(StoreBase):
         limit: int,
         now: datetime,
         lease_seconds: float,
+        capped: _Capped | None = None,
     ) -> list[Task]:
         params = _claim_params(worker_id, limit, now, lease_seconds)
         if queues:
             params["queues"] = list(queues)
-        return _in_claim_order(conn.execute(_claim_statement(bool(queues)), params).mappings().all())
+        claimed = _in_claim_order(conn.execute(_claim_statement(bool(queues), capped), params).mappings().all())
+        if claimed or capped is None:
+            return claimed
+        return self._claim_capped_in(conn, worker_id, queues, limit, now, lease_seconds, capped)
+
+    def _claim_capped_in(
+        self,
+        conn: Connection,
+        worker_id: str,
+        queues: Sequence[str] | None,
+        limit: int,
+        now: datetime,
+        lease_seconds: float,
+        capped: _Capped,
+    ) -> list[Task]:
+        """The claim when a capped task is among the candidates: lock the caps met, count their running
+        rows, and walk the candidates in claim order taking each task whose name and queue still have a
+        free slot. A candidate passed over means one cap just filled up, so the next round leaves that
+        name/queue out and looks further: each extra round fills at least one more cap."""
+        free: dict[str, int] = {}  # "name:<n>" / "queue:<q>" -> slots left, for the caps locked and counted
+        claimed: list[Mapping[str, Any]] = []
+        first_round = True
+        while len(claimed) < limit:
+            wanted = limit - len(claimed)
+            full_names = {key[5:] for key, left in free.items() if left <= 0 and key.startswith("name:")}
+            full_queues = {key[6:] for key, left in free.items() if left <= 0 and key.startswith("queue:")}
+            rows = conn.execute(
+                _capped_candidates(queues, full_names, full_queues), {"now": now, "limit": wanted}
+            ).all()
+            met = sorted({key for row in rows for key in _cap_keys(capped, row.name, row.queue)} - free.keys())
+            # Only the first round may wait for a lock: later ones already hold some, and waiting then
+            # could deadlock with a claimer holding the next; a cap whose lock is busy counts as full.
+            held = self.dialect.lock_claim_limits(conn, met, wait=first_round)
+            first_round = False
+            free.update({key: 0 for key in met if key not in held})
+            free.update(self._free_slots_in(conn, [key for key in met if key in held], capped.limits))
+            chosen = []
+            for row in rows:
+                keys = _cap_keys(capped, row.name, row.queue)
+                if all(free[key] > 0 for key in keys):
+                    for key in keys:
+                        free[key] -= 1
+                    chosen.append(row.id)
+            if chosen:
+                params = {"ids": chosen, **_claim_params(worker_id, len(chosen), now, lease_seconds)}
+                claimed += conn.execute(_CLAIM_CHOSEN, params).mappings().all()
+            if len(rows) < wanted or len(chosen) == len(rows):
+                break  # no more ready tasks, or all of these were taken
+        return _in_claim_order(claimed)
+
+    def _free_slots_in(self, conn: Connection, keys: Sequence[str], limits: ClaimLimits) -> dict[str, int]:
+        """Slots left per cap key: the cap less the running rows (claimed ones hold a slot too)."""
+        names = [key[5:] for key in keys if key.startswith("name:")]
+        queues = [key[6:] for key in keys if key.startswith("queue:")]
+        if keys:
+            self.dialect.prefer_index_scans(conn)
+        running: dict[str, int] = {}
+        if names:
+            running.update((f"name:{n}", c) for n, c in conn.execute(_RUNNING_BY_NAME, {"names": names}).all())
+        if queues:
+            running.update((f"queue:{q}", c) for q, c in conn.execute(_RUNNING_BY_QUEUE, {"queues": queues}).all())
+        caps = {**{f"name:{n}": limits.by_name[n] for n in names}, **{f"queue:{q}": limits.by_queue[q] for q in queues}}
+        return {key: cap - running.get(key, 0) for key, cap in caps.items()}
 
     def finish_and_claim(
         self,
@@ -270,32 +432,52 @@ class OutcomeOps(StoreBase):
         limit: int = 1,
         now: datetime | None = None,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        limits: ClaimLimits | None = None,
     ) -> tuple[list[int], list[Task]]:
         """Record a worker's finished runs and claim its next batch in one transaction: for quick tasks
         the commit, not the statements, is the cost. Returns the ids recorded (the others were no longer
-        this worker's) and the tasks claimed (none when limit is 0)."""
+        this worker's) and the tasks claimed (none when limit is 0). `limits`: as for claim_batch."""
         for completion in completions:
             check_json("result", completion.result)
         now = now or utc_now()
+        capped, hot_claim = self._capped_for(limits, queues)
 
         if self._hot is not None and not queues and not any(c.has_follow_up for c in completions):
-            return self._retrying(lambda: self._finish_and_claim_hot(worker_id, completions, limit, now, lease_seconds))
+            recorded, claimed = self._retrying(
+                lambda: self._finish_and_claim_hot(worker_id, completions, limit, now, lease_seconds, hot_claim)
+            )
+            if claimed or capped is None or limit <= 0:
+                return recorded, claimed
+            # A capped task was among the candidates (or none was ready): the counting claim runs through
+            # Core, in a transaction of its own after the completions' (the driver path compiles each
+            # statement once, and this one's IN lists change from round to round).
+            return recorded, self.write(
+                lambda conn: self._claim_capped_in(conn, worker_id, queues, limit, now, lease_seconds, capped)
+            )
 
         def work(conn: Connection) -> tuple[list[int], list[Task]]:
             recorded = self._record_completions_in(conn, worker_id, completions)
-            claimed = self._claim_in(conn, worker_id, queues, limit, now, lease_seconds) if limit > 0 else []
+            claimed = self._claim_in(conn, worker_id, queues, limit, now, lease_seconds, capped) if limit > 0 else []
             return recorded, claimed
 
         return self.write(work)
 
     def _finish_and_claim_hot(
-        self, worker_id: str, completions: Sequence[Completion], limit: int, now: datetime, lease_seconds: float
+        self,
+        worker_id: str,
+        completions: Sequence[Completion],
+        limit: int,
+        now: datetime,
+        lease_seconds: float,
+        capped_claim: Any = None,
     ) -> tuple[list[int], list[Task]]:
         """The same transaction straight through the SQLite driver: a worker's loop on quick tasks spends
-        more in Core's per-execute processing than in SQLite (cProfile, bench/RESULTS.md)."""
+        more in Core's per-execute processing than in SQLite (cProfile, bench/RESULTS.md). `capped_claim`:
+        the capped claim statement as prepared for the driver, when caps apply."""
         hot = self._hot
         assert hot is not None
         statements = self._hot_statements()
+        claim = statements["claim"] if capped_claim is None else capped_claim
         rows = [_plain_completion_row(worker_id, c) for c in completions]
 
         def work(connection: Any) -> tuple[list[int], list[Task]]:
@@ -307,7 +489,7 @@ class OutcomeOps(StoreBase):
             claimed: list[Task] = []
             if limit > 0:
                 params = _claim_params(worker_id, limit, now, lease_seconds)
-                claimed = _in_claim_order(hot.fetch_all(connection, statements["claim"], params))
+                claimed = _in_claim_order(hot.fetch_all(connection, claim, params))
             return recorded, claimed
 
         return hot.write(work)
@@ -323,6 +505,25 @@ class OutcomeOps(StoreBase):
             }
             self._hot_compiled = cached
         return cached
+
+    def _capped_for(self, limits: ClaimLimits | None, queues: Sequence[str] | None) -> tuple[_Capped | None, Any]:
+        """`_capped`, and its claim statement prepared for the SQLite driver, worked out once per ClaimLimits
+        object and queues: a worker passes the same ones to every claim, and sorting, hashing and looking
+        them up each time cost uncapped batch-1 claims a few percent."""
+        if limits is None:
+            return None, None
+        memo: dict[tuple[int, tuple[str, ...]], tuple[ClaimLimits, _Capped | None, Any]]
+        memo = self.__dict__.setdefault("_capped_memo", {})
+        key = (id(limits), tuple(queues or ()))
+        hit = memo.get(key)
+        if hit is None or hit[0] is not limits:  # the id of a ClaimLimits since garbage-collected
+            if len(memo) >= _CAPPED_MEMO_SIZE:
+                memo.clear()
+            capped = _capped(limits, queues)
+            # The capped claim compiled for the SQLite driver path too (only claims over all queues use it).
+            hot = None if capped is None or self._hot is None else self._hot.prepare(_claim_statement(False, capped))
+            hit = memo[key] = (limits, capped, hot)
+        return hit[1], hit[2]
 
     def _record_completions_in(self, conn: Connection, worker_id: str, completions: Sequence[Completion]) -> list[int]:
         plain = [c for c in completions if not c.has_follow_up]

@@ -159,7 +159,8 @@ def test_tasks_lists_registered_tasks_with_their_options(tmp_path: Path, monkeyp
     module = tmp_path / "bulk_app_tasks.py"
     module.write_text(
         "import taskq\n\n"
-        "@taskq.task(name='app.resize', queue='images', priority=5, max_retries=1, timeout=30, then='app.done')\n"
+        "@taskq.task(name='app.resize', queue='images', priority=5, max_retries=1, timeout=30, then='app.done',"
+        " max_concurrency=3)\n"
         "def resize(ctx, path: str, width: int = 640) -> dict:\n    return {}\n"
     )
     result = CliRunner().invoke(
@@ -176,6 +177,7 @@ def test_tasks_lists_registered_tasks_with_their_options(tmp_path: Path, monkeyp
         "priority": 5,
         "max_retries": 1,
         "timeout": 30,
+        "max_concurrency": 3,
         "then": "app.done",
         "takes_context": True,
     }

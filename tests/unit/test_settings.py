@@ -21,6 +21,9 @@ def test_shipped_settings_file_works_as_is() -> None:
         ("retention: 7x\n", "invalid duration '7x'"),
         ("database: taskq.db\n", "expected a database URL"),
         ("- 1\n", "expected a mapping"),
+        ("workers: 2\nqueues:\n  api:\n    max_concurrency: 0\n", "f.yaml:4: key 'queues.api.max_concurrency': expected a whole number >= 1"),
+        ("queues:\n  api: {max: 2}\n", "f.yaml:2: key 'queues.api.max': unknown key 'max'"),
+        ("queues: {api: 3}\n", "f.yaml:1: key 'queues.api': expected the queue's options"),
     ],
 )
 def test_bad_settings_name_file_line_and_key(text: str, message: str) -> None:
@@ -38,3 +41,9 @@ def test_database_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("TASKQ_DATABASE_URL", "sqlite:///from-env.db")
     assert load_settings(file).database == "sqlite:///from-env.db"
     assert load_settings(file, database="sqlite:///from-cli.db").database == "sqlite:///from-cli.db"
+
+
+def test_queues_as_a_mapping_serve_its_keys_and_cap_those_with_max_concurrency() -> None:
+    settings = parse_settings("queues:\n  api: {max_concurrency: 2}\n  default: {}\n  batch:\n")
+    assert settings.queues == ("api", "default", "batch") and settings.queue_limits == {"api": 2}
+    assert parse_settings("queues: [a, b]\n").queue_limits == {}

@@ -21,7 +21,10 @@ def test_shipped_settings_file_works_as_is() -> None:
         ("retention: 7x\n", "invalid duration '7x'"),
         ("database: taskq.db\n", "expected a database URL"),
         ("- 1\n", "expected a mapping"),
-        ("workers: 2\nqueues:\n  api:\n    max_concurrency: 0\n", "f.yaml:4: key 'queues.api.max_concurrency': expected a whole number >= 1"),
+        (
+            "workers: 2\nqueues:\n  api:\n    max_concurrency: 0\n",
+            "f.yaml:4: key 'queues.api.max_concurrency': expected a whole number >= 1",
+        ),
         ("queues:\n  api: {max: 2}\n", "f.yaml:2: key 'queues.api.max': unknown key 'max'"),
         ("queues: {api: 3}\n", "f.yaml:1: key 'queues.api': expected the queue's options"),
     ],

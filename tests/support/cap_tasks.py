@@ -1,4 +1,4 @@
-"""Tasks for tests/test_claim_limits_pool.py (`--import cap_tasks`), kept out of pool_tasks so that the other
+"""Tasks for tests/process/test_claim_limits_pool.py (`--import cap_tasks`), kept out of pool_tasks so that the other
 pool tests' workers stay uncapped. Each run records its start and end (wall clock) in the pool's run log."""
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 import taskq
 from taskq import cli as cli_module
+from taskq import registry
 from taskq.cli import main
 from taskq.model import Status, TaskFilter
 from taskq.store import Store
@@ -152,8 +153,10 @@ def test_workers_lists_live_workers_with_their_current_task(sqlite_store) -> Non
 
 
 def test_tasks_lists_registered_tasks_with_their_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # In-process: the working directory goes on sys.path and PYTHONPATH; restore both afterwards.
+    # In-process: the working directory goes on sys.path and PYTHONPATH, and the app's task into the registry;
+    # restore all three afterwards (a capped app.resize left registered would cap every later claim).
     monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(registry, "_registry", dict(registry._registry))
     monkeypatch.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
     monkeypatch.chdir(tmp_path)
     module = tmp_path / "bulk_app_tasks.py"

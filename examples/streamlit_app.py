@@ -18,6 +18,7 @@ import streamlit as st
 
 import taskq
 from examples.streamlit_tasks import research_company
+from taskq.settings import DATABASE, environment_value
 from taskq.streamlit import active_tasks_sidebar, find, submit, task_status, tracked
 
 
@@ -70,7 +71,8 @@ def notes_page() -> None:
     st.write("Research keeps running in the worker while you are here; the sidebar shows its progress.")
 
 
-store = open_store()  # TASKQ_DATABASE_URL, else sqlite:///taskq.db
+# The URL is the cache's key: TASKQ_DATABASE_URL, else sqlite:///taskq.db, as every taskq command reads it.
+store = open_store(environment_value(DATABASE))
 page = st.sidebar.radio("Page", ["Research", "Notes"], key="page")
 if page == "Research":
     research_page(store)

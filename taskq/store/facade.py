@@ -205,11 +205,16 @@ class Store:
             return enqueue.insert_many(connection, self._ctx, rows)
         return self.write(lambda conn: enqueue.insert_many(conn, self._ctx, rows))
 
+    # The async twins, for Starlette/FastAPI/FastHTML handlers: the blocking call runs in the event loop's
+    # default thread pool (`asyncio.to_thread`). Threads, not an async driver: the statements, the retries
+    # on a locked SQLite file and the SQLite hot path are synchronous and measured; an INSERT takes well
+    # under a millisecond, so the hand-off costs little, while a second, async implementation of every
+    # operation would have to be kept in step with the first.
+
     async def enqueue_async(
         self, name: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
     ) -> Enqueued:
-        """`enqueue` without blocking the event loop (the blocking call runs in the default thread pool;
-        see aio.py for why threads); takes the same options."""
+        """`enqueue` without blocking the event loop; takes the same options."""
         return await asyncio.to_thread(functools.partial(self.enqueue, name, args, kwargs, **options))
 
     async def enqueue_many_async(

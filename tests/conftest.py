@@ -1,27 +1,30 @@
 """Shared fixtures: a real SQLite file per test, and (when TASKQ_TEST_POSTGRES_URL is set) a private
-PostgreSQL schema per test, so one store suite runs on both dialects."""
+PostgreSQL schema per test, so one store suite runs on both dialects.
+
+The layers (tests/README.md): unit/ (in-process, no PostgreSQL, under 10 s), contract/ (the store on both
+dialects), process/ (real pools, signals, servers). Helpers and the task modules workers import
+(`--import pool_tasks`) live in support/, which goes on sys.path here and on the workers' PYTHONPATH in
+support/poolkit.py."""
 
 from __future__ import annotations
 
-import os
-import uuid
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from poolkit import PoolProcess
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
-import taskq
-from taskq.store import Store
+SUPPORT_DIR = Path(__file__).resolve().parent / "support"
+if str(SUPPORT_DIR) not in sys.path:
+    sys.path.insert(0, str(SUPPORT_DIR))
 
-POSTGRES_URL = os.environ.get("TASKQ_TEST_POSTGRES_URL")
-POSTGRES_SKIP_REASON = "TASKQ_TEST_POSTGRES_URL is not set (e.g. postgresql+psycopg://postgres@127.0.0.1/test)"
+from databases import POSTGRES_SKIP_REASON, POSTGRES_URL, PrivateSchema, sqlite_url  # noqa: E402
+from poolkit import PoolProcess  # noqa: E402
 
+import taskq  # noqa: E402
+from taskq.store import Store  # noqa: E402
 
-def sqlite_url(directory: Path) -> str:
-    return f"sqlite:///{directory / 'taskq.db'}"
+__all__ = ["POSTGRES_SKIP_REASON", "POSTGRES_URL", "sqlite_url"]
 
 
 @pytest.fixture
@@ -29,17 +32,11 @@ def postgres_url() -> Iterator[str]:
     """A URL whose connections see only a fresh schema of their own; dropped afterwards."""
     if not POSTGRES_URL:
         pytest.skip(POSTGRES_SKIP_REASON)
-    schema = f"taskq_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    schema = PrivateSchema()
     try:
-        yield url.render_as_string(hide_password=False)
+        yield schema.url
     finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+        schema.drop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -1,5 +1,5 @@
 """The `taskq` commands in this process through click's CliRunner, against a real SQLite file: what each
-prints, its exit code, and that bad input is one line that writes nothing. (tests/test_cli.py runs the
+prints, its exit code, and that bad input is one line that writes nothing. (tests/process/test_cli.py runs the
 command as a real subprocess for what only a process shows: imports from the working directory, run.py.)"""
 
 from __future__ import annotations

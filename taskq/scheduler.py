@@ -32,6 +32,7 @@ Time is an input: `run_once(now)` decides everything from `now`, so tests never 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -42,7 +43,6 @@ from functools import cached_property
 from typing import Any
 
 from croniter import croniter
-from sqlalchemy import Connection
 
 from taskq import registry
 from taskq.clock import as_utc, parse_duration
@@ -50,7 +50,13 @@ from taskq.model import ACTIVE_STATUSES, InvalidTaskArguments, Status, TaskReque
 from taskq.requests import parse_request
 from taskq.settings import SettingValueError
 from taskq.store import Store
-from taskq.store.schedules import ScheduledTask, ScheduleState, schedule_dedup_key
+from taskq.store.schedules import (
+    ScheduleDecision,
+    ScheduledTask,
+    ScheduleState,
+    ScheduleView,
+    schedule_dedup_key,
+)
 
 log = logging.getLogger("taskq.scheduler")
 
@@ -229,9 +235,22 @@ class Scheduler:
         for schedule in schedules:
             if self._up_to_date(schedule, states.get(schedule.name), current):
                 continue
-            outcome = self.store.write(lambda conn, schedule=schedule: self._converge(conn, schedule, now))
-            if outcome is not None:
-                counts[outcome] += 1
+            decide = functools.partial(self._decide, schedule, now)
+            change = self.store.converge_schedule(schedule.name, schedule.dedup_key, decide, now=now)
+            if change is None:
+                continue
+            counts[change.kind] += 1
+            if change.kind == "rescheduled":
+                log.info(
+                    "schedule_rescheduled name=%s task_id=%d run_after=%s",
+                    schedule.name,
+                    change.task_id,
+                    change.run_after,
+                )
+            else:
+                log.debug(
+                    "schedule_created name=%s task_id=%d run_after=%s", schedule.name, change.task_id, change.run_after
+                )
         return counts
 
     @staticmethod
@@ -242,44 +261,33 @@ class Scheduler:
             return False
         return task.status != Status.PENDING or (state is not None and state.spec_hash == schedule.spec_hash)
 
-    def _converge(self, conn: Connection, schedule: Schedule, now: datetime) -> str | None:
-        """Inside one write transaction, holding the schedule's lock: create its next row or rewrite its
-        pending one. Returns the count to bump, or None when there is nothing to do (its row is running, or
-        another pool got there first)."""
-        state = self.store.lock_schedule(conn, schedule.name)
-        holder = self.store.active_task_for_key(conn, schedule.dedup_key)
+    @classmethod
+    def _decide(cls, schedule: Schedule, now: datetime, view: ScheduleView) -> ScheduleDecision | None:
+        """What to do with the schedule, from what the store read under its lock: rewrite its pending row
+        (edited entry, or a row another pool's state does not know), create its next row, or nothing (its
+        row is running or already up to date). A pure function: the store applies the answer in the same
+        transaction."""
+        state, holder = view.state, view.holder
         if holder is not None:
             if holder.status != Status.PENDING:
                 return None
             if state.task_id == holder.id and state.spec_hash == schedule.spec_hash:
                 return None
             anchor = state.anchor if state.task_id == holder.id and state.anchor is not None else now
-            run_after = self._edited_slot(schedule, anchor, holder.run_after, now)
-            if not self.store.reschedule_pending(conn, holder.id, self._request(schedule, run_after), now):
-                return None
-            self._save(conn, schedule, holder.id, run_after, anchor)
-            log.info("schedule_rescheduled name=%s task_id=%d run_after=%s", schedule.name, holder.id, run_after)
-            return "rescheduled"
+            run_after = cls._edited_slot(schedule, anchor, holder.run_after, now)
+            return ScheduleDecision(cls._request(schedule, run_after), anchor, schedule.spec_hash, reschedule=holder.id)
         if state.run_after is None or state.task_id is None:
             anchor, run_after = now, schedule.next_after(now)
         else:
             anchor = state.run_after
             run_after = schedule.next_after(anchor)
             if run_after <= now:
-                started = self.store.task_started_at(conn, state.task_id)
+                started = view.previous_started_at
                 # Unknown start (cancelled before it ran, or purged): assume it covered the slot, so that
                 # bookkeeping gaps can only skip a run, never add a burst of them.
                 if started is None or started >= run_after:
                     run_after = schedule.next_after(now, anchor=anchor)
-        enqueued = self.store.enqueue_many([self._request(schedule, run_after)], connection=conn, now=now)[0]
-        if enqueued.deduplicated:
-            return None
-        self._save(conn, schedule, enqueued.id, run_after, anchor)
-        log.debug("schedule_created name=%s task_id=%d run_after=%s", schedule.name, enqueued.id, run_after)
-        return "created"
-
-    def _save(self, conn: Connection, schedule: Schedule, task_id: int, run_after: datetime, anchor: datetime) -> None:
-        self.store.save_schedule(conn, ScheduleState(schedule.name, schedule.spec_hash, task_id, run_after, anchor))
+        return ScheduleDecision(cls._request(schedule, run_after), anchor, schedule.spec_hash)
 
     @staticmethod
     def _edited_slot(schedule: Schedule, anchor: datetime, current: datetime, now: datetime) -> datetime:

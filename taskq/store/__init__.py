@@ -1,40 +1,27 @@
-"""The store: the only code that writes SQL. One class, split by topic into mixins that share
-`StoreBase` (engine, dialect, transaction helpers)."""
+"""The store: the only code that writes SQL.
 
-from taskq.store.aio import AsyncOps
-from taskq.store.base import DEFAULT_LEASE_SECONDS, DefaultsLookup, StoreBase, TaskDefaults
-from taskq.store.enqueue import EnqueueOps
-from taskq.store.lookup import LookupOps
-from taskq.store.metrics import MetricsOps
-from taskq.store.outcomes import OutcomeOps
-from taskq.store.queries import QueryOps
-from taskq.store.queue_counts import QueueCountOps
-from taskq.store.schedules import ScheduleOps, ScheduleViewOps
-from taskq.store.workers import WorkerOps
-from taskq.store.workflow import WorkflowOps
+`Store` (facade.py) owns the transactions: each of its methods opens one and calls plain functions over
+its connection from the topic modules, which import what they call from each other explicitly:
 
+    base.py         the shared vocabulary: status predicates, owner guard, StoreContext
+    hot.py          the SQLite driver path (single enqueue, finish_and_claim)
+    enqueue.py      request -> row values, deduplicated inserts
+    workflow.py     parents and children, continuations: what every finished task runs
+    outcomes.py     claims, results, failures, leases, progress, a dead worker's tasks
+    transitions.py  operator actions: cancel, retry, purge
+    queries.py      read-only: by id, pages, counts, children, lookups
+    metrics.py      status counts, queue depth, rollups and charts
+    workers.py      worker heartbeats
+    schedules.py    schedule state rows and one scheduler step
+"""
 
-class Store(
-    EnqueueOps,
-    OutcomeOps,
-    WorkflowOps,
-    QueryOps,
-    MetricsOps,
-    WorkerOps,
-    LookupOps,
-    ScheduleOps,
-    ScheduleViewOps,
-    QueueCountOps,
-    AsyncOps,
-    StoreBase,
-):
-    """Every named operation on the tasks table; see each mixin for its topic."""
-
+from taskq.store.base import DEFAULT_LEASE_SECONDS, DefaultsLookup, StoreContext, TaskDefaults
+from taskq.store.facade import Store
 
 __all__ = [
     "DEFAULT_LEASE_SECONDS",
     "DefaultsLookup",
     "Store",
-    "StoreBase",
+    "StoreContext",
     "TaskDefaults",
 ]

@@ -1,4 +1,6 @@
-"""Every SQL statement taskq runs. Each public method is one named operation returning domain objects.
+"""The store's shared vocabulary: the one spelling of each status predicate and owner guard (read from
+lifecycle.py's transition table), the attempt-counting expressions, and the context every topic module's
+functions take beside their connection.
 
 SQLAlchemy Core, not the ORM: the queue's hot paths (enqueue, claim, complete) are single statements
 whose exact SQL matters (ON CONFLICT on a partial index, UPDATE ... RETURNING over a SKIP LOCKED
@@ -7,29 +9,23 @@ subquery), and Core compiles each once and caches it, without a unit of work to 
 
 from __future__ import annotations
 
-import logging
-import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Connection,
-    Engine,
+    Insert,
     Integer,
     Select,
     and_,
     bindparam,
     case,
     func,
-    insert,
     literal_column,
 )
-from sqlalchemy.exc import DBAPIError
 
-from taskq.dialect import Dialect, dialect_for
+from taskq.dialect import Dialect
 from taskq.lifecycle import DEFAULT_POLICY, Event, RetryPolicy, sources, target
 from taskq.model import (
     ACTIVE_STATUSES,
@@ -39,14 +35,7 @@ from taskq.model import (
 )
 from taskq.schema import SETTLED, tasks
 from taskq.settings import LEASE
-from taskq.store.hot import SqliteHotPath
 
-T = TypeVar("T")
-
-log = logging.getLogger("taskq.store")
-
-LOCK_RETRY_SECONDS = 60.0  # a transaction keeps retrying a locked or unreachable database this long
-RETRY_WARNING_SECONDS = 1.0  # retrying longer than this is an outage worth a log line, not lock contention
 DEFAULT_LEASE_SECONDS = LEASE.default  # declared in taskq/settings.py
 ERROR_LOG_LIMIT = 20  # earlier attempts' errors kept per task
 ERROR_TEXT_LIMIT = 20_000  # characters of one traceback kept
@@ -168,74 +157,23 @@ def _owner_params(task_id: int, worker_id: str | None, attempt: int | None) -> t
     return (worker_id is not None, attempt is not None), params
 
 
-class StoreBase:
-    def __init__(self, engine: Engine, *, defaults_for: DefaultsLookup = _no_defaults) -> None:
-        self.engine = engine
-        self.dialect: Dialect = dialect_for(engine)
-        self.defaults_for = defaults_for
-        self._insert_plain = insert(tasks).returning(tasks.c.id)
-        self._insert_dedup = self.dialect.insert_unless_active(tasks)
-        self._hot = SqliteHotPath(engine) if self.dialect.name == "sqlite" else None
+@dataclass(frozen=True)
+class StoreContext:
+    """What the store's functions need beside a connection, fixed when the store opens: the database's
+    differences, the registry's per-task defaults (the store never imports the registry), the dialect's
+    deduplicating INSERT (built once), and the store that `Enqueued` handles read through."""
 
-    # -- transactions -------------------------------------------------------------------------------
+    dialect: Dialect
+    defaults_for: DefaultsLookup
+    insert_dedup: Insert
+    handles: Any  # the Store facade; typed loosely: this module sits below it
 
-    def write(self, work: Callable[[Connection], T]) -> T:
-        """Run `work` in one write transaction, retrying it whole while the database is locked/unreachable."""
-
-        def transaction() -> T:
-            with self.engine.connect() as connection:
-                self.dialect.begin_write(connection)
-                result = work(connection)
-                connection.commit()
-                return result
-
-        return self._retrying(transaction)
-
-    def read(self, work: Callable[[Connection], T]) -> T:
-        def query() -> T:
-            with self.engine.connect() as connection:
-                return work(connection)
-
-        return self._retrying(query)
-
-    def _retrying(self, attempt: Callable[[], T]) -> T:
-        """Jittered exponential backoff on transient errors (a locked SQLite file, a lost connection):
-        SQLite's own busy handler is not fair between processes, random sleeps are; after a PostgreSQL
-        restart pool_pre_ping replaces the dead pooled connections. A transaction whose COMMIT was cut off may
-        have committed, and then runs twice: an outcome's second run finds the task no longer running
-        (a no-op), a claim's first batch is left to lease recovery, and an enqueue without a dedup key
-        inserts again (enqueue is at-least-once; a dedup key collapses the repeat)."""
-        delay = 0.0002
-        started = time.monotonic()
-        warned = False
-        while True:
-            try:
-                result = attempt()
-            except DBAPIError as error:
-                waited = time.monotonic() - started
-                if not self.dialect.is_transient(error) or waited > LOCK_RETRY_SECONDS:
-                    raise
-                if waited > RETRY_WARNING_SECONDS and not warned:
-                    warned = True
-                    log.warning(
-                        "database_retrying: %s (retrying up to %.0f s)",
-                        str(error.orig).strip().splitlines()[0],
-                        LOCK_RETRY_SECONDS,
-                    )
-            else:
-                if warned:
-                    log.info("database_recovered after %.1f s", time.monotonic() - started)
-                return result
-            time.sleep(random.uniform(0, delay))
-            delay = min(delay * 2, 0.25)
+    @classmethod
+    def open(cls, dialect: Dialect, defaults_for: DefaultsLookup, handles: Any) -> StoreContext:
+        return cls(dialect, defaults_for, dialect.insert_unless_active(tasks), handles)
 
     def retry_policy_for(self, name: str) -> RetryPolicy:
         """The task's @task retry policy when this process imported it, else the default one (a
         supervisor recovering a lost worker's task it never imported retries it as before policies)."""
         defaults = self.defaults_for(name)
         return DEFAULT_POLICY if defaults is None else defaults.retry
-
-    def dispose(self) -> None:
-        if self._hot is not None:
-            self._hot.close()
-        self.engine.dispose()

@@ -41,7 +41,6 @@ from taskq.store.base import (
     FAILED,
     PENDING,
     RUNNING,
-    StoreBase,
     _status_is,
     active_parts,
 )
@@ -182,337 +181,333 @@ def _finished_rows_query(after: datetime | None, until: datetime | None, limit: 
     return query if limit is None else query.limit(limit)
 
 
-class MetricsOps(StoreBase):
-    # -- status counts -------------------------------------------------------------------------------
+# -- status counts -----------------------------------------------------------------------------------
 
-    def _counts_query(self, watermark: datetime | None) -> Any:
-        """(queue, status, n, w) rows whose sums per key are the exact counts if `w`, the watermark in the
-        statement's own snapshot, is the `watermark` the statement was built with. The watermark goes in
-        as a value, not a subquery: PostgreSQL plans `finished_at > <subquery>` with a default guess of a
-        third of the rows and scans them all, but uses ix_tasks_finished for a known value."""
-        since = bindparam("since", watermark or _EPOCH, type_=UtcDateTime)
-        active = active_parts(
-            lambda status: (
-                select(tasks.c.queue, tasks.c.status, func.count().label("n"))
-                .where(status)
-                .group_by(tasks.c.queue, tasks.c.status)
-            )
-        )
-        recent = (
+
+def _counts_query(watermark: datetime | None) -> Any:
+    """(queue, status, n, w) rows whose sums per key are the exact counts if `w`, the watermark in the
+    statement's own snapshot, is the `watermark` the statement was built with. The watermark goes in
+    as a value, not a subquery: PostgreSQL plans `finished_at > <subquery>` with a default guess of a
+    third of the rows and scans them all, but uses ix_tasks_finished for a known value."""
+    since = bindparam("since", watermark or _EPOCH, type_=UtcDateTime)
+    active = active_parts(
+        lambda status: (
             select(tasks.c.queue, tasks.c.status, func.count().label("n"))
-            .where(_status_is(*TERMINAL_STATUSES), tasks.c.finished_at > since)
+            .where(status)
             .group_by(tasks.c.queue, tasks.c.status)
         )
-        rolled = select(task_counts.c.queue, task_counts.c.status, task_counts.c.n)
-        parts = union_all(*active, recent, rolled).subquery()
-        current = select(rollup_state.c.watermark).where(rollup_state.c.id == _STATE_ID).scalar_subquery()
-        return select(parts.c.queue, parts.c.status, parts.c.n, current.label("w"))
+    )
+    recent = (
+        select(tasks.c.queue, tasks.c.status, func.count().label("n"))
+        .where(_status_is(*TERMINAL_STATUSES), tasks.c.finished_at > since)
+        .group_by(tasks.c.queue, tasks.c.status)
+    )
+    rolled = select(task_counts.c.queue, task_counts.c.status, task_counts.c.n)
+    parts = union_all(*active, recent, rolled).subquery()
+    current = select(rollup_state.c.watermark).where(rollup_state.c.id == _STATE_ID).scalar_subquery()
+    return select(parts.c.queue, parts.c.status, parts.c.n, current.label("w"))
 
-    def counts_by_queue(self) -> dict[tuple[str, str], int]:
-        """{(queue, status): n} for every status with rows, exact. One statement reads one snapshot (a
-        rollup committing between two statements would move rows from "recent" to task_counts and count
-        them twice); if a rollup moved the watermark after it was read, the statement runs again."""
 
-        def work(conn: Connection) -> dict[tuple[str, str], int]:
-            for _attempt in range(COUNT_ATTEMPTS):
-                state = self._state(conn)
-                if state.counts_stale:  # a purge left task_counts to be recounted: count the table itself
-                    break
-                rows = conn.execute(self._counts_query(state.watermark)).all()
-                if all((None if row.w is None else _as_time(row.w)) == state.watermark for row in rows):
-                    counts: dict[tuple[str, str], int] = {}
-                    for row in rows:
-                        counts[(row.queue, row.status)] = counts.get((row.queue, row.status), 0) + int(row.n)
-                    return counts
-            query = select(tasks.c.queue, tasks.c.status, func.count()).group_by(tasks.c.queue, tasks.c.status)
-            return {(queue, status): int(n) for queue, status, n in conn.execute(query).all()}
+def counts_by_queue(conn: Connection) -> dict[tuple[str, str], int]:
+    """{(queue, status): n} for every status with rows, exact. One statement reads one snapshot (a
+    rollup committing between two statements would move rows from "recent" to task_counts and count
+    them twice); if a rollup moved the watermark after it was read, the statement runs again."""
+    for _attempt in range(COUNT_ATTEMPTS):
+        state = rollup_state_of(conn)
+        if state.counts_stale:  # a purge left task_counts to be recounted: count the table itself
+            break
+        rows = conn.execute(_counts_query(state.watermark)).all()
+        if all((None if row.w is None else _as_time(row.w)) == state.watermark for row in rows):
+            counts: dict[tuple[str, str], int] = {}
+            for row in rows:
+                counts[(row.queue, row.status)] = counts.get((row.queue, row.status), 0) + int(row.n)
+            return counts
+    query = select(tasks.c.queue, tasks.c.status, func.count()).group_by(tasks.c.queue, tasks.c.status)
+    return {(queue, status): int(n) for queue, status, n in conn.execute(query).all()}
 
-        return self.read(work)
 
-    def stats(self) -> dict[str, int]:
-        """Number of tasks in each status; every status present, zeros included. Reads the active rows,
-        the finished rows since the last rollup and one small table, whatever the table holds."""
-        counts = {status.value: 0 for status in Status}
-        for (_queue, status), n in self.counts_by_queue().items():
-            counts[status] = counts.get(status, 0) + n
-        return counts
+def stats(conn: Connection) -> dict[str, int]:
+    """Number of tasks in each status; every status present, zeros included. Reads the active rows,
+    the finished rows since the last rollup and one small table, whatever the table holds."""
+    counts = {status.value: 0 for status in Status}
+    for (_queue, status), n in counts_by_queue(conn).items():
+        counts[status] = counts.get(status, 0) + n
+    return counts
 
-    # -- queues --------------------------------------------------------------------------------------
 
-    def queue_depths(self, *, now: datetime) -> list[QueueDepth]:
-        """Every queue with active rows, by name. Reads pending and running rows only (the partial claim
-        index and ix_tasks_status_id); finished rows cost nothing here."""
-        columns = (tasks.c.queue, tasks.c.status, tasks.c.run_after, tasks.c.attempts)
-        rows_of = union_all(  # each part through its own partial index (claim, lease)
-            select(*columns).where(_status_is(PENDING)), select(*columns).where(_status_is(RUNNING))
-        ).subquery()
-        pending = rows_of.c.status == PENDING
-        due = rows_of.c.run_after <= now
-        waiting = rows_of.c.run_after > now
-        query = (
-            select(
-                rows_of.c.queue,
-                func.sum(_flag(pending)).label("pending"),
-                func.sum(_flag(and_(pending, due))).label("ready"),
-                func.sum(_flag(and_(pending, waiting, rows_of.c.attempts == 0))).label("scheduled"),
-                func.sum(_flag(and_(pending, waiting, rows_of.c.attempts > 0))).label("retrying"),
-                func.sum(_flag(rows_of.c.status == RUNNING)).label("running"),
-                func.min(_when(and_(pending, due), rows_of.c.run_after)).label("oldest_ready_at"),
-            )
-            .group_by(rows_of.c.queue)
-            .order_by(rows_of.c.queue)
+# -- queues ------------------------------------------------------------------------------------------
+
+
+def queue_depths(conn: Connection, *, now: datetime) -> list[QueueDepth]:
+    """Every queue with active rows, by name. Reads pending and running rows only (the partial claim
+    index and ix_tasks_status_id); finished rows cost nothing here."""
+    columns = (tasks.c.queue, tasks.c.status, tasks.c.run_after, tasks.c.attempts)
+    rows_of = union_all(  # each part through its own partial index (claim, lease)
+        select(*columns).where(_status_is(PENDING)), select(*columns).where(_status_is(RUNNING))
+    ).subquery()
+    pending = rows_of.c.status == PENDING
+    due = rows_of.c.run_after <= now
+    waiting = rows_of.c.run_after > now
+    query = (
+        select(
+            rows_of.c.queue,
+            func.sum(_flag(pending)).label("pending"),
+            func.sum(_flag(and_(pending, due))).label("ready"),
+            func.sum(_flag(and_(pending, waiting, rows_of.c.attempts == 0))).label("scheduled"),
+            func.sum(_flag(and_(pending, waiting, rows_of.c.attempts > 0))).label("retrying"),
+            func.sum(_flag(rows_of.c.status == RUNNING)).label("running"),
+            func.min(_when(and_(pending, due), rows_of.c.run_after)).label("oldest_ready_at"),
         )
-        rows = self.read(lambda conn: conn.execute(query).all())
-        return [
-            QueueDepth(
-                row.queue,
-                int(row.pending or 0),
-                int(row.ready or 0),
-                int(row.scheduled or 0),
-                int(row.retrying or 0),
-                int(row.running or 0),
-                None if row.oldest_ready_at is None else _as_time(row.oldest_ready_at),
-            )
-            for row in rows
-        ]
+        .group_by(rows_of.c.queue)
+        .order_by(rows_of.c.queue)
+    )
+    return [
+        QueueDepth(
+            row.queue,
+            int(row.pending or 0),
+            int(row.ready or 0),
+            int(row.scheduled or 0),
+            int(row.retrying or 0),
+            int(row.running or 0),
+            None if row.oldest_ready_at is None else _as_time(row.oldest_ready_at),
+        )
+        for row in conn.execute(query).all()
+    ]
 
-    def known_queues(self) -> list[str]:
-        """Queues with active rows or rolled-up history (for the dashboard's queue picker)."""
-        active = active_parts(lambda status: select(tasks.c.queue).where(status).group_by(tasks.c.queue))
-        rolled = select(task_totals.c.queue).distinct()
-        return sorted({row[0] for row in self.read(lambda conn: conn.execute(union_all(*active, rolled)).all())})
 
-    def known_names(self) -> list[str] | None:
-        """Every task name present in the table, from the rollup totals plus active rows and rows finished
-        since the watermark; None when no rollup ever ran (the names would need a scan of every row)."""
+def known_queues(conn: Connection) -> list[str]:
+    """Queues with active rows or rolled-up history (for the dashboard's queue picker)."""
+    active = active_parts(lambda status: select(tasks.c.queue).where(status).group_by(tasks.c.queue))
+    rolled = select(task_totals.c.queue).distinct()
+    return sorted({row[0] for row in conn.execute(union_all(*active, rolled)).all()})
 
-        def work(conn: Connection) -> list[str] | None:
-            # A rollup moving the watermark meanwhile only makes the third part read more rows than needed.
-            watermark = self._state(conn).watermark
-            if watermark is None:
-                return None
-            # Grouped by an expression, not the column: on the column SQLite would walk all of
-            # ix_tasks_name_id (a million finished rows) to read names in order, instead of reading the few
-            # active or recent rows through their own index and sorting those.
-            distinct_name = tasks.c.name + ""
-            parts = union_all(
-                select(task_totals.c.name).distinct(),
-                *active_parts(lambda status: select(tasks.c.name).where(status).group_by(distinct_name)),
-                select(tasks.c.name)
-                .where(_status_is(*TERMINAL_STATUSES), tasks.c.finished_at > watermark)
-                .group_by(distinct_name),
-            )
-            return sorted({row[0] for row in conn.execute(parts).all()})
 
-        return self.read(work)
+def known_names(conn: Connection) -> list[str] | None:
+    """Every task name present in the table, from the rollup totals plus active rows and rows finished
+    since the watermark; None when no rollup ever ran (the names would need a scan of every row)."""
+    # A rollup moving the watermark meanwhile only makes the third part read more rows than needed.
+    watermark = rollup_state_of(conn).watermark
+    if watermark is None:
+        return None
+    # Grouped by an expression, not the column: on the column SQLite would walk all of
+    # ix_tasks_name_id (a million finished rows) to read names in order, instead of reading the few
+    # active or recent rows through their own index and sorting those.
+    distinct_name = tasks.c.name + ""
+    parts = union_all(
+        select(task_totals.c.name).distinct(),
+        *active_parts(lambda status: select(tasks.c.name).where(status).group_by(distinct_name)),
+        select(tasks.c.name)
+        .where(_status_is(*TERMINAL_STATUSES), tasks.c.finished_at > watermark)
+        .group_by(distinct_name),
+    )
+    return sorted({row[0] for row in conn.execute(parts).all()})
 
-    # -- the rollup (StatsRollup duty) ---------------------------------------------------------------
 
-    def _state(self, conn: Connection, *, lock: bool = False) -> RollupState:
-        query = select(rollup_state).where(rollup_state.c.id == _STATE_ID)
-        row = conn.execute(query.with_for_update() if lock else query).mappings().first()
-        if row is None:
-            return RollupState(None, 0, False)
-        watermark = None if row["watermark"] is None else as_utc(row["watermark"])
-        return RollupState(watermark, int(row["generation"]), bool(row["counts_stale"]))
+# -- the rollup (StatsRollup duty): read outside the write lock, fold in a short write ------------------
 
-    def rollup_state(self) -> RollupState:
-        return self.read(self._state)
 
-    def rollup(self, *, now: datetime, chunk_rows: int = ROLLUP_CHUNK_ROWS) -> int:
-        """Fold at most `chunk_rows` rows finished since the watermark (and before now - lag) into the
-        rollup tables; returns how many rows it folded (0: caught up, or another process moved first)."""
-        until = now - timedelta(seconds=ROLLUP_LAG_SECONDS)
+def rollup_state_of(conn: Connection, *, lock: bool = False) -> RollupState:
+    query = select(rollup_state).where(rollup_state.c.id == _STATE_ID)
+    row = conn.execute(query.with_for_update() if lock else query).mappings().first()
+    if row is None:
+        return RollupState(None, 0, False)
+    watermark = None if row["watermark"] is None else as_utc(row["watermark"])
+    return RollupState(watermark, int(row["generation"]), bool(row["counts_stale"]))
 
-        def read(conn: Connection) -> tuple[RollupState, list[Row[Any]]]:
-            state = self._state(conn)
-            return state, list(conn.execute(_finished_rows_query(state.watermark, until, chunk_rows)).all())
 
-        state, rows = self.read(read)
-        if not rows:
-            return 0
-        if len(rows) == chunk_rows:
-            # Rows sharing the last finished_at may continue past the limit: leave them all to the next chunk.
-            last = rows[-1].finished_at
-            kept = [row for row in rows if row.finished_at != last]
-            if kept:
-                rows = kept
-        watermark = max(_as_time(row.finished_at) for row in rows)
-        minutes, totals, counts = _tally(rows)
+@dataclass(frozen=True)
+class RollupChunk:
+    """Finished rows tallied outside the write lock, and the state they were read under: the fold applies
+    them only if that state has not moved."""
 
-        def apply(conn: Connection) -> int:
-            current = self._state(conn, lock=True)
-            if (current.watermark, current.generation) != (state.watermark, state.generation):
-                return 0
-            _add_tallies(conn, task_minutes, ("minute", "queue", "name"), minutes)
-            _add_tallies(conn, task_totals, ("queue", "name"), totals)
-            _add_counts(conn, counts)
-            conn.execute(update(rollup_state).where(rollup_state.c.id == _STATE_ID).values(watermark=watermark))
-            return len(rows)
+    read_under: RollupState
+    rows: int
+    watermark: datetime | None
+    minutes: Mapping[tuple[Any, ...], Tally]
+    totals: Mapping[tuple[Any, ...], Tally]
+    counts: Mapping[tuple[str, str], int]
 
-        return self.write(apply)
 
-    def recount(self) -> bool:
-        """Recount task_counts from the table when a purge left it stale; True if it did. The count runs
-        outside the write lock (it reads every finished row once) and is kept only if nothing moved."""
+def chunk_to_roll_up(conn: Connection, *, until: datetime, chunk_rows: int) -> RollupChunk:
+    """At most `chunk_rows` rows finished after the watermark and by `until`, tallied."""
+    state = rollup_state_of(conn)
+    rows = list(conn.execute(_finished_rows_query(state.watermark, until, chunk_rows)).all())
+    if not rows:
+        return RollupChunk(state, 0, None, {}, {}, {})
+    if len(rows) == chunk_rows:
+        # Rows sharing the last finished_at may continue past the limit: leave them all to the next chunk.
+        last = rows[-1].finished_at
+        kept = [row for row in rows if row.finished_at != last]
+        if kept:
+            rows = kept
+    minutes, totals, counts = _tally(rows)
+    return RollupChunk(state, len(rows), max(_as_time(row.finished_at) for row in rows), minutes, totals, counts)
 
-        def read(conn: Connection) -> tuple[RollupState, list[Row[Any]]]:
-            state = self._state(conn)
-            if not state.counts_stale or state.watermark is None:
-                return state, []
-            query = (
-                select(tasks.c.queue, tasks.c.status, func.count().label("n"))
-                .where(_status_is(*TERMINAL_STATUSES), tasks.c.finished_at <= state.watermark)
-                .group_by(tasks.c.queue, tasks.c.status)
-            )
-            return state, list(conn.execute(query).all())
 
-        state, rows = self.read(read)
-        if not state.counts_stale:
-            return False
+def fold_rollup(conn: Connection, chunk: RollupChunk) -> int:
+    """Add the chunk to the rollup tables and move the watermark past it, unless the state moved since it
+    was read (another rollup, a retry or a purge): then 0, and the next tick starts again."""
+    current = rollup_state_of(conn, lock=True)
+    if (current.watermark, current.generation) != (chunk.read_under.watermark, chunk.read_under.generation):
+        return 0
+    _add_tallies(conn, task_minutes, ("minute", "queue", "name"), chunk.minutes)
+    _add_tallies(conn, task_totals, ("queue", "name"), chunk.totals)
+    _add_counts(conn, chunk.counts)
+    conn.execute(update(rollup_state).where(rollup_state.c.id == _STATE_ID).values(watermark=chunk.watermark))
+    return chunk.rows
 
-        def apply(conn: Connection) -> bool:
-            current = self._state(conn, lock=True)
-            if (current.watermark, current.generation) != (state.watermark, state.generation):
-                return False
-            conn.execute(delete(task_counts))
-            if rows:
-                conn.execute(insert(task_counts), [{"queue": r.queue, "status": r.status, "n": int(r.n)} for r in rows])
-            conn.execute(update(rollup_state).where(rollup_state.c.id == _STATE_ID).values(counts_stale=False))
-            return True
 
-        return self.write(apply)
+def counts_to_recount(conn: Connection) -> tuple[RollupState, list[Row[Any]]]:
+    """The finished rows' counts up to the watermark when a purge left task_counts stale (none if not)."""
+    state = rollup_state_of(conn)
+    if not state.counts_stale or state.watermark is None:
+        return state, []
+    query = (
+        select(tasks.c.queue, tasks.c.status, func.count().label("n"))
+        .where(_status_is(*TERMINAL_STATUSES), tasks.c.finished_at <= state.watermark)
+        .group_by(tasks.c.queue, tasks.c.status)
+    )
+    return state, list(conn.execute(query).all())
 
-    def sample_queues(self, *, now: datetime) -> int:
-        """Record this minute's depth of every active queue (the last sample in a minute wins)."""
-        depths = self.queue_depths(now=now)
-        minute = minute_of(now)
 
-        def work(conn: Connection) -> int:
-            conn.execute(delete(queue_samples).where(queue_samples.c.minute == minute))
-            if depths:
-                conn.execute(
-                    insert(queue_samples),
-                    [
-                        {
-                            "minute": minute,
-                            "queue": d.queue,
-                            "pending": d.pending,
-                            "ready": d.ready,
-                            "running": d.running,
-                            "oldest_ready_at": d.oldest_ready_at,
-                        }
-                        for d in depths
-                    ],
-                )
-            return len(depths)
+def replace_counts(conn: Connection, read_under: RollupState, rows: Sequence[Row[Any]]) -> bool:
+    """Replace task_counts by the recounted `rows`, unless the state moved since they were counted."""
+    current = rollup_state_of(conn, lock=True)
+    if (current.watermark, current.generation) != (read_under.watermark, read_under.generation):
+        return False
+    conn.execute(delete(task_counts))
+    if rows:
+        conn.execute(insert(task_counts), [{"queue": r.queue, "status": r.status, "n": int(r.n)} for r in rows])
+    conn.execute(update(rollup_state).where(rollup_state.c.id == _STATE_ID).values(counts_stale=False))
+    return True
 
-        return self.write(work)
 
-    def prune_history(self, *, now: datetime) -> int:
-        cutoff = minute_of(now - timedelta(days=HISTORY_DAYS))
-
-        def work(conn: Connection) -> int:
-            gone = conn.execute(delete(task_minutes).where(task_minutes.c.minute < cutoff)).rowcount
-            return int(gone + conn.execute(delete(queue_samples).where(queue_samples.c.minute < cutoff)).rowcount)
-
-        return self.write(work)
-
-    # -- operator actions that take finished rows away (called inside their write transaction) --------
-
-    def _forget_finished(self, conn: Connection, rows: Iterable[Any]) -> None:
-        """`rows` (queue, status, finished_at) leave the finished statuses (retry): take the ones already
-        rolled up out of task_counts, and bump the generation so a rollup read meanwhile starts again."""
-        state = self._state(conn, lock=True)
-        removed: dict[tuple[str, str], int] = {}
-        for row in rows:
-            rolled_up = state.watermark is not None and row.finished_at is not None
-            if rolled_up and _as_time(row.finished_at) <= state.watermark:
-                removed[(row.queue, row.status)] = removed.get((row.queue, row.status), 0) + 1
-        for (queue, status), n in removed.items():
-            conn.execute(
-                update(task_counts)
-                .where(task_counts.c.queue == queue, task_counts.c.status == status)
-                .values(n=task_counts.c.n - n)
-            )
+def save_queue_samples(conn: Connection, minute: datetime, depths: Sequence[QueueDepth]) -> int:
+    """Record this minute's depth of every active queue (the last sample in a minute wins)."""
+    conn.execute(delete(queue_samples).where(queue_samples.c.minute == minute))
+    if depths:
         conn.execute(
-            update(rollup_state).where(rollup_state.c.id == _STATE_ID).values(generation=rollup_state.c.generation + 1)
+            insert(queue_samples),
+            [
+                {
+                    "minute": minute,
+                    "queue": d.queue,
+                    "pending": d.pending,
+                    "ready": d.ready,
+                    "running": d.running,
+                    "oldest_ready_at": d.oldest_ready_at,
+                }
+                for d in depths
+            ],
         )
+    return len(depths)
 
-    def _counts_need_recount(self, conn: Connection) -> None:
-        self._state(conn, lock=True)
+
+def prune_history(conn: Connection, *, now: datetime) -> int:
+    cutoff = minute_of(now - timedelta(days=HISTORY_DAYS))
+    gone = conn.execute(delete(task_minutes).where(task_minutes.c.minute < cutoff)).rowcount
+    return int(gone + conn.execute(delete(queue_samples).where(queue_samples.c.minute < cutoff)).rowcount)
+
+
+# -- operator actions that take finished rows away (called inside their write transaction) -------------
+
+
+def forget_finished(conn: Connection, rows: Iterable[Any]) -> None:
+    """`rows` (queue, status, finished_at) leave the finished statuses (retry): take the ones already
+    rolled up out of task_counts, and bump the generation so a rollup read meanwhile starts again."""
+    state = rollup_state_of(conn, lock=True)
+    removed: dict[tuple[str, str], int] = {}
+    for row in rows:
+        rolled_up = state.watermark is not None and row.finished_at is not None
+        if rolled_up and _as_time(row.finished_at) <= state.watermark:
+            removed[(row.queue, row.status)] = removed.get((row.queue, row.status), 0) + 1
+    for (queue, status), n in removed.items():
         conn.execute(
-            update(rollup_state)
-            .where(rollup_state.c.id == _STATE_ID)
-            .values(generation=rollup_state.c.generation + 1, counts_stale=True)
+            update(task_counts)
+            .where(task_counts.c.queue == queue, task_counts.c.status == status)
+            .values(n=task_counts.c.n - n)
         )
+    conn.execute(
+        update(rollup_state).where(rollup_state.c.id == _STATE_ID).values(generation=rollup_state.c.generation + 1)
+    )
 
-    # -- charts and /metrics -------------------------------------------------------------------------
 
-    def _live_tail(self, conn: Connection, since: datetime | None = None) -> list[Row[Any]]:
-        """Finished rows not rolled up yet (a few seconds' worth), so charts and counters are current."""
-        state = self._state(conn)
-        after = state.watermark if since is None or (state.watermark and state.watermark > since) else since
-        return list(conn.execute(_finished_rows_query(after, None, None)).all())
+def counts_need_recount(conn: Connection) -> None:
+    rollup_state_of(conn, lock=True)
+    conn.execute(
+        update(rollup_state)
+        .where(rollup_state.c.id == _STATE_ID)
+        .values(generation=rollup_state.c.generation + 1, counts_stale=True)
+    )
 
-    def chart_window(self, *, since: datetime, queue: str | None = None, name: str | None = None) -> ChartWindow:
-        """Finished tasks per minute and runtime histograms per task name from `since` on, summed in SQL
-        over the per-minute rollups (bounded by the window, not the table), plus the live tail."""
-        conditions = [task_minutes.c.minute >= minute_of(since)]
-        if queue is not None:
-            conditions.append(task_minutes.c.queue == queue)
-        if name is not None:
-            conditions.append(task_minutes.c.name == name)
-        per_minute = (
-            select(task_minutes.c.minute, func.sum(task_minutes.c.completed), func.sum(task_minutes.c.failed))
-            .where(*conditions)
-            .group_by(task_minutes.c.minute)
-        )
-        per_name = (
-            select(task_minutes.c.name, *(func.sum(task_minutes.c[column]) for column in RUNTIME_BUCKET_COLUMNS))
-            .where(*conditions)
-            .group_by(task_minutes.c.name)
-        )
 
-        def work(conn: Connection) -> tuple[list[Row[Any]], list[Row[Any]], list[Row[Any]]]:
-            return conn.execute(per_minute).all(), conn.execute(per_name).all(), self._live_tail(conn, since)
+# -- charts and /metrics -----------------------------------------------------------------------------
 
-        minutes_rows, name_rows, tail = self.read(work)
-        window = ChartWindow()
-        for minute, completed, failed in minutes_rows:
-            window.finished[_as_time(minute)] = [int(completed or 0), int(failed or 0)]
-        for row in name_rows:
-            window.runtimes[row[0]] = [int(count or 0) for count in row[1:]]
-        tail = [r for r in tail if (queue is None or r.queue == queue) and (name is None or r.name == name)]
-        for (minute, _queue, task_name), tally in _tally(tail)[0].items():
-            counts = window.finished.setdefault(minute, [0, 0])
-            counts[0] += tally.completed
-            counts[1] += tally.failed
-            buckets = window.runtimes.setdefault(task_name, [0] * len(RUNTIME_BUCKET_COLUMNS))
-            for index, count in enumerate(tally.runtime_buckets):
-                buckets[index] += count
-        return window
 
-    def queue_history(self, *, since: datetime, queue: str | None = None) -> list[dict[str, Any]]:
-        query = select(queue_samples).where(queue_samples.c.minute >= minute_of(since)).order_by(queue_samples.c.minute)
-        if queue is not None:
-            query = query.where(queue_samples.c.queue == queue)
-        rows = self.read(lambda conn: conn.execute(query).mappings().all())
-        return [{**row, "minute": _as_time(row["minute"])} for row in rows]
+def _live_tail(conn: Connection, since: datetime | None = None) -> list[Row[Any]]:
+    """Finished rows not rolled up yet (a few seconds' worth), so charts and counters are current."""
+    state = rollup_state_of(conn)
+    after = state.watermark if since is None or (state.watermark and state.watermark > since) else since
+    return list(conn.execute(_finished_rows_query(after, None, None)).all())
 
-    def all_time_totals(self) -> dict[tuple[str, str], Tally]:
-        """{(queue, name): Tally} over all time, the live tail included: monotonic, for Prometheus counters."""
 
-        def work(conn: Connection) -> tuple[list[Any], list[Row[Any]]]:
-            return list(conn.execute(select(task_totals)).mappings().all()), self._live_tail(conn)
+def chart_window(
+    conn: Connection, *, since: datetime, queue: str | None = None, name: str | None = None
+) -> ChartWindow:
+    """Finished tasks per minute and runtime histograms per task name from `since` on, summed in SQL
+    over the per-minute rollups (bounded by the window, not the table), plus the live tail."""
+    conditions = [task_minutes.c.minute >= minute_of(since)]
+    if queue is not None:
+        conditions.append(task_minutes.c.queue == queue)
+    if name is not None:
+        conditions.append(task_minutes.c.name == name)
+    per_minute = (
+        select(task_minutes.c.minute, func.sum(task_minutes.c.completed), func.sum(task_minutes.c.failed))
+        .where(*conditions)
+        .group_by(task_minutes.c.minute)
+    )
+    per_name = (
+        select(task_minutes.c.name, *(func.sum(task_minutes.c[column]) for column in RUNTIME_BUCKET_COLUMNS))
+        .where(*conditions)
+        .group_by(task_minutes.c.name)
+    )
+    minutes_rows, name_rows, tail = (
+        conn.execute(per_minute).all(),
+        conn.execute(per_name).all(),
+        _live_tail(conn, since),
+    )
+    window = ChartWindow()
+    for minute, completed, failed in minutes_rows:
+        window.finished[_as_time(minute)] = [int(completed or 0), int(failed or 0)]
+    for row in name_rows:
+        window.runtimes[row[0]] = [int(count or 0) for count in row[1:]]
+    tail = [r for r in tail if (queue is None or r.queue == queue) and (name is None or r.name == name)]
+    for (minute, _queue, task_name), tally in _tally(tail)[0].items():
+        counts = window.finished.setdefault(minute, [0, 0])
+        counts[0] += tally.completed
+        counts[1] += tally.failed
+        buckets = window.runtimes.setdefault(task_name, [0] * len(RUNTIME_BUCKET_COLUMNS))
+        for index, count in enumerate(tally.runtime_buckets):
+            buckets[index] += count
+    return window
 
-        stored, tail = self.read(work)
-        result: dict[tuple[str, str], Tally] = {}
-        for row in stored:
-            result.setdefault((row["queue"], row["name"]), Tally()).merge(row)
-        for key, tally in _tally(tail)[1].items():
-            result.setdefault(key, Tally()).merge(tally)
-        return result
+
+def queue_history(conn: Connection, *, since: datetime, queue: str | None = None) -> list[dict[str, Any]]:
+    query = select(queue_samples).where(queue_samples.c.minute >= minute_of(since)).order_by(queue_samples.c.minute)
+    if queue is not None:
+        query = query.where(queue_samples.c.queue == queue)
+    return [{**row, "minute": _as_time(row["minute"])} for row in conn.execute(query).mappings().all()]
+
+
+def all_time_totals(conn: Connection) -> dict[tuple[str, str], Tally]:
+    """{(queue, name): Tally} over all time, the live tail included: monotonic, for Prometheus counters."""
+    stored, tail = list(conn.execute(select(task_totals)).mappings().all()), _live_tail(conn)
+    result: dict[tuple[str, str], Tally] = {}
+    for row in stored:
+        result.setdefault((row["queue"], row["name"]), Tally()).merge(row)
+    for key, tally in _tally(tail)[1].items():
+        result.setdefault(key, Tally()).merge(tally)
+    return result
 
 
 def _flag(condition: Any) -> Any:
@@ -588,4 +583,4 @@ def _add_counts(conn: Connection, counts: Mapping[tuple[str, str], int]) -> None
             conn.execute(insert(task_counts).values(queue=queue, status=status, n=n))
 
 
-__all__ = ["RUNTIME_BOUNDS_SECONDS", "ChartWindow", "MetricsOps", "QueueDepth", "RollupState", "Tally", "percentile"]
+__all__ = ["RUNTIME_BOUNDS_SECONDS", "ChartWindow", "QueueDepth", "RollupState", "Tally", "percentile"]

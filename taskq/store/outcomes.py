@@ -1,4 +1,5 @@
-"""Claiming tasks and recording what happened to them: results, failures, leases, progress."""
+"""Claiming tasks and recording what happened to them: results, failures, leases, progress, what a dead
+worker held. Every finished task goes through workflow.after_finish (parent counts, continuations)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from sqlalchemy import (
     update,
 )
 
-from taskq.clock import as_utc, utc_now
+from taskq.clock import as_utc
 from taskq.lifecycle import Event, Failure, FailureKind, RetryPolicy, decide_failure
 from taskq.model import (
     ClaimLimits,
@@ -34,18 +35,16 @@ from taskq.model import (
     SettledCounts,
     Status,
     Task,
-    check_json,
 )
 from taskq.schema import tasks
 from taskq.store.base import (
     ATTEMPT_COUNTED,
     ATTEMPT_UNCOUNTED,
     COMPLETED,
-    DEFAULT_LEASE_SECONDS,
     ERROR_LOG_LIMIT,
     RUNNING,
     STARTED_AT,
-    StoreBase,
+    StoreContext,
     _clip,
     _from,
     _held_by_worker,
@@ -55,6 +54,8 @@ from taskq.store.base import (
     _status_is,
     _to,
 )
+from taskq.store.hot import SqliteHotPath
+from taskq.store.workflow import after_finish
 
 # Hot-path statements are built once: constructing a Core statement and its cache key costs more than
 # running it on SQLite, so the claim/complete cycle reuses these objects with bound parameters.
@@ -313,207 +314,33 @@ def _recorded_among(
     return found
 
 
-class OutcomeOps(StoreBase):
-    # -- claim and outcomes ----------------------------------------------------------------------------
+class ClaimPlans:
+    """What a store works out once for its claims and keeps: the SQLite driver path's statements compiled
+    for its engine, and the cap plan of each ClaimLimits object a worker passes (the same one every time)."""
 
-    def claim(
-        self,
-        worker_id: str,
-        queues: Sequence[str] | None = None,
-        *,
-        now: datetime | None = None,
-        lease_seconds: float = DEFAULT_LEASE_SECONDS,
-        limits: ClaimLimits | None = None,
-    ) -> Task | None:
-        claimed = self.claim_batch(worker_id, queues, limit=1, now=now, lease_seconds=lease_seconds, limits=limits)
-        return claimed[0] if claimed else None
+    def __init__(self, hot: SqliteHotPath | None) -> None:
+        self.hot = hot
+        self._compiled: dict[str, Any] | None = None
+        self._capped_memo: dict[tuple[int, tuple[str, ...]], tuple[ClaimLimits, _Capped | None, Any]] = {}
 
-    def claim_batch(
-        self,
-        worker_id: str,
-        queues: Sequence[str] | None = None,
-        *,
-        limit: int = 1,
-        now: datetime | None = None,
-        lease_seconds: float = DEFAULT_LEASE_SECONDS,
-        limits: ClaimLimits | None = None,
-    ) -> list[Task]:
-        """Atomically move up to `limit` ready tasks to running for `worker_id`: highest priority first,
-        then the one ready longest (run_after), then oldest id. No task is ever handed to two claimers.
-        With `limits`, no capped name or queue ends up with more running tasks than its cap (a task whose
-        slots are all taken is passed over, so it never blocks the tasks behind it)."""
-        now = now or utc_now()
-        capped, _ = self._capped_for(limits, queues)
-        return self.write(lambda conn: self._claim_in(conn, worker_id, queues, limit, now, lease_seconds, capped))
-
-    def _claim_in(
-        self,
-        conn: Connection,
-        worker_id: str,
-        queues: Sequence[str] | None,
-        limit: int,
-        now: datetime,
-        lease_seconds: float,
-        capped: _Capped | None = None,
-    ) -> list[Task]:
-        params = _claim_params(worker_id, limit, now, lease_seconds)
-        if queues:
-            params["queues"] = list(queues)
-        claimed = _in_claim_order(conn.execute(_claim_statement(bool(queues), capped), params).mappings().all())
-        if claimed or capped is None:
-            return claimed
-        return self._claim_capped_in(conn, worker_id, queues, limit, now, lease_seconds, capped)
-
-    def _claim_capped_in(
-        self,
-        conn: Connection,
-        worker_id: str,
-        queues: Sequence[str] | None,
-        limit: int,
-        now: datetime,
-        lease_seconds: float,
-        capped: _Capped,
-    ) -> list[Task]:
-        """The claim when a capped task is among the candidates: lock the caps met, count their running
-        rows, and walk the candidates in claim order taking each task whose name and queue still have a
-        free slot. A candidate passed over means one cap just filled up, so the next round leaves that
-        name/queue out and looks further: each extra round fills at least one more cap."""
-        free: dict[str, int] = {}  # "name:<n>" / "queue:<q>" -> slots left, for the caps locked and counted
-        claimed: list[Mapping[str, Any]] = []
-        first_round = True
-        while len(claimed) < limit:
-            wanted = limit - len(claimed)
-            full_names = {key[5:] for key, left in free.items() if left <= 0 and key.startswith("name:")}
-            full_queues = {key[6:] for key, left in free.items() if left <= 0 and key.startswith("queue:")}
-            rows = conn.execute(
-                _capped_candidates(queues, full_names, full_queues), {"now": now, "limit": wanted}
-            ).all()
-            met = sorted({key for row in rows for key in _cap_keys(capped, row.name, row.queue)} - free.keys())
-            # Only the first round may wait for a lock: later ones already hold some, and waiting then
-            # could deadlock with a claimer holding the next; a cap whose lock is busy counts as full.
-            held = self.dialect.lock_claim_limits(conn, met, wait=first_round)
-            first_round = False
-            free.update({key: 0 for key in met if key not in held})
-            free.update(self._free_slots_in(conn, [key for key in met if key in held], capped.limits))
-            chosen = []
-            for row in rows:
-                keys = _cap_keys(capped, row.name, row.queue)
-                if all(free[key] > 0 for key in keys):
-                    for key in keys:
-                        free[key] -= 1
-                    chosen.append(row.id)
-            if chosen:
-                params = {"ids": chosen, **_claim_params(worker_id, len(chosen), now, lease_seconds)}
-                claimed += conn.execute(_CLAIM_CHOSEN, params).mappings().all()
-            if len(rows) < wanted or len(chosen) == len(rows):
-                break  # no more ready tasks, or all of these were taken
-        return _in_claim_order(claimed)
-
-    def _free_slots_in(self, conn: Connection, keys: Sequence[str], limits: ClaimLimits) -> dict[str, int]:
-        """Slots left per cap key: the cap less the running rows (claimed ones hold a slot too)."""
-        names = [key[5:] for key in keys if key.startswith("name:")]
-        queues = [key[6:] for key in keys if key.startswith("queue:")]
-        if keys:
-            self.dialect.prefer_index_scans(conn)
-        running: dict[str, int] = {}
-        if names:
-            running.update((f"name:{n}", c) for n, c in conn.execute(_RUNNING_BY_NAME, {"names": names}).all())
-        if queues:
-            running.update((f"queue:{q}", c) for q, c in conn.execute(_RUNNING_BY_QUEUE, {"queues": queues}).all())
-        caps = {**{f"name:{n}": limits.by_name[n] for n in names}, **{f"queue:{q}": limits.by_queue[q] for q in queues}}
-        return {key: cap - running.get(key, 0) for key, cap in caps.items()}
-
-    def finish_and_claim(
-        self,
-        worker_id: str,
-        completions: Sequence[Completion],
-        queues: Sequence[str] | None = None,
-        *,
-        limit: int = 1,
-        now: datetime | None = None,
-        lease_seconds: float = DEFAULT_LEASE_SECONDS,
-        limits: ClaimLimits | None = None,
-    ) -> tuple[list[int], list[Task]]:
-        """Record a worker's finished runs and claim its next batch in one transaction: for quick tasks
-        the commit, not the statements, is the cost. Returns the ids recorded (the others were no longer
-        this worker's) and the tasks claimed (none when limit is 0). `limits`: as for claim_batch."""
-        for completion in completions:
-            check_json("result", completion.result)
-        now = now or utc_now()
-        capped, hot_claim = self._capped_for(limits, queues)
-
-        if self._hot is not None and not queues and not any(c.has_follow_up for c in completions):
-            recorded, claimed = self._retrying(
-                lambda: self._finish_and_claim_hot(worker_id, completions, limit, now, lease_seconds, hot_claim)
-            )
-            if claimed or capped is None or limit <= 0:
-                return recorded, claimed
-            # A capped task was among the candidates (or none was ready): the counting claim runs through
-            # Core, in a transaction of its own after the completions' (the driver path compiles each
-            # statement once, and this one's IN lists change from round to round).
-            return recorded, self.write(
-                lambda conn: self._claim_capped_in(conn, worker_id, queues, limit, now, lease_seconds, capped)
-            )
-
-        def work(conn: Connection) -> tuple[list[int], list[Task]]:
-            recorded = self._record_completions_in(conn, worker_id, completions)
-            claimed = self._claim_in(conn, worker_id, queues, limit, now, lease_seconds, capped) if limit > 0 else []
-            return recorded, claimed
-
-        return self.write(work)
-
-    def _finish_and_claim_hot(
-        self,
-        worker_id: str,
-        completions: Sequence[Completion],
-        limit: int,
-        now: datetime,
-        lease_seconds: float,
-        capped_claim: Any = None,
-    ) -> tuple[list[int], list[Task]]:
-        """The same transaction straight through the SQLite driver: a worker's loop on quick tasks spends
-        more in Core's per-execute processing than in SQLite (cProfile, bench/RESULTS.md). `capped_claim`:
-        the capped claim statement as prepared for the driver, when caps apply."""
-        hot = self._hot
-        assert hot is not None
-        statements = self._hot_statements()
-        claim = statements["claim"] if capped_claim is None else capped_claim
-        rows = [_plain_completion_row(worker_id, c) for c in completions]
-
-        def work(connection: Any) -> tuple[list[int], list[Task]]:
-            updated = hot.execute_many(connection, statements["complete"], rows) if rows else 0
-            if updated == len(rows):
-                recorded = [c.task_id for c in completions]
-            else:  # some were no longer ours (lease recovered): find out which ones we did record
-                recorded = [row["id"] for row in _recorded_among(hot, connection, statements, worker_id, completions)]
-            claimed: list[Task] = []
-            if limit > 0:
-                params = _claim_params(worker_id, limit, now, lease_seconds)
-                claimed = _in_claim_order(hot.fetch_all(connection, claim, params))
-            return recorded, claimed
-
-        return hot.write(work)
-
-    def _hot_statements(self) -> dict[str, Any]:
-        cached = getattr(self, "_hot_compiled", None)
+    def hot_statements(self) -> dict[str, Any]:
+        cached = self._compiled
         if cached is None:
-            assert self._hot is not None
-            cached = {
-                "complete": self._hot.prepare(_COMPLETE_PLAIN),
-                "claim": self._hot.prepare(_claim_statement(False)),
-                "recorded": self._hot.prepare(_RECORDED_ONE),
+            assert self.hot is not None
+            cached = self._compiled = {
+                "complete": self.hot.prepare(_COMPLETE_PLAIN),
+                "claim": self.hot.prepare(_claim_statement(False)),
+                "recorded": self.hot.prepare(_RECORDED_ONE),
             }
-            self._hot_compiled = cached
         return cached
 
-    def _capped_for(self, limits: ClaimLimits | None, queues: Sequence[str] | None) -> tuple[_Capped | None, Any]:
+    def capped_for(self, limits: ClaimLimits | None, queues: Sequence[str] | None) -> tuple[_Capped | None, Any]:
         """`_capped`, and its claim statement prepared for the SQLite driver, worked out once per ClaimLimits
         object and queues: a worker passes the same ones to every claim, and sorting, hashing and looking
         them up each time cost uncapped batch-1 claims a few percent."""
         if limits is None:
             return None, None
-        memo: dict[tuple[int, tuple[str, ...]], tuple[ClaimLimits, _Capped | None, Any]]
-        memo = self.__dict__.setdefault("_capped_memo", {})
+        memo = self._capped_memo
         key = (id(limits), tuple(queues or ()))
         hit = memo.get(key)
         if hit is None or hit[0] is not limits:  # the id of a ClaimLimits since garbage-collected
@@ -521,335 +348,401 @@ class OutcomeOps(StoreBase):
                 memo.clear()
             capped = _capped(limits, queues)
             # The capped claim compiled for the SQLite driver path too (only claims over all queues use it).
-            hot = None if capped is None or self._hot is None else self._hot.prepare(_claim_statement(False, capped))
+            hot = None if capped is None or self.hot is None else self.hot.prepare(_claim_statement(False, capped))
             hit = memo[key] = (limits, capped, hot)
         return hit[1], hit[2]
 
-    def _record_completions_in(self, conn: Connection, worker_id: str, completions: Sequence[Completion]) -> list[int]:
-        plain = [c for c in completions if not c.has_follow_up]
-        recorded = self._complete_plain_in(conn, worker_id, plain) if plain else []
-        recorded += [
-            c.task_id
-            for c in completions
-            if c.has_follow_up
-            and self._complete_in(
-                conn, c.task_id, c.result, worker_id, c.attempt, c.finished_at, c.continuation, c.started_at
-            )
-        ]
-        return recorded
 
-    def complete(
-        self,
-        task_id: int,
-        result: Any = None,
-        *,
-        worker_id: str | None = None,
-        attempt: int | None = None,
-        continuation: str | None = None,
-        started_at: datetime | None = None,
-        now: datetime | None = None,
-    ) -> bool:
-        """Record success. False when the task is no longer this worker's (its lease was recovered).
-        `continuation` is enqueued when the row names none (the worker knows the task's @task(then=...)
-        even when the process that enqueued it did not)."""
-        check_json("result", result)
-        now = now or utc_now()
-        return self.write(
-            lambda conn: self._complete_in(conn, task_id, result, worker_id, attempt, now, continuation, started_at)
-        )
+# -- claim ------------------------------------------------------------------------------------------------
 
-    def _complete_plain_in(self, conn: Connection, worker_id: str, completions: Sequence[Completion]) -> list[int]:
-        """Tasks without parent or continuation: one executemany, no RETURNING, no follow-up queries."""
-        rows = [_plain_completion_row(worker_id, c) for c in completions]
-        updated = conn.execute(_COMPLETE_PLAIN, rows).rowcount
-        if updated == len(rows):
-            return [c.task_id for c in completions]
-        # Some were no longer ours (lease recovered): find out which ones we did record.
-        params = {"ids": [c.task_id for c in completions], "owner_worker_id": worker_id}
-        return list(conn.execute(_RECORDED_AMONG, params).scalars())
 
-    def _complete_in(
-        self,
-        conn: Connection,
-        task_id: int,
-        result: Any,
-        worker_id: str | None,
-        attempt: int | None,
-        now: datetime,
-        continuation: str | None = None,
-        started_at: datetime | None = None,
-    ) -> bool:
-        owner, params = _owner_params(task_id, worker_id, attempt)
-        params.update(result=result, now=now, started=started_at or now)
-        row = conn.execute(_complete_statement(owner), params).first()
-        if row is None:
-            return False
-        values: Mapping[str, Any] = row._mapping
-        if values["continuation"] is None and continuation is not None:
-            values = {**values, "continuation": continuation}
-        if values["parent_id"] is not None or values["continuation"] is not None:
-            self._after_finish(conn, task_id, values, Status.COMPLETED, now)
-        return True
+def claim(
+    conn: Connection,
+    ctx: StoreContext,
+    worker_id: str,
+    queues: Sequence[str] | None,
+    limit: int,
+    now: datetime,
+    lease_seconds: float,
+    capped: _Capped | None = None,
+) -> list[Task]:
+    """Move up to `limit` ready tasks to running for `worker_id`: highest priority first, then the one
+    ready longest (run_after), then oldest id. With `capped`, no capped name or queue ends up with more
+    running tasks than its cap."""
+    params = _claim_params(worker_id, limit, now, lease_seconds)
+    if queues:
+        params["queues"] = list(queues)
+    claimed = _in_claim_order(conn.execute(_claim_statement(bool(queues), capped), params).mappings().all())
+    if claimed or capped is None:
+        return claimed
+    return claim_capped(conn, ctx, worker_id, queues, limit, now, lease_seconds, capped)
 
-    def fail(
-        self,
-        task_id: int,
-        error: str | BaseException | Failure,
-        *,
-        worker_id: str | None = None,
-        attempt: int | None = None,
-        retry: bool = True,
-        policy: RetryPolicy | None = None,
-        started_at: datetime | None = None,
-        now: datetime | None = None,
-    ) -> Status | None:
-        """Record an attempt that did not succeed; `decide_failure` says whether and when it runs again
-        (by default after 2**attempts s while attempts <= max_retries, else failed). A string or an
-        exception is an error, retried when `retry`; a `Failure` says what happened itself (a requested
-        retry, a permanent failure). `policy` defaults to the task's @task one. Returns the new status, or
-        None when the task is no longer this worker's."""
-        if isinstance(error, Failure):
-            failure = error
-        else:
-            text = error if isinstance(error, str) else "".join(traceback_module.format_exception(error))
-            failure = Failure(FailureKind.ERROR if retry else FailureKind.PERMANENT, text)
-        failure = Failure(failure.kind, _clip(failure.text), failure.delay)
-        now = now or utc_now()
-        return self.write(
-            lambda conn: self._fail_running(conn, task_id, failure, now, worker_id, attempt, started_at, policy)
-        )
 
-    def _fail_running(
-        self,
-        conn: Connection,
-        task_id: int,
-        failure: Failure,
-        now: datetime,
-        worker_id: str | None,
-        attempt: int | None,
-        started_at: datetime | None = None,
-        policy: RetryPolicy | None = None,
-    ) -> Status | None:
-        owner, params = _owner_params(task_id, worker_id, attempt)
-        row = conn.execute(_failing_row_statement(owner), params).mappings().first()
-        if row is None:
-            return None
-        attempts = row["attempts"] + (1 if row["started_at"] is None else 0)
-        decision = decide_failure(
-            failure,
-            policy or self.retry_policy_for(row["name"]),
-            attempts=attempts,
-            max_retries=row["max_retries"],
-            cancel_requested=row["cancel_requested"],
-            now=now,
-            draw=random.random(),
-        )
-        values: dict[str, Any] = {
-            "error_log": [*(row["error_log"] or []), decision.log_entry][-ERROR_LOG_LIMIT:],
-            "lease_until": None,
-            "worker_id": None,
-            "attempts": attempts,
-            "started_at": row["started_at"] or started_at or now,
-        }
-        if decision.error is not None:
-            values["error"] = decision.error
-        values["status"] = _to(decision.event)
-        if decision.retry_at is not None:
-            values["run_after"] = decision.retry_at
-        else:
-            values["finished_at"] = now
-        conn.execute(update(tasks).where(tasks.c.id == task_id).values(**values))
-        if decision.retry_at is not None:
-            self.dialect.notify_new_tasks(conn)
-            return Status.PENDING
-        self._after_finish(conn, task_id, row, Status.FAILED, now)
-        return Status.FAILED
-
-    def mark_cancelled(
-        self,
-        task_id: int,
-        *,
-        worker_id: str | None = None,
-        attempt: int | None = None,
-        reason: str = "cancelled while running",
-        started_at: datetime | None = None,
-        now: datetime | None = None,
-    ) -> bool:
-        """A running task stopped because cancellation was requested."""
-        now = now or utc_now()
-        return self.write(lambda conn: self._cancelled_in(conn, task_id, worker_id, attempt, reason, started_at, now))
-
-    def _cancelled_in(
-        self,
-        conn: Connection,
-        task_id: int,
-        worker_id: str | None,
-        attempt: int | None,
-        reason: str,
-        started_at: datetime | None,
-        now: datetime,
-    ) -> bool:
-        owner, params = _owner_params(task_id, worker_id, attempt)
-        params.update(now=now, reason=_safe_text(reason), started=started_at or now)
-        row = conn.execute(_cancelled_statement(owner), params).first()
-        if row is None:
-            return False
-        self._after_finish(conn, task_id, row, Status.CANCELLED, now)
-        return True
-
-    def release(self, task_ids: Sequence[int], *, worker_id: str | None = None) -> int:
-        """Give running tasks back to pending without counting the attempt (graceful shutdown, or
-        prefetched tasks a busy worker hands back)."""
-        if not task_ids:
-            return 0
-        return self.write(lambda conn: self._release_in(conn, task_ids, worker_id))
-
-    def _release_in(self, conn: Connection, task_ids: Sequence[int], worker_id: str | None) -> int:
-        condition = and_(tasks.c.id.in_(list(task_ids)), _from(Event.RELEASE))
-        if worker_id is not None:
-            condition = and_(condition, tasks.c.worker_id == worker_id)
-        count = conn.execute(update(tasks).where(condition).values(**_RELEASE_VALUES)).rowcount
-        if count:
-            self.dialect.notify_new_tasks(conn)
-        return int(count)
-
-    def mark_started(self, task_id: int, *, worker_id: str, started_at: datetime) -> bool:
-        """Count the attempt of a task that is still running (one that runs long: a whole-host loss
-        then counts it; quick tasks have it counted with their outcome, in the same transaction)."""
-        return self.mark_started_many(worker_id, [(task_id, started_at)]) == 1
-
-    def mark_started_many(self, worker_id: str, started: Sequence[tuple[int, datetime]]) -> int:
-        """`mark_started` for several tasks of one worker (a worker running coroutines concurrently) in one
-        transaction; returns how many were still this worker's."""
-        if not started:
-            return 0
-        rows = [
-            {"owner_task_id": task_id, "owner_worker_id": worker_id, "started": started_at}
-            for task_id, started_at in started
-        ]
-        return int(self.write(lambda conn: conn.execute(_MARK_STARTED, rows).rowcount))
-
-    # -- what a dead worker held ---------------------------------------------------------------------
-
-    def settle_dead_worker(
-        self,
-        worker_id: str,
-        *,
-        finished: Sequence[Completion] = (),
-        executing: Sequence[Interrupted] = (),
-        now: datetime | None = None,
-    ) -> SettledCounts:
-        """Everything a dead worker held, in one transaction: successes it had not recorded are recorded,
-        the tasks it was executing get their outcome (`Interrupted.how`), and every other task it had
-        claimed goes back to pending without counting an attempt (it never started)."""
-        now = now or utc_now()
-
-        def work(conn: Connection) -> SettledCounts:
-            recorded = self._record_completions_in(conn, worker_id, finished) if finished else []
-            interrupted = 0
-            for task in executing:
-                interrupted += self._interrupt_in(conn, worker_id, task, now)
-            released = self._recover_rows_in(conn, worker_id, now, f"worker lost: {worker_id} died")
-            return SettledCounts(len(recorded), interrupted, released)
-
-        return self.write(work)
-
-    def _interrupt_in(self, conn: Connection, worker_id: str, task: Interrupted, now: datetime) -> int:
-        started = task.started_at or now
-        if task.how is Interruption.RELEASE:
-            return self._release_in(conn, [task.task_id], worker_id)
-        if task.how is Interruption.CANCEL:
-            return int(self._cancelled_in(conn, task.task_id, worker_id, task.attempt, task.message, started, now))
-        failure = Failure(FailureKind.ERROR, _clip(task.message))
-        status = self._fail_running(conn, task.task_id, failure, now, worker_id, task.attempt, started)
-        return int(status is not None)
-
-    def _recover_rows_in(self, conn: Connection, worker_id: str, now: datetime, message: str) -> int:
-        """The worker's running rows whose start was never recorded go back to pending (no attempt);
-        one whose start was recorded ran and was cut short: a failed attempt, retried per policy."""
-        rows = conn.execute(_RUNNING_OF_WORKER, {"owner_worker_id": worker_id}).all()
-        never_started = [row.id for row in rows if row.started_at is None]
-        released = self._release_in(conn, never_started, worker_id) if never_started else 0
+def claim_capped(
+    conn: Connection,
+    ctx: StoreContext,
+    worker_id: str,
+    queues: Sequence[str] | None,
+    limit: int,
+    now: datetime,
+    lease_seconds: float,
+    capped: _Capped,
+) -> list[Task]:
+    """The claim when a capped task is among the candidates: lock the caps met, count their running
+    rows, and walk the candidates in claim order taking each task whose name and queue still have a
+    free slot. A candidate passed over means one cap just filled up, so the next round leaves that
+    name/queue out and looks further: each extra round fills at least one more cap."""
+    free: dict[str, int] = {}  # "name:<n>" / "queue:<q>" -> slots left, for the caps locked and counted
+    claimed: list[Mapping[str, Any]] = []
+    first_round = True
+    while len(claimed) < limit:
+        wanted = limit - len(claimed)
+        full_names = {key[5:] for key, left in free.items() if left <= 0 and key.startswith("name:")}
+        full_queues = {key[6:] for key, left in free.items() if left <= 0 and key.startswith("queue:")}
+        rows = conn.execute(_capped_candidates(queues, full_names, full_queues), {"now": now, "limit": wanted}).all()
+        met = sorted({key for row in rows for key in _cap_keys(capped, row.name, row.queue)} - free.keys())
+        # Only the first round may wait for a lock: later ones already hold some, and waiting then
+        # could deadlock with a claimer holding the next; a cap whose lock is busy counts as full.
+        held = ctx.dialect.lock_claim_limits(conn, met, wait=first_round)
+        first_round = False
+        free.update({key: 0 for key in met if key not in held})
+        free.update(_free_slots(conn, ctx, [key for key in met if key in held], capped.limits))
+        chosen = []
         for row in rows:
-            if row.started_at is not None:
-                self._fail_running(conn, row.id, Failure(FailureKind.ERROR, message), now, worker_id, None)
-        return released + len(rows) - len(never_started)
+            keys = _cap_keys(capped, row.name, row.queue)
+            if all(free[key] > 0 for key in keys):
+                for key in keys:
+                    free[key] -= 1
+                chosen.append(row.id)
+        if chosen:
+            params = {"ids": chosen, **_claim_params(worker_id, len(chosen), now, lease_seconds)}
+            claimed += conn.execute(_CLAIM_CHOSEN, params).mappings().all()
+        if len(rows) < wanted or len(chosen) == len(rows):
+            break  # no more ready tasks, or all of these were taken
+    return _in_claim_order(claimed)
 
-    def running_worker_ids(self) -> list[str]:
-        """Ids of the workers holding running tasks (for same-host recovery of dead ones)."""
-        return list(self.read(lambda conn: conn.execute(_RUNNING_WORKER_IDS).scalars().all()))
 
-    def recover_worker(self, worker_id: str, *, reason: str, now: datetime | None = None) -> int:
-        """Recover the running tasks of a worker known to be dead (same host and boot, process gone)."""
-        now = now or utc_now()
-        return self.write(lambda conn: self._recover_rows_in(conn, worker_id, now, f"worker lost: {reason}"))
+def _free_slots(conn: Connection, ctx: StoreContext, keys: Sequence[str], limits: ClaimLimits) -> dict[str, int]:
+    """Slots left per cap key: the cap less the running rows (claimed ones hold a slot too)."""
+    names = [key[5:] for key in keys if key.startswith("name:")]
+    queues = [key[6:] for key in keys if key.startswith("queue:")]
+    if keys:
+        ctx.dialect.prefer_index_scans(conn)
+    running: dict[str, int] = {}
+    if names:
+        running.update((f"name:{n}", c) for n, c in conn.execute(_RUNNING_BY_NAME, {"names": names}).all())
+    if queues:
+        running.update((f"queue:{q}", c) for q, c in conn.execute(_RUNNING_BY_QUEUE, {"queues": queues}).all())
+    caps = {**{f"name:{n}": limits.by_name[n] for n in names}, **{f"queue:{q}": limits.by_queue[q] for q in queues}}
+    return {key: cap - running.get(key, 0) for key, cap in caps.items()}
 
-    # -- leases and progress -------------------------------------------------------------------------
 
-    def renew_leases(
-        self, worker_id: str, task_ids: Sequence[int], *, now: datetime | None = None, lease_seconds: float
-    ) -> list[int]:
-        """Extend the leases of `task_ids` still held by `worker_id`; returns those whose cancellation
-        was requested, so one round trip serves both heartbeat and cancellation check."""
-        if not task_ids:
-            return []
-        until = (now or utc_now()) + timedelta(seconds=lease_seconds)
-        params = {"task_ids": list(task_ids), "owner_worker_id": worker_id, "lease_until": until}
-        rows = self.write(lambda conn: conn.execute(_RENEW_LEASES, params).all())
-        return [row.id for row in rows if row.cancel_requested]
+def finish_and_claim(
+    conn: Connection,
+    ctx: StoreContext,
+    worker_id: str,
+    completions: Sequence[Completion],
+    queues: Sequence[str] | None,
+    limit: int,
+    now: datetime,
+    lease_seconds: float,
+    capped: _Capped | None,
+) -> tuple[list[int], list[Task]]:
+    """Record a worker's finished runs and claim its next batch (none when limit is 0)."""
+    recorded = record_completions(conn, ctx, worker_id, completions)
+    claimed = claim(conn, ctx, worker_id, queues, limit, now, lease_seconds, capped) if limit > 0 else []
+    return recorded, claimed
 
-    def recover_expired(self, *, now: datetime | None = None) -> int:
-        """Tasks whose worker stopped renewing their lease (its whole host is gone, or stalled): those it
-        never started go back to pending without an attempt; those it had started are retried with
-        backoff, or failed when out of retries. A live worker renews well before expiry."""
-        now = now or utc_now()
 
-        def work(conn: Connection) -> int:
-            expired = conn.execute(
-                select(tasks.c.id, tasks.c.worker_id, tasks.c.lease_until, tasks.c.started_at)
-                .where(_status_is(RUNNING), tasks.c.lease_until < now)
-                .with_for_update(skip_locked=True)
-                .limit(500)
-            ).all()
-            never_started = [task.id for task in expired if task.started_at is None]
-            if never_started:
-                self._release_in(conn, never_started, None)
-            for task in expired:
-                if task.started_at is None:
-                    continue
-                message = (
-                    f"worker lost: {task.worker_id} stopped renewing its lease"
-                    f" (expired {as_utc(task.lease_until).isoformat()})"
-                )
-                self._fail_running(conn, task.id, Failure(FailureKind.ERROR, message), now, None, None)
-            return len(expired)
+def finish_and_claim_hot(
+    plans: ClaimPlans,
+    worker_id: str,
+    completions: Sequence[Completion],
+    limit: int,
+    now: datetime,
+    lease_seconds: float,
+    capped_claim: Any = None,
+) -> tuple[list[int], list[Task]]:
+    """`finish_and_claim` for plain completions over all queues, in one transaction of its own straight
+    through the SQLite driver: a worker's loop on quick tasks spends more in Core's per-execute processing
+    than in SQLite (cProfile, bench/RESULTS.md). `capped_claim`: the capped claim statement as prepared
+    for the driver, when caps apply."""
+    hot = plans.hot
+    assert hot is not None
+    statements = plans.hot_statements()
+    claim_compiled = statements["claim"] if capped_claim is None else capped_claim
+    rows = [_plain_completion_row(worker_id, c) for c in completions]
 
-        return self.write(work)
+    def work(connection: Any) -> tuple[list[int], list[Task]]:
+        updated = hot.execute_many(connection, statements["complete"], rows) if rows else 0
+        if updated == len(rows):
+            recorded = [c.task_id for c in completions]
+        else:  # some were no longer ours (lease recovered): find out which ones we did record
+            recorded = [row["id"] for row in _recorded_among(hot, connection, statements, worker_id, completions)]
+        claimed: list[Task] = []
+        if limit > 0:
+            params = _claim_params(worker_id, limit, now, lease_seconds)
+            claimed = _in_claim_order(hot.fetch_all(connection, claim_compiled, params))
+        return recorded, claimed
 
-    def set_progress(self, task_id: int, percent: float, message: str | None = None) -> bool:
-        return self.set_progress_many([(task_id, percent, message)]) == 1
+    return hot.write(work)
 
-    def set_progress_many(self, reports: Sequence[tuple[int, float, str | None]]) -> int:
-        """Store the latest progress of running tasks, in one transaction; returns how many were running."""
-        if not reports:
-            return 0
-        rows = [
-            {
-                "task_id": task_id,
-                "progress": max(0.0, min(100.0, float(percent))),
-                "message": None if message is None else _safe_text(str(message)),
-            }
-            for task_id, percent, message in reports
-        ]
-        return int(self.write(lambda conn: conn.execute(_SET_PROGRESS, rows).rowcount))
 
-    def is_cancel_requested(self, task_id: int) -> bool:
-        params = {"task_id": task_id}
-        return bool(self.read(lambda conn: conn.execute(_CANCEL_REQUESTED, params).scalar_one_or_none()))
+# -- outcomes ---------------------------------------------------------------------------------------------
 
-    def cancel_requested_among(self, task_ids: Sequence[int]) -> list[int]:
-        """Which of these tasks someone asked to cancel: one read for all the tasks a worker runs."""
-        if not task_ids:
-            return []
-        params = {"ids": list(task_ids)}
-        return list(self.read(lambda conn: conn.execute(_CANCEL_REQUESTED_AMONG, params).scalars().all()))
+
+def record_completions(
+    conn: Connection, ctx: StoreContext, worker_id: str, completions: Sequence[Completion]
+) -> list[int]:
+    plain = [c for c in completions if not c.has_follow_up]
+    recorded = _complete_plain(conn, worker_id, plain) if plain else []
+    recorded += [
+        c.task_id
+        for c in completions
+        if c.has_follow_up
+        and complete(conn, ctx, c.task_id, c.result, worker_id, c.attempt, c.finished_at, c.continuation, c.started_at)
+    ]
+    return recorded
+
+
+def _complete_plain(conn: Connection, worker_id: str, completions: Sequence[Completion]) -> list[int]:
+    """Tasks without parent or continuation: one executemany, no RETURNING, no follow-up queries."""
+    rows = [_plain_completion_row(worker_id, c) for c in completions]
+    updated = conn.execute(_COMPLETE_PLAIN, rows).rowcount
+    if updated == len(rows):
+        return [c.task_id for c in completions]
+    # Some were no longer ours (lease recovered): find out which ones we did record.
+    params = {"ids": [c.task_id for c in completions], "owner_worker_id": worker_id}
+    return list(conn.execute(_RECORDED_AMONG, params).scalars())
+
+
+def complete(
+    conn: Connection,
+    ctx: StoreContext,
+    task_id: int,
+    result: Any,
+    worker_id: str | None,
+    attempt: int | None,
+    now: datetime,
+    continuation: str | None = None,
+    started_at: datetime | None = None,
+) -> bool:
+    """Record success; False when the task is no longer this worker's. `continuation` is enqueued when the
+    row names none."""
+    owner, params = _owner_params(task_id, worker_id, attempt)
+    params.update(result=result, now=now, started=started_at or now)
+    row = conn.execute(_complete_statement(owner), params).first()
+    if row is None:
+        return False
+    values: Mapping[str, Any] = row._mapping
+    if values["continuation"] is None and continuation is not None:
+        values = {**values, "continuation": continuation}
+    if values["parent_id"] is not None or values["continuation"] is not None:
+        after_finish(conn, ctx, task_id, values, Status.COMPLETED, now)
+    return True
+
+
+def as_failure(error: str | BaseException | Failure, retry: bool) -> Failure:
+    """What `fail` was given, as a Failure with its text clipped: a string or an exception is an error,
+    retried when `retry`; a Failure says what happened itself."""
+    if isinstance(error, Failure):
+        failure = error
+    else:
+        text = error if isinstance(error, str) else "".join(traceback_module.format_exception(error))
+        failure = Failure(FailureKind.ERROR if retry else FailureKind.PERMANENT, text)
+    return Failure(failure.kind, _clip(failure.text), failure.delay)
+
+
+def fail_running(
+    conn: Connection,
+    ctx: StoreContext,
+    task_id: int,
+    failure: Failure,
+    now: datetime,
+    worker_id: str | None,
+    attempt: int | None,
+    started_at: datetime | None = None,
+    policy: RetryPolicy | None = None,
+) -> Status | None:
+    """Apply `decide_failure` to a running attempt: back to pending with a backoff, or failed. None when
+    the task is no longer this worker's."""
+    owner, params = _owner_params(task_id, worker_id, attempt)
+    row = conn.execute(_failing_row_statement(owner), params).mappings().first()
+    if row is None:
+        return None
+    attempts = row["attempts"] + (1 if row["started_at"] is None else 0)
+    decision = decide_failure(
+        failure,
+        policy or ctx.retry_policy_for(row["name"]),
+        attempts=attempts,
+        max_retries=row["max_retries"],
+        cancel_requested=row["cancel_requested"],
+        now=now,
+        draw=random.random(),
+    )
+    values: dict[str, Any] = {
+        "error_log": [*(row["error_log"] or []), decision.log_entry][-ERROR_LOG_LIMIT:],
+        "lease_until": None,
+        "worker_id": None,
+        "attempts": attempts,
+        "started_at": row["started_at"] or started_at or now,
+    }
+    if decision.error is not None:
+        values["error"] = decision.error
+    values["status"] = _to(decision.event)
+    if decision.retry_at is not None:
+        values["run_after"] = decision.retry_at
+    else:
+        values["finished_at"] = now
+    conn.execute(update(tasks).where(tasks.c.id == task_id).values(**values))
+    if decision.retry_at is not None:
+        ctx.dialect.notify_new_tasks(conn)
+        return Status.PENDING
+    after_finish(conn, ctx, task_id, row, Status.FAILED, now)
+    return Status.FAILED
+
+
+def mark_cancelled(
+    conn: Connection,
+    ctx: StoreContext,
+    task_id: int,
+    worker_id: str | None,
+    attempt: int | None,
+    reason: str,
+    started_at: datetime | None,
+    now: datetime,
+) -> bool:
+    """A running task stopped because cancellation was requested."""
+    owner, params = _owner_params(task_id, worker_id, attempt)
+    params.update(now=now, reason=_safe_text(reason), started=started_at or now)
+    row = conn.execute(_cancelled_statement(owner), params).first()
+    if row is None:
+        return False
+    after_finish(conn, ctx, task_id, row, Status.CANCELLED, now)
+    return True
+
+
+def release(conn: Connection, ctx: StoreContext, task_ids: Sequence[int], worker_id: str | None) -> int:
+    """Running tasks back to pending without counting the attempt."""
+    condition = and_(tasks.c.id.in_(list(task_ids)), _from(Event.RELEASE))
+    if worker_id is not None:
+        condition = and_(condition, tasks.c.worker_id == worker_id)
+    count = conn.execute(update(tasks).where(condition).values(**_RELEASE_VALUES)).rowcount
+    if count:
+        ctx.dialect.notify_new_tasks(conn)
+    return int(count)
+
+
+def mark_started_many(conn: Connection, worker_id: str, started: Sequence[tuple[int, datetime]]) -> int:
+    """Count the attempts of tasks still running (ones that run long); returns how many were still this
+    worker's."""
+    rows = [
+        {"owner_task_id": task_id, "owner_worker_id": worker_id, "started": started_at}
+        for task_id, started_at in started
+    ]
+    return int(conn.execute(_MARK_STARTED, rows).rowcount)
+
+
+# -- what a dead worker held ------------------------------------------------------------------------------
+
+
+def settle_dead_worker(
+    conn: Connection,
+    ctx: StoreContext,
+    worker_id: str,
+    finished: Sequence[Completion],
+    executing: Sequence[Interrupted],
+    now: datetime,
+) -> SettledCounts:
+    """Everything a dead worker held: successes it had not recorded are recorded, the tasks it was
+    executing get their outcome (`Interrupted.how`), and every other task it had claimed goes back to
+    pending without counting an attempt (it never started)."""
+    recorded = record_completions(conn, ctx, worker_id, finished) if finished else []
+    interrupted = 0
+    for task in executing:
+        interrupted += _interrupt(conn, ctx, worker_id, task, now)
+    released = recover_worker(conn, ctx, worker_id, now, f"worker lost: {worker_id} died")
+    return SettledCounts(len(recorded), interrupted, released)
+
+
+def _interrupt(conn: Connection, ctx: StoreContext, worker_id: str, task: Interrupted, now: datetime) -> int:
+    started = task.started_at or now
+    if task.how is Interruption.RELEASE:
+        return release(conn, ctx, [task.task_id], worker_id)
+    if task.how is Interruption.CANCEL:
+        return int(mark_cancelled(conn, ctx, task.task_id, worker_id, task.attempt, task.message, started, now))
+    failure = Failure(FailureKind.ERROR, _clip(task.message))
+    status = fail_running(conn, ctx, task.task_id, failure, now, worker_id, task.attempt, started)
+    return int(status is not None)
+
+
+def recover_worker(conn: Connection, ctx: StoreContext, worker_id: str, now: datetime, message: str) -> int:
+    """The worker's running rows whose start was never recorded go back to pending (no attempt);
+    one whose start was recorded ran and was cut short: a failed attempt, retried per policy."""
+    rows = conn.execute(_RUNNING_OF_WORKER, {"owner_worker_id": worker_id}).all()
+    never_started = [row.id for row in rows if row.started_at is None]
+    released = release(conn, ctx, never_started, worker_id) if never_started else 0
+    for row in rows:
+        if row.started_at is not None:
+            fail_running(conn, ctx, row.id, Failure(FailureKind.ERROR, message), now, worker_id, None)
+    return released + len(rows) - len(never_started)
+
+
+def running_worker_ids(conn: Connection) -> list[str]:
+    """Ids of the workers holding running tasks (for same-host recovery of dead ones)."""
+    return list(conn.execute(_RUNNING_WORKER_IDS).scalars().all())
+
+
+# -- leases and progress ----------------------------------------------------------------------------------
+
+
+def renew_leases(conn: Connection, worker_id: str, task_ids: Sequence[int], until: datetime) -> list[int]:
+    """Extend the leases of `task_ids` still held by `worker_id` to `until`; returns those whose
+    cancellation was requested, so one round trip serves both heartbeat and cancellation check."""
+    params = {"task_ids": list(task_ids), "owner_worker_id": worker_id, "lease_until": until}
+    return [row.id for row in conn.execute(_RENEW_LEASES, params).all() if row.cancel_requested]
+
+
+def recover_expired(conn: Connection, ctx: StoreContext, now: datetime) -> int:
+    """Tasks whose worker stopped renewing their lease (its whole host is gone, or stalled): those it
+    never started go back to pending without an attempt; those it had started are retried with
+    backoff, or failed when out of retries. A live worker renews well before expiry."""
+    expired = conn.execute(
+        select(tasks.c.id, tasks.c.worker_id, tasks.c.lease_until, tasks.c.started_at)
+        .where(_status_is(RUNNING), tasks.c.lease_until < now)
+        .with_for_update(skip_locked=True)
+        .limit(500)
+    ).all()
+    never_started = [task.id for task in expired if task.started_at is None]
+    if never_started:
+        release(conn, ctx, never_started, None)
+    for task in expired:
+        if task.started_at is None:
+            continue
+        message = (
+            f"worker lost: {task.worker_id} stopped renewing its lease (expired {as_utc(task.lease_until).isoformat()})"
+        )
+        fail_running(conn, ctx, task.id, Failure(FailureKind.ERROR, message), now, None, None)
+    return len(expired)
+
+
+def set_progress_many(conn: Connection, reports: Sequence[tuple[int, float, str | None]]) -> int:
+    """Store the latest progress of running tasks; returns how many were running."""
+    rows = [
+        {
+            "task_id": task_id,
+            "progress": max(0.0, min(100.0, float(percent))),
+            "message": None if message is None else _safe_text(str(message)),
+        }
+        for task_id, percent, message in reports
+    ]
+    return int(conn.execute(_SET_PROGRESS, rows).rowcount)
+
+
+def is_cancel_requested(conn: Connection, task_id: int) -> bool:
+    return bool(conn.execute(_CANCEL_REQUESTED, {"task_id": task_id}).scalar_one_or_none())
+
+
+def cancel_requested_among(conn: Connection, task_ids: Sequence[int]) -> list[int]:
+    """Which of these tasks someone asked to cancel: one read for all the tasks a worker runs."""
+    return list(conn.execute(_CANCEL_REQUESTED_AMONG, {"ids": list(task_ids)}).scalars().all())

@@ -15,7 +15,7 @@ from taskq.clock import utc_now
 from taskq.maintenance import StatsRollup
 from taskq.model import Status, TaskFilter
 from taskq.schema import tasks
-from taskq.store import Store
+from taskq.store import Store, metrics, transitions
 from taskq.store.metrics import ROLLUP_LAG_SECONDS, percentile
 
 
@@ -172,7 +172,7 @@ def test_bulk_retry_survives_a_dedup_key_taken_after_its_check(store: Store, mon
     store.fail(keyed, "x", worker_id="w", now=now)
     store.enqueue("a.job", dedup_key="k", queue="parked")
     # As if the competing enqueue committed between the check and the batch's UPDATE:
-    monkeypatch.setattr(Store, "_key_taken", lambda self, conn, key: False)
+    monkeypatch.setattr(transitions, "_key_taken", lambda conn, key: False)
     result = store.bulk_retry(ids=[plain, keyed], now=now)
     assert (result.changed, result.skipped) == (1, 1)
     assert store.require(plain).status is Status.PENDING and store.require(keyed).status is Status.FAILED
@@ -186,15 +186,15 @@ def test_counts_read_again_when_a_rollup_moves_the_watermark_under_them(
     for i in range(4):
         finish(store, "a.job", "completed", now=now - timedelta(minutes=10 - i))
     assert store.rollup(now=now) == 4
-    real_state = Store._state
+    real_state = metrics.rollup_state_of
     calls = []
 
-    def stale_once(self: Store, conn: Any, *, lock: bool = False) -> Any:
-        state = real_state(self, conn, lock=lock)
+    def stale_once(conn: Any, *, lock: bool = False) -> Any:
+        state = real_state(conn, lock=lock)
         calls.append(state)
         # The first read sees the watermark from before the rollup, as if the rollup committed right after it.
         return replace(state, watermark=None) if len(calls) == 1 else state
 
-    monkeypatch.setattr(Store, "_state", stale_once)
+    monkeypatch.setattr(metrics, "rollup_state_of", stale_once)
     assert store.stats() == table_counts(store)  # not 8 completed: the rows are in task_counts and "recent"
     assert len(calls) == 2

@@ -20,7 +20,7 @@ from taskq.store import Store
 
 @pytest.fixture
 def sqlite_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setattr("taskq.store.queries.BULK_BATCH", 3)  # several batches even for a handful of tasks
+    monkeypatch.setattr("taskq.store.facade.BULK_BATCH", 3)  # several batches even for a handful of tasks
     url = f"sqlite:///{tmp_path / 'bulk.db'}"
     store = taskq.open_store(url)
     yield url, store

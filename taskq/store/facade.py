@@ -1,0 +1,794 @@
+"""The Store: one method per named operation, each owning its transaction. A method opens one write or
+read transaction (retried whole on a transient error) and calls the topic modules' functions over its
+connection; the SQL and the decisions live in those modules, the transaction boundaries here.
+
+Two kinds of method run more than one transaction, on purpose: the bulk actions (BULK_BATCH rows per
+transaction, so workers keep going in between) and the rollup/recount/queue sampling (read outside the
+write lock, then a short write that checks nothing moved meanwhile).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+
+from taskq.clock import utc_now
+from taskq.dialect import Dialect, dialect_for
+from taskq.lifecycle import Event, Failure, RetryPolicy, sources
+from taskq.model import (
+    ACTIVE_STATUSES,
+    BulkResult,
+    ClaimLimits,
+    Completion,
+    Enqueued,
+    Interrupted,
+    InvalidTransition,
+    SettledCounts,
+    Status,
+    Task,
+    TaskFilter,
+    TaskNotFound,
+    TaskPage,
+    TaskRequest,
+    WorkerInfo,
+    check_json,
+)
+from taskq.requests import ArgumentCheck
+from taskq.store import enqueue, metrics, outcomes, queries, schedules, transitions, workers, workflow
+from taskq.store.base import DEFAULT_LEASE_SECONDS, DefaultsLookup, StoreContext
+from taskq.store.hot import SqliteHotPath
+from taskq.store.metrics import ROLLUP_CHUNK_ROWS, ChartWindow, QueueDepth, RollupState, Tally
+from taskq.store.queries import Waiting
+from taskq.store.schedules import Decide, ScheduleChange, ScheduledTask, ScheduleOverview, ScheduleState
+
+T = TypeVar("T")
+
+log = logging.getLogger("taskq.store")
+
+LOCK_RETRY_SECONDS = 60.0  # a transaction keeps retrying a locked or unreachable database this long
+RETRY_WARNING_SECONDS = 1.0  # retrying longer than this is an outage worth a log line, not lock contention
+BULK_BATCH = 500  # rows per bulk-action transaction: a few ms of write lock on SQLite, a few row locks on PostgreSQL
+
+
+def _no_defaults(_name: str) -> None:
+    return None
+
+
+def _is_unique_violation(error: DBAPIError) -> bool:
+    return "unique" in str(error.orig).lower()
+
+
+class Store:
+    """Every named operation on the tasks table, grouped as the topic modules are."""
+
+    check_arguments: ArgumentCheck | None = None  # set by taskq.api.open_store
+
+    def __init__(self, engine: Engine, *, defaults_for: DefaultsLookup = _no_defaults) -> None:
+        self.engine = engine
+        self.dialect: Dialect = dialect_for(engine)
+        self.defaults_for = defaults_for
+        self._ctx = StoreContext.open(self.dialect, defaults_for, self)
+        self._hot = SqliteHotPath(engine) if self.dialect.name == "sqlite" else None
+        self._claims = outcomes.ClaimPlans(self._hot)
+
+    # -- transactions -------------------------------------------------------------------------------
+
+    def write(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` in one write transaction, retrying it whole while the database is locked/unreachable."""
+
+        def transaction() -> T:
+            with self.engine.connect() as connection:
+                self.dialect.begin_write(connection)
+                result = work(connection)
+                connection.commit()
+                return result
+
+        return self._retrying(transaction)
+
+    def read(self, work: Callable[[Connection], T]) -> T:
+        def query() -> T:
+            with self.engine.connect() as connection:
+                return work(connection)
+
+        return self._retrying(query)
+
+    def _retrying(self, attempt: Callable[[], T]) -> T:
+        """Jittered exponential backoff on transient errors (a locked SQLite file, a lost connection):
+        SQLite's own busy handler is not fair between processes, random sleeps are; after a PostgreSQL
+        restart pool_pre_ping replaces the dead pooled connections. A transaction whose COMMIT was cut off may
+        have committed, and then runs twice: an outcome's second run finds the task no longer running
+        (a no-op), a claim's first batch is left to lease recovery, and an enqueue without a dedup key
+        inserts again (enqueue is at-least-once; a dedup key collapses the repeat)."""
+        delay = 0.0002
+        started = time.monotonic()
+        warned = False
+        while True:
+            try:
+                result = attempt()
+            except DBAPIError as error:
+                waited = time.monotonic() - started
+                if not self.dialect.is_transient(error) or waited > LOCK_RETRY_SECONDS:
+                    raise
+                if waited > RETRY_WARNING_SECONDS and not warned:
+                    warned = True
+                    log.warning(
+                        "database_retrying: %s (retrying up to %.0f s)",
+                        str(error.orig).strip().splitlines()[0],
+                        LOCK_RETRY_SECONDS,
+                    )
+            else:
+                if warned:
+                    log.info("database_recovered after %.1f s", time.monotonic() - started)
+                return result
+            time.sleep(random.uniform(0, delay))
+            delay = min(delay * 2, 0.25)
+
+    def begin_write(self, connection: Connection) -> None:
+        """Start a write transaction on the caller's connection the way this database needs it."""
+        self.dialect.begin_write(connection)
+
+    def retry_policy_for(self, name: str) -> RetryPolicy:
+        """The task's @task retry policy when this process imported it, else the default one."""
+        return self._ctx.retry_policy_for(name)
+
+    def dispose(self) -> None:
+        if self._hot is not None:
+            self._hot.close()
+        self.engine.dispose()
+
+    # -- enqueue (enqueue.py) -----------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        name: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        priority: int | None = None,
+        run_after: datetime | None = None,
+        dedup_key: str | None = None,
+        max_retries: int | None = None,
+        queue: str | None = None,
+        timeout: float | None = None,
+        parent_id: int | None = None,
+        continuation: str | None = None,
+        delay: float | timedelta | None = None,
+        connection: Connection | None = None,
+        now: datetime | None = None,
+    ) -> Enqueued:
+        """Create one task, or return the active task holding `dedup_key`.
+
+        With `connection`, the row is written in the caller's open transaction and commits or rolls
+        back with it (on SQLite, begin that transaction with BEGIN IMMEDIATE: see `begin_write`).
+        """
+        request = TaskRequest(
+            name,
+            args,
+            kwargs,
+            priority,
+            run_after,
+            dedup_key,
+            max_retries,
+            queue,
+            timeout,
+            parent_id,
+            continuation,
+            delay,
+        )
+        hot = self._hot
+        if hot is not None and connection is None and dedup_key is None:
+            row = enqueue.row_values(self._ctx, request, now or utc_now(), self.check_arguments)
+            return Enqueued(self._retrying(lambda: hot.insert(row)), store=self)
+        return self.enqueue_many([request], connection=connection, now=now)[0]
+
+    def enqueue_many(
+        self,
+        requests: Iterable[TaskRequest | Mapping[str, Any]],
+        *,
+        connection: Connection | None = None,
+        now: datetime | None = None,
+    ) -> list[Enqueued]:
+        """Create a batch of tasks in one transaction; all or none are written."""
+        now = now or utc_now()
+        checked = [r if isinstance(r, TaskRequest) else TaskRequest(**r) for r in requests]
+        rows = [enqueue.row_values(self._ctx, request, now, self.check_arguments) for request in checked]
+        if connection is not None:
+            return enqueue.insert_many(connection, self._ctx, rows)
+        return self.write(lambda conn: enqueue.insert_many(conn, self._ctx, rows))
+
+    # The async twins, for Starlette/FastAPI/FastHTML handlers: the blocking call runs in the event loop's
+    # default thread pool (`asyncio.to_thread`). Threads, not an async driver: the statements, the retries
+    # on a locked SQLite file and the SQLite hot path are synchronous and measured; an INSERT takes well
+    # under a millisecond, so the hand-off costs little, while a second, async implementation of every
+    # operation would have to be kept in step with the first.
+
+    async def enqueue_async(
+        self, name: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
+    ) -> Enqueued:
+        """`enqueue` without blocking the event loop; takes the same options."""
+        return await asyncio.to_thread(functools.partial(self.enqueue, name, args, kwargs, **options))
+
+    async def enqueue_many_async(
+        self, requests: Iterable[TaskRequest | Mapping[str, Any]], **options: Any
+    ) -> list[Enqueued]:
+        return await asyncio.to_thread(functools.partial(self.enqueue_many, list(requests), **options))
+
+    # -- claim and outcomes (outcomes.py) -----------------------------------------------------------
+
+    def claim(
+        self,
+        worker_id: str,
+        queues: Sequence[str] | None = None,
+        *,
+        now: datetime | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        limits: ClaimLimits | None = None,
+    ) -> Task | None:
+        claimed = self.claim_batch(worker_id, queues, limit=1, now=now, lease_seconds=lease_seconds, limits=limits)
+        return claimed[0] if claimed else None
+
+    def claim_batch(
+        self,
+        worker_id: str,
+        queues: Sequence[str] | None = None,
+        *,
+        limit: int = 1,
+        now: datetime | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        limits: ClaimLimits | None = None,
+    ) -> list[Task]:
+        """Atomically move up to `limit` ready tasks to running for `worker_id`: highest priority first,
+        then the one ready longest (run_after), then oldest id. No task is ever handed to two claimers.
+        With `limits`, no capped name or queue ends up with more running tasks than its cap (a task whose
+        slots are all taken is passed over, so it never blocks the tasks behind it)."""
+        now = now or utc_now()
+        capped, _ = self._claims.capped_for(limits, queues)
+        return self.write(
+            lambda conn: outcomes.claim(conn, self._ctx, worker_id, queues, limit, now, lease_seconds, capped)
+        )
+
+    def finish_and_claim(
+        self,
+        worker_id: str,
+        completions: Sequence[Completion],
+        queues: Sequence[str] | None = None,
+        *,
+        limit: int = 1,
+        now: datetime | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        limits: ClaimLimits | None = None,
+    ) -> tuple[list[int], list[Task]]:
+        """Record a worker's finished runs and claim its next batch in one transaction: for quick tasks
+        the commit, not the statements, is the cost. Returns the ids recorded (the others were no longer
+        this worker's) and the tasks claimed (none when limit is 0). `limits`: as for claim_batch."""
+        for completion in completions:
+            check_json("result", completion.result)
+        now = now or utc_now()
+        capped, hot_claim = self._claims.capped_for(limits, queues)
+
+        if self._hot is not None and not queues and not any(c.has_follow_up for c in completions):
+            recorded, claimed = self._retrying(
+                lambda: outcomes.finish_and_claim_hot(
+                    self._claims, worker_id, completions, limit, now, lease_seconds, hot_claim
+                )
+            )
+            if claimed or capped is None or limit <= 0:
+                return recorded, claimed
+            # A capped task was among the candidates (or none was ready): the counting claim runs through
+            # Core, in a transaction of its own after the completions' (the driver path compiles each
+            # statement once, and this one's IN lists change from round to round).
+            return recorded, self.write(
+                lambda conn: outcomes.claim_capped(
+                    conn, self._ctx, worker_id, queues, limit, now, lease_seconds, capped
+                )
+            )
+
+        return self.write(
+            lambda conn: outcomes.finish_and_claim(
+                conn, self._ctx, worker_id, completions, queues, limit, now, lease_seconds, capped
+            )
+        )
+
+    def complete(
+        self,
+        task_id: int,
+        result: Any = None,
+        *,
+        worker_id: str | None = None,
+        attempt: int | None = None,
+        continuation: str | None = None,
+        started_at: datetime | None = None,
+        now: datetime | None = None,
+    ) -> bool:
+        """Record success. False when the task is no longer this worker's (its lease was recovered).
+        `continuation` is enqueued when the row names none (the worker knows the task's @task(then=...)
+        even when the process that enqueued it did not)."""
+        check_json("result", result)
+        now = now or utc_now()
+        return self.write(
+            lambda conn: outcomes.complete(
+                conn, self._ctx, task_id, result, worker_id, attempt, now, continuation, started_at
+            )
+        )
+
+    def fail(
+        self,
+        task_id: int,
+        error: str | BaseException | Failure,
+        *,
+        worker_id: str | None = None,
+        attempt: int | None = None,
+        retry: bool = True,
+        policy: RetryPolicy | None = None,
+        started_at: datetime | None = None,
+        now: datetime | None = None,
+    ) -> Status | None:
+        """Record an attempt that did not succeed; `decide_failure` says whether and when it runs again
+        (by default after 2**attempts s while attempts <= max_retries, else failed). A string or an
+        exception is an error, retried when `retry`; a `Failure` says what happened itself (a requested
+        retry, a permanent failure). `policy` defaults to the task's @task one. Returns the new status, or
+        None when the task is no longer this worker's."""
+        failure = outcomes.as_failure(error, retry)
+        now = now or utc_now()
+        return self.write(
+            lambda conn: outcomes.fail_running(
+                conn, self._ctx, task_id, failure, now, worker_id, attempt, started_at, policy
+            )
+        )
+
+    def mark_cancelled(
+        self,
+        task_id: int,
+        *,
+        worker_id: str | None = None,
+        attempt: int | None = None,
+        reason: str = "cancelled while running",
+        started_at: datetime | None = None,
+        now: datetime | None = None,
+    ) -> bool:
+        """A running task stopped because cancellation was requested."""
+        now = now or utc_now()
+        return self.write(
+            lambda conn: outcomes.mark_cancelled(conn, self._ctx, task_id, worker_id, attempt, reason, started_at, now)
+        )
+
+    def release(self, task_ids: Sequence[int], *, worker_id: str | None = None) -> int:
+        """Give running tasks back to pending without counting the attempt (graceful shutdown, or
+        prefetched tasks a busy worker hands back)."""
+        if not task_ids:
+            return 0
+        return self.write(lambda conn: outcomes.release(conn, self._ctx, task_ids, worker_id))
+
+    def mark_started(self, task_id: int, *, worker_id: str, started_at: datetime) -> bool:
+        """Count the attempt of a task that is still running (one that runs long: a whole-host loss
+        then counts it; quick tasks have it counted with their outcome, in the same transaction)."""
+        return self.mark_started_many(worker_id, [(task_id, started_at)]) == 1
+
+    def mark_started_many(self, worker_id: str, started: Sequence[tuple[int, datetime]]) -> int:
+        """`mark_started` for several tasks of one worker (a worker running coroutines concurrently) in one
+        transaction; returns how many were still this worker's."""
+        if not started:
+            return 0
+        return self.write(lambda conn: outcomes.mark_started_many(conn, worker_id, started))
+
+    def settle_dead_worker(
+        self,
+        worker_id: str,
+        *,
+        finished: Sequence[Completion] = (),
+        executing: Sequence[Interrupted] = (),
+        now: datetime | None = None,
+    ) -> SettledCounts:
+        """Everything a dead worker held, in one transaction: successes it had not recorded are recorded,
+        the tasks it was executing get their outcome (`Interrupted.how`), and every other task it had
+        claimed goes back to pending without counting an attempt (it never started)."""
+        now = now or utc_now()
+        return self.write(
+            lambda conn: outcomes.settle_dead_worker(conn, self._ctx, worker_id, finished, executing, now)
+        )
+
+    def running_worker_ids(self) -> list[str]:
+        """Ids of the workers holding running tasks (for same-host recovery of dead ones)."""
+        return self.read(outcomes.running_worker_ids)
+
+    def recover_worker(self, worker_id: str, *, reason: str, now: datetime | None = None) -> int:
+        """Recover the running tasks of a worker known to be dead (same host and boot, process gone)."""
+        now = now or utc_now()
+        message = f"worker lost: {reason}"
+        return self.write(lambda conn: outcomes.recover_worker(conn, self._ctx, worker_id, now, message))
+
+    def renew_leases(
+        self, worker_id: str, task_ids: Sequence[int], *, now: datetime | None = None, lease_seconds: float
+    ) -> list[int]:
+        """Extend the leases of `task_ids` still held by `worker_id`; returns those whose cancellation
+        was requested, so one round trip serves both heartbeat and cancellation check."""
+        if not task_ids:
+            return []
+        until = (now or utc_now()) + timedelta(seconds=lease_seconds)
+        return self.write(lambda conn: outcomes.renew_leases(conn, worker_id, task_ids, until))
+
+    def recover_expired(self, *, now: datetime | None = None) -> int:
+        """Tasks whose worker stopped renewing their lease: see outcomes.recover_expired."""
+        now = now or utc_now()
+        return self.write(lambda conn: outcomes.recover_expired(conn, self._ctx, now))
+
+    def set_progress(self, task_id: int, percent: float, message: str | None = None) -> bool:
+        return self.set_progress_many([(task_id, percent, message)]) == 1
+
+    def set_progress_many(self, reports: Sequence[tuple[int, float, str | None]]) -> int:
+        """Store the latest progress of running tasks, in one transaction; returns how many were running."""
+        if not reports:
+            return 0
+        return self.write(lambda conn: outcomes.set_progress_many(conn, reports))
+
+    def is_cancel_requested(self, task_id: int) -> bool:
+        return self.read(lambda conn: outcomes.is_cancel_requested(conn, task_id))
+
+    def cancel_requested_among(self, task_ids: Sequence[int]) -> list[int]:
+        """Which of these tasks someone asked to cancel: one read for all the tasks a worker runs."""
+        if not task_ids:
+            return []
+        return self.read(lambda conn: outcomes.cancel_requested_among(conn, task_ids))
+
+    # -- workflows (workflow.py) --------------------------------------------------------------------
+
+    def wait_for_children(
+        self,
+        task_id: int,
+        children: Sequence[TaskRequest],
+        *,
+        continuation: str | None = None,
+        worker_id: str | None = None,
+        attempt: int | None = None,
+        started_at: datetime | None = None,
+        now: datetime | None = None,
+    ) -> list[Enqueued] | None:
+        """In one transaction: insert `children` under `task_id` and move it to waiting_for_children.
+        With no children the task completes at once. None when the task is no longer this worker's."""
+        now = now or utc_now()
+        rows = [enqueue.row_values(self._ctx, child, now) for child in children]
+        for row in rows:
+            row["parent_id"] = task_id
+        return self.write(
+            lambda conn: workflow.wait_for_children(
+                conn,
+                self._ctx,
+                task_id,
+                rows,
+                continuation=continuation,
+                worker_id=worker_id,
+                attempt=attempt,
+                started_at=started_at,
+                now=now,
+            )
+        )
+
+    # -- operator actions (transitions.py) ----------------------------------------------------------
+
+    def cancel(self, task_id: int, *, now: datetime | None = None) -> Status:
+        """pending -> cancelled at once; running -> cancel_requested (the worker stops it);
+        waiting_for_children -> its pending children are cancelled, running ones asked to stop.
+        Returns the status after the call; a finished task raises InvalidTransition."""
+        now = now or utc_now()
+        return self.write(lambda conn: transitions.cancel(conn, self._ctx, task_id, now))
+
+    def retry(self, task_id: int, *, now: datetime | None = None) -> None:
+        """failed or cancelled -> pending, runnable now, with a fresh attempt budget."""
+        now = now or utc_now()
+        try:
+            self.write(lambda conn: transitions.retry(conn, self._ctx, task_id, now))
+        except DBAPIError as error:
+            if _is_unique_violation(error):
+                raise InvalidTransition(
+                    f"task {task_id} cannot be retried: another active task holds its dedup key"
+                ) from None
+            raise
+
+    def purge(self, older_than: timedelta, *, now: datetime | None = None) -> int:
+        """Delete finished top-level tasks that finished before now - older_than; their children go with them
+        (ON DELETE CASCADE). A parent keeps its rows while a child of it is active again (`taskq retry`)."""
+        cutoff = (now or utc_now()) - older_than
+        return self.write(lambda conn: transitions.purge(conn, cutoff))
+
+    def bulk_retry(
+        self, *, ids: Sequence[int] | None = None, where: TaskFilter | None = None, now: datetime | None = None
+    ) -> BulkResult:
+        """Retry the failed and cancelled tasks among `ids`, or every one matching `where`, BULK_BATCH rows
+        per write transaction, so the write lock (SQLite) or the row locks (PostgreSQL) are held only
+        briefly and workers keep going in between. A row holding a dedup key an active task took since is
+        skipped, not failed."""
+        now = now or utc_now()
+        matched = changed = skipped = 0
+        for batch in self._batches(ids, where, sources(Event.RETRY)):
+            try:
+                done, _taken = self.write(
+                    lambda conn, batch=batch: transitions.retry_batch(conn, self._ctx, batch, now)
+                )
+            except DBAPIError as error:
+                if not _is_unique_violation(error):
+                    raise
+                # An enqueue took one of these dedup keys between the check and the update: the batch
+                # rolled back whole, so go through it one task at a time and skip the one that clashes.
+                done = sum(self._retry_if_free(task_id, now) for task_id in batch)
+            matched += len(batch)
+            changed += done
+            skipped += len(batch) - done
+        return BulkResult(matched, changed, skipped)
+
+    def bulk_cancel(
+        self, *, ids: Sequence[int] | None = None, where: TaskFilter | None = None, now: datetime | None = None
+    ) -> BulkResult:
+        """Cancel the active tasks among `ids`, or every one matching `where`: one short transaction per
+        task through `cancel` (children and running tasks need its per-status handling)."""
+        now = now or utc_now()
+        matched = changed = 0
+        for batch in self._batches(ids, where, tuple(ACTIVE_STATUSES)):
+            for task_id in batch:
+                matched += 1
+                try:
+                    self.cancel(task_id, now=now)
+                except (InvalidTransition, TaskNotFound):
+                    continue  # finished (or purged) since the batch was read
+                changed += 1
+        return BulkResult(matched, changed, matched - changed)
+
+    def _retry_if_free(self, task_id: int, now: datetime) -> bool:
+        try:
+            self.retry(task_id, now=now)
+        except (InvalidTransition, TaskNotFound):
+            return False
+        return True
+
+    def _batches(
+        self, ids: Sequence[int] | None, where: TaskFilter | None, statuses: tuple[Status, ...]
+    ) -> Iterator[list[int]]:
+        """Ids to act on, BULK_BATCH at a time, newest first; a filter is re-read from a cursor after each
+        batch (keyset, so changed rows neither repeat nor shift the next batch)."""
+        if ids is not None:
+            unique = sorted(set(ids), reverse=True)
+            for start in range(0, len(unique), BULK_BATCH):
+                yield unique[start : start + BULK_BATCH]
+            return
+        where = where or TaskFilter()
+        if where.status is not None and where.status not in statuses:
+            return
+        cursor: int | None = None
+        while True:
+            page = self.page(where, before_id=cursor, limit=BULK_BATCH, statuses=statuses)
+            if not page.tasks:
+                return
+            yield [task.id for task in page.tasks]
+            if page.older_than is None:
+                return
+            cursor = page.older_than
+
+    # -- reading tasks (queries.py) -----------------------------------------------------------------
+
+    def get(self, task_id: int) -> Task | None:
+        return self.read(lambda conn: queries.get(conn, task_id))
+
+    def require(self, task_id: int) -> Task:
+        task = self.get(task_id)
+        if task is None:
+            raise TaskNotFound(f"no task with id {task_id}")
+        return task
+
+    def wait(self, task_id: int, timeout: float | None = None) -> Task:
+        """Block until the task finished (completed, failed or cancelled) and return it; after `timeout`
+        seconds (None: no limit) raise TaskNotFinished."""
+        waiting = Waiting(task_id, timeout)
+        while True:
+            pause = waiting.after(self.require(task_id))
+            if isinstance(pause, Task):
+                return pause
+            time.sleep(pause)
+
+    async def get_async(self, task_id: int) -> Task | None:
+        return await asyncio.to_thread(self.get, task_id)
+
+    async def wait_async(self, task_id: int, timeout: float | None = None) -> Task:
+        """`wait` for a coroutine: each read runs in a thread, each pause is an asyncio.sleep, so a
+        thousand requests waiting at once hold no thread between reads."""
+        waiting = Waiting(task_id, timeout)
+        while True:
+            pause = waiting.after(await asyncio.to_thread(self.require, task_id))
+            if isinstance(pause, Task):
+                return pause
+            await asyncio.sleep(pause)
+
+    def list(
+        self,
+        *,
+        status: Status | str | None = None,
+        name: str | None = None,
+        queue: str | None = None,
+        parent_id: int | None = None,
+        limit: int = 50,
+        before_id: int | None = None,
+    ) -> list[Task]:
+        """Newest first; `before_id` pages by cursor (stable under inserts)."""
+        where = TaskFilter(
+            status=None if status is None else Status(status), name=name, queue=queue, parent_id=parent_id
+        )
+        return self.page(where, before_id=before_id, limit=limit).tasks
+
+    def page(
+        self,
+        where: TaskFilter,
+        *,
+        before_id: int | None = None,
+        after_id: int | None = None,
+        limit: int = 50,
+        statuses: Sequence[Status | str] | None = None,
+    ) -> TaskPage:
+        """One page of the tasks matching `where`, newest first, by keyset (see queries.page)."""
+        return self.read(
+            lambda conn: queries.page(
+                conn, where, before_id=before_id, after_id=after_id, limit=limit, statuses=statuses
+            )
+        )
+
+    def count(self, where: TaskFilter) -> int:
+        """How many tasks match (the dashboard shows it before a bulk action)."""
+        return self.read(lambda conn: queries.count(conn, where))
+
+    def children_results(self, parent_id: int) -> list[Task]:
+        """Every child of `parent_id`, oldest first (continuations read their inputs here)."""
+        return self.read(lambda conn: queries.children_results(conn, parent_id))
+
+    def children_counts(self, parent_id: int) -> dict[str, int]:
+        return self.read(lambda conn: queries.children_counts(conn, parent_id))
+
+    def next_run_after(self, queues: Sequence[str] | None = None) -> datetime | None:
+        """When the earliest pending task becomes ready (lets an idle worker sleep exactly that long)."""
+        return self.read(lambda conn: queries.next_run_after(conn, queues))
+
+    def latest_by_dedup_key(self, dedup_key: str) -> Task | None:
+        """The newest task enqueued with `dedup_key`, active or finished."""
+        return self.read(lambda conn: queries.latest_by_dedup_key(conn, dedup_key))
+
+    def active(self, *, names: Sequence[str] | None = None, limit: int = 50) -> list[Task]:
+        """Pending, running and waiting tasks, oldest first; only those called one of `names` if given."""
+        return self.read(lambda conn: queries.active(conn, names=names, limit=limit))
+
+    def queue_counts(self, *, now: datetime | None = None) -> dict[str, dict[str, int]]:
+        """Tasks per queue and status, plus `delayed`: pending tasks whose run_after is still ahead."""
+        now = now or utc_now()
+        return self.read(lambda conn: queries.queue_counts(conn, now=now))
+
+    # -- metrics (metrics.py) -----------------------------------------------------------------------
+
+    def counts_by_queue(self) -> dict[tuple[str, str], int]:
+        """{(queue, status): n} for every status with rows, exact."""
+        return self.read(metrics.counts_by_queue)
+
+    def stats(self) -> dict[str, int]:
+        """Number of tasks in each status; every status present, zeros included."""
+        return self.read(metrics.stats)
+
+    def queue_depths(self, *, now: datetime) -> list[QueueDepth]:
+        """Every queue with active rows, by name."""
+        return self.read(lambda conn: metrics.queue_depths(conn, now=now))
+
+    def known_queues(self) -> list[str]:
+        """Queues with active rows or rolled-up history (for the dashboard's queue picker)."""
+        return self.read(metrics.known_queues)
+
+    def known_names(self) -> list[str] | None:
+        """Every task name present in the table; None when no rollup ever ran."""
+        return self.read(metrics.known_names)
+
+    def rollup_state(self) -> RollupState:
+        return self.read(metrics.rollup_state_of)
+
+    def rollup(self, *, now: datetime, chunk_rows: int = ROLLUP_CHUNK_ROWS) -> int:
+        """Fold at most `chunk_rows` rows finished since the watermark (and before now - lag) into the
+        rollup tables; returns how many rows it folded (0: caught up, or another process moved first).
+        Read and tallied outside the write lock, folded in a short write that checks nothing moved."""
+        until = now - timedelta(seconds=metrics.ROLLUP_LAG_SECONDS)
+        chunk = self.read(lambda conn: metrics.chunk_to_roll_up(conn, until=until, chunk_rows=chunk_rows))
+        if not chunk.rows:
+            return 0
+        return self.write(lambda conn: metrics.fold_rollup(conn, chunk))
+
+    def recount(self) -> bool:
+        """Recount task_counts from the table when a purge left it stale; True if it did. The count runs
+        outside the write lock (it reads every finished row once) and is kept only if nothing moved."""
+        state, rows = self.read(metrics.counts_to_recount)
+        if not state.counts_stale:
+            return False
+        return self.write(lambda conn: metrics.replace_counts(conn, state, rows))
+
+    def sample_queues(self, *, now: datetime) -> int:
+        """Record this minute's depth of every active queue (the last sample in a minute wins)."""
+        depths = self.queue_depths(now=now)
+        minute = metrics.minute_of(now)
+        return self.write(lambda conn: metrics.save_queue_samples(conn, minute, depths))
+
+    def prune_history(self, *, now: datetime) -> int:
+        return self.write(lambda conn: metrics.prune_history(conn, now=now))
+
+    def chart_window(self, *, since: datetime, queue: str | None = None, name: str | None = None) -> ChartWindow:
+        """Finished tasks per minute and runtime histograms per task name from `since` on."""
+        return self.read(lambda conn: metrics.chart_window(conn, since=since, queue=queue, name=name))
+
+    def queue_history(self, *, since: datetime, queue: str | None = None) -> list[dict[str, Any]]:
+        return self.read(lambda conn: metrics.queue_history(conn, since=since, queue=queue))
+
+    def all_time_totals(self) -> dict[tuple[str, str], Tally]:
+        """{(queue, name): Tally} over all time, the live tail included: monotonic, for Prometheus counters."""
+        return self.read(metrics.all_time_totals)
+
+    # -- worker heartbeats (workers.py) -------------------------------------------------------------
+
+    def register_worker(
+        self, worker_id: str, *, hostname: str, pid: int, name: str, queues: Sequence[str], now: datetime | None = None
+    ) -> None:
+        now = now or utc_now()
+        self.write(
+            lambda conn: workers.register_worker(
+                conn, worker_id, hostname=hostname, pid=pid, name=name, queues=queues, now=now
+            )
+        )
+
+    def heartbeat_worker(
+        self, worker_id: str, *, current_task_id: int | None, tasks_done: int, now: datetime | None = None
+    ) -> None:
+        now = now or utc_now()
+        self.write(
+            lambda conn: workers.heartbeat_worker(
+                conn, worker_id, current_task_id=current_task_id, tasks_done=tasks_done, now=now
+            )
+        )
+
+    def unregister_worker(self, worker_id: str) -> None:
+        self.write(lambda conn: workers.unregister_worker(conn, worker_id))
+
+    def list_workers(self, *, alive_within: float = 60.0, now: datetime | None = None) -> list[WorkerInfo]:
+        """Workers whose last heartbeat is at most `alive_within` seconds old, by id."""
+        now = now or utc_now()
+        return self.read(lambda conn: workers.list_workers(conn, alive_within=alive_within, now=now))
+
+    def prune_workers(self, *, silent_for: float, now: datetime | None = None) -> int:
+        """Forget workers that have not reported for `silent_for` seconds (crashed hosts)."""
+        now = now or utc_now()
+        return self.write(lambda conn: workers.prune_workers(conn, silent_for=silent_for, now=now))
+
+    # -- schedules (schedules.py; the decisions are taskq/scheduler.py's) ---------------------------
+
+    def schedule_states(self) -> dict[str, ScheduleState]:
+        return self.read(schedules.schedule_states)
+
+    def scheduled_tasks(self, task_ids: Sequence[int]) -> dict[int, ScheduledTask]:
+        """Status of each schedule's current row, by primary key."""
+        if not task_ids:
+            return {}
+        return self.read(lambda conn: schedules.scheduled_tasks(conn, task_ids))
+
+    def converge_schedule(self, name: str, dedup_key: str, decide: Decide, *, now: datetime) -> ScheduleChange | None:
+        """One scheduler step in one write transaction: lock the schedule's row, read what `decide` needs
+        (its state, the active row holding `dedup_key`, the previous row's start), and create or rewrite the
+        row as `decide` says. None when there was nothing to do or another pool got there first."""
+        return self.write(
+            lambda conn: schedules.converge_schedule(
+                conn, self._ctx, name, dedup_key, decide, now, self.check_arguments
+            )
+        )
+
+    def remove_schedule(self, name: str) -> int:
+        """Forget the schedule and delete its pending row; a running one is left to finish.
+        Returns the number of task rows deleted."""
+        return self.write(lambda conn: schedules.remove_schedule(conn, name))
+
+    def schedule_overview(self) -> list[ScheduleOverview]:
+        """Every schedule with a state row, by name, with its next and its last finished occurrence."""
+        return self.read(schedules.schedule_overview)

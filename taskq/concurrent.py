@@ -27,9 +27,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-IDLE_POLL_MIN_SECONDS = 0.05  # as the one-at-a-time loop: a fallback poll when no wake-up arrives...
-IDLE_POLL_MAX_SECONDS = 5.0  # ...backing off to this while idle
-
 
 class ConcurrentLoop:
     def __init__(self, worker: Worker) -> None:
@@ -54,7 +51,7 @@ class ConcurrentLoop:
         watched = [fd for fd in (self.worker.config.wake_fd, self.worker.stop_fd) if fd >= 0]
         for fd in watched:
             loop.add_reader(fd, self._readable, fd)
-        idle_poll = IDLE_POLL_MIN_SECONDS
+        idle_poll = self.worker.idle_poll
         try:
             while not self.worker.stop_requested:
                 if self.failure is not None:
@@ -66,16 +63,16 @@ class ConcurrentLoop:
                 for task in claimed:
                     self._start(task)
                 if claimed:
-                    idle_poll = IDLE_POLL_MIN_SECONDS
+                    idle_poll.reset()
                     continue  # maybe more is ready: claim again while slots are free
                 timeout = None
                 if free:  # nothing ready: sleep until a delayed task is due, a nudge, or the fallback poll
                     self.worker.flush_logs()
-                    timeout = await self._in_database(self.worker.idle_timeout, idle_poll)
+                    timeout = await self._in_database(self.worker.idle_timeout)
                 try:
                     await asyncio.wait_for(changed.wait(), timeout)
                 except asyncio.TimeoutError:
-                    idle_poll = min(idle_poll * 2, IDLE_POLL_MAX_SECONDS)
+                    idle_poll.back_off()
         finally:
             for fd in watched:
                 loop.remove_reader(fd)

@@ -94,8 +94,9 @@ tasks = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("started_at", UtcDateTime),
     Column("finished_at", UtcDateTime),
+    # Follows the Status enum (in its order); a new status still needs a migration to reach databases.
     CheckConstraint(
-        "status IN ('pending', 'running', 'waiting_for_children', 'completed', 'failed', 'cancelled')",
+        "status IN ({})".format(", ".join(f"'{status.value}'" for status in Status)),
         name="ck_tasks_status",
     ),
     CheckConstraint("progress >= 0 AND progress <= 100", name="ck_tasks_progress"),

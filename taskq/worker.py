@@ -92,6 +92,20 @@ class Executing:
     started: float  # time.monotonic() at its start
 
 
+class IdlePoll:
+    """The fallback poll of an idle worker (wake-ups and next_run_after do the real work): it starts at
+    IDLE_POLL_MIN_SECONDS after work and doubles up to IDLE_POLL_MAX_SECONDS while nothing comes."""
+
+    def __init__(self) -> None:
+        self.seconds = IDLE_POLL_MIN_SECONDS
+
+    def reset(self) -> None:
+        self.seconds = IDLE_POLL_MIN_SECONDS
+
+    def back_off(self) -> None:
+        self.seconds = min(self.seconds * 2, IDLE_POLL_MAX_SECONDS)
+
+
 class Worker:
     def __init__(self, config: WorkerConfig, store: Store) -> None:
         self.config = config
@@ -107,6 +121,7 @@ class Worker:
         self.unrecorded: list[Completion] = []  # successes recorded with the next claim, one transaction
         self._prefetch_lock = threading.Lock()  # guards prefetched and unrecorded (main vs heartbeat thread)
         self.batch_size = 1
+        self.idle_poll = IdlePoll()
         self.executing: dict[int, Executing] = {}  # from Started to the outcome; several with coroutines
         self.waiting: dict[int, Task] = {}  # claimed sync tasks queued for the one sync thread (concurrent loop)
         self.tasks_done = 0
@@ -188,15 +203,14 @@ class Worker:
         return 0
 
     def _run_one_at_a_time(self) -> None:
-        idle_poll = IDLE_POLL_MIN_SECONDS
         while not self.stop_requested:
             task = self._next_task()
             if task is None:
                 self.flush_logs()
-                self.wait_for_work(self.idle_timeout(idle_poll))
-                idle_poll = min(idle_poll * 2, IDLE_POLL_MAX_SECONDS)
+                self.wait_for_work(self.idle_timeout())
+                self.idle_poll.back_off()
                 continue
-            idle_poll = IDLE_POLL_MIN_SECONDS
+            self.idle_poll.reset()
             seconds = self.run_task(task)
             # Quick tasks grow the claim batch (one write transaction serves several tasks); a slow
             # one shrinks it back so long tasks are spread over all workers.
@@ -273,8 +287,9 @@ class Worker:
         if waiting:
             self.release(waiting)
 
-    def idle_timeout(self, idle_poll: float) -> float:
+    def idle_timeout(self) -> float:
         """Sleep until the earliest delayed task is due, if that comes before the next fallback poll."""
+        idle_poll = self.idle_poll.seconds
         next_due = self.store.next_run_after(self.config.queues or None)
         if next_due is None:
             return idle_poll

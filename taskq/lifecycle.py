@@ -3,9 +3,10 @@ what happens after a failed attempt (`decide_failure`, with the retry policy of 
 ends once its last child has (`parent_outcome`). Pure decisions; the store applies them (River's rescuer
 calls makeRetryDecision, then writes; these are those functions for taskq).
 
-Adding a status: the `Status` enum (model.py), its row here, the CHECK constraint and partial indexes
-(schema.py plus a migration), and the store statements of the events that enter or leave it (each names
-its `Event`: grep the store for it). The dashboard's colours (web/static) and the README's diagram follow.
+Adding a status: the `Status` enum (model.py) and its rows here; the CHECK constraint in schema.py follows
+the enum (a migration carries it to databases), and the store statements of the events that enter or
+leave it each name their `Event` (grep the store for it). The dashboard's colours (web/static) and the
+README's diagram follow.
 Changing the backoff formula: `RetryPolicy.delay` below, nothing else.
 
 A task ends an attempt without success in one of three ways (`FailureKind`): it raised an exception its

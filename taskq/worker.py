@@ -263,17 +263,16 @@ class Worker:
                 )
 
     def defer(self, completion: Completion) -> None:
-        # Told to the supervisor before anything else happens: if this process dies before the success
-        # is committed, the supervisor records it from this message instead of running the task again.
-        with self._prefetch_lock:
-            self.unrecorded.append(completion)
-            self.report(protocol.Deferred(completion))
+        """A success to record with the next claim. Told to the supervisor first: if this process dies
+        before the success is committed, the supervisor records it from that message instead of running
+        the task again."""
+        self.announce(completion)
+        self.keep(completion)
 
     def announce(self, completion: Completion) -> None:
         """The first half of `defer`: the supervisor learns the function returned (a kill from now on records
-        the success, never runs the task again); `keep` then queues it for the next claim to record."""
-        with self._prefetch_lock:
-            self.report(protocol.Deferred(completion))
+        the success, never runs the task again). Before `keep`, so its Recorded cannot overtake it."""
+        self.report(protocol.Deferred(completion))
 
     def keep(self, completion: Completion) -> None:
         with self._prefetch_lock:

@@ -256,7 +256,7 @@ CONCURRENCY = Setting(
     _whole(1),
     1,
     Apply.RESTART_WORKERS,
-    "Tasks each worker runs at once (overrides settings.yaml).",
+    "Tasks each worker runs at once; above 1, async tasks share its event loop (overrides settings.yaml).",
     cli="--concurrency",
     from_text=_int_text,
     metavar="N",

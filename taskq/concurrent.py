@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from taskq import registry
+from taskq.context import TaskContext
 from taskq.executor import DEFERRED, call_async, deferrable, event_loop, settle, timeout_of
 
 if TYPE_CHECKING:
@@ -104,9 +106,15 @@ class ConcurrentLoop:
         worker = self.worker
         spec = registry.find(task.name)
         if spec is not None and spec.is_async:
-            context = worker.begin(task)
+            # Reported started only once its coroutine gets the loop: a kill before that (a coroutine
+            # claimed beside one that blocks the loop) must release it uncounted, not charge an attempt.
+            context = TaskContext(worker.store, task, worker.id)
+            worker.waiting[task.id] = task
             started = time.monotonic()
-            call = await call_async(spec, task, context, timeout_of(task))
+            call = await call_async(
+                spec, task, context, timeout_of(task), on_start=functools.partial(worker.begin, task, context)
+            )
+            worker.waiting.pop(task.id, None)
             completion = deferrable(task, context, spec, call)
             if completion is None:
                 outcome = await self._in_database(

@@ -84,11 +84,21 @@ def call(spec: registry.TaskSpec, task: Task, context: TaskContext) -> Call:
         return Call(error=error)
 
 
-async def call_async(spec: registry.TaskSpec, task: Task, context: TaskContext, timeout: float | None) -> Call:
-    """Await the coroutine in a task of its own, which a cancellation request or the timeout cancels."""
+async def call_async(
+    spec: registry.TaskSpec,
+    task: Task,
+    context: TaskContext,
+    timeout: float | None,
+    on_start: Callable[[], None] | None = None,
+) -> Call:
+    """Await the coroutine in a task of its own, which a cancellation request or the timeout cancels.
+    `on_start` runs when that task first gets the loop, right before the function is called: until then
+    the task has not started (a loop blocked by another coroutine may keep it waiting)."""
     context.buffer_progress = True
 
     async def run() -> Any:
+        if on_start is not None:
+            on_start()
         with context:
             return await spec.function(*_arguments(spec, task, context), **task.kwargs)
 

@@ -123,7 +123,9 @@ class Worker:
         self.batch_size = 1
         self.idle_poll = IdlePoll()
         self.executing: dict[int, Executing] = {}  # from Started to the outcome; several with coroutines
-        self.waiting: dict[int, Task] = {}  # claimed sync tasks queued for the one sync thread (concurrent loop)
+        # Claimed, not started yet (the concurrent loop): sync tasks queued for its sync thread, coroutines
+        # waiting for their first turn on the loop. Their leases are renewed; a kill releases them uncounted.
+        self.waiting: dict[int, Task] = {}
         self.tasks_done = 0
         self._status_lock = threading.Lock()
         self._parent_pid = os.getppid()
@@ -315,9 +317,10 @@ class Worker:
         outcome = execute(self.store, task, self.id, context, defer_success=self.defer)
         return self.end(task, outcome, started)
 
-    def begin(self, task: Task) -> TaskContext:
+    def begin(self, task: Task, context: TaskContext | None = None) -> TaskContext:
         """The task starts now: the heartbeat watches it and the supervisor knows it is executing."""
-        context = TaskContext(self.store, task, self.id)
+        context = context or TaskContext(self.store, task, self.id)
+        self.waiting.pop(task.id, None)
         self.executing[task.id] = Executing(context, time.monotonic())
         if self._heartbeat_idle:  # it sleeps for a whole lease third: wake it to watch this task
             self._task_started.set()

@@ -286,6 +286,26 @@ def test_a_coroutine_blocking_its_loop_is_killed_after_its_timeout_and_the_grace
     assert worker not in worker_pids(pool)
 
 
+def test_coroutines_claimed_beside_one_that_blocks_the_loop_go_back_uncounted_when_it_is_killed(
+    tmp_path, database_url, store, pools
+) -> None:
+    # One claim takes all three; the culprit (priority) gets the loop first and never gives it back, so
+    # the other two coroutines never start: the kill must release them, not charge them an attempt.
+    culprit = enqueue(store, "a.blocks_loop", 0, 30, max_retries=0, priority=10)
+    others = [enqueue(store, "a.gated", n, "co", max_retries=2) for n in (1, 2)]
+    pool = async_pool(tmp_path, database_url, "--workers", "1", "--concurrency", "5", "--cancel-grace", "1")
+    pools.append(pool)
+    wait_for(lambda: status_of(store, culprit) is Status.FAILED, 20, what="the backstop kill")
+    (killed,) = {event.pid for event in events(pool, "start") if event.value == "0"}
+    assert [event.value for event in events(pool, "start") if event.pid == killed] == ["0"]
+    open_gate(pool, "co")
+    wait_for(lambda: finished(store, others), 20, what="the other two ran on the new worker")
+    for task_id in others:
+        task = store.require(task_id)
+        assert (task.status, task.attempts, task.error_log or []) == (Status.COMPLETED, 1, []), task
+    assert collections.Counter(values(pool, "start")) == {"0": 1, "1": 1, "2": 1}
+
+
 # -- 5: exact accounting under SIGKILL ---------------------------------------------------------------------------
 
 

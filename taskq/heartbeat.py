@@ -98,7 +98,7 @@ class CancelWatch:
 
 class LeaseRenewal:
     """Every third of the lease, extends the leases of every task the worker holds: prefetched, deferred
-    (returned, success not committed), executing, waiting for the sync thread. The same statement says
+    (returned, success not committed), executing, claimed and waiting to start. The same statement says
     which of them were asked to cancel."""
 
     def __init__(self, worker: Worker, now: float) -> None:

@@ -367,7 +367,7 @@ class Worker:
 
     def held_task_ids(self) -> list[int]:
         """Every task whose lease this worker holds: prefetched, returned but not recorded, executing, and
-        waiting for the sync thread."""
+        claimed and waiting to start (the concurrent loop)."""
         with self._prefetch_lock:
             held = [task.id for task in self.prefetched] + [c.task_id for c in self.unrecorded]
         return held + [e.context.task_id for e in list(self.executing.values())] + list(self.waiting)

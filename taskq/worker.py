@@ -319,7 +319,8 @@ class Worker:
 
     def begin(self, task: Task, context: TaskContext | None = None) -> TaskContext:
         """The task starts now: the heartbeat watches it and the supervisor knows it is executing."""
-        context = context or TaskContext(self.store, task, self.id)
+        if context is None:
+            context = TaskContext(self.store, task, self.id)
         self.waiting.pop(task.id, None)
         self.executing[task.id] = Executing(context, time.monotonic())
         if self._heartbeat_idle:  # it sleeps for a whole lease third: wake it to watch this task

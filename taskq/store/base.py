@@ -42,7 +42,6 @@ ERROR_TEXT_LIMIT = 20_000  # characters of one traceback kept
 
 PENDING = Status.PENDING.value
 RUNNING = Status.RUNNING.value
-WAITING = Status.WAITING_FOR_CHILDREN.value
 COMPLETED = Status.COMPLETED.value
 FAILED = Status.FAILED.value
 CANCELLED = Status.CANCELLED.value

@@ -431,7 +431,7 @@ class Store:
         return self.write(lambda conn: outcomes.set_progress_many(conn, reports))
 
     def is_cancel_requested(self, task_id: int) -> bool:
-        return self.read(lambda conn: outcomes.is_cancel_requested(conn, task_id))
+        return task_id in self.cancel_requested_among([task_id])
 
     def cancel_requested_among(self, task_ids: Sequence[int]) -> list[int]:
         """Which of these tasks someone asked to cancel: one read for all the tasks a worker runs."""

@@ -243,7 +243,6 @@ _RELEASE_VALUES = {
 }
 _RUNNING_OF_WORKER = select(tasks.c.id, tasks.c.started_at).where(_held_by_worker()).with_for_update()
 _RUNNING_WORKER_IDS = select(tasks.c.worker_id).where(_status_is(RUNNING)).distinct()
-_CANCEL_REQUESTED = select(tasks.c.cancel_requested).where(tasks.c.id == bindparam("task_id"))
 _CANCEL_REQUESTED_AMONG = select(tasks.c.id).where(
     tasks.c.id.in_(bindparam("ids", expanding=True)), tasks.c.cancel_requested.is_(True)
 )
@@ -737,10 +736,6 @@ def set_progress_many(conn: Connection, reports: Sequence[tuple[int, float, str 
         for task_id, percent, message in reports
     ]
     return int(conn.execute(_SET_PROGRESS, rows).rowcount)
-
-
-def is_cancel_requested(conn: Connection, task_id: int) -> bool:
-    return bool(conn.execute(_CANCEL_REQUESTED, {"task_id": task_id}).scalar_one_or_none())
 
 
 def cancel_requested_among(conn: Connection, task_ids: Sequence[int]) -> list[int]:

@@ -62,6 +62,16 @@ def store(database_url: str) -> Iterator[Store]:
 
 
 @pytest.fixture
+def sqlite_store(sqlite_db: str) -> Iterator[Store]:
+    """A store on a real SQLite file, for tests of something above the store (the contract tests use `store`)."""
+    opened = taskq.open_store(sqlite_db)
+    try:
+        yield opened
+    finally:
+        opened.dispose()
+
+
+@pytest.fixture
 def db(tmp_path: Path) -> Iterator[tuple[str, Store]]:
     """For pool tests: the URL of a real SQLite file, and a store on it to enqueue and observe."""
     url = sqlite_url(tmp_path)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 
 import pytest
 
-import taskq
 from taskq.context import NotInTask, TaskCancelled, TaskContext, current
 from taskq.model import Task
 from taskq.store import Store
@@ -17,13 +15,11 @@ WORKER = "host:1:worker-1:boot:1"
 
 
 @pytest.fixture
-def running(sqlite_db: str) -> Iterator[tuple[Store, Task]]:
-    store = taskq.open_store(sqlite_db)
-    store.enqueue("unit.anything")
-    task = store.claim(WORKER)
+def running(sqlite_store: Store) -> tuple[Store, Task]:
+    sqlite_store.enqueue("unit.anything")
+    task = sqlite_store.claim(WORKER)
     assert task is not None
-    yield store, task
-    store.dispose()
+    return sqlite_store, task
 
 
 def test_progress_is_written_at_once_then_throttled_and_the_last_value_flushed(running) -> None:

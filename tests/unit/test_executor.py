@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 
 import pytest
 
@@ -70,13 +69,6 @@ async def asks_retry() -> None:
 @taskq.task(name="unit.fails_for_good", max_retries=3)
 async def fails_for_good() -> None:
     raise taskq.Fail("no point")
-
-
-@pytest.fixture
-def sqlite_store(sqlite_db: str) -> Iterator[Store]:
-    opened = taskq.open_store(sqlite_db)
-    yield opened
-    opened.dispose()
 
 
 def claimed(store: Store, name: str, args: list | None = None) -> Task:

@@ -2,6 +2,7 @@
 
 from taskq import builtin_tasks as _builtin_tasks  # noqa: F401  (registers taskq.echo and taskq.sleep)
 from taskq.api import configure, default_store, open_store
+from taskq.context import TaskContext
 from taskq.lifecycle import Fail, Retry, RetryPolicy
 from taskq.model import ClaimLimits, Enqueued, Status, Task, TaskFailed, TaskNotFinished, TaskqError, TaskRequest
 from taskq.registry import TaskSpec, task
@@ -16,6 +17,7 @@ __all__ = [
     "Status",
     "Store",
     "Task",
+    "TaskContext",
     "TaskFailed",
     "TaskNotFinished",
     "TaskRequest",

@@ -54,7 +54,7 @@ class TaskqGroup(click.Group):
             raise click.ClickException(f"{type(error).__name__}: {message} (TASKQ_TRACEBACK=1 shows where)") from None
 
 
-def _first_line(error: BaseException) -> str:
+def _first_line(error: BaseException | None) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else ""
 

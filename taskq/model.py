@@ -287,7 +287,7 @@ class Task:
     finished_at: datetime | None
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Task:
+    def from_row(cls, row: Mapping[Any, Any]) -> Task:
         def when(value: datetime | None) -> datetime | None:
             return None if value is None else as_utc(value)
 
@@ -381,7 +381,7 @@ class WorkerInfo:
     tasks_done: int
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> WorkerInfo:
+    def from_row(cls, row: Mapping[Any, Any]) -> WorkerInfo:
         return cls(
             id=row["id"],
             hostname=row["hostname"],

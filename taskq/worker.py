@@ -64,7 +64,6 @@ class WorkerConfig:
     name: str  # worker-N
     database: str
     queues: list[str] = field(default_factory=list)
-    queue_limits: dict[str, int] = field(default_factory=dict)  # queue -> max_concurrency (settings.yaml)
     imports: list[str] = field(default_factory=list)
     queue_limits: dict[str, int] = field(default_factory=dict)  # queue -> most of its tasks run at once
     lease_seconds: float = LEASE.default

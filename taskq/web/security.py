@@ -152,7 +152,7 @@ async def _redirect_with_cookie(send: Any, path: str, query: Mapping[str, str], 
     location = path + (f"?{rest}" if rest else "")
     cookie = SimpleCookie()
     cookie[TOKEN_COOKIE] = token
-    cookie[TOKEN_COOKIE].update({"path": "/", "httponly": True, "samesite": "Strict"})
+    cookie[TOKEN_COOKIE].update({"path": "/", "httponly": "true", "samesite": "Strict"})
     await send(
         {
             "type": "http.response.start",

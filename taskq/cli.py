@@ -710,6 +710,14 @@ def upgrade() -> None:
     click.echo(f"{urls.describe(settings.database)} at revision {head_revision()} ({utc_now():%Y-%m-%d %H:%M:%S} UTC)")
 
 
+@db.command("alembic-ini")
+def alembic_ini_path() -> None:
+    """Print the path of taskq's alembic.ini, for plain Alembic: alembic -c "$(taskq db alembic-ini)" ..."""
+    from taskq.engine import alembic_ini
+
+    click.echo(alembic_ini())
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Beyond loopback only with dashboard.token.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)

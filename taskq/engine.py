@@ -27,12 +27,21 @@ class DatabaseUnavailable(TaskqError):
     pass
 
 
-def migrations_dir() -> Path:
-    """Inside an installed wheel the migrations ship as taskq/_migrations; in a checkout they are top-level."""
-    for candidate in (_PACKAGE_DIR / "_migrations", _PACKAGE_DIR.parent / "migrations"):
-        if (candidate / "env.py").exists():
+def _installed_or_checkout(name: str) -> Path:
+    """`name` (alembic.ini, migrations/): a wheel ships them inside the package, a checkout at its top."""
+    for candidate in (_PACKAGE_DIR / name, _PACKAGE_DIR.parent / name):
+        if candidate.exists():
             return candidate
-    raise TaskqError("taskq's migrations directory is missing from this installation")
+    raise TaskqError(f"taskq's {name} is missing from this installation")
+
+
+def migrations_dir() -> Path:
+    return _installed_or_checkout("migrations")
+
+
+def alembic_ini() -> Path:
+    """The alembic.ini plain `alembic -c` takes; its script_location is the migrations beside it."""
+    return _installed_or_checkout("alembic.ini")
 
 
 def alembic_config(connection: Any = None) -> Any:

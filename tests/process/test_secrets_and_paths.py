@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,12 @@ import taskq
 
 PASSWORD = "Pa55-w0rd-never-shown"
 OTHER_PASSWORD = "An0ther-pa55-never-shown"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def environment(**extra: str) -> dict[str, str]:
@@ -128,3 +135,29 @@ def test_a_pool_started_from_another_folder_uses_the_database_next_to_its_settin
     started = [line for line in pool.log().splitlines() if "pool_started" in line or "worker_started" in line]
     assert len(started) == 2 and all(absolute in line for line in started), pool.log()
     assert taskq.open_store(f"sqlite:///{project / 'taskq.db'}").require(int(enqueued.stdout)).result == 6
+
+
+def test_the_dashboard_and_db_upgrade_name_the_absolute_database(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    elsewhere = project / "deploy"
+    elsewhere.mkdir(parents=True)
+    (project / "settings.yaml").write_text("database: sqlite:///taskq.db\n")
+    absolute = f"sqlite:///{project / 'taskq.db'}"
+    upgraded = cli("--settings", "../settings.yaml", "db", "upgrade", cwd=elsewhere)
+    assert upgraded.returncode == 0 and upgraded.stdout.startswith(f"{absolute} at revision"), upgraded
+    dashboard = subprocess.Popen(
+        [sys.executable, "-m", "taskq", "--settings", "../settings.yaml", "dashboard", "--port", str(free_port())],
+        cwd=elsewhere,
+        env=environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert dashboard.stdout is not None
+        first = dashboard.stdout.readline()
+    finally:
+        dashboard.terminate()
+        dashboard.wait(30)
+    assert first.startswith("taskq dashboard on http://127.0.0.1:") and first.strip().endswith(absolute), first
+    assert not (elsewhere / "taskq.db").exists()

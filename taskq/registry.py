@@ -258,10 +258,6 @@ def add_import_paths(paths: Iterable[str | Path]) -> None:
 class TaskModuleError(TaskqError):
     """A task module that does not import: missing, a syntax error, or an exception while it loads."""
 
-    def __init__(self, message: str, module: str) -> None:
-        super().__init__(message)
-        self.module = module
-
 
 def import_task_module(module: str) -> None:
     """Import one module that defines tasks; any failure is a TaskModuleError naming it, not a traceback."""
@@ -271,10 +267,9 @@ def import_task_module(module: str) -> None:
         hint = ""
         if isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] == module.split(".")[0]:
             hint = f" (looked in {Path.cwd()}, the settings file's folder and PYTHONPATH)"
-        raise TaskModuleError(f"cannot import task module {module!r}: {error}{hint}", module) from error
+        raise TaskModuleError(f"cannot import task module {module!r}: {error}{hint}") from error
     except Exception as error:  # a SyntaxError, or whatever the module's own top level raised
-        message = f"cannot import task module {module!r}: {type(error).__name__}: {error}"
-        raise TaskModuleError(message, module) from error
+        raise TaskModuleError(f"cannot import task module {module!r}: {type(error).__name__}: {error}") from error
 
 
 def import_task_modules(modules: Iterable[str]) -> None:

@@ -289,13 +289,36 @@ def add_import_paths(paths: Iterable[str | Path]) -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join([*wanted, *(entry for entry in inherited if entry not in wanted)])
 
 
+class TaskModuleError(TaskqError):
+    """A task module that does not import: missing, a syntax error, or an exception while it loads."""
+
+
+def import_task_module(module: str) -> None:
+    """Import one module that defines tasks; any failure is a TaskModuleError naming it, not a traceback."""
+    try:
+        importlib.import_module(module)
+    except ImportError as error:
+        hint = ""
+        if isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] == module.split(".")[0]:
+            hint = f" (looked in {Path.cwd()}, the settings file's folder and PYTHONPATH)"
+        raise TaskModuleError(f"cannot import task module {module!r}: {error}{hint}") from error
+    except Exception as error:  # a SyntaxError, or whatever the module's own top level raised
+        raise TaskModuleError(f"cannot import task module {module!r}: {type(error).__name__}: {error}") from error
+
+
 def import_task_modules(modules: Iterable[str]) -> None:
-    """Import the modules that define tasks; a missing module is a clear error, not a traceback."""
+    """Import the modules that define tasks; the first that fails is a TaskModuleError."""
+    for module in modules:
+        import_task_module(module)
+
+
+def import_task_modules_tolerantly(modules: Iterable[str]) -> list[TaskModuleError]:
+    """Import every module that imports and return the failures: for callers that only read tasks'
+    rows (`taskq list`, `stats`, `cancel`...), a broken module must not lock the operator out."""
+    failures = []
     for module in modules:
         try:
-            importlib.import_module(module)
-        except ImportError as error:
-            hint = ""
-            if isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] == module.split(".")[0]:
-                hint = f" (looked in {Path.cwd()}, the settings file's folder and PYTHONPATH)"
-            raise TaskqError(f"cannot import task module {module!r}: {error}{hint}") from error
+            import_task_module(module)
+        except TaskModuleError as error:
+            failures.append(error)
+    return failures

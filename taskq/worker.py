@@ -24,7 +24,7 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 
-from taskq import heartbeat, protocol, registry
+from taskq import heartbeat, protocol, registry, urls
 from taskq.api import open_store
 from taskq.context import TaskContext
 from taskq.executor import Outcome, execute, timeout_of
@@ -177,10 +177,11 @@ class Worker:
             self.id, hostname=hostname(), pid=os.getpid(), name=self.config.name, queues=self.config.queues
         )
         log.info(
-            "worker_started worker_id=%s queues=%s concurrency=%d",
+            "worker_started worker_id=%s queues=%s concurrency=%d database=%s",
             self.id,
             ",".join(self.config.queues) or "*",
             self.config.concurrency,
+            urls.describe(self.config.database),
         )
         LOG_BUFFER.flush()  # lifecycle lines go out at once; per-task lines are the ones worth batching
         self.report(protocol.Ready())  # imports done, database reachable: the supervisor's READY=1 waits for this

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+import pytest
 from poolkit import PoolProcess, runs, wait_for
 from sqlalchemy import update
 
@@ -93,12 +94,14 @@ def test_without_a_pool_that_knows_it_a_task_comes_back_later_each_time_then_fai
     assert "task_unknown name=rollout.new:" in line
 
 
-def test_passing_on_leaves_the_pools_own_tasks_running_at_full_speed(tmp_path, db, pools) -> None:
-    """Rows of a name the pool lacks at the head of the queue never hold back the ones it knows."""
+@pytest.mark.parametrize("concurrency", ["1", "4"])
+def test_passing_on_never_holds_back_the_tasks_the_pool_knows(tmp_path, db, pools, concurrency) -> None:
+    """Rows of a name the pool lacks at the head of the queue never hold back the ones it knows, in the
+    one-at-a-time loop and in the concurrent one."""
     url, store = db
     store.enqueue_many([{"name": "rollout.new", "args": [n], "priority": 5} for n in range(50)])
     known = [e.id for e in store.enqueue_many([{"name": "t.record", "args": [n]} for n in range(200)])]
-    pool = PoolProcess(tmp_path, url, "--workers", "2")
+    pool = PoolProcess(tmp_path, url, "--workers", "2", "--concurrency", concurrency)
     pools.append(pool)
     wait_for(lambda: all(store.require(i).status is Status.COMPLETED for i in known), 30, what="the 200 known tasks")
     assert sorted(runs(pool.runlog, "run"), key=int) == [str(n) for n in range(200)]

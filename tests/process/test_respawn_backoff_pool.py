@@ -78,6 +78,7 @@ def test_workers_killed_young_in_every_slot_leave_the_pool_without_workers_only_
         killed = store.require(task_id)
         assert killed.status is Status.FAILED and "SIGKILL" in (killed.error or ""), killed.error
     without = longest_without_a_worker(pool.log())
+    print(f"drained {seconds:.1f} s after the enqueue, at most {without:.1f} s without a worker")  # the figure (-s)
     assert seconds < 8.0 and without < 3.0, f"done after {seconds:.1f} s, {without:.1f} s without a worker"
     wait_for(lambda: len(pool.spawned_workers()) == 3, 10, what="three workers again")
 
@@ -102,6 +103,7 @@ def test_one_crash_looping_slot_never_holds_back_the_respawn_of_another(tmp_path
     killed_at = time.monotonic()
     wait_for(lambda: len(spawned(pool, "worker-2")) == 2, 30, what="worker-2 respawned")
     respawned_after = time.monotonic() - killed_at
+    print(f"worker-2 respawned {respawned_after:.2f} s after its death")  # the figure (-s)
     assert respawned_after < 1.5, f"worker-2 was respawned {respawned_after:.1f} s after its death"
     assert "worker_crash_loop name=worker-1:" in pool.log()  # while slot 1 backs off (2 s after its fifth death)
     wait_for(lambda: finished(store, work), 60, what="the work drained")

@@ -15,7 +15,7 @@ know it have claimed it `PASS_ON_TRIES` times in a row.
 
 A task ends an attempt without success in one of three ways (`FailureKind`): it raised an exception its
 policy retries (or it was cut short: worker lost, lease expired, timeout), it cannot succeed by retrying
-(`raise taskq.Fail`, an exception outside `retry_on`, an unknown task, a result that is not JSON), or it
+(`raise taskq.Fail`, an exception outside `retry_on`, a result that is not JSON), or it
 asked to run again later (`raise taskq.Retry`). `decide_failure` turns that, the row's counters and the
 policy into when the task runs again, if ever; it reads no clock and draws no random number itself.
 """
@@ -54,7 +54,7 @@ class Fail(Exception):
 
 class FailureKind(str, enum.Enum):
     ERROR = "error"  # an exception its policy retries, or an interruption (worker lost, lease expired, timeout)
-    PERMANENT = "permanent"  # never retried: taskq.Fail, an exception outside retry_on, unknown task, bad result
+    PERMANENT = "permanent"  # never retried: taskq.Fail, an exception outside retry_on, a result that is not JSON
     RETRY = "retry"  # taskq.Retry: again at the time it asked for; an attempt, not an error
 
     def __str__(self) -> str:

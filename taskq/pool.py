@@ -26,9 +26,11 @@ from taskq.api import open_store
 from taskq.clock import utc_now
 from taskq.forkserver import ForkedProcess, ForkServerClient, become_subreaper
 from taskq.identity import WorkerIdentity
+from taskq.lifecycle import PASS_ON_TRIES
 from taskq.maintenance import DeadWorkerRescuer, LeaseRescuer, MaintenanceThread, Retention, StatsRollup
 from taskq.model import Interruption
 from taskq.protocol import KillReason
+from taskq.respawn import QUICK_DEATH_SECONDS, RespawnBackoff
 from taskq.scheduler import Scheduler, parse_schedules
 from taskq.settings import Apply, Settings, SettingsError, changed_settings, reread_settings
 from taskq.settings_watch import SettingsWatcher
@@ -36,8 +38,6 @@ from taskq.supervision import WorkerLedger, describe_exit
 from taskq.worker import WorkerConfig
 
 LOOP_TICK_SECONDS = 0.25  # how often timeouts and grace periods are checked when nothing else happens
-RESPAWN_BACKOFF_MAX_SECONDS = 30.0  # workers dying right after start (bad import, no database) back off to this
-QUICK_DEATH_SECONDS = 2.0  # a worker exiting sooner than this after its start counts as crash-looping
 LEASE_RESCUE_SECONDS = 2.0
 NUDGE_COALESCE_SECONDS = 0.005  # at most ~200 wake-ups of idle workers per second
 STATUS_COALESCE_SECONDS = 0.005  # workers' status lines are read at most ~200 times a second
@@ -97,8 +97,8 @@ class Pool:
         self.shutting_down = False
         self._shutdown_deadline = 0.0
         self._hard_stop = False
-        self._respawn_delay = 0.0
-        self._respawn_at = 0.0
+        self.respawn = RespawnBackoff()  # per slot: one crash-looping slot never holds back the others
+        self.lacking: set[str] = set()  # task names some worker claimed and did not know (logged once each)
         self._stop_wake = threading.Event()
         self.retention = Retention(self.store, settings.retention_seconds)
         self.scheduler = Scheduler(self.store)
@@ -243,11 +243,14 @@ class Pool:
         for handle in live[wanted:]:
             log.info("worker_retiring name=%s (scaling down to %d)", handle.config.name, wanted)
             self.retire(handle)
-        if len(live) < wanted and time.monotonic() >= self._respawn_at:
+        if len(live) < wanted:
             used = {handle.number for handle in live}
-            free = (number for number in range(1, wanted + len(live) + 1) if number not in used)
-            for _ in range(wanted - len(live)):
-                self.spawn(next(free))
+            free = [number for number in range(1, wanted + len(live) + 1) if number not in used]
+            now = time.monotonic()
+            # A slot still backing off stays empty: starting another number in its place would undo it.
+            for number in free[: wanted - len(live)]:
+                if self.respawn.may_respawn(number, now):
+                    self.spawn(number)
 
     def workers_up(self) -> bool:
         """Every wanted worker has started and said so: what systemd's READY=1 should mean."""
@@ -281,8 +284,24 @@ class Pool:
         now = time.monotonic()
         for line in lines:
             if line:
-                handle.ledger.apply(protocol.decode(line), now)
+                message = protocol.decode(line)
+                handle.ledger.apply(message, now)
+                if isinstance(message, protocol.UnknownName):
+                    self.report_unknown(message.name)
         return True
+
+    def report_unknown(self, name: str) -> None:
+        """Once per name for the whole pool, however many workers and rows meet it."""
+        if name in self.lacking:
+            return
+        self.lacking.add(name)
+        log.warning(
+            "task_unknown name=%s: no worker of this pool knows it (imports: %s); its tasks go back to pending"
+            " for a worker that does, and fail after %d tries in a row",
+            name,
+            ", ".join(self.settings.imports) or "none",
+            PASS_ON_TRIES,
+        )
 
     def enforce_deadlines(self) -> None:
         now = time.monotonic()
@@ -336,12 +355,15 @@ class Pool:
                 handle.process.pid,
                 describe_exit(returncode),
             )
-            if not expected and time.monotonic() - handle.started < QUICK_DEATH_SECONDS:
-                self._respawn_delay = min(max(self._respawn_delay * 2, 0.5), RESPAWN_BACKOFF_MAX_SECONDS)
-                self._respawn_at = time.monotonic() + self._respawn_delay
-                log.error("worker_crash_loop: respawning in %.1f s", self._respawn_delay)
-            elif expected or time.monotonic() - handle.started >= QUICK_DEATH_SECONDS:
-                self._respawn_delay = 0.0
+            delay = self.respawn.exited(handle.number, started=handle.started, now=time.monotonic(), expected=expected)
+            if delay > 0:
+                log.error(
+                    "worker_crash_loop name=%s: %d deaths in a row within %.0f s of a start; respawning it in %.1f s",
+                    handle.config.name,
+                    self.respawn.young_deaths(handle.number),
+                    QUICK_DEATH_SECONDS,
+                    delay,
+                )
 
     def reap_adopted(self) -> None:
         """As a subreaper this process also inherits processes that tasks detached on purpose, once their

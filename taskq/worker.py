@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from taskq import heartbeat, protocol, registry, urls
 from taskq.api import open_store
 from taskq.context import TaskContext
-from taskq.executor import Outcome, execute, timeout_of
+from taskq.executor import Outcome, execute, pass_on, timeout_of
 from taskq.heartbeat import PROGRESS_FLUSH_SECONDS
 from taskq.identity import WorkerIdentity, hostname
 from taskq.model import Completion, Task
@@ -37,8 +37,22 @@ from taskq.store import Store
 IDLE_POLL_MIN_SECONDS = 0.05  # fallback poll when no wake-up arrives: starts here after work...
 IDLE_POLL_MAX_SECONDS = 5.0  # ...and backs off to this while idle (wake-ups and next_run_after do the real work)
 QUICK_TASK_SECONDS = 0.05  # tasks faster than this let the claim batch grow (fewer round trips per task)
+ERROR_LOG_CHARS = 200  # of a failure's exception line on its task_failed / task_retry line
+TRACEBACK_LOG_CHARS = 4000  # of its traceback, logged at DEBUG (the end: the innermost frames and the error)
 
 log = logging.getLogger("taskq.worker")
+
+
+def one_line(text: str, limit: int = ERROR_LOG_CHARS) -> str:
+    """`text` on one log line (newlines escaped), at most `limit` characters."""
+    text = text.strip().replace("\r", "\\r").replace("\n", "\\n")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def last_part(text: str, limit: int = TRACEBACK_LOG_CHARS) -> str:
+    """The end of `text`, at most `limit` characters plus a marker where it was cut."""
+    text = text.rstrip()
+    return text if len(text) <= limit else "...(clipped)...\n" + text[-limit:]
 
 
 class LogBuffer:
@@ -126,6 +140,9 @@ class Worker:
         # waiting for their first turn on the loop. Their leases are renewed; a kill releases them uncounted.
         self.waiting: dict[int, Task] = {}
         self.tasks_done = 0
+        # Names of tasks claimed here that this worker does not know, avoided by its claims; replaced,
+        # never changed in place, since the concurrent loop's database thread reads it.
+        self.lacking: frozenset[str] = frozenset()
         self._status_lock = threading.Lock()
         self._parent_pid = os.getppid()
         self._stop_r, self._stop_w = os.pipe()
@@ -243,6 +260,7 @@ class Worker:
             limit=limit,
             lease_seconds=self.config.lease_seconds,
             limits=self.claim_limits,
+            avoid=sorted(self.lacking) or None,
         )
         self._after_recording(finished, recorded)
         return claimed
@@ -312,10 +330,23 @@ class Worker:
 
     def run_task(self, task: Task) -> float:
         """Run one task to its outcome, here; returns how long it took."""
+        if registry.find(task.name) is None:
+            return self.pass_on(task)
         context = self.begin(task)
         started = time.monotonic()
         outcome = execute(self.store, task, self.id, context, defer_success=self.defer)
         return self.end(task, outcome, started)
+
+    def pass_on(self, task: Task) -> float:
+        """A task this worker does not know never starts here (no Started: a kill meanwhile releases it
+        uncounted); it goes back for a worker that knows it. The supervisor hears of each name once."""
+        started = time.monotonic()
+        if task.name not in self.lacking:
+            self.lacking = self.lacking | {task.name}
+            self.report(protocol.UnknownName(task.name))
+        outcome = pass_on(self.store, task, self.id)
+        self._log_outcome(task, outcome, time.monotonic() - started)
+        return time.monotonic() - started
 
     def begin(self, task: Task, context: TaskContext | None = None) -> TaskContext:
         """The task starts now: the heartbeat watches it and the supervisor knows it is executing."""
@@ -337,15 +368,20 @@ class Worker:
         if not outcome.deferred:
             self.report(protocol.Ended(task.id))
         seconds = time.monotonic() - started
-        log.info(
-            "%s task_id=%s name=%s attempt=%d seconds=%.3f",
-            outcome.event if outcome.status is not None else "task_lost",
-            task.id,
-            task.name,
-            task.attempts,
-            seconds,
-        )
+        self._log_outcome(task, outcome, seconds)
         return seconds
+
+    def _log_outcome(self, task: Task, outcome: Outcome, seconds: float) -> None:
+        """One line per task; a failure's ends with its exception line, and its traceback follows at DEBUG."""
+        event = outcome.event if outcome.status is not None else "task_lost"
+        line = "%s task_id=%s name=%s attempt=%d seconds=%.3f"
+        values: list[object] = [event, task.id, task.name, task.attempts, seconds]
+        if outcome.error is not None:
+            line += ": %s"
+            values.append(one_line(outcome.error))
+        log.info(line, *values)
+        if outcome.traceback is not None and log.isEnabledFor(logging.DEBUG):
+            log.debug("task_traceback task_id=%s attempt=%d:\n%s", task.id, task.attempts, last_part(outcome.traceback))
 
     # -- heartbeat: leases, progress, cancellation (the duties are taskq/heartbeat.py) --------------
 

@@ -119,8 +119,8 @@ def test_sigterm_keeps_renewing_the_lease_of_a_task_that_outlives_it(tmp_path, d
     assert exited_after < 10, exited_after  # the task's ~4 s, not the grace
 
 
-def test_a_settings_edit_during_capped_tasks_never_exceeds_the_cap(tmp_path, db, pools) -> None:
-    url, store = db
+def test_a_settings_edit_during_capped_tasks_never_exceeds_the_cap(tmp_path, database_url, store, pools) -> None:
+    url = database_url  # caps are claimed differently on each dialect: both are tried
     settings = settings_file(tmp_path, "lease: 1s\nshutdown_grace: 30s\nlog_level: INFO\n")
     ids = [e.id for e in store.enqueue_many([{"name": "cap.two", "args": [n, 4.0]} for n in range(4)])]
     pool = PoolProcess(tmp_path, url, "--workers", "3", "--import", "cap_tasks", settings=settings)

@@ -170,11 +170,13 @@ def test_a_retiring_worker_releases_its_task_at_the_grace_and_a_new_worker_runs_
 def test_orphaned_workers_enforce_timeouts_claim_nothing_and_exit(tmp_path, db, pools) -> None:
     url, store = db
     settings = settings_file(tmp_path, "shutdown_grace: 30s\n")
-    hung = store.enqueue("t.slow", [9, 60.0], timeout=3, max_retries=1).id
-    pool = PoolProcess(tmp_path, url, "--workers", "2", settings=settings)
+    # It hangs for a minute in a process it started, in its worker's process group.
+    hung = store.enqueue("crash.spawn_child", ["hung", False, 60.0], timeout=3, max_retries=1).id
+    pool = PoolProcess(tmp_path, url, "--workers", "2", "--import", "crash_tasks", settings=settings)
     pools.append(pool)
     pool.wait_ready(2)
-    wait_for(lambda: runs(pool.runlog, "start"), 20, what="the hung task started")
+    wait_for(lambda: runs(pool.runlog, "child-hung"), 20, what="the hung task started")
+    child = int(runs(pool.runlog, "child-hung")[0].split(":")[0])
     orphans = pool.spawned_workers()
     assert len(orphans) == 2
     killed = time.monotonic()
@@ -186,12 +188,12 @@ def test_orphaned_workers_enforce_timeouts_claim_nothing_and_exit(tmp_path, db, 
     enforced_after = time.monotonic() - killed
     assert task.status is Status.PENDING and task.attempts == 1  # a failed attempt, retried per policy
     assert "TimeoutError" in task.error_log[0]["error"]
-    wait_for(lambda: not any(is_live(pid) for pid in orphans), 10, what="the orphans exiting")
+    wait_for(lambda: not any(is_live(pid) for pid in [*orphans, child]), 10, what="the orphans and the child gone")
     assert runs(pool.runlog, "run") == []  # nothing enqueued after the kill was started by an orphan
     assert all(store.require(i).status is Status.PENDING for i in later)
     assert enforced_after < 10, enforced_after
 
-    second = PoolProcess(tmp_path, url, "--workers", "2", settings=settings)
+    second = PoolProcess(tmp_path, url, "--workers", "2", "--import", "crash_tasks", settings=settings)
     pools.append(second)
     wait_for(lambda: all(store.require(i).status is Status.COMPLETED for i in later), 30, what="later tasks done")
     assert sorted(runs(second.runlog, "run"), key=int) == ["0", "1", "2", "3", "4"]

@@ -31,8 +31,10 @@ from taskq.executor import Outcome, execute, pass_on, timeout_of
 from taskq.heartbeat import PROGRESS_FLUSH_SECONDS
 from taskq.identity import WorkerIdentity, hostname
 from taskq.model import Completion, Task
-from taskq.settings import CONCURRENCY, LEASE, LOG_LEVEL, PREFETCH
+from taskq.protocol import KillReason
+from taskq.settings import CANCEL_GRACE, CONCURRENCY, LEASE, LOG_LEVEL, PREFETCH, SHUTDOWN_GRACE
 from taskq.store import Store
+from taskq.supervision import Overdue, WorkerLedger
 
 IDLE_POLL_MIN_SECONDS = 0.05  # fallback poll when no wake-up arrives: starts here after work...
 IDLE_POLL_MAX_SECONDS = 5.0  # ...and backs off to this while idle (wake-ups and next_run_after do the real work)
@@ -86,6 +88,9 @@ class WorkerConfig:
     max_tasks: int | None = None  # recycle after this many tasks
     max_memory_mb: float | None = None  # recycle once resident memory exceeds this
     log_level: str = LOG_LEVEL.default
+    # What the supervisor enforces, kept here for when it is gone: an orphan enforces them itself (heartbeat.py).
+    shutdown_grace: float = SHUTDOWN_GRACE.default
+    cancel_grace: float = CANCEL_GRACE.default
     wake_fd: int = -1
     status_fd: int = -1
 
@@ -148,14 +153,22 @@ class Worker:
         self._stop_r, self._stop_w = os.pipe()
         self._task_started = threading.Event()
         self._heartbeat_idle = False  # set while the heartbeat thread sleeps its long, idle wait
+        # Rule 14: a stop is a state. The heartbeat renews leases until the loop has ended and every outcome
+        # is recorded, whatever stop was asked: this flag, not stop_requested, ends it.
+        self._heartbeat_done = False
+        # What this worker told its supervisor, as the supervisor's own ledger reads it: should the supervisor
+        # die, the worker settles its tasks exactly as the supervisor would have (OrphanGuard, heartbeat.py).
+        self.ledger = WorkerLedger(config.name, cancel_grace=config.cancel_grace)
+        self.supervisor_lost_at: float | None = None  # monotonic; set by SupervisorWatch
 
     # -- talking to the supervisor ----------------------------------------------------------------
 
     def report(self, message: protocol.Message) -> None:
-        if self.config.status_fd < 0:
-            return
-        line = protocol.encode(message)
+        line = protocol.encode(message) if self.config.status_fd >= 0 else b""
         with self._status_lock:
+            self.ledger.apply(message, time.monotonic())
+            if not line:
+                return
             try:
                 os.write(self.config.status_fd, line)
             except OSError:  # supervisor gone: finish the current task and leave
@@ -185,7 +198,9 @@ class Worker:
         ready, _, _ = select.select(watched, [], [], max(0.0, timeout))
         if self.config.wake_fd in ready:
             with contextlib.suppress(BlockingIOError):
-                os.read(self.config.wake_fd, 65536)  # drain every queued nudge at once
+                if not os.read(self.config.wake_fd, 65536):  # drain every queued nudge at once
+                    # End of file: the supervisor, the only writer, is gone. Claim nothing more.
+                    self.request_stop()
 
     # -- the loop -----------------------------------------------------------------------------------
 
@@ -215,6 +230,7 @@ class Worker:
             self._record_finished()
             self._hand_back_prefetched()
             self.stop_requested = True
+            self._heartbeat_done = True  # every outcome is recorded: nothing left to renew
             self._task_started.set()
             self.store.unregister_worker(self.id)
             log.info("worker_stopped worker_id=%s tasks_done=%d", self.id, self.tasks_done)
@@ -388,7 +404,7 @@ class Worker:
     def _heartbeat_loop(self) -> None:
         duties = heartbeat.duties(self, time.monotonic(), self._parent_pid)
         renew_every = self.config.lease_seconds / 3
-        while not self.stop_requested:
+        while not self._heartbeat_done:
             # Idle workers sleep until the next lease/row duty; begin() wakes us when a task starts.
             self._heartbeat_idle = not self.executing
             self._task_started.wait(renew_every if self._heartbeat_idle else PROGRESS_FLUSH_SECONDS)
@@ -414,6 +430,50 @@ class Worker:
         pending, so that they do not wait behind it."""
         self._record_finished()
         self._hand_back_prefetched()
+
+    # -- without a supervisor (DESIGN.md rule 14; the duties are heartbeat.py's) -----------------------
+
+    def orphaned(self) -> bool:
+        """Whether the supervisor that started this worker is gone (it was re-parented)."""
+        return self.supervisor_lost_at is not None or os.getppid() != self._parent_pid
+
+    def overdue(self, now: float) -> list[Overdue]:
+        """The executing tasks past their timeout or cancel grace, as the supervisor's ledger decides."""
+        with self._status_lock:
+            return self.ledger.overdue(now)
+
+    def settle_and_exit(self, reason: KillReason, task_id: int | None = None) -> None:
+        """What the supervisor does when it kills a worker, done by the worker itself (its supervisor is gone):
+        settle everything it holds as the ledger decides (`reason` for `task_id`, or for every executing task
+        when None), then SIGKILL its own process group, so the task and what it started stop at once."""
+        with self._status_lock:
+            self.ledger.record_kill(reason, task_id)
+            executing = self.ledger.settlement(-signal.SIGKILL)
+            finished = list(self.ledger.deferred.values())
+        try:
+            counts = self.store.settle_dead_worker(self.id, finished=finished, executing=executing)
+            self.store.unregister_worker(self.id)
+            log.warning(
+                "orphan_exiting worker_id=%s reason=%s task_id=%s recorded=%d interrupted=%d released=%d",
+                self.id,
+                reason.value,
+                task_id,
+                counts.recorded,
+                counts.interrupted,
+                counts.released,
+            )
+        except Exception:  # the database is away: the leases, no longer renewed, recover the tasks
+            log.exception("orphan_settle_failed worker_id=%s", self.id)
+        LOG_BUFFER.flush()
+        self.kill_own_group()
+
+    def kill_own_group(self) -> None:
+        """SIGKILL this worker and what its tasks started (its process group, when it leads one), as the
+        supervisor does when it reaps a worker."""
+        sys.stderr.flush()
+        if os.getpgid(0) == os.getpid():
+            os.killpg(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGKILL)
 
     def cancel_executing(self, task_ids: list[int]) -> int:
         """Tell these tasks, those still executing and not told yet, that they are cancelled; returns how many."""
@@ -457,9 +517,13 @@ def run_worker(config: WorkerConfig) -> int:
         if fd >= 0:
             os.set_blocking(fd, False)
     try:
-        return worker.run()
+        code = worker.run()
     finally:
         store.dispose()
+    if worker.orphaned():
+        # No supervisor is left to kill what its tasks left running in its process group: the last act.
+        worker.kill_own_group()
+    return code
 
 
 if __name__ == "__main__":

@@ -314,7 +314,7 @@ class Worker:
         """Run one task to its outcome, here; returns how long it took."""
         context = self.begin(task)
         started = time.monotonic()
-        outcome = execute(self.store, task, self.id, context, defer_success=self.defer)
+        outcome = execute(self.store, task, self.id, context, defer_success=self.keep, announce=self.announce)
         return self.end(task, outcome, started)
 
     def begin(self, task: Task, context: TaskContext | None = None) -> TaskContext:

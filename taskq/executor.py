@@ -134,8 +134,10 @@ async def call_async(
             stopped_for.append(reason)
             running.cancel()
 
-    cancelled = TaskCancelled(f"task {task.id} was cancelled")
-    context.on_cancel(lambda: loop.call_soon_threadsafe(stop, cancelled))
+    def cancel_requested() -> None:  # usually from the heartbeat thread: hand it to the loop
+        loop.call_soon_threadsafe(stop, TaskCancelled(f"task {task.id} was cancelled"))
+
+    context.on_cancel(cancel_requested)
     timer = None if timeout is None else loop.call_later(timeout, stop, TaskTimedOut(timeout_message(timeout)))
     try:
         return await running

@@ -77,15 +77,21 @@ def timeout_of(task: Task) -> float | None:
     return None if spec is None else spec.timeout
 
 
-def call(spec: registry.TaskSpec, task: Task, context: TaskContext) -> Call:
-    """Call the function here; an `async def` one runs to its end on this thread's event loop."""
+def call(
+    spec: registry.TaskSpec, task: Task, context: TaskContext, on_return: Callable[[Call], None] | None = None
+) -> Call:
+    """Call the function here; an `async def` one runs to its end on this thread's event loop. `on_return`
+    gets what the function did as soon as it returned or raised (see `call_async`)."""
     if spec.is_async:
-        return event_loop().run_until_complete(call_async(spec, task, context, timeout_of(task)))
+        return event_loop().run_until_complete(call_async(spec, task, context, timeout_of(task), on_return=on_return))
     try:
         with context:
-            return Call(spec.function(*_arguments(spec, task, context), **task.kwargs))
+            outcome = Call(spec.function(*_arguments(spec, task, context), **task.kwargs))
     except BaseException as error:  # SystemExit and KeyboardInterrupt from task code are its failure too
-        return Call(error=error)
+        outcome = Call(error=error)
+    if on_return is not None:
+        on_return(outcome)
+    return outcome
 
 
 async def call_async(
@@ -94,33 +100,58 @@ async def call_async(
     context: TaskContext,
     timeout: float | None,
     on_start: Callable[[], object] | None = None,
+    on_return: Callable[[Call], None] | None = None,
 ) -> Call:
     """Await the coroutine in a task of its own, which a cancellation request or the timeout cancels.
     `on_start` runs when that task first gets the loop, right before the function is called: until then
-    the task has not started (a loop blocked by another coroutine may keep it waiting)."""
-    context.buffer_progress = True
+    the task has not started (a loop blocked by another coroutine may keep it waiting). `on_return` runs in
+    the very loop step in which the function returned or raised, before the loop runs anything else: whoever
+    awaits this call resumes a loop turn or more later, and a coroutine that blocks the loop in between (and
+    a kill during that block) must not find the return untold.
 
-    async def run() -> Any:
+    Whatever the function raises is its outcome. Caught inside its own task, a SystemExit, KeyboardInterrupt
+    or GeneratorExit never reaches asyncio's task machinery (which lets the first two stop the loop), and a
+    CancelledError is taskq's timeout or cancellation only if taskq cancelled the task; any other (raised by
+    the function, or from awaiting a future someone else cancelled) is the function's error."""
+    context.buffer_progress = True
+    loop = asyncio.get_running_loop()
+    stopped_for: list[Exception] = []  # why taskq cancelled the task, if it did (the first reason counts)
+
+    async def run() -> Call:
         if on_start is not None:
             on_start()
-        with context:
-            return await spec.function(*_arguments(spec, task, context), **task.kwargs)
+        try:
+            with context:
+                outcome = Call(await spec.function(*_arguments(spec, task, context), **task.kwargs))
+        except asyncio.CancelledError as error:
+            outcome = Call(error=stopped_for[0] if stopped_for else error)
+        except BaseException as error:
+            outcome = Call(error=error)
+        if on_return is not None:
+            on_return(outcome)
+        return outcome
 
-    loop = asyncio.get_running_loop()
     running = loop.create_task(run())
-    context.on_cancel(lambda: loop.call_soon_threadsafe(running.cancel))
+
+    def stop(reason: Exception) -> None:
+        if not running.done():
+            stopped_for.append(reason)
+            running.cancel()
+
+    def cancel_requested() -> None:  # usually from the heartbeat thread: hand it to the loop
+        loop.call_soon_threadsafe(stop, TaskCancelled(f"task {task.id} was cancelled"))
+
+    context.on_cancel(cancel_requested)
+    timer = None if timeout is None else loop.call_later(timeout, stop, TaskTimedOut(timeout_message(timeout)))
     try:
-        return Call(await asyncio.wait_for(running, timeout))
-    except asyncio.TimeoutError:
-        if not running.cancelled():  # the coroutine itself raised TimeoutError
-            return Call(error=running.exception())
-        return Call(error=TaskTimedOut(timeout_message(timeout or 0.0)))
+        return await running
     except asyncio.CancelledError:
-        if context.cancelled:
-            return Call(error=TaskCancelled(f"task {task.id} was cancelled"))
+        if running.cancelled() and stopped_for:  # cancelled before its first step: the function never ran
+            return Call(error=stopped_for[0])
         raise
-    except BaseException as error:
-        return Call(error=error)
+    finally:
+        if timer is not None:
+            timer.cancel()
 
 
 _loop: asyncio.AbstractEventLoop | None = None
@@ -204,6 +235,26 @@ def deferrable(task: Task, context: TaskContext, spec: registry.TaskSpec, outcom
     return _completion(task, context, spec, outcome.result)
 
 
+class Announcer:
+    """An `on_return` hook telling `announce` (the supervisor) of a success to defer the moment the function
+    returned: a kill from then on records the success, never runs the task again. `completion` is what it
+    told; None for any other outcome, which `settle` records."""
+
+    def __init__(
+        self, task: Task, context: TaskContext, spec: registry.TaskSpec, announce: Callable[[Completion], None]
+    ) -> None:
+        self.task = task
+        self.context = context
+        self.spec = spec
+        self.announce = announce
+        self.completion: Completion | None = None
+
+    def __call__(self, outcome: Call) -> None:
+        self.completion = deferrable(self.task, self.context, self.spec, outcome)
+        if self.completion is not None:
+            self.announce(self.completion)
+
+
 def exception_line(error: BaseException) -> str:
     """What Python prints last for an exception ("ValueError: bad input"); a timeout reads as the row's error."""
     if isinstance(error, TaskTimedOut):
@@ -238,10 +289,28 @@ def execute(
     worker_id: str,
     context: TaskContext,
     defer_success: Callable[[Completion], None] | None = None,
+    announce: Callable[[Completion], None] | None = None,
 ) -> Outcome:
     """Run `task` to an outcome here. Never raises for anything the task does: any BaseException from its
-    code (SystemExit, KeyboardInterrupt included) is that task's failure, not its worker's death."""
+    code (SystemExit, KeyboardInterrupt included) is that task's failure, not its worker's death.
+
+    With `announce`, a success to defer is announced as the function returns (a coroutine's in the loop step
+    it returns in) and then, its last progress written, handed to `defer_success`, which only keeps it."""
     spec = lookup(store, task, worker_id)
     if isinstance(spec, Outcome):
         return spec
-    return settle(store, task, worker_id, context, spec, call(spec, task, context), defer_success)
+    if announce is None or defer_success is None:
+        return settle(store, task, worker_id, context, spec, call(spec, task, context), defer_success)
+    announcer = Announcer(task, context, spec, announce)
+    outcome = call(spec, task, context, on_return=announcer)
+    if announcer.completion is None:
+        keep = defer_success
+
+        def announce_and_keep(completion: Completion) -> None:  # a success settle defers all the same
+            announce(completion)
+            keep(completion)
+
+        return settle(store, task, worker_id, context, spec, outcome, announce_and_keep)
+    context.flush_progress()
+    defer_success(announcer.completion)
+    return DEFERRED

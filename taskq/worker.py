@@ -350,7 +350,7 @@ class Worker:
             return self.pass_on(task)
         context = self.begin(task)
         started = time.monotonic()
-        outcome = execute(self.store, task, self.id, context, defer_success=self.defer)
+        outcome = execute(self.store, task, self.id, context, defer_success=self.keep, announce=self.announce)
         return self.end(task, outcome, started)
 
     def pass_on(self, task: Task) -> float:

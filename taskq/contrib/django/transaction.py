@@ -65,7 +65,10 @@ def _engine(vendor: str) -> Engine:
         engine = _engines.get(vendor)
         if engine is None:
             # NullPool: nothing is kept between enqueues (the next one may be on another Django connection).
-            engine = create_engine(DIALECTS[vendor], creator=lambda: _Lent(_lent.raw), poolclass=NullPool)
+            # use_native_hstore=False: psycopg's hstore lookup wants its own Connection class, not the proxy
+            # (and taskq has no hstore column).
+            options = {"use_native_hstore": False} if vendor == "postgresql" else {}
+            engine = create_engine(DIALECTS[vendor], creator=lambda: _Lent(_lent.raw), poolclass=NullPool, **options)
             _engines[vendor] = engine
         return engine
 

@@ -74,3 +74,10 @@ def table_count(table: str) -> int:
 @task(retry_on=KeyError, max_retries=5, retry_backoff=0.1)
 def not_retried() -> None:
     raise taskq.Fail("permanent")
+
+
+@task(max_concurrency=1)
+def capped(seconds: float) -> list[float]:
+    started = time.time()
+    time.sleep(seconds)
+    return [started, time.time()]

@@ -46,13 +46,14 @@ def test_enqueue_runs_in_the_pool_and_get_result_is_successful_with_the_return_v
     assert result.status == TaskResultStatus.SUCCESSFUL and result.return_value == 5
     assert len(result.worker_ids) == 1 and result.attempts == 1 and result.errors == []
     assert result.enqueued_at <= result.started_at == result.last_attempted_at <= result.finished_at
+    assert result.task == add  # as Django's own backend tests check
     again = add.get_result(result.id)
     assert again.return_value == 5 and again.task.func is add.func and again.id == result.id
     assert default_task_backend.get_result(result.id).status == TaskResultStatus.SUCCESSFUL
 
 
 def test_a_failing_task_is_failed_with_each_attempts_class_path_traceback_and_worker() -> None:
-    from djangotest.tasks import Boom, fails, fails_once_builtin
+    from djangotest.tasks import Boom, exits, fails, fails_once_builtin
 
     result = finished(fails.enqueue("kaput"))  # max_retries=1: two attempts
     assert result.status == TaskResultStatus.FAILED and result.attempts == 2 and len(result.errors) == 2
@@ -67,6 +68,9 @@ def test_a_failing_task_is_failed_with_each_attempts_class_path_traceback_and_wo
     builtin = finished(fails_once_builtin.enqueue())
     assert [e.exception_class_path for e in builtin.errors] == ["builtins.ValueError"]
     assert builtin.errors[0].exception_class is ValueError and builtin.attempts == 1
+    exited = finished(exits.enqueue())  # SystemExit from task code is the task's failure, not its worker's
+    assert exited.errors[0].exception_class is SystemExit
+    assert exited.errors[0].traceback.endswith("SystemExit: This Task failed due to SystemExit\n")
 
 
 def test_retries_pass_the_context_and_keep_one_worker_id_per_attempt() -> None:

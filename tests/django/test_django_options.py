@@ -79,3 +79,22 @@ def test_max_concurrency_runs_one_at_a_time_over_the_pools_workers() -> None:
     results = [capped.enqueue(0.3) for _ in range(3)]
     spans = sorted(finished(result).return_value for result in results)
     assert all(earlier[1] <= later[0] for earlier, later in itertools.pairwise(spans))  # never overlapping
+
+
+def test_a_return_value_django_cannot_store_fails_at_once_as_a_type_error() -> None:
+    from djangotest.tasks import returns_a_set
+
+    result = finished(returns_a_set.enqueue())  # max_retries=3, but the same code returns the same set
+    assert result.status == TaskResultStatus.FAILED and result.attempts == 1
+    assert issubclass(result.errors[0].exception_class, TypeError) and "Unsupported type" in result.errors[0].traceback
+
+
+def test_options_decorator_for_django_60() -> None:
+    from djangotest.tasks import decorated_for_django_60
+
+    from taskq import registry
+
+    assert decorated_for_django_60.max_retries == 0 and decorated_for_django_60.timeout == 5
+    spec = registry.lookup(decorated_for_django_60.module_path)
+    assert spec.max_retries == 0 and spec.timeout == 5
+    assert finished(decorated_for_django_60.enqueue()).return_value == "ok"

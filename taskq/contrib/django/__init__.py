@@ -5,6 +5,6 @@
 """
 
 from taskq.contrib.django.backend import TaskqBackend
-from taskq.contrib.django.tasks import TaskqTask
+from taskq.contrib.django.tasks import TaskqTask, options
 
-__all__ = ["TaskqBackend", "TaskqTask"]
+__all__ = ["TaskqBackend", "TaskqTask", "options"]

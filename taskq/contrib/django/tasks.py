@@ -28,7 +28,7 @@ from taskq import registry
 from taskq.context import TaskCancelled
 from taskq.context import TaskContext as TaskqContext
 from taskq.contrib.django.results import attempt_result, class_path
-from taskq.lifecycle import DEFAULT_BACKOFF_SECONDS, FailureKind, RetryPolicy
+from taskq.lifecycle import DEFAULT_BACKOFF_SECONDS, Fail, FailureKind, RetryPolicy
 from taskq.model import DEFAULT_MAX_RETRIES, MAX_BACKOFF_SECONDS
 from taskq.registry import TaskSpec
 
@@ -81,12 +81,30 @@ class TaskqTask(Task):
         )
 
 
-def _register(task: TaskqTask) -> None:
+def options(**taskq_options: Any) -> Callable[[TaskqTask], TaskqTask]:
+    """taskq's options for a task on Django 6.0, whose @task passes no extra keyword to the task class:
+
+        @options(max_retries=5, timeout=60)
+        @task
+        def send_mail(...): ...
+
+    On Django >= 6.1 `@task(max_retries=5, timeout=60)` says the same."""
+
+    def apply(task: TaskqTask) -> TaskqTask:
+        changed = replace(task, **taskq_options)
+        _register(changed, again=True)
+        return changed
+
+    return apply
+
+
+def _register(task: TaskqTask, *, again: bool = False) -> None:
     """Register the runner once per function: `using()` copies share it (the enqueue passes priority,
-    queue and per-call options explicitly; the copy's other options are the original's)."""
+    queue and per-call options explicitly; the copy's other options are the original's). `again`:
+    options() changed the task's own options."""
     existing = registry.find(task.module_path)
     declared = getattr(existing.function, "django_task", None) if existing is not None else None
-    if declared is not None and declared.func is task.func:
+    if declared is not None and declared.func is task.func and not again:
         return
     runner = _runner(task)
     registry.task(
@@ -101,6 +119,11 @@ def _register(task: TaskqTask) -> None:
         retry_jitter=task.retry_jitter,
         max_concurrency=task.max_concurrency,
     )(runner)
+
+
+class ReturnValueError(Fail, TypeError):
+    """The task returned what Django cannot store as JSON: a TypeError, as Django's own backends report it,
+    and a taskq.Fail, since running the same code again would return the same value."""
 
 
 class _Attempt:
@@ -119,7 +142,13 @@ class _Attempt:
         task_started.send(sender=self.sender, task_result=self.result)
 
     def succeeded(self, value: Any) -> Any:
-        value = normalize_json(value)  # what Django's own backends store: tuples as lists, and so on
+        try:
+            value = normalize_json(value)  # what Django's own backends store: tuples as lists, and so on
+        except TypeError as error:
+            failure = ReturnValueError(f"the task's return value cannot be stored: {error}")
+            failure.__cause__ = error
+            self.failed(failure)
+            raise failure from error
         self._end(TaskResultStatus.SUCCESSFUL)
         object.__setattr__(self.result, "_return_value", value)
         task_finished.send(sender=self.sender, task_result=self.result)

@@ -8,6 +8,7 @@ from django.tasks import task
 
 import taskq
 from taskq.context import current
+from taskq.contrib.django import options
 
 
 class Boom(Exception):
@@ -81,3 +82,19 @@ def capped(seconds: float) -> list[float]:
     started = time.time()
     time.sleep(seconds)
     return [started, time.time()]
+
+
+@task(max_retries=3)
+def returns_a_set() -> set:
+    return {1, 2}
+
+
+@task(max_retries=0)
+def exits() -> None:
+    raise SystemExit("This Task failed due to SystemExit")
+
+
+@options(max_retries=0, timeout=5)  # Django 6.0's way: its @task passes no taskq option on
+@task
+def decorated_for_django_60() -> str:
+    return "ok"

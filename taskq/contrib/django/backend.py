@@ -167,6 +167,16 @@ class TaskqBackend(BaseTaskBackend):
             raise TaskResultDoesNotExist(result_id)
         return to_result(row, task, self.alias)
 
+    def progress(self, result_id: str) -> tuple[float, str | None]:
+        """What the task last reported through taskq's `ctx.progress(percent, message)` (0-100)."""
+        try:
+            row = self.store.get(int(result_id))
+        except (TypeError, ValueError):
+            row = None
+        if row is None:
+            raise TaskResultDoesNotExist(result_id)
+        return row.progress, row.progress_message
+
     # -- system checks --------------------------------------------------------------------------------
 
     def check(self, **kwargs: Any) -> list[checks.CheckMessage]:

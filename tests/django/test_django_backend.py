@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from django_pool import DJANGO_SKIP_REASON, DjangoPool, runlog_lines
-from poolkit import wait_for
+from poolkit import PoolProcess, wait_for
 
 pytest.importorskip("django.tasks", reason=DJANGO_SKIP_REASON)
 
@@ -179,3 +179,27 @@ def test_priorities_and_queues_are_respected(site) -> None:  # type: ignore[no-u
     by_start = sorted(results, key=lambda result: result.return_value["at"])
     assert [result.return_value["label"] for result in by_start] == ["100", "50", "0", "-5", "-100"]
     assert all(result.task.queue_name == "ordered" for result in results)
+
+
+def test_django_is_set_up_once_in_the_fork_server_before_the_workers_are_forked(pool: DjangoPool) -> None:
+    from djangotest.tasks import where_was_django_set_up
+
+    pids = finished(where_was_django_set_up.enqueue()).return_value
+    assert pids["setup_pid"] != pids["worker_pid"]
+    assert f"pid={pids['worker_pid']}" in pool.log()  # the worker_spawned line of a worker of this pool
+
+
+def test_taskq_worker_runs_django_tasks_with_django_settings_module(site) -> None:  # type: ignore[no-untyped-def]
+    """The plain `taskq worker`, as the README says: DJANGO_SETTINGS_MODULE (inherited here), the
+    autodiscovery first in the imports, the backend's database."""
+    from djangotest.tasks import stamp
+
+    result = stamp.using(priority=1).enqueue("plain")
+    plain = PoolProcess(
+        site.directory, default_task_backend.url, "--queues", "ordered", "--import", "taskq.contrib.django.autodiscover"
+    )
+    try:
+        plain.wait_ready(1)
+        assert finished(result).return_value["label"] == "plain"
+    finally:
+        plain.stop()

@@ -52,13 +52,16 @@ _EXCEPTION_LINE = re.compile(r"([A-Za-z_][\w.]*)(?::|$)")
 def exception_class_path(text: str) -> str:
     """The class path of the exception a traceback (traceback.format_exception's text) ends with.
 
-    The last exception's line is the first unindented line after the last traceback header; Python
+    The last exception's line is the first unindented line after the last traceback header (the exact
+    header line, followed by a frame); Python
     writes builtins and __main__ classes without their module, every other one as module.Class.
     A text that is no traceback (taskq's own reasons) yields AttemptInterrupted, unless it starts
     with a builtin exception's name ("TimeoutError: task exceeded its timeout of 30 s").
     """
     lines = text.splitlines()
-    start = max((i for i, line in enumerate(lines) if line.startswith(_HEADER)), default=-1)
+    # A header is that exact line followed by a frame: a message may contain the words, not that shape.
+    headers = [i for i, line in enumerate(lines[:-1]) if line == _HEADER and lines[i + 1].startswith("  File ")]
+    start = headers[-1] if headers else -1
     candidates = [line for line in lines[start + 1 :] if line and not line[0].isspace()]
     if candidates:
         match = _EXCEPTION_LINE.match(candidates[0])

@@ -98,3 +98,12 @@ def exits() -> None:
 @task
 def decorated_for_django_60() -> str:
     return "ok"
+
+
+@task
+def where_was_django_set_up() -> dict:
+    import os
+
+    from taskq.contrib.django import boot
+
+    return {"setup_pid": boot.SETUP_PID, "worker_pid": os.getpid()}

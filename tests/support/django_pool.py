@@ -14,7 +14,7 @@ from poolkit import REPO, SUPPORT_DIR, kill_tree, wait_for
 
 DJANGO_SKIP_REASON = (
     "Django >= 6 (django.tasks) is not importable here: the Django layer runs in a Python >= 3.12 venv"
-    " (.ci/run creates it: /work/venv-django or $TASKQ_DJANGO_VENV)"
+    " (.ci/run creates and runs it: $TASKQ_DJANGO_VENV, default ~/.cache/taskq-ci/venv-django)"
 )
 
 

@@ -2,8 +2,8 @@
 Django >= 6 (Python >= 3.12): elsewhere every test here skips, saying so. One Django project per session
 (Django's settings are process-wide): a SQLite file, and a PostgreSQL schema when TASKQ_TEST_POSTGRES_URL
 is set; one pool serves the `default` queue for the session, tests that need their own start one.
-Each test module starts with `pytest.importorskip("django.tasks", ...)`, so nothing here imports Django
-at collection."""
+Each test module starts with `pytest.importorskip("taskq.contrib.django.framework", ...)` (Django >= 6, or
+Django 5.2 with the django-tasks backport), so nothing here imports Django at collection."""
 
 from __future__ import annotations
 

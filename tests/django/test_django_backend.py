@@ -11,12 +11,19 @@ import pytest
 from django_pool import DJANGO_SKIP_REASON, DjangoPool, runlog_lines
 from poolkit import PoolProcess, wait_for
 
-pytest.importorskip("django.tasks", reason=DJANGO_SKIP_REASON)
+pytest.importorskip("taskq.contrib.django.framework", reason=DJANGO_SKIP_REASON)
 
-from django.tasks import TaskResultStatus, default_task_backend, task_backends
-from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist, TaskResultMismatch
-from django.tasks.signals import task_enqueued
 from django.utils import timezone
+
+from taskq.contrib.django.framework import (
+    InvalidTask,
+    TaskResultDoesNotExist,
+    TaskResultMismatch,
+    TaskResultStatus,
+    default_task_backend,
+    task_backends,
+    task_enqueued,
+)
 
 pytestmark = pytest.mark.usefixtures("pool")
 

@@ -20,7 +20,7 @@ import pytest
 from django_pool import DJANGO_SKIP_REASON
 from poolkit import REPO, wait_for
 
-pytest.importorskip("django.tasks", reason=DJANGO_SKIP_REASON)
+pytest.importorskip("taskq.contrib.django.framework", reason=DJANGO_SKIP_REASON)
 
 EXAMPLE = REPO / "examples" / "django_site"
 BLOCK = re.compile(r"```(\w+)\n(.*?)```", re.DOTALL)

@@ -11,11 +11,11 @@ import pytest
 from django_pool import DJANGO_SKIP_REASON
 from poolkit import wait_for
 
-pytest.importorskip("django.tasks", reason=DJANGO_SKIP_REASON)
+pytest.importorskip("taskq.contrib.django.framework", reason=DJANGO_SKIP_REASON)
 
-from django.tasks import TaskResultStatus, default_task_backend
 from django.utils import timezone
 
+from taskq.contrib.django.framework import TaskResultStatus, default_task_backend
 from taskq.model import Status
 
 pytestmark = pytest.mark.usefixtures("pool")

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from django_pool import DJANGO_SKIP_REASON
 
-pytest.importorskip("django.tasks", reason=DJANGO_SKIP_REASON)
+pytest.importorskip("taskq.contrib.django.framework", reason=DJANGO_SKIP_REASON)
 
 from taskq.model import Status, Task
 
@@ -64,9 +64,9 @@ def row(**changes: object) -> Task:
 
 
 def test_statuses_errors_worker_ids_and_times_from_a_row(site) -> None:  # type: ignore[no-untyped-def]
-    from django.tasks import TaskResultStatus
     from djangotest.tasks import add
 
+    from taskq.contrib.django.framework import TaskResultStatus
     from taskq.contrib.django.results import to_result
 
     start = datetime(2030, 1, 1, 0, 0, 1, tzinfo=timezone.utc)

@@ -9,10 +9,11 @@ import pytest
 from django_pool import DJANGO_SKIP_REASON, DjangoPool
 from poolkit import wait_for
 
-pytest.importorskip("django.tasks", reason=DJANGO_SKIP_REASON)
+pytest.importorskip("taskq.contrib.django.framework", reason=DJANGO_SKIP_REASON)
 
 from django.db import connections, transaction
-from django.tasks import TaskResultStatus, task_backends
+
+from taskq.contrib.django.framework import TaskResultStatus, task_backends
 
 
 class Rollback(Exception):

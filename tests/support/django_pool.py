@@ -13,8 +13,8 @@ from pathlib import Path
 from poolkit import REPO, SUPPORT_DIR, kill_tree, wait_for
 
 DJANGO_SKIP_REASON = (
-    "Django >= 6 (django.tasks) is not importable here: the Django layer runs in a Python >= 3.12 venv"
-    " (.ci/run creates and runs it: $TASKQ_DJANGO_VENV, default ~/.cache/taskq-ci/venv-django)"
+    "neither Django >= 6 (django.tasks) nor Django 5.2 with the django-tasks backport is importable here:"
+    " .ci/run runs the Django layer in venvs of its own (~/.cache/taskq-ci/venv-django*)"
 )
 
 

@@ -22,10 +22,6 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 from django.db import connections
-from django.tasks.backends.base import BaseTaskBackend
-from django.tasks.base import Task, TaskResult, TaskResultStatus
-from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
-from django.tasks.signals import task_enqueued
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from sqlalchemy.engine import URL, make_url
@@ -33,6 +29,15 @@ from sqlalchemy.engine import URL, make_url
 from taskq.api import open_store
 from taskq.clock import utc_now
 from taskq.contrib.django import transaction
+from taskq.contrib.django.framework import (
+    BaseTaskBackend,
+    InvalidTask,
+    Task,
+    TaskResult,
+    TaskResultDoesNotExist,
+    TaskResultStatus,
+    task_enqueued,
+)
 from taskq.contrib.django.results import local, to_result
 from taskq.contrib.django.tasks import TaskqTask
 from taskq.model import InvalidTaskArguments

@@ -14,12 +14,11 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.tasks.base import Task as DjangoTask
-from django.tasks.base import TaskError, TaskResult, TaskResultStatus
-from django.tasks.exceptions import InvalidTask
 from django.utils import timezone
 
 from taskq.context import TaskCancelled
+from taskq.contrib.django.framework import InvalidTask, TaskError, TaskResult, TaskResultStatus
+from taskq.contrib.django.framework import Task as DjangoTask
 from taskq.lifecycle import Retry
 from taskq.model import Status, Task
 

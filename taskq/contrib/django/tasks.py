@@ -19,14 +19,21 @@ from datetime import datetime
 from typing import Any
 
 from django.db import close_old_connections
-from django.tasks.base import Task, TaskContext, TaskError, TaskResult, TaskResultStatus
-from django.tasks.signals import task_finished, task_started
 from django.utils import timezone
-from django.utils.json import normalize_json
 
 from taskq import registry
 from taskq.context import TaskCancelled
 from taskq.context import TaskContext as TaskqContext
+from taskq.contrib.django.framework import (
+    Task,
+    TaskContext,
+    TaskError,
+    TaskResult,
+    TaskResultStatus,
+    normalize_json,
+    task_finished,
+    task_started,
+)
 from taskq.contrib.django.results import attempt_result, class_path
 from taskq.lifecycle import DEFAULT_BACKOFF_SECONDS, Fail, FailureKind, RetryPolicy
 from taskq.model import DEFAULT_MAX_RETRIES, MAX_BACKOFF_SECONDS
@@ -48,7 +55,7 @@ class TaskqTask(Task):
 
     def __post_init__(self) -> None:
         # Explicit base call: zero-argument super() fails in a slots dataclass (the class is rebuilt).
-        Task.__post_init__(self)
+        Task.__post_init__(self)  # type: ignore[attr-defined]
         _register(self)
 
     def using(  # type: ignore[override]

@@ -36,9 +36,8 @@ def taskq_arguments(argv: Sequence[str]) -> list[str]:
 
 def default_database(backend_alias: str = "default") -> str | None:
     """The URL of the taskq backend named `backend_alias` in TASKS, if it is one."""
-    from django.tasks import task_backends
-
     from taskq.contrib.django.backend import TaskqBackend
+    from taskq.contrib.django.framework import task_backends
 
     try:
         backend = task_backends[backend_alias]

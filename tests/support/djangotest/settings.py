@@ -8,6 +8,10 @@ from sqlalchemy.engine import make_url
 SECRET_KEY = "taskq-tests"
 USE_TZ = True
 INSTALLED_APPS = ["taskq.contrib.django", "djangotest"]
+try:
+    import django.tasks  # noqa: F401
+except ImportError:  # Django 5.2: the django-tasks backport is an app of its own
+    INSTALLED_APPS.append("django_tasks")
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",

@@ -4,7 +4,8 @@ process sees what the workers sent (`started <id> <status> <attempt>`, `finished
 import os
 
 from django.dispatch import receiver
-from django.tasks.signals import task_finished, task_started
+
+from taskq.contrib.django.framework import task_finished, task_started
 
 
 def _record(kind: str, task_result) -> None:  # type: ignore[no-untyped-def]

@@ -4,11 +4,11 @@ import asyncio
 import time
 
 from django.db import connection
-from django.tasks import task
 
 import taskq
 from taskq.context import current
 from taskq.contrib.django import options
+from taskq.contrib.django.framework import task
 
 
 class Boom(Exception):

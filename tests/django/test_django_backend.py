@@ -169,6 +169,8 @@ def test_capabilities_and_system_checks() -> None:
     assert backend.check() == []  # the test project is configured as the README says
     broken = type(backend)("broken", {"OPTIONS": {"DATABASE_ALIAS": "nope", "TYPO": 1}})
     assert sorted(message.id for message in broken.check()) == ["taskq.E001", "taskq.E002"]
+    elsewhere = {"OPTIONS": {"DATABASE_ALIAS": "default", "DATABASE": "sqlite:////tmp/another.db"}}
+    assert [message.id for message in type(backend)("elsewhere", elsewhere).check()] == ["taskq.E004"]
 
 
 def test_priorities_and_queues_are_respected(site) -> None:  # type: ignore[no-untyped-def]

@@ -55,7 +55,7 @@ def _permanent(store: Store, task: Task, worker_id: str, message: str, started_a
 
 
 # Log event per (kind of failure, status it led to); a requested retry is not an error, so it has its own.
-_FAILURE_EVENTS = {
+_FAILURE_EVENTS: dict[tuple[FailureKind, Status | None], str] = {
     (FailureKind.RETRY, Status.PENDING): "task_retry_requested",
     (FailureKind.ERROR, Status.PENDING): "task_retry",
 }
@@ -89,7 +89,7 @@ async def call_async(
     task: Task,
     context: TaskContext,
     timeout: float | None,
-    on_start: Callable[[], None] | None = None,
+    on_start: Callable[[], object] | None = None,
 ) -> Call:
     """Await the coroutine in a task of its own, which a cancellation request or the timeout cancels.
     `on_start` runs when that task first gets the loop, right before the function is called: until then

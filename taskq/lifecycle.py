@@ -138,9 +138,9 @@ def decide_failure(
         seconds = failure.delay if failure.delay is not None else policy.delay(attempts, draw)
         said = f": {failure.text}" if failure.text else ""
         if retries_left and not cancel_requested:
-            retry_at = now + timedelta(seconds=seconds)
-            entry.update(retry=True, error=f"retry requested{said} (again at {retry_at.isoformat()})")
-            return FailureDecision(retry_at, None, entry)
+            requested_at = now + timedelta(seconds=seconds)
+            entry.update(retry=True, error=f"retry requested{said} (again at {requested_at.isoformat()})")
+            return FailureDecision(requested_at, None, entry)
         why = "cancel requested" if cancel_requested else f"out of retries (max_retries={max_retries})"
         text = f"taskq.Retry requested{said}, but {why}"
         entry.update(retry=True, error=text)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy.exc import DBAPIError
 
-from taskq import protocol, registry, systemd, wakeup
+from taskq import protocol, registry, systemd, urls, wakeup
 from taskq.api import open_store
 from taskq.clock import utc_now
 from taskq.forkserver import ForkedProcess, ForkServerClient, become_subreaper
@@ -152,15 +152,15 @@ class Pool:
                 "settings_%s_changed %s=%s replaces %s %s",
                 setting.key,
                 setting.key,
-                getattr(new, setting.fields[0]),
+                setting.show(getattr(new, setting.fields[0])),
                 setting.cli,
-                getattr(self.settings, setting.fields[0]),
+                setting.show(getattr(self.settings, setting.fields[0])),
             )
         changed = changed_settings(self.settings, new)
         for setting in changed:
             if setting.apply is Apply.RESTART_POOL:
                 kept = {attr: getattr(self.settings, attr) for attr in setting.fields}
-                shown = ", ".join(f"{attr}={value}" for attr, value in kept.items())
+                shown = ", ".join(f"{attr}={setting.show(value)}" for attr, value in kept.items())
                 log.warning("settings_%s_changed: takes a restart of the pool; keeping %s", setting.key, shown)
                 new = replace(new, **kept)
         self.settings = new
@@ -442,7 +442,7 @@ class Pool:
         wake_thread.start()
         self.converge()
         announced_ready = False
-        log.info("pool_started workers=%d database=%s", self.wanted_workers, self.store.engine.url.render_as_string())
+        log.info("pool_started workers=%d database=%s", self.wanted_workers, urls.describe(self.settings.database))
         self._log_if_paused()
         watchdog_every = systemd.watchdog_interval()
         next_watchdog = time.monotonic()

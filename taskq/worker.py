@@ -24,7 +24,7 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 
-from taskq import heartbeat, protocol, registry
+from taskq import heartbeat, protocol, registry, urls
 from taskq.api import open_store
 from taskq.context import TaskContext
 from taskq.executor import Outcome, execute, timeout_of
@@ -64,7 +64,6 @@ class WorkerConfig:
     name: str  # worker-N
     database: str
     queues: list[str] = field(default_factory=list)
-    queue_limits: dict[str, int] = field(default_factory=dict)  # queue -> max_concurrency (settings.yaml)
     imports: list[str] = field(default_factory=list)
     queue_limits: dict[str, int] = field(default_factory=dict)  # queue -> most of its tasks run at once
     lease_seconds: float = LEASE.default
@@ -178,10 +177,11 @@ class Worker:
             self.id, hostname=hostname(), pid=os.getpid(), name=self.config.name, queues=self.config.queues
         )
         log.info(
-            "worker_started worker_id=%s queues=%s concurrency=%d",
+            "worker_started worker_id=%s queues=%s concurrency=%d database=%s",
             self.id,
             ",".join(self.config.queues) or "*",
             self.config.concurrency,
+            urls.describe(self.config.database),
         )
         LOG_BUFFER.flush()  # lifecycle lines go out at once; per-task lines are the ones worth batching
         self.report(protocol.Ready())  # imports done, database reachable: the supervisor's READY=1 waits for this

@@ -10,6 +10,7 @@ write lock, then a short write that checks nothing moved meanwhile).
 from __future__ import annotations
 
 import asyncio
+import builtins  # `list[...]` below `def list` would name the method
 import functools
 import logging
 import random
@@ -510,9 +511,8 @@ class Store:
         matched = changed = skipped = 0
         for batch in self._batches(ids, where, sources(Event.RETRY)):
             try:
-                done, _taken = self.write(
-                    lambda conn, batch=batch: transitions.retry_batch(conn, self._ctx, batch, now)
-                )
+                retry = functools.partial(transitions.retry_batch, ctx=self._ctx, batch=batch, now=now)
+                done, _taken = self.write(retry)
             except DBAPIError as error:
                 if not _is_unique_violation(error):
                     raise
@@ -614,7 +614,7 @@ class Store:
         parent_id: int | None = None,
         limit: int = 50,
         before_id: int | None = None,
-    ) -> list[Task]:
+    ) -> builtins.list[Task]:
         """Newest first; `before_id` pages by cursor (stable under inserts)."""
         where = TaskFilter(
             status=None if status is None else Status(status), name=name, queue=queue, parent_id=parent_id
@@ -641,7 +641,7 @@ class Store:
         """How many tasks match (the dashboard shows it before a bulk action)."""
         return self.read(lambda conn: queries.count(conn, where))
 
-    def children_results(self, parent_id: int) -> list[Task]:
+    def children_results(self, parent_id: int) -> builtins.list[Task]:
         """Every child of `parent_id`, oldest first (continuations read their inputs here)."""
         return self.read(lambda conn: queries.children_results(conn, parent_id))
 
@@ -656,7 +656,7 @@ class Store:
         """The newest task enqueued with `dedup_key`, active or finished."""
         return self.read(lambda conn: queries.latest_by_dedup_key(conn, dedup_key))
 
-    def active(self, *, names: Sequence[str] | None = None, limit: int = 50) -> list[Task]:
+    def active(self, *, names: Sequence[str] | None = None, limit: int = 50) -> builtins.list[Task]:
         """Pending, running and waiting tasks, oldest first; only those called one of `names` if given."""
         return self.read(lambda conn: queries.active(conn, names=names, limit=limit))
 
@@ -675,15 +675,15 @@ class Store:
         """Number of tasks in each status; every status present, zeros included."""
         return self.read(metrics.stats)
 
-    def queue_depths(self, *, now: datetime) -> list[QueueDepth]:
+    def queue_depths(self, *, now: datetime) -> builtins.list[QueueDepth]:
         """Every queue with active rows, by name."""
         return self.read(lambda conn: metrics.queue_depths(conn, now=now))
 
-    def known_queues(self) -> list[str]:
+    def known_queues(self) -> builtins.list[str]:
         """Queues with active rows or rolled-up history (for the dashboard's queue picker)."""
         return self.read(metrics.known_queues)
 
-    def known_names(self) -> list[str] | None:
+    def known_names(self) -> builtins.list[str] | None:
         """Every task name present in the table; None when no rollup ever ran."""
         return self.read(metrics.known_names)
 
@@ -721,7 +721,7 @@ class Store:
         """Finished tasks per minute and runtime histograms per task name from `since` on."""
         return self.read(lambda conn: metrics.chart_window(conn, since=since, queue=queue, name=name))
 
-    def queue_history(self, *, since: datetime, queue: str | None = None) -> list[dict[str, Any]]:
+    def queue_history(self, *, since: datetime, queue: str | None = None) -> builtins.list[dict[str, Any]]:
         return self.read(lambda conn: metrics.queue_history(conn, since=since, queue=queue))
 
     def all_time_totals(self) -> dict[tuple[str, str], Tally]:
@@ -753,7 +753,7 @@ class Store:
     def unregister_worker(self, worker_id: str) -> None:
         self.write(lambda conn: workers.unregister_worker(conn, worker_id))
 
-    def list_workers(self, *, alive_within: float = 60.0, now: datetime | None = None) -> list[WorkerInfo]:
+    def list_workers(self, *, alive_within: float = 60.0, now: datetime | None = None) -> builtins.list[WorkerInfo]:
         """Workers whose last heartbeat is at most `alive_within` seconds old, by id."""
         now = now or utc_now()
         return self.read(lambda conn: workers.list_workers(conn, alive_within=alive_within, now=now))
@@ -789,6 +789,6 @@ class Store:
         Returns the number of task rows deleted."""
         return self.write(lambda conn: schedules.remove_schedule(conn, name))
 
-    def schedule_overview(self) -> list[ScheduleOverview]:
+    def schedule_overview(self) -> builtins.list[ScheduleOverview]:
         """Every schedule with a state row, by name, with its next and its last finished occurrence."""
         return self.read(schedules.schedule_overview)

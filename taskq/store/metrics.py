@@ -104,7 +104,7 @@ class Tally:
             self.runtime_sum += seconds
             self.runtime_buckets[runtime_bucket(seconds)] += 1
 
-    def merge(self, other: Tally | Mapping[str, Any]) -> None:
+    def merge(self, other: Tally | Mapping[Any, Any]) -> None:
         get = other.get if isinstance(other, Mapping) else other.__dict__.get  # a row, or another Tally
         self.completed += int(get("completed") or 0)
         self.failed += int(get("failed") or 0)
@@ -419,7 +419,7 @@ def forget_finished(conn: Connection, rows: Iterable[Any]) -> None:
     removed: dict[tuple[str, str], int] = {}
     for row in rows:
         rolled_up = state.watermark is not None and row.finished_at is not None
-        if rolled_up and _as_time(row.finished_at) <= state.watermark:
+        if rolled_up and state.watermark is not None and _as_time(row.finished_at) <= state.watermark:
             removed[(row.queue, row.status)] = removed.get((row.queue, row.status), 0) + 1
     for (queue, status), n in removed.items():
         conn.execute(

@@ -64,7 +64,7 @@ _AS_CLAIMED_ATTEMPT = (tasks.c.attempts + 1).label("attempts")
 
 
 _CLAIM_ORDER = (tasks.c.priority.desc(), tasks.c.run_after, tasks.c.id)
-_CLAIMED_VALUES = {
+_CLAIMED_VALUES: dict[str, Any] = {
     "status": _to(Event.CLAIM),
     "started_at": None,
     "worker_id": bindparam("worker_id"),
@@ -284,7 +284,7 @@ def _claim_params(worker_id: str, limit: int, now: datetime, lease_seconds: floa
     return {"now": now, "limit": limit, "worker_id": worker_id, "lease_until": now + timedelta(seconds=lease_seconds)}
 
 
-def _in_claim_order(rows: Sequence[Mapping[str, Any]]) -> list[Task]:
+def _in_claim_order(rows: Sequence[Mapping[Any, Any]]) -> list[Task]:
     """RETURNING gives no order; the worker runs its batch in the claim's (priority, then ready longest)."""
     claimed = [Task.from_row(row) for row in rows]
     claimed.sort(key=lambda task: (-task.priority, task.run_after, task.id))
@@ -393,7 +393,7 @@ def claim_capped(
     free slot. A candidate passed over means one cap just filled up, so the next round leaves that
     name/queue out and looks further: each extra round fills at least one more cap."""
     free: dict[str, int] = {}  # "name:<n>" / "queue:<q>" -> slots left, for the caps locked and counted
-    claimed: list[Mapping[str, Any]] = []
+    claimed: list[Mapping[Any, Any]] = []
     first_round = True
     while len(claimed) < limit:
         wanted = limit - len(claimed)
@@ -534,7 +534,7 @@ def complete(
     row = conn.execute(_complete_statement(owner), params).first()
     if row is None:
         return False
-    values: Mapping[str, Any] = row._mapping
+    values: Mapping[Any, Any] = row._mapping
     if values["continuation"] is None and continuation is not None:
         values = {**values, "continuation": continuation}
     if values["parent_id"] is not None or values["continuation"] is not None:

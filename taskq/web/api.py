@@ -249,8 +249,8 @@ async def facets(request: Request) -> JSONResponse:
     """Known queues and task names, for the filter pickers."""
     store = _store(request)
     known_queues = await run_in_threadpool(store.known_queues)
-    names = await run_in_threadpool(store.known_names) or []
-    names = sorted(set(names) | set(registry.registered_names()))
+    known_names = await run_in_threadpool(store.known_names) or []
+    names = sorted(set(known_names) | set(registry.registered_names()))
     return JSONResponse({"queues": known_queues, "names": names})
 
 

@@ -105,7 +105,7 @@ def test_every_setting_a_worker_takes_restarts_workers_and_reaches_its_config() 
 def test_precedence_is_flag_then_variable_then_file_then_default(tmp_path: Path, monkeypatch) -> None:
     file = write(tmp_path, "database: sqlite:///file.db\nworkers: 3\nimports: [a]\n")
     settings = load_settings(file)
-    assert (settings.database, settings.workers, settings.concurrency) == ("sqlite:///file.db", 3, 1)
+    assert (settings.database, settings.workers, settings.concurrency) == (f"sqlite:///{tmp_path / 'file.db'}", 3, 1)
     monkeypatch.setenv("TASKQ_DATABASE_URL", "sqlite:///env.db")
     assert load_settings(file).database == "sqlite:///env.db"
     flags = {"database": "sqlite:///flag.db", "workers": "5", "imports": ("b", "a"), "concurrency": "2"}
@@ -294,7 +294,8 @@ def test_a_reload_restarts_workers_only_for_their_settings_and_keeps_the_databas
     pool, retired = _pool_on(load_settings(file))
     file.write_text("database: sqlite:///b.db\nretention: 2d\n")
     pool.reload_settings()
-    assert pool.settings.database == "sqlite:///a.db" and pool.settings.retention_seconds == 2 * 86400.0
+    kept = f"sqlite:///{tmp_path / 'a.db'}"
+    assert pool.settings.database == kept and pool.settings.retention_seconds == 2 * 86400.0
     assert retired == [] and "settings_database_changed" in caplog.text
     file.write_text("database: sqlite:///a.db\nretention: 2d\nqueues: {api: {max_concurrency: 2}}\nconcurrency: 3\n")
     pool.reload_settings()

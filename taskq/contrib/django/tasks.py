@@ -55,10 +55,10 @@ class TaskqTask(Task):
 
     def __post_init__(self) -> None:
         # Explicit base call: zero-argument super() fails in a slots dataclass (the class is rebuilt).
-        Task.__post_init__(self)  # type: ignore[attr-defined]
+        Task.__post_init__(self)
         _register(self)
 
-    def using(  # type: ignore[override]
+    def using(
         self,
         *,
         priority: int | None = None,
@@ -74,8 +74,8 @@ class TaskqTask(Task):
         extra = {"dedup_key": dedup_key, "max_retries": max_retries, "timeout": timeout}
         extra = {key: value for key, value in extra.items() if value is not None}
         if not extra:
-            return changed  # type: ignore[return-value]
-        return replace(changed, **extra)  # type: ignore[type-var]
+            return changed
+        return replace(changed, **extra)
 
     @property
     def retry_policy(self) -> RetryPolicy:

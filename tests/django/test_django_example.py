@@ -1,7 +1,7 @@
 """The README's Django section and examples/django_site, verbatim: the files the README shows are the
 example's, and its commands run in a copy of the example (migrate, `manage.py taskq_worker &`, runserver on
 a free port instead of 8000, then the curl lines): the committed view's task runs to SUCCESSFUL with its
-progress at 100, the rolled-back view leaves neither note nor task."""
+progress at 100 (JSON and the self-reloading page), the rolled-back view leaves neither note nor task."""
 
 from __future__ import annotations
 
@@ -108,11 +108,14 @@ def test_the_readme_commands_run_the_example(site) -> None:  # type: ignore[no-u
         body, _, code = done.stdout.rpartition("\n")
         return int(code or 0), body
 
-    post, failing, status = calls.strip().splitlines()
+    post, failing, status, page = calls.strip().splitlines()
     wait_for(lambda: curl(status)[0] in (200, 500), 30, what="runserver answering")
     code, body = curl(post)
     assert code == 202 and json.loads(body) == {"note": 1, "task": "1"}, body
     assert curl(failing)[0] == 500
+    first = curl(page)[1]
+    if "SUCCESSFUL" not in first:  # the task sleeps 0.8 s, so this is the usual case: the page reloads itself
+        assert '<meta http-equiv="refresh" content="1">' in first, first
 
     def finished() -> dict | None:
         answer = json.loads(curl(status)[1])
@@ -126,6 +129,8 @@ def test_the_readme_commands_run_the_example(site) -> None:  # type: ignore[no-u
         "return_value": {"note": 1, "words": 3},
         "errors": [],
     }
+    done = curl(page)[1]
+    assert '<progress max="100" value="100.0"></progress> step 4 of 4' in done and "refresh" not in done, done
     notes = subprocess.run(  # the worker wrote through the ORM; the rolled-back view left nothing
         [sys.executable, "manage.py", "shell", "-c", "from notes.models import Note; "
          "print(list(Note.objects.values_list('pk', 'published')))"],

@@ -1,6 +1,8 @@
 # notes/views.py
 from django.db import transaction
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
@@ -30,4 +32,17 @@ def task_status(request, result_id):
             "return_value": result.return_value if result.status == "SUCCESSFUL" else None,
             "errors": [error.exception_class_path for error in result.errors],
         }
+    )
+
+
+def task_page(request, result_id):
+    """Live progress without JavaScript: the page reloads itself every second until the task finished."""
+    result = publish.get_result(result_id)
+    percent, message = result.task.get_backend().progress(result.id)
+    refresh = "" if result.is_finished else mark_safe('<meta http-equiv="refresh" content="1">')
+    return HttpResponse(
+        format_html(
+            '<!doctype html><title>task {}</title>{}<p>{}</p><progress max="100" value="{}"></progress> {}',
+            result.id, refresh, result.status, percent, message or "",
+        )
     )

@@ -11,6 +11,8 @@ import pytest
 from django_pool import DJANGO_SKIP_REASON, DjangoPool, runlog_lines
 from poolkit import PoolProcess, wait_for
 
+from taskq.model import Status
+
 pytest.importorskip("taskq.contrib.django.framework", reason=DJANGO_SKIP_REASON)
 
 from django.utils import timezone
@@ -212,3 +214,22 @@ def test_taskq_worker_runs_django_tasks_with_django_settings_module(site) -> Non
         assert finished(result).return_value["label"] == "plain"
     finally:
         plain.stop()
+
+
+def test_a_task_waiting_for_its_children_reads_running_until_the_last_one_finished(site) -> None:  # type: ignore[no-untyped-def]
+    from djangotest.tasks import add, fan_out
+
+    store = default_task_backend.store
+    result = fan_out.enqueue(2, 1.0)
+    parent = int(result.id)
+    wait_for(lambda: store.require(parent).status is Status.WAITING_FOR_CHILDREN, 30, what="the parent waiting")
+    result.refresh()
+    assert result.status == TaskResultStatus.RUNNING and not result.is_finished
+    finished(result)
+    assert result.status == TaskResultStatus.SUCCESSFUL and result.return_value is None
+    children = store.children_results(parent)
+    sums = sorted(add.get_result(str(c.id)).return_value for c in children if c.name == add.module_path)
+    assert sums == [0, 2]
+    # The parent's attempt ended by spawning: one task_started, no task_finished from its runner.
+    assert runlog_lines(site.runlog, "started", result.id) == [["RUNNING", "1"]]
+    assert runlog_lines(site.runlog, "finished", result.id) == []

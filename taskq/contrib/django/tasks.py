@@ -149,6 +149,8 @@ class _Attempt:
         task_started.send(sender=self.sender, task_result=self.result)
 
     def succeeded(self, value: Any) -> Any:
+        if self.ctx.spawned:  # waiting for its children (RUNNING): it finishes with the last one, in no runner
+            return value
         try:
             value = normalize_json(value)  # what Django's own backends store: tuples as lists, and so on
         except TypeError as error:
@@ -164,6 +166,8 @@ class _Attempt:
     def failed(self, error: BaseException) -> None:
         """Sent from the except block, as Django's ImmediateBackend does (its log handler reads exc_info).
         READY when taskq will run the task again, FAILED when this was its last attempt."""
+        if self.ctx.spawned:  # taskq keeps waiting for the children (the error is only logged)
+            return
         text = "".join(traceback.format_exception(error))
         self.result.errors.append(TaskError(exception_class_path=class_path(type(error)), traceback=text))
         self._end(TaskResultStatus.READY if self._retried(error) else TaskResultStatus.FAILED)

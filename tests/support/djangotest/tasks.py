@@ -107,3 +107,11 @@ def where_was_django_set_up() -> dict:
     from taskq.contrib.django import boot
 
     return {"setup_pid": boot.SETUP_PID, "worker_pid": os.getpid()}
+
+
+@task
+def fan_out(count: int, hold: float) -> None:
+    """Spawns `count` children (Django tasks too, through their taskq names) and waits for them."""
+    current().spawn_children([{"name": "djangotest.tasks.add", "args": [i, i]} for i in range(count)] + [
+        {"name": "djangotest.tasks.capped", "args": [hold]}
+    ])

@@ -82,3 +82,18 @@ def test_outside_atomic_the_enqueue_commits_on_its_own() -> None:
     assert not connections["default"].in_atomic_block
     result = add.using(run_after=None).enqueue(3, 3)
     assert task_backends["default"].store.get(int(result.id)) is not None
+
+
+def test_a_dedup_key_taken_earlier_in_the_same_atomic_block_returns_that_task() -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from djangotest.tasks import add
+
+    later = add.using(run_after=timezone.now() + timedelta(hours=1), dedup_key="same-transaction")
+    with transaction.atomic():
+        first = later.enqueue(1, 1)
+        second = later.enqueue(2, 2)  # the holder is not committed: taskq's own connection cannot see it
+    assert second.id == first.id and second.status == TaskResultStatus.READY
+    assert task_backends["default"].store.require(int(first.id)).args == [1, 1]
+    task_backends["default"].store.cancel(int(first.id))

@@ -14,6 +14,7 @@ OPTIONS:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from pathlib import Path
@@ -134,9 +135,13 @@ class TaskqBackend(BaseTaskBackend):
                 enqueued = self.store.enqueue(task.module_path, args, kwargs, **options)
         except InvalidTaskArguments as error:
             raise InvalidTask(str(error)) from error
+        result: TaskResult | None = None
         if enqueued.deduplicated:
-            result = self.get_result(str(enqueued.id))
-        else:
+            # The active task holding the key, as committed; one enqueued earlier in this same atomic()
+            # block is not visible to taskq's own connection yet, and is then described as this call's.
+            with contextlib.suppress(TaskResultDoesNotExist):
+                result = self.get_result(str(enqueued.id))
+        if result is None:
             result = TaskResult(
                 task=task,
                 id=str(enqueued.id),

@@ -5,7 +5,7 @@ dashboard, `taskq list --name`, per-task retry policies and `max_concurrency` ca
 runner task would put every Django task under one name and one cap). What the worker registers under that
 name is a runner (`_runner`) around the function: it sends Django's signals, builds the TaskContext, closes
 stale database connections and returns the value as Django normalises it. A worker therefore has to import
-the module that declares the task, as for any taskq task (`taskq.contrib.django.boot` autodiscovers every
+the module that declares the task, as for any taskq task (`taskq.contrib.django.autodiscover` imports every
 installed app's `tasks` module).
 """
 
@@ -37,12 +37,12 @@ from taskq.contrib.django.framework import (
 from taskq.contrib.django.results import attempt_result, class_path
 from taskq.lifecycle import DEFAULT_BACKOFF_SECONDS, Fail, FailureKind, RetryPolicy
 from taskq.model import DEFAULT_MAX_RETRIES, MAX_BACKOFF_SECONDS
-from taskq.registry import TaskSpec
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskqTask(Task):
-    """`@task(...)` passes these on to the backend's task class (Django >= 6.0 hands `**kwargs` over)."""
+    """`@task(...)` passes these on to the backend's task class on Django >= 6.1 and the django-tasks backport
+    (Django 6.0's @task passes nothing on: `options()` below)."""
 
     max_retries: int = DEFAULT_MAX_RETRIES
     timeout: float | None = None  # seconds; the attempt fails with TimeoutError past it
@@ -237,6 +237,3 @@ def _signature(task: TaskqTask) -> inspect.Signature:
     ctx = inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_ONLY)
     return signature.replace(parameters=[ctx, *parameters])
 
-
-def spec_of(task: Task) -> TaskSpec | None:
-    return registry.find(task.module_path)

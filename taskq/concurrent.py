@@ -85,7 +85,11 @@ class ConcurrentLoop:
 
     def _readable(self, fd: int) -> None:
         with contextlib.suppress(BlockingIOError, OSError):
-            os.read(fd, 65536)  # drain every queued nudge at once
+            if not os.read(fd, 65536) and fd == self.worker.config.wake_fd:  # drain every queued nudge at once
+                # End of file: the supervisor, the only writer, is gone. Claim nothing more (and stop
+                # watching a descriptor that stays readable for ever).
+                asyncio.get_running_loop().remove_reader(fd)
+                self.worker.request_stop()
         assert self.changed is not None
         self.changed.set()
 

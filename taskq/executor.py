@@ -27,12 +27,16 @@ from taskq.store import Store
 
 log = logging.getLogger("taskq.executor")
 
+PASS_ON_NAMES_SHOWN = 10  # registered names listed in a pass-on's reason
+
 
 @dataclass(frozen=True)
 class Outcome:
     status: Status | None  # None: the task was no longer ours (lease recovered elsewhere)
     event: str  # stable log event name: task_completed, task_retry, task_failed, task_cancelled, task_waiting
     deferred: bool = False  # a success handed to defer_success, not yet recorded
+    error: str | None = None  # a failure's exception line ("ValueError: bad input"), for the worker's log
+    traceback: str | None = None  # and its traceback, logged at DEBUG
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ class TaskTimedOut(Exception):
 def _permanent(store: Store, task: Task, worker_id: str, message: str, started_at: datetime) -> Outcome:
     failure = Failure(FailureKind.PERMANENT, message)
     status = store.fail(task.id, failure, worker_id=worker_id, attempt=task.attempts, started_at=started_at)
-    return Outcome(status, "task_failed")
+    return Outcome(status, "task_failed", error=message)
 
 
 # Log event per (kind of failure, status it led to); a requested retry is not an error, so it has its own.
@@ -160,7 +164,8 @@ def settle(
         else:
             failure = Failure(spec.retry.classify(error), "".join(traceback.format_exception(error)))
         status = store.fail(task.id, failure, policy=spec.retry, **owner)
-        return Outcome(status, _FAILURE_EVENTS.get((failure.kind, status), "task_failed"))
+        event = _FAILURE_EVENTS.get((failure.kind, status), "task_failed")
+        return Outcome(status, event, error=exception_line(error), traceback=failure.text)
     if context.spawned:
         return Outcome(Status.WAITING_FOR_CHILDREN, "task_waiting")
     result = outcome.result
@@ -199,13 +204,32 @@ def deferrable(task: Task, context: TaskContext, spec: registry.TaskSpec, outcom
     return _completion(task, context, spec, outcome.result)
 
 
-def lookup(store: Store, task: Task, worker_id: str, context: TaskContext) -> registry.TaskSpec | Outcome:
-    """The task's spec, or the outcome of not knowing it: failed for good, since another attempt on this
-    worker would fail the same way (`taskq retry` after deploying)."""
-    try:
-        return registry.lookup(task.name)
-    except registry.UnknownTask as error:
-        return _permanent(store, task, worker_id, f"{error}; is the module in `imports`?", context.started_at)
+def exception_line(error: BaseException) -> str:
+    """What Python prints last for an exception ("ValueError: bad input"); a timeout reads as the row's error."""
+    if isinstance(error, TaskTimedOut):
+        return str(error)
+    return "".join(traceback.format_exception_only(error)).strip()
+
+
+def pass_on(store: Store, task: Task, worker_id: str) -> Outcome:
+    """The outcome of claiming a task this worker does not know: it goes back to pending for a worker
+    that knows it (a pool with one badly deployed host, a rolling deploy adding a task), without counting
+    an attempt, and fails once too many workers in a row did not know it (lifecycle.decide_pass_on)."""
+    names = registry.registered_names()
+    known = ", ".join(names[:PASS_ON_NAMES_SHOWN]) or "none"
+    if len(names) > PASS_ON_NAMES_SHOWN:
+        known += f", ... ({len(names)} in all)"  # each pass-on's error_log entry repeats it: keep it short
+    why = f"{worker_id} does not know it (registered: {known}); is the module in `imports`?"
+    status = store.pass_on(task.id, why, worker_id=worker_id, attempt=task.attempts)
+    if status is Status.FAILED:
+        return Outcome(status, "task_failed", error=f"no worker knows task {task.name!r}")
+    return Outcome(status, "task_passed_on")
+
+
+def lookup(store: Store, task: Task, worker_id: str) -> registry.TaskSpec | Outcome:
+    """The task's spec, or the outcome of not knowing it (`pass_on`)."""
+    spec = registry.find(task.name)
+    return pass_on(store, task, worker_id) if spec is None else spec
 
 
 def execute(
@@ -217,7 +241,7 @@ def execute(
 ) -> Outcome:
     """Run `task` to an outcome here. Never raises for anything the task does: any BaseException from its
     code (SystemExit, KeyboardInterrupt included) is that task's failure, not its worker's death."""
-    spec = lookup(store, task, worker_id, context)
+    spec = lookup(store, task, worker_id)
     if isinstance(spec, Outcome):
         return spec
     return settle(store, task, worker_id, context, spec, call(spec, task, context), defer_success)

@@ -81,7 +81,15 @@ class CancelSeen:
     task_id: int
 
 
-Message = Ready | Started | Ended | Deferred | Recorded | CancelSeen
+@dataclass(frozen=True)
+class UnknownName:
+    """The worker claimed a task of a name it does not know and passed it on (sent once per name): the
+    supervisor says so once for the whole pool."""
+
+    name: str
+
+
+Message = Ready | Started | Ended | Deferred | Recorded | CancelSeen | UnknownName
 
 
 def encode(message: Message) -> bytes:
@@ -107,6 +115,8 @@ def encode(message: Message) -> bytes:
         }
     elif isinstance(message, Recorded):
         fields = {"e": "recorded", "ids": list(message.task_ids)}
+    elif isinstance(message, UnknownName):
+        fields = {"e": "unknown", "name": message.name}
     else:
         fields = {"e": "cancel", "id": message.task_id}
     return (json.dumps(fields, separators=(",", ":")) + "\n").encode()
@@ -138,4 +148,6 @@ def decode(line: bytes) -> Message:
         return Recorded(tuple(fields["ids"]))
     if kind == "cancel":
         return CancelSeen(fields["id"])
+    if kind == "unknown":
+        return UnknownName(fields["name"])
     raise ValueError(f"unknown worker message {kind!r}")

@@ -286,7 +286,7 @@ SHUTDOWN_GRACE = Setting(
     _duration_seconds,
     30.0,
     Apply.LIVE,
-    "How long running tasks may finish after SIGTERM before they are released.",
+    "How long running tasks may finish after SIGTERM, a worker restart or a supervisor's death, then are released.",
 )
 LEASE = Setting(
     "lease",

@@ -246,15 +246,18 @@ class Store:
         now: datetime | None = None,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         limits: ClaimLimits | None = None,
+        avoid: Sequence[str] | None = None,
     ) -> list[Task]:
         """Atomically move up to `limit` ready tasks to running for `worker_id`: highest priority first,
         then the one ready longest (run_after), then oldest id. No task is ever handed to two claimers.
         With `limits`, no capped name or queue ends up with more running tasks than its cap (a task whose
-        slots are all taken is passed over, so it never blocks the tasks behind it)."""
+        slots are all taken is passed over, so it never blocks the tasks behind it). `avoid`: task names
+        the worker does not know, taken only once they have been ready for lifecycle.PASS_ON_GRACE_SECONDS
+        (a worker that knows them goes first)."""
         now = now or utc_now()
         capped, _ = self._claims.capped_for(limits, queues)
         return self.write(
-            lambda conn: outcomes.claim(conn, self._ctx, worker_id, queues, limit, now, lease_seconds, capped)
+            lambda conn: outcomes.claim(conn, self._ctx, worker_id, queues, limit, now, lease_seconds, capped, avoid)
         )
 
     def finish_and_claim(
@@ -267,16 +270,18 @@ class Store:
         now: datetime | None = None,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         limits: ClaimLimits | None = None,
+        avoid: Sequence[str] | None = None,
     ) -> tuple[list[int], list[Task]]:
         """Record a worker's finished runs and claim its next batch in one transaction: for quick tasks
         the commit, not the statements, is the cost. Returns the ids recorded (the others were no longer
-        this worker's) and the tasks claimed (none when limit is 0). `limits`: as for claim_batch."""
+        this worker's) and the tasks claimed (none when limit is 0). `limits`, `avoid`: as for claim_batch."""
         for completion in completions:
             check_json("result", completion.result)
         now = now or utc_now()
         capped, hot_claim = self._claims.capped_for(limits, queues)
 
-        if self._hot is not None and not queues and not any(c.has_follow_up for c in completions):
+        # A worker avoiding names it does not know is rare (a badly deployed pool): it takes the Core path.
+        if self._hot is not None and not queues and not avoid and not any(c.has_follow_up for c in completions):
             recorded, claimed = self._retrying(
                 lambda: outcomes.finish_and_claim_hot(
                     self._claims, worker_id, completions, limit, now, lease_seconds, hot_claim
@@ -295,7 +300,7 @@ class Store:
 
         return self.write(
             lambda conn: outcomes.finish_and_claim(
-                conn, self._ctx, worker_id, completions, queues, limit, now, lease_seconds, capped
+                conn, self._ctx, worker_id, completions, queues, limit, now, lease_seconds, capped, avoid
             )
         )
 
@@ -345,6 +350,22 @@ class Store:
                 conn, self._ctx, task_id, failure, now, worker_id, attempt, started_at, policy
             )
         )
+
+    def pass_on(
+        self,
+        task_id: int,
+        why: str,
+        *,
+        worker_id: str | None = None,
+        attempt: int | None = None,
+        now: datetime | None = None,
+    ) -> Status | None:
+        """A claimed task whose name this worker does not know: back to pending after a delay that grows
+        with each pass-on in a row, no attempt counted, or failed ("no worker knows task ...") after
+        `lifecycle.PASS_ON_TRIES` of them. `why` names the worker and what it knows. Returns the new status,
+        or None when the task is no longer this worker's."""
+        now = now or utc_now()
+        return self.write(lambda conn: outcomes.pass_on(conn, self._ctx, task_id, worker_id, attempt, why, now))
 
     def mark_cancelled(
         self,

@@ -91,6 +91,9 @@ def test_statuses_errors_worker_ids_and_times_from_a_row(site) -> None:  # type:
     assert [e.exception_class_path for e in cancelled.errors] == ["taskq.context.TaskCancelled"]
     retry = to_result(row(error_log=[{"attempt": 1, "retry": True, "error": "retry requested"}]), add, "default")
     assert retry.errors[0].exception_class_path == "taskq.lifecycle.Retry" and retry.worker_ids == ["unknown"]
+    passed_on = {"attempt": 1, "passed_on": True, "error": "passed on (1 of 12): ...", "worker_id": "w9"}
+    handed_back = to_result(row(error_log=[passed_on, *log]), add, "default")  # a pass-on is no attempt
+    assert handed_back.worker_ids == ["w1"] and len(handed_back.errors) == 1 and handed_back.started_at == start
     later = row(run_after=row().created_at + timedelta(hours=1))
     assert to_result(later, add, "default").task.run_after == later.run_after
     assert to_result(row(), add, "default").task == add

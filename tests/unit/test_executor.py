@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from datetime import datetime
 
 import pytest
 
 import taskq
 from taskq.context import TaskContext
 from taskq.executor import Call, call, call_async, execute, settle
+from taskq.lifecycle import PASS_ON_DELAY_SECONDS
 from taskq.model import Completion, Status, Task
 from taskq.registry import lookup
 from taskq.store import Store
@@ -115,9 +117,27 @@ def test_a_result_that_is_not_json_fails_permanently(sqlite_store: Store) -> Non
     assert status is Status.FAILED and "not JSON-serialisable" in (row.error or "")
 
 
-def test_an_unknown_task_fails_permanently_naming_imports(sqlite_store: Store) -> None:
-    status, row = run(sqlite_store, claimed(sqlite_store, "unit.nobody_registered_this"))
-    assert status is Status.FAILED and "is the module in `imports`?" in (row.error or "")
+def test_an_unknown_task_goes_back_uncounted_for_a_worker_that_knows_it(sqlite_store: Store) -> None:
+    task = claimed(sqlite_store, "unit.nobody_registered_this")
+    outcome = execute(sqlite_store, task, WORKER, TaskContext(sqlite_store, task, WORKER))
+    assert (outcome.status, outcome.event, outcome.error) == (Status.PENDING, "task_passed_on", None)
+    row = sqlite_store.require(task.id)
+    assert (row.status, row.attempts, row.error, row.worker_id) == (Status.PENDING, 0, None, None)
+    (entry,) = row.error_log
+    assert entry["passed_on"] is True and WORKER in entry["error"] and "is the module in `imports`?" in entry["error"]
+    assert "unit.add" in entry["error"]  # the names this worker does know
+    assert (row.run_after - datetime.fromisoformat(entry["at"])).total_seconds() == PASS_ON_DELAY_SECONDS
+
+
+def test_a_failure_outcome_carries_its_exception_line_and_traceback_for_the_log(sqlite_store: Store) -> None:
+    task = claimed(sqlite_store, "unit.boom")
+    outcome = execute(sqlite_store, task, WORKER, TaskContext(sqlite_store, task, WORKER))
+    assert (outcome.event, outcome.error) == ("task_retry", "ValueError: boom")
+    assert outcome.traceback is not None and outcome.traceback.startswith("Traceback (most recent call last)")
+    assert 'raise ValueError("boom")' in outcome.traceback
+    task = claimed(sqlite_store, "unit.forever")
+    outcome = execute(sqlite_store, task, WORKER, TaskContext(sqlite_store, task, WORKER))
+    assert (outcome.event, outcome.error) == ("task_failed", "TimeoutError: task exceeded its timeout of 0.05 s")
 
 
 def test_a_coroutine_past_its_timeout_is_cancelled_and_failed_like_a_killed_sync_task(sqlite_store: Store) -> None:

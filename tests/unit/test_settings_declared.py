@@ -41,6 +41,8 @@ from taskq.worker import WorkerConfig
 
 NOT_SETTINGS = {"path", "sources"}
 WORKER_ONLY = {"name", "wake_fd", "status_fd"}
+# Live settings the supervisor enforces: a worker keeps the values it started with, for when it is orphaned.
+SUPERVISOR_COPIES = {"shutdown_grace", "cancel_grace"}
 
 
 @pytest.fixture(autouse=True)
@@ -77,7 +79,9 @@ def test_other_modules_take_their_defaults_from_the_table() -> None:
 def test_every_setting_a_worker_takes_restarts_workers_and_reaches_its_config() -> None:
     """The pool restarts workers for exactly the settings that end up in WorkerConfig (database aside:
     it takes a restart of the whole pool)."""
-    config_fields = {f.name for f in dataclasses.fields(WorkerConfig)} - WORKER_ONLY - {"database"}
+    config_fields = {f.name for f in dataclasses.fields(WorkerConfig)} - WORKER_ONLY - SUPERVISOR_COPIES - {"database"}
+    live = {attr for s in SETTINGS if s.apply is Apply.LIVE for attr in s.fields}
+    assert live >= SUPERVISOR_COPIES
     restarting = {attr for s in SETTINGS if s.apply is Apply.RESTART_WORKERS for attr in s.fields}
     assert config_fields == restarting
     changed = Settings(

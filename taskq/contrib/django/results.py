@@ -36,7 +36,7 @@ STATUSES: dict[Status, TaskResultStatus] = {
 
 class AttemptInterrupted(Exception):
     """The class path of an attempt that ended without an exception of the task's own: its worker was
-    lost (killed, host down, lease expired) or it was killed for its timeout. The traceback field then
+    lost (killed, host down, lease expired), or no worker knew the task's name. The traceback field then
     holds taskq's reason."""
 
 
@@ -81,8 +81,14 @@ def error_of(entry: dict[str, Any]) -> TaskError:
     return TaskError(exception_class_path=path, traceback=text)
 
 
+def attempts_of(row: Task) -> list[dict[str, Any]]:
+    """The error_log entries that stand for attempts: a pass-on (a worker that did not know the task's name
+    handed it back) is not one, the task never ran there."""
+    return [entry for entry in row.error_log if not entry.get("passed_on")]
+
+
 def errors_of(row: Task) -> list[TaskError]:
-    errors = [error_of(entry) for entry in row.error_log]
+    errors = [error_of(entry) for entry in attempts_of(row)]
     if row.status is Status.CANCELLED:
         errors.append(TaskError(exception_class_path=class_path(TaskCancelled), traceback=row.error or "cancelled"))
     elif row.status is Status.FAILED and not errors and row.error:
@@ -94,7 +100,7 @@ def errors_of(row: Task) -> list[TaskError]:
 def worker_ids_of(row: Task) -> list[str]:
     """One per attempt: the failed ones from error_log (at most its last 20), then the current or
     last one while the row still names its worker."""
-    ids = [str(entry.get("worker_id") or "unknown") for entry in row.error_log]
+    ids = [str(entry.get("worker_id") or "unknown") for entry in attempts_of(row)]
     if row.worker_id is not None and row.status is not Status.PENDING:
         ids.append(row.worker_id)
     return ids
@@ -115,8 +121,9 @@ def _attempt_start(entry: dict[str, Any]) -> datetime | None:
 def to_result(row: Task, task: DjangoTask, backend: str) -> TaskResult:
     """`task` is the Django task the row's name points at; the result's task carries the row's
     priority, queue and run_after (the latest one: after a failed attempt, when the retry is due)."""
-    first_start = _attempt_start(row.error_log[0]) if row.error_log else None
-    last_failed_start = _attempt_start(row.error_log[-1]) if row.error_log else None
+    attempts = attempts_of(row)
+    first_start = _attempt_start(attempts[0]) if attempts else None
+    last_failed_start = _attempt_start(attempts[-1]) if attempts else None
     run_after = None if row.run_after == row.created_at else local(row.run_after)
     # When the settings changed since (a queue left QUEUES), the task as declared.
     with contextlib.suppress(InvalidTask):

@@ -492,6 +492,7 @@ function taskView(taskId) {
     let run = 1;
     let previous = 0;
     const labels = entries.map((entry) => {
+      if (entry.passed_on) return "passed on"; // a worker that did not know the task: no attempt, no new run
       if (entry.attempt <= previous) run += 1;
       previous = entry.attempt;
       return run > 1 ? `run ${run}, attempt ${entry.attempt}` : `attempt ${entry.attempt}`;

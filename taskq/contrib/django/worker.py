@@ -36,12 +36,14 @@ def taskq_arguments(argv: Sequence[str]) -> list[str]:
 
 def default_database(backend_alias: str = "default") -> str | None:
     """The URL of the taskq backend named `backend_alias` in TASKS, if it is one."""
+    from django.core.exceptions import ImproperlyConfigured
+
     from taskq.contrib.django.backend import TaskqBackend
     from taskq.contrib.django.framework import task_backends
 
     try:
         backend = task_backends[backend_alias]
-    except Exception:  # no TASKS entry of that name
+    except ImproperlyConfigured:  # no TASKS entry of that name (the framework's InvalidTaskBackend is one)
         return None
     return backend.url if isinstance(backend, TaskqBackend) else None
 

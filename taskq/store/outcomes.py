@@ -238,6 +238,7 @@ def _failing_row_statement(owner: tuple[bool, bool]) -> Executable:
             tasks.c.started_at,
             tasks.c.max_retries,
             tasks.c.error_log,
+            tasks.c.worker_id,
             tasks.c.cancel_requested,
             *_FINISH_RETURNING,
         )
@@ -610,12 +611,16 @@ def fail_running(
         now=now,
         draw=random.random(),
     )
+    attempt_started = row["started_at"] or started_at or now
+    # Who ran the attempt and when it began, beside its error: the row keeps neither once it runs again
+    # (the Django backend's worker_ids and started_at are read from here).
+    entry = {**decision.log_entry, "worker_id": row["worker_id"], "started_at": attempt_started.isoformat()}
     values: dict[str, Any] = {
-        "error_log": [*(row["error_log"] or []), decision.log_entry][-ERROR_LOG_LIMIT:],
+        "error_log": [*(row["error_log"] or []), entry][-ERROR_LOG_LIMIT:],
         "lease_until": None,
         "worker_id": None,
         "attempts": attempts,
-        "started_at": row["started_at"] or started_at or now,
+        "started_at": attempt_started,
     }
     if decision.error is not None:
         values["error"] = decision.error
@@ -652,9 +657,10 @@ def pass_on(
     # by a worker, but a caller may have): uncount it, as a release does.
     attempts = row["attempts"] - (1 if row["started_at"] is not None and row["attempts"] > 0 else 0)
     decision = decide_pass_on(row["name"], row["error_log"], attempt=attempts + 1, why=_safe_text(why), now=now)
+    entry = {**decision.log_entry, "worker_id": row["worker_id"]}  # as fail_running's entries: who it was
     values: dict[str, Any] = {
         "status": _to(decision.event),
-        "error_log": [*(row["error_log"] or []), decision.log_entry][-ERROR_LOG_LIMIT:],
+        "error_log": [*(row["error_log"] or []), entry][-ERROR_LOG_LIMIT:],
         "lease_until": None,
         "worker_id": None,
     }

@@ -160,6 +160,21 @@ def test_fail_retries_with_exponential_backoff_then_fails_keeping_the_traceback(
     assert task.finished_at == now
 
 
+def test_error_log_names_each_failed_attempts_worker_and_start(store: Store) -> None:
+    task_id = store.enqueue("taskq.echo", max_retries=1).id
+    first = utc_now()
+    store.claim("w1", now=first)
+    store.fail(task_id, "one", worker_id="w1", started_at=first, now=first + timedelta(seconds=1))
+    second = first + timedelta(seconds=5)
+    store.claim("w2", now=second)
+    store.fail(task_id, "two", worker_id="w2", started_at=second, now=second + timedelta(seconds=1))
+    log = store.require(task_id).error_log
+    assert [(entry["worker_id"], entry["started_at"]) for entry in log] == [
+        ("w1", first.isoformat()),
+        ("w2", second.isoformat()),
+    ]
+
+
 def test_outcomes_from_a_worker_that_lost_the_task_are_ignored(store: Store) -> None:
     task_id = store.enqueue("taskq.echo").id
     store.claim("w1")
@@ -206,6 +221,7 @@ def test_pass_on_hands_back_uncounted_with_growing_delays_then_fails_and_finishe
     expected = f"no worker knows task 'app.not_deployed_here' after {PASS_ON_TRIES} tries: w does not know it"
     assert (row.status, row.attempts, row.error, row.finished_at) == (Status.FAILED, 1, expected, now)
     assert [bool(entry.get("passed_on")) for entry in row.error_log] == [True] * (PASS_ON_TRIES - 1) + [False]
+    assert {entry["worker_id"] for entry in row.error_log} == {"w"}  # who handed it back, each time
     assert store.require(parent_id).status is Status.FAILED  # its only child failed for good
 
 

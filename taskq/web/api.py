@@ -130,13 +130,11 @@ async def list_tasks(request: Request) -> JSONResponse:
     polled every second by every open tab."""
     where = parse_filter(request.query_params, also=LIST_PARAMETERS)
     limit = _int_param(request, "limit", minimum=1, maximum=MAX_PAGE_SIZE) or DEFAULT_PAGE_SIZE
+    before_id = _int_param(request, "before_id", minimum=1)
+    after_id = _int_param(request, "after_id", minimum=0)
     _kick_rollup(request)  # name search resolves names through the rollup totals
     page = await run_in_threadpool(
-        _store(request).summaries,
-        where,
-        before_id=_int_param(request, "before_id", minimum=1),
-        after_id=_int_param(request, "after_id", minimum=0),
-        limit=limit,
+        lambda: _store(request).summaries(where, before_id=before_id, after_id=after_id, limit=limit)
     )
     return JSONResponse(
         {

@@ -377,7 +377,7 @@ def error_headline(error: str | None) -> str | None:
 class TaskSummary:
     """A task as lists show it (the dashboard polls them every second): every field of Task except args,
     kwargs, result, error and error_log, which can be megabytes each; instead the size of each JSON value
-    (characters of its JSON text, None for a result never set) and the error's headline."""
+    (bytes of its JSON text in UTF-8, None for a result never set) and the error's headline."""
 
     id: int
     name: str
@@ -493,7 +493,7 @@ class TaskSummary:
 class ClippedValue:
     """A JSON value too large to show whole: its size and the start of its JSON text."""
 
-    size: int  # characters of the JSON text
+    size: int  # bytes of the JSON text (UTF-8)
     head: str  # its first characters
 
     def to_dict(self) -> dict[str, Any]:

@@ -600,11 +600,13 @@ class Store:
             return None
         return self.read(lambda conn: queries.get(conn, task_id))
 
-    def require_clipped(self, task_id: int, *, max_chars: int) -> tuple[Task, dict[str, ClippedValue]]:
-        """The task for a page polled every second: args, kwargs and result longer than `max_chars`
-        characters of JSON are left out of it (empty there) and given as their size and first characters
-        (see queries.get_clipped); `require` reads them whole."""
-        found = self.read(lambda conn: queries.get_clipped(conn, task_id, max_chars)) if _may_exist(task_id) else None
+    def require_clipped(self, task_id: int, *, max_bytes: int) -> tuple[Task, dict[str, ClippedValue]]:
+        """The task for a page polled every second: args, kwargs and result longer than `max_bytes` of
+        JSON are left out of it (empty there) and given as their size and first characters (see
+        queries.get_clipped); `require` reads them whole."""
+        found = None
+        if _may_exist(task_id):
+            found = self.read(lambda conn: queries.get_clipped(conn, task_id, max_bytes))
         if found is None:
             raise TaskNotFound(f"no task with id {task_id}")
         return found

@@ -20,11 +20,11 @@ from sqlalchemy import (
     null,
     or_,
     select,
-    type_coerce,
     union_all,
 )
 
 from taskq.clock import as_utc
+from taskq.dialect import JsonBytes
 from taskq.model import (
     TERMINAL_STATUSES,
     ClippedValue,
@@ -88,16 +88,11 @@ LARGE_COLUMNS = frozenset(column.name for column in (*CLIPPED_COLUMNS, tasks.c.e
 ERROR_END_CHARS = 500  # of an error (up to ERROR_TEXT_LIMIT), the head and the tail a headline is cut from
 
 
-def _json_size(column: Any) -> ColumnElement[int]:
-    """Characters of a JSON value's text, counted by the database: the value never leaves it."""
-    return func.length(cast(column, Text))
-
-
 def _summary_columns() -> list[Any]:
     error_size = func.length(tasks.c.error)
     return [
         *(column for column in tasks.c if column.name not in LARGE_COLUMNS),
-        *(_json_size(column).label(f"{column.name}_size") for column in CLIPPED_COLUMNS),
+        *(JsonBytes(column).label(f"{column.name}_size") for column in CLIPPED_COLUMNS),
         func.substr(tasks.c.error, 1, ERROR_END_CHARS).label("error_head"),
         case(
             (error_size > ERROR_END_CHARS, func.substr(tasks.c.error, error_size - (ERROR_END_CHARS - 1))),
@@ -116,30 +111,24 @@ def _summary_from_row(row: Mapping[str, Any]) -> TaskSummary:
     return TaskSummary.from_row({**row, "error_line": error_headline(text)})
 
 
-def get_clipped(conn: Connection, task_id: int, max_chars: int) -> tuple[Task, dict[str, ClippedValue]] | None:
-    """The task, with each of args, kwargs and result whose JSON text is longer than `max_chars` left out
-    of it (the Task holds [], {} or None there) and given instead as its size and first `max_chars`
-    characters. The database measures and cuts them: a 50 MB result never reaches Python."""
-    columns: list[Any] = [column for column in tasks.c if column.name not in LARGE_COLUMNS]
-    columns += [tasks.c.error, tasks.c.error_log]  # bounded by the store (ERROR_TEXT_LIMIT, ERROR_LOG_LIMIT)
-    for column in CLIPPED_COLUMNS:
-        size = _json_size(column)
-        columns += [
-            size.label(f"{column.name}_size"),
-            type_coerce(case((size <= max_chars, column), else_=null()), column.type).label(column.name),
-            case((size > max_chars, func.substr(cast(column, Text), 1, max_chars)), else_=null()).label(
-                f"{column.name}_head"
-            ),
-        ]
-    row = conn.execute(select(*columns).where(tasks.c.id == task_id)).mappings().first()
-    if row is None:
+def get_clipped(conn: Connection, task_id: int, max_bytes: int) -> tuple[Task, dict[str, ClippedValue]] | None:
+    """The task, with each of args, kwargs and result whose JSON is longer than `max_bytes` left out of
+    it (the Task holds [], {} or None there) and given instead as its size and first `max_bytes`
+    characters. The database measures and cuts them: a 50 MB result never reaches Python. Two reads, so
+    each value is scanned once for its size and once more only if it is cut (an expression used twice in
+    one statement was computed twice: 1.3 s instead of 0.2 s for a 50 MB result on PostgreSQL)."""
+    sizes_query = select(*(JsonBytes(column).label(column.name) for column in CLIPPED_COLUMNS))
+    sizes = conn.execute(sizes_query.where(tasks.c.id == task_id)).mappings().first()
+    if sizes is None:
         return None
-    clipped = {
-        column.name: ClippedValue(int(row[f"{column.name}_size"]), row[f"{column.name}_head"])
-        for column in CLIPPED_COLUMNS
-        if row[f"{column.name}_head"] is not None
-    }
-    return Task.from_row(row), clipped
+    large = [column for column in CLIPPED_COLUMNS if (sizes[column.name] or 0) > max_bytes]
+    columns: list[Any] = [column for column in tasks.c if column not in large]
+    columns += [func.substr(cast(column, Text), 1, max_bytes).label(f"{column.name}_head") for column in large]
+    row = conn.execute(select(*columns).where(tasks.c.id == task_id)).mappings().first()
+    if row is None:  # deleted between the two reads
+        return None
+    clipped = {column.name: ClippedValue(int(sizes[column.name]), row[f"{column.name}_head"]) for column in large}
+    return Task.from_row({**row, **dict.fromkeys(clipped)}), clipped
 
 
 def count(conn: Connection, where: TaskFilter) -> int:

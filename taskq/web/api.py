@@ -33,9 +33,9 @@ ROLLUP_EVERY_SECONDS = 5.0  # how often reads of counts and charts let the rollu
 BULK_ACTIONS = ("retry", "cancel")
 BULK_FIELDS = ("action", "ids", "filter")
 LIST_PARAMETERS = ("limit", "before_id", "after_id")  # what GET /api/tasks takes besides the filter
-# args, kwargs or result longer than this (characters of JSON) come clipped in GET /api/tasks/ID: the task
-# page polls it every second, and pretty-printing more than this in a browser takes seconds anyway.
-DETAIL_CLIP_CHARS = 64 * 1024
+# args, kwargs or result longer than this (bytes of JSON) come clipped in GET /api/tasks/ID: the task page
+# polls it every second, and pretty-printing megabytes in a browser takes seconds anyway.
+DETAIL_CLIP_BYTES = 64 * 1024
 MAX_BULK_IDS = 10_000
 # window -> (length, chart step): a point per minute for the hour, per quarter hour for the day
 CHART_WINDOWS = {"hour": (timedelta(hours=1), timedelta(minutes=1)), "day": (timedelta(days=1), timedelta(minutes=15))}
@@ -184,7 +184,7 @@ async def bulk_action(request: Request) -> JSONResponse:
 
 
 async def show_task(request: Request) -> JSONResponse:
-    """The task; args, kwargs or result longer than DETAIL_CLIP_CHARS of JSON come as null, with their
+    """The task; args, kwargs or result longer than DETAIL_CLIP_BYTES of JSON come as null, with their
     size and first characters under "clipped", unless ?full=1 asks for them whole."""
     task_id = _task_id(request)
     full = request.query_params.get("full")
@@ -195,7 +195,7 @@ async def show_task(request: Request) -> JSONResponse:
     if full == "1":
         task = await run_in_threadpool(store.require, task_id)
     else:
-        task, clipped = await run_in_threadpool(lambda: store.require_clipped(task_id, max_chars=DETAIL_CLIP_CHARS))
+        task, clipped = await run_in_threadpool(lambda: store.require_clipped(task_id, max_bytes=DETAIL_CLIP_BYTES))
     data = task.to_dict()
     for key in clipped:
         data[key] = None

@@ -492,7 +492,7 @@ function taskView(taskId) {
     if (pre.dataset.full === "1") return;
     const clip = (task.clipped || {})[key];
     if (!notes[key]) {
-      notes[key] = el("p", { class: "clipped" });
+      notes[key] = el("p", { class: "clipped", "data-for": key });
       notes[key].append(el("span"), " ", el("button", { type: "button" }, "Load the whole value"));
       notes[key].hidden = true;
       notes[key].querySelector("button").addEventListener("click", () => loadWhole(key));

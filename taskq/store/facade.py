@@ -33,6 +33,7 @@ from taskq.model import (
     Completion,
     Enqueued,
     Interrupted,
+    InvalidTaskArguments,
     InvalidTransition,
     SettledCounts,
     Status,
@@ -73,6 +74,12 @@ def _is_unique_violation(error: DBAPIError) -> bool:
 def _may_exist(task_id: int) -> bool:
     """False for an id no row can have: past BIGINT, the driver would fail on it rather than find nothing."""
     return -MAX_TASK_ID <= task_id <= MAX_TASK_ID
+
+
+def _check_cursors(before_id: int | None, after_id: int | None) -> None:
+    for name, cursor in (("before_id", before_id), ("after_id", after_id)):
+        if cursor is not None and not _may_exist(cursor):
+            raise InvalidTaskArguments(f"{name} must be at most {MAX_TASK_ID}, got {cursor}")
 
 
 def _check_bulk(ids: Sequence[int] | None, where: TaskFilter | None) -> None:
@@ -667,6 +674,7 @@ class Store:
     ) -> TaskPage[Task]:
         """One page of the tasks matching `where`, newest first, by keyset (see queries.page)."""
         check_filter(where)
+        _check_cursors(before_id, after_id)
         return self.read(
             lambda conn: queries.page(
                 conn, where, before_id=before_id, after_id=after_id, limit=limit, statuses=statuses
@@ -685,6 +693,7 @@ class Store:
         """`page` for lists: each task's scalar fields, the sizes of its args, kwargs and result and its
         error's headline, measured in the database (a 50 MB result is never read out of it)."""
         check_filter(where)
+        _check_cursors(before_id, after_id)
         return self.read(
             lambda conn: queries.summaries(
                 conn, where, before_id=before_id, after_id=after_id, limit=limit, statuses=statuses

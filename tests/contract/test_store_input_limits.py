@@ -102,6 +102,11 @@ def test_ids_past_bigint_are_not_found(store: Store, statements: list[str]) -> N
         store.bulk_retry(ids=[1, BIG])
     with pytest.raises(InvalidTaskArguments, match="parent_id must be a task id"):
         store.count(TaskFilter(parent_id=BIG))
+    for cursor in ({"before_id": BIG}, {"after_id": BIG}):
+        with pytest.raises(InvalidTaskArguments, match="_id must be at most 9223372036854775807"):
+            store.page(TaskFilter(), **cursor)
+    with pytest.raises(InvalidTaskArguments, match="before_id must be at most 9223372036854775807"):
+        store.list(before_id=BIG)
     assert statements == []
 
 

@@ -239,6 +239,13 @@ def test_search_terms_the_database_would_fail_on_are_400(
     assert statements == []
 
 
+def test_chart_filters_the_database_would_fail_on_are_400(client: TestClient) -> None:
+    for key in ("queue", "name"):
+        response = client.get("/api/charts", params={key: "a\x00b"})
+        assert response.status_code == 400, response.text  # was 503 on PostgreSQL
+        assert response.json()["error"].startswith(f"{key} must not contain a NUL character")
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [

@@ -99,6 +99,13 @@ def test_task_options_share_the_rules() -> None:
     check_options(priority=-5, max_retries=0, queue="slow", timeout=0.5)
     with pytest.raises(InvalidTaskArguments, match="max_retries must be a whole number >= 0"):
         check_options(max_retries=-1)
+    # @task's options meet the same limits of the strictest dialect as an enqueue's
+    with pytest.raises(InvalidTaskArguments, match="priority must be between -2147483648 and 2147483647"):
+        check_options(priority=2**31)
+    with pytest.raises(InvalidTaskArguments, match="queue must be at most 100 characters, got 101"):
+        check_options(queue="q" * 101)
+    with pytest.raises(InvalidTaskArguments, match="timeout must be at most 315360000 seconds, got inf"):
+        check_options(timeout=math.inf)
 
 
 def test_parse_request_reads_text_durations_iso_times_and_refuses_unknown_fields() -> None:

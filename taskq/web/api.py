@@ -155,7 +155,7 @@ async def bulk_action(request: Request) -> JSONResponse:
     the page asks for the count first and shows it in its confirmation."""
     body = await _json_object(request)
     unknown = sorted(key for key in body if key not in BULK_FIELDS)
-    if unknown:  # a misspelt "filter" would otherwise leave neither ids nor filter... or worse
+    if unknown:  # a misspelt or newer field: acting without it could act on more than was meant
         raise InvalidTaskArguments(f"unknown field {unknown[0]!r} (known: {', '.join(BULK_FIELDS)})")
     action = body.get("action")
     if action not in BULK_ACTIONS:

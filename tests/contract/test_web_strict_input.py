@@ -194,7 +194,7 @@ def test_the_list_gives_the_errors_headline_from_its_head_or_tail(client: TestCl
 def test_ids_and_cursors_past_bigint_are_404_and_400(client: TestClient, store: Store, statements: list[str]) -> None:
     task_id = failed(store)
     statements.clear()
-    for path in (f"/api/tasks/{BIG}", f"/api/tasks/{10**30}"):
+    for path in (f"/api/tasks/{BIG}", f"/api/tasks/{10**30}", "/api/tasks/" + "9" * 5000, "/tasks/" + "9" * 5000):
         assert client.get(path).status_code == 404
     for action in ("cancel", "retry"):
         response = post(client, f"/api/tasks/{BIG}/{action}", {})

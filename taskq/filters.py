@@ -13,7 +13,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from taskq.model import InvalidTaskArguments, Status, TaskFilter
-from taskq.requests import TEXT_LIMITS, check_task_id, check_text
+from taskq.requests import TEXT_LIMITS, check_stored_text, check_task_id
 
 # The web API's filter keys -> TaskFilter's fields.
 FILTER_FIELDS = {
@@ -96,6 +96,6 @@ def check_filter(where: TaskFilter, labels: Mapping[str, str] | None = None) -> 
             raise InvalidTaskArguments(f"filter {label} must be a string, got {text!r}")
         if not text.strip():
             raise InvalidTaskArguments(f"filter {label} is blank: leave it out to match every task")
-        check_text(f"filter {label}", text, max_chars)
+        check_stored_text(f"filter {label}", text, max_chars)
     if where.parent_id is not None:
         _task_id(labels.get("parent_id", "parent_id"), where.parent_id)

@@ -71,7 +71,7 @@ def check_int32(field: str, value: int, minimum: int = INT32_MIN) -> None:
         raise InvalidTaskArguments(f"{field} must be between {minimum} and {INT32_MAX}, got {value}")
 
 
-def check_text(field: str, text: str, max_chars: int | None) -> None:
+def check_stored_text(field: str, text: str, max_chars: int | None) -> None:
     """Text PostgreSQL can store: no NUL, valid UTF-8 (a lone surrogate is not), at most `max_chars`."""
     if "\x00" in text:
         raise InvalidTaskArguments(f"{field} must not contain a NUL character: {text[:100]!r}")
@@ -94,7 +94,7 @@ def check_task_id(field: str, value: int) -> None:
 def _check_option_limits(priority: Any, max_retries: Any, queue: Any, timeout: Any) -> None:
     """The ranges of options whose types check_options has already checked (@task's among them)."""
     if queue is not None:
-        check_text("queue", queue, TEXT_LIMITS["queue"])
+        check_stored_text("queue", queue, TEXT_LIMITS["queue"])
     if priority is not None:
         check_int32("priority", priority)
     if max_retries is not None:
@@ -108,7 +108,7 @@ def _check_request_limits(request: TaskRequest) -> None:
     for field, max_chars in TEXT_LIMITS.items():
         text = getattr(request, field)
         if text is not None:
-            check_text(field, text, max_chars)
+            check_stored_text(field, text, max_chars)
     if request.parent_id is not None:
         check_task_id("parent_id", request.parent_id)
     delay = request.delay if request.delay is not None else request.run_after

@@ -19,7 +19,7 @@ from taskq.clock import parse_duration, utc_now
 from taskq.filters import parse_filter
 from taskq.maintenance import StatsRollup
 from taskq.model import ClippedValue, InvalidTaskArguments, Status, TaskNotFound
-from taskq.requests import MAX_TASK_ID, TEXT_LIMITS, check_task_id, check_text, parse_request
+from taskq.requests import MAX_TASK_ID, TEXT_LIMITS, check_stored_text, check_task_id, parse_request
 from taskq.scheduler import parse_schedules
 from taskq.store import Store
 from taskq.store.metrics import percentile
@@ -264,7 +264,7 @@ async def charts(request: Request) -> JSONResponse:
     name = request.query_params.get("name") or None
     for key, value in (("queue", queue), ("name", name)):
         if value is not None:  # a NUL would reach PostgreSQL and come back as a 503
-            check_text(key, value, TEXT_LIMITS[key])
+            check_stored_text(key, value, TEXT_LIMITS[key])
     _kick_rollup(request)
     length, step = CHART_WINDOWS[window]
     now = utc_now()

@@ -24,14 +24,17 @@ from sqlalchemy.exc import DBAPIError
 
 from taskq.clock import utc_now
 from taskq.dialect import Dialect, dialect_for
+from taskq.filters import check_filter
 from taskq.lifecycle import Event, Failure, RetryPolicy, sources
 from taskq.model import (
     ACTIVE_STATUSES,
     BulkResult,
     ClaimLimits,
+    ClippedValue,
     Completion,
     Enqueued,
     Interrupted,
+    InvalidTaskArguments,
     InvalidTransition,
     SettledCounts,
     Status,
@@ -40,10 +43,11 @@ from taskq.model import (
     TaskNotFound,
     TaskPage,
     TaskRequest,
+    TaskSummary,
     WorkerInfo,
     check_json,
 )
-from taskq.requests import ArgumentCheck
+from taskq.requests import MAX_TASK_ID, ArgumentCheck, check_task_id
 from taskq.store import enqueue, metrics, outcomes, queries, schedules, transitions, workers, workflow
 from taskq.store.base import DEFAULT_LEASE_SECONDS, DefaultsLookup, StoreContext
 from taskq.store.hot import SqliteHotPath
@@ -66,6 +70,24 @@ def _no_defaults(_name: str) -> None:
 
 def _is_unique_violation(error: DBAPIError) -> bool:
     return "unique" in str(error.orig).lower()
+
+
+def _may_exist(task_id: int) -> bool:
+    """False for an id no row can have: past BIGINT, the driver would fail on it rather than find nothing."""
+    return -MAX_TASK_ID <= task_id <= MAX_TASK_ID
+
+
+def _check_cursors(before_id: int | None, after_id: int | None) -> None:
+    for name, cursor in (("before_id", before_id), ("after_id", after_id)):
+        if cursor is not None and not _may_exist(cursor):
+            raise InvalidTaskArguments(f"{name} must be at most {MAX_TASK_ID}, got {cursor}")
+
+
+def _check_bulk(ids: Sequence[int] | None, where: TaskFilter | None) -> None:
+    for task_id in ids or ():
+        check_task_id("ids", task_id)
+    if where is not None:
+        check_filter(where)
 
 
 class Store:
@@ -500,11 +522,15 @@ class Store:
         """pending -> cancelled at once; running -> cancel_requested (the worker stops it);
         waiting_for_children -> its pending children are cancelled, running ones asked to stop.
         Returns the status after the call; a finished task raises InvalidTransition."""
+        if not _may_exist(task_id):
+            raise TaskNotFound(f"no task with id {task_id}")
         now = now or utc_now()
         return self.write(lambda conn: transitions.cancel(conn, self._ctx, task_id, now))
 
     def retry(self, task_id: int, *, now: datetime | None = None) -> None:
         """failed or cancelled -> pending, runnable now, with a fresh attempt budget."""
+        if not _may_exist(task_id):
+            raise TaskNotFound(f"no task with id {task_id}")
         now = now or utc_now()
         try:
             self.write(lambda conn: transitions.retry(conn, self._ctx, task_id, now))
@@ -528,6 +554,7 @@ class Store:
         per write transaction, so the write lock (SQLite) or the row locks (PostgreSQL) are held only
         briefly and workers keep going in between. A row holding a dedup key an active task took since is
         skipped, not failed."""
+        _check_bulk(ids, where)
         now = now or utc_now()
         matched = changed = skipped = 0
         for batch in self._batches(ids, where, sources(Event.RETRY)):
@@ -550,6 +577,7 @@ class Store:
     ) -> BulkResult:
         """Cancel the active tasks among `ids`, or every one matching `where`: one short transaction per
         task through `cancel` (children and running tasks need its per-status handling)."""
+        _check_bulk(ids, where)
         now = now or utc_now()
         matched = changed = 0
         for batch in self._batches(ids, where, tuple(ACTIVE_STATUSES)):
@@ -584,7 +612,8 @@ class Store:
             return
         cursor: int | None = None
         while True:
-            page = self.page(where, before_id=cursor, limit=BULK_BATCH, statuses=statuses)
+            # Summaries: the ids are all a batch needs, and whole rows would carry their results along.
+            page = self.summaries(where, before_id=cursor, limit=BULK_BATCH, statuses=statuses)
             if not page.tasks:
                 return
             yield [task.id for task in page.tasks]
@@ -595,7 +624,20 @@ class Store:
     # -- reading tasks (queries.py) -----------------------------------------------------------------
 
     def get(self, task_id: int) -> Task | None:
+        if not _may_exist(task_id):
+            return None
         return self.read(lambda conn: queries.get(conn, task_id))
+
+    def require_clipped(self, task_id: int, *, max_bytes: int) -> tuple[Task, dict[str, ClippedValue]]:
+        """The task for a page polled every second: args, kwargs and result longer than `max_bytes` of
+        JSON are left out of it (empty there) and given as their size and first characters (see
+        queries.get_clipped); `require` reads them whole."""
+        found = None
+        if _may_exist(task_id):
+            found = self.read(lambda conn: queries.get_clipped(conn, task_id, max_bytes))
+        if found is None:
+            raise TaskNotFound(f"no task with id {task_id}")
+        return found
 
     def require(self, task_id: int) -> Task:
         task = self.get(task_id)
@@ -650,16 +692,38 @@ class Store:
         after_id: int | None = None,
         limit: int = 50,
         statuses: Sequence[Status | str] | None = None,
-    ) -> TaskPage:
+    ) -> TaskPage[Task]:
         """One page of the tasks matching `where`, newest first, by keyset (see queries.page)."""
+        check_filter(where)
+        _check_cursors(before_id, after_id)
         return self.read(
             lambda conn: queries.page(
                 conn, where, before_id=before_id, after_id=after_id, limit=limit, statuses=statuses
             )
         )
 
+    def summaries(
+        self,
+        where: TaskFilter,
+        *,
+        before_id: int | None = None,
+        after_id: int | None = None,
+        limit: int = 50,
+        statuses: Sequence[Status | str] | None = None,
+    ) -> TaskPage[TaskSummary]:
+        """`page` for lists: each task's scalar fields, the sizes of its args, kwargs and result and its
+        error's headline, measured in the database (a 50 MB result is never read out of it)."""
+        check_filter(where)
+        _check_cursors(before_id, after_id)
+        return self.read(
+            lambda conn: queries.summaries(
+                conn, where, before_id=before_id, after_id=after_id, limit=limit, statuses=statuses
+            )
+        )
+
     def count(self, where: TaskFilter) -> int:
         """How many tasks match (the dashboard shows it before a bulk action)."""
+        check_filter(where)
         return self.read(lambda conn: queries.count(conn, where))
 
     def children_results(self, parent_id: int) -> builtins.list[Task]:

@@ -12,6 +12,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from taskq.dialect import dialect_for
 from taskq.distribution import install_hint
+from taskq.json_limits import read_column
 from taskq.model import TaskqError
 from taskq.settings import DATABASE, environment_value
 
@@ -70,6 +71,8 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
 
 
 def create_database_engine(url: str) -> Engine:
+    """JSON columns are decoded by json_limits.read_column on both dialects (psycopg calls it too): a row
+    nested too deep, or not JSON, is read with a placeholder instead of raising in whoever reads it."""
     try:
         parsed = make_url(url)
     except ArgumentError as error:
@@ -80,11 +83,11 @@ def create_database_engine(url: str) -> Engine:
             directory = Path(database).expanduser().resolve().parent
             if not directory.is_dir():
                 raise DatabaseUnavailable(f"database directory {directory} does not exist (url {url})")
-        engine = create_engine(parsed, connect_args={"check_same_thread": False})
+        engine = create_engine(parsed, connect_args={"check_same_thread": False}, json_deserializer=read_column)
         event.listen(engine, "connect", _configure_sqlite)
     else:
         try:
-            engine = create_engine(parsed, pool_pre_ping=True)
+            engine = create_engine(parsed, pool_pre_ping=True, json_deserializer=read_column)
         except ModuleNotFoundError as error:  # the driver is an optional extra
             extra = "postgres" if parsed.get_backend_name() == "postgresql" else None
             hint = f": {install_hint(extra)}" if extra else ""

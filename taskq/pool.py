@@ -281,7 +281,16 @@ class Pool:
         now = time.monotonic()
         for line in lines:
             if line:
-                handle.ledger.apply(protocol.decode(line), now)
+                message = protocol.decode(line)
+                if isinstance(message, protocol.Unreadable):
+                    log.error(
+                        "worker_message_unreadable worker=%s kind=%s task_id=%s: %s",
+                        handle.config.name,
+                        message.kind,
+                        message.task_id,
+                        message.reason,
+                    )
+                handle.ledger.apply(message, now)
         return True
 
     def enforce_deadlines(self) -> None:

@@ -580,7 +580,10 @@ def fail_running(
         draw=random.random(),
     )
     values: dict[str, Any] = {
-        "error_log": [*(row["error_log"] or []), decision.log_entry][-ERROR_LOG_LIMIT:],
+        # A log that cannot be read back (an Undecodable placeholder) starts again rather than block the failure.
+        "error_log": [*(row["error_log"] if isinstance(row["error_log"], list) else []), decision.log_entry][
+            -ERROR_LOG_LIMIT:
+        ],
         "lease_until": None,
         "worker_id": None,
         "attempts": attempts,
@@ -599,6 +602,16 @@ def fail_running(
         return Status.PENDING
     after_finish(conn, ctx, task_id, row, Status.FAILED, now)
     return Status.FAILED
+
+
+def fail_unreadable(conn: Connection, ctx: StoreContext, worker_id: str, claimed: Sequence[Task], now: datetime) -> int:
+    """Claimed tasks whose arguments cannot be read back (`Task.unreadable`) fail for good: every attempt
+    would read the same row. Returns how many were still this worker's."""
+    failed = 0
+    for task in claimed:
+        failure = Failure(FailureKind.PERMANENT, _clip(f"task {task.id} ({task.name}) cannot run: {task.unreadable}"))
+        failed += fail_running(conn, ctx, task.id, failure, now, worker_id, task.attempts, now) is not None
+    return failed
 
 
 def mark_cancelled(

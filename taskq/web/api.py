@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from taskq import registry
 from taskq.clock import parse_duration, utc_now
+from taskq.json_limits import MAX_JSON_DEPTH, JsonRefused, check_text
 from taskq.maintenance import StatsRollup
 from taskq.model import InvalidTaskArguments, Status, Task, TaskFilter
 from taskq.requests import parse_request
@@ -99,9 +100,19 @@ async def _json_object(request: Request) -> dict[str, Any]:
         raise UnsupportedMediaType("the request body must be JSON (Content-Type: application/json)")
     raw = await request.body()
     try:
-        body = json.loads(raw)
+        text = raw.decode("utf-8")
+        # Before decoding (a deeper body could exhaust the handler's stack); the fields are one level in.
+        check_text(text, MAX_JSON_DEPTH + 1)
+        body = json.loads(text)
     except UnicodeDecodeError:
         raise InvalidTaskArguments("request body is not UTF-8") from None
+    except JsonRefused as refused:
+        if refused.key is None or refused.depth is None:
+            raise InvalidTaskArguments(f"request body {refused.reason}") from None
+        depth = refused.depth - 1  # the field's own: the body's less the object around it
+        raise InvalidTaskArguments(
+            f"{refused.key} is nested {depth} levels deep (taskq keeps at most {MAX_JSON_DEPTH})"
+        ) from None
     except json.JSONDecodeError as error:
         raise InvalidTaskArguments(f"request body is not valid JSON: {error.msg} at position {error.pos}") from None
     if not isinstance(body, dict):

@@ -1,0 +1,134 @@
+"""The one limit on the JSON taskq keeps (args, kwargs, results) and on the pipe messages that carry
+results: how deeply it may nest. Checked on the JSON text, by the same function, where it is written
+(enqueue, a task's result) and where it is read back (every row, every pipe line), so whatever the door
+lets in, every reader can decode (DESIGN.md rule 15).
+
+Why a limit at all: Python's json module recurses once per level, against a recursion limit (1,000
+frames) that the caller's own stack shares. A value encoded in a shallow stack (an application calling
+enqueue) could then not be decoded in a deeper one (a worker in its claim loop, a web handler), and the
+RecursionError killed whatever read it. Why MAX_JSON_DEPTH = 100: far below that recursion limit
+whatever stack reads it, with room for the envelopes that wrap a value (the pipe message, the API's
+list) under the limits of the other readers it meets: serde_json's default of 128 levels, orjson's 255.
+Real arguments and results nest a handful of levels; 100 is a data structure gone wrong (a linked list
+or a tree encoded as nesting), which would better be stored flat.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from itertools import accumulate
+from typing import Any
+
+MAX_JSON_DEPTH = 100  # levels of arrays and objects, the outermost counted: [[1]] is 2 levels deep
+
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)  # a JSON string: brackets in it do not nest
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+# Tokens for naming the top-level key a too-deep value sits under (the slow path only): a string, maybe
+# followed by the colon that makes it a key, or a bracket.
+_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"\s*:?|[\[\]{}]', re.DOTALL)
+
+
+class JsonRefused(ValueError):
+    """A value or text taskq will not keep or read: not JSON, or nested deeper than the limit. `reason`
+    completes a sentence whose subject is the field ("args is nested 150 levels deep ..."); `key` is the
+    top-level key of the object the nesting passed the limit under, when the text was an object."""
+
+    def __init__(self, reason: str, key: str | None = None, depth: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.key = key
+        self.depth = depth  # how deep the text nests, when that is the reason
+
+
+class Undecodable(str):
+    """What a JSON column holds, in a Task read back, when its text cannot be decoded: a placeholder that
+    says why. A str, so lists, the API and the CLI show it as they show any value; a claim never hands a
+    task whose arguments are Undecodable to a worker (the store fails it)."""
+
+    __slots__ = ("reason",)
+
+    def __new__(cls, reason: str) -> Undecodable:
+        placeholder = super().__new__(cls, f"<undecodable: {reason.removeprefix('is ')}>")
+        placeholder.reason = reason  # type: ignore[misc]  # set once, here
+        return placeholder
+
+
+def depth_over(text: str, limit: int = MAX_JSON_DEPTH) -> int:
+    """How deeply JSON `text` nests arrays and objects when that is more than `limit`, else 0; brackets
+    inside strings do not count. Cheap for the common case: a text with no more opening brackets than the
+    limit cannot nest deeper (two C-speed counts); only a text with more is scanned, bracket by bracket."""
+    if text.count("[") + text.count("{") <= limit:
+        return 0
+    found = _scan(text)
+    return found if found > limit else 0
+
+
+def _scan(text: str) -> int:
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    return max(accumulate(map(_STEP.__getitem__, brackets.encode("ascii"))), default=0)
+
+
+def _deep_key(text: str, limit: int) -> str | None:
+    """The top-level key of the object `text` under which nesting first passes `limit`, if it is an object."""
+    level, key = 0, None
+    for match in _TOKEN.finditer(text):
+        token = match.group()
+        if token in "[{":
+            level += 1
+            if level > limit:
+                return key
+        elif token in "]}":
+            level -= 1
+        elif level == 1 and token.endswith(":"):
+            key = json.loads(token.rstrip()[:-1].rstrip())
+    return None
+
+
+def check_text(text: str, limit: int = MAX_JSON_DEPTH) -> None:
+    """Raise JsonRefused when `text` nests deeper than `limit`."""
+    found = depth_over(text, limit)
+    if found:
+        raise JsonRefused(f"is nested {found} levels deep (taskq keeps at most {limit})", _deep_key(text, limit), found)
+
+
+def encode(value: Any, limit: int = MAX_JSON_DEPTH) -> str:
+    """The JSON text taskq stores for `value`; JsonRefused when it is not JSON (NaN and infinities
+    included: PostgreSQL and most readers refuse them) or nests deeper than `limit`."""
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except RecursionError:  # nested deeper than this stack can encode, so far deeper than the limit
+        raise JsonRefused(f"is nested too deep to encode (taskq keeps at most {limit} levels)") from None
+    except (TypeError, ValueError) as error:
+        raise JsonRefused(f"must be JSON-serialisable: {error}") from None
+    check_text(text, limit)
+    return text
+
+
+def decode(text: str | bytes, limit: int = MAX_JSON_DEPTH) -> Any:
+    """The value of JSON `text`; JsonRefused when it is not JSON or nests deeper than `limit` (checked on
+    the text before decoding, so a deep text never reaches the recursive decoder)."""
+    if not isinstance(text, str):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise JsonRefused(f"is not UTF-8: {error}") from None
+    check_text(text, limit)
+    try:
+        return json.loads(text)
+    except RecursionError:  # within the limit, yet this stack is too deep: still the reader's failure
+        raise JsonRefused("is too deep to decode on this stack") from None
+    except ValueError as error:
+        raise JsonRefused(f"is not valid JSON: {error}") from None
+
+
+def read_column(text: str | bytes | float) -> Any:
+    """The database engine's JSON decoder (every JSON column, both dialects): never raises, so a row that
+    cannot be decoded is still read, with an Undecodable placeholder where its value would be."""
+    if isinstance(text, (int, float)):  # SQLite's JSON columns have numeric affinity: "5" is stored as 5
+        return text
+    try:
+        return decode(text)
+    except JsonRefused as refused:
+        return Undecodable(refused.reason)

@@ -13,7 +13,7 @@ import taskq
 from taskq.clock import utc_now
 from taskq.store import Store
 
-POISON_DEPTH = 970  # what the issue measured: passed the old enqueue check, killed every worker reading it
+POISON_DEPTH = 990  # passed the old enqueue check (encoded in a shallow stack); no worker could read it back
 
 
 def nested_text(depth: int) -> str:

@@ -140,7 +140,7 @@ def _result_of(task: Task) -> Any:
     if task.status is not Status.COMPLETED:
         raise TaskFailed(task)
     if isinstance(task.result, Undecodable):
-        raise TaskqError(f"task {task.id}'s result cannot be read back: {task.result.reason}")
+        raise TaskqError(f"task {task.id}'s result cannot be read back: result {task.result.reason}")
     return task.result
 
 

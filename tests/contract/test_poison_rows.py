@@ -85,7 +85,7 @@ def test_a_stored_result_too_deep_to_read_shows_a_placeholder_and_result_raises(
     task = store.require(task_id)
     assert isinstance(task.result, Undecodable)
     assert task.to_dict()["result"].startswith("<undecodable: nested 960 levels deep")
-    with pytest.raises(TaskqError, match=f"task {task_id}'s result cannot be read back: is nested 960 levels deep"):
+    with pytest.raises(TaskqError, match=f"task {task_id}'s result cannot be read back: result is nested 960 levels"):
         Enqueued(task_id, store=store).result()
 
 

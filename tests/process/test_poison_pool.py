@@ -9,12 +9,14 @@ each respawned worker died on the same row and nothing else ran; a result 10,000
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from poison_rows import POISON_DEPTH, insert_raw, nested_text
 from poolkit import PoolProcess, runs, wait_for
 
+import taskq
 from taskq.json_limits import MAX_JSON_DEPTH
 from taskq.model import TERMINAL_STATUSES, Status
 from taskq.store import Store
@@ -23,7 +25,7 @@ WORKERS = 2
 
 
 @pytest.fixture
-def pools() -> list[PoolProcess]:
+def pools() -> Iterator[list[PoolProcess]]:
     started: list[PoolProcess] = []
     yield started
     for pool in started:
@@ -42,8 +44,16 @@ def enqueue_pids(store: Store, numbers: range) -> list[int]:
     return [enqueued.id for enqueued in store.enqueue_many([{"name": "poison.pid", "args": [n]} for n in numbers])]
 
 
-def test_a_poison_row_among_100_tasks_fails_alone_and_no_worker_dies(tmp_path: Path, db, pools) -> None:
-    url, store = db
+@pytest.fixture
+def any_db(database_url: str) -> Iterator[tuple[str, Store]]:
+    """SQLite and PostgreSQL: the claim's decoding runs through the driver on both."""
+    opened = taskq.open_store(database_url)
+    yield database_url, opened
+    opened.dispose()
+
+
+def test_a_poison_row_among_100_tasks_fails_alone_and_no_worker_dies(tmp_path: Path, any_db, pools) -> None:
+    url, store = any_db
     ordinary = enqueue_pids(store, range(50))
     # In the middle of the queue, and first in claim order: every worker meets it at once.
     poison = insert_raw(store, name="poison.pid", args=nested_text(POISON_DEPTH), priority=10)

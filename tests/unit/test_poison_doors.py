@@ -19,6 +19,7 @@ from taskq.json_limits import MAX_JSON_DEPTH
 from taskq.model import InvalidTaskArguments, Status
 from taskq.requests import parse_request
 from taskq.scheduler import parse_schedules
+from taskq.settings import SettingsError, load_settings
 from taskq.store import Store
 
 TOO_DEEP = [MAX_JSON_DEPTH + 1, POISON_DEPTH, 10_000]
@@ -85,3 +86,11 @@ def test_taskq_list_and_show_show_a_poison_row(cli: tuple[str, CliRunner]) -> No
     shown = run("show", str(poison))
     assert f"<undecodable: nested {POISON_DEPTH} levels deep" in shown and "<undecodable: nested 960" in shown
     assert json.loads(run("show", str(poison), "--json"))["id"] == poison
+
+
+def test_a_settings_file_nested_too_deep_for_yaml_is_a_settings_error(tmp_path: Path) -> None:
+    # PyYAML composes nested nodes recursively: before, this was a RecursionError out of `taskq worker`.
+    path = tmp_path / "settings.yaml"
+    path.write_text("schedule:\n  deep: {task: taskq.echo, every: 1h, args: " + nested_text(3000) + "}\n")
+    with pytest.raises(SettingsError, match=r"settings\.yaml: invalid YAML: nested too deeply to read"):
+        load_settings(path)

@@ -4,6 +4,7 @@ function on the same text, so what enqueue accepts every reader decodes, and not
 from __future__ import annotations
 
 import json
+import random
 import sys
 
 import pytest
@@ -88,3 +89,30 @@ def test_not_json_is_refused_naming_why() -> None:
         encode([float("nan")])
     with pytest.raises(JsonRefused, match="must be JSON-serialisable: Object of type set"):
         encode({1})
+
+
+def reference_depth(value: object) -> int:
+    if isinstance(value, (list, dict)):
+        children = value.values() if isinstance(value, dict) else value
+        return 1 + max((reference_depth(child) for child in children), default=0)
+    return 0
+
+
+def test_depth_agrees_with_walking_the_value_on_random_json() -> None:
+    rng = random.Random(19)
+    # Strings full of brackets, quotes and backslashes: the scan must not count what is inside them.
+    leaves = [1, 'x"[{', "\\", 'a\\\\"]', None, True, 1.5e10, "é[", "", "}}]]", "\ud800"]
+
+    def make(depth: int) -> object:
+        if depth == 0 or rng.random() < 0.1:
+            return rng.choice(leaves)
+        if rng.random() < 0.5:
+            return [make(depth - 1) for _ in range(rng.randint(0, 3))]
+        return {rng.choice(["k", "[", '\\"{']) + str(n): make(depth - 1) for n in range(rng.randint(0, 3))}
+
+    for _ in range(300):
+        value = make(rng.randint(0, 14))
+        expected = reference_depth(value)
+        for text in (json.dumps(value), json.dumps(value, ensure_ascii=False), json.dumps(value, indent=1)):
+            for limit in (0, 3, 8):
+                assert depth_over(text, limit) == (expected if expected > limit else 0), (text, limit)

@@ -10,7 +10,9 @@ RecursionError killed whatever read it. Why MAX_JSON_DEPTH = 100: far below that
 whatever stack reads it, with room for the envelopes that wrap a value (the pipe message, the API's
 list) under the limits of the other readers it meets: serde_json's default of 128 levels, orjson's 255.
 Real arguments and results nest a handful of levels; 100 is a data structure gone wrong (a linked list
-or a tree encoded as nesting), which would better be stored flat.
+or a tree encoded as nesting), which would better be stored flat. The reader applies the limit too, not
+only its own stack: a row deeper than 100 (written by an older taskq, or by other means) is unreadable on
+every machine alike, instead of on some stacks and not others.
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ class Undecodable(str):
         placeholder = super().__new__(cls, f"<undecodable: {reason.removeprefix('is ')}>")
         placeholder.reason = reason  # type: ignore[misc]  # set once, here
         return placeholder
+
+    def __reduce__(self) -> tuple[type[Undecodable], tuple[str]]:  # pickle and deepcopy rebuild it from its reason
+        return (Undecodable, (self.reason,))
 
 
 def depth_over(text: str, limit: int = MAX_JSON_DEPTH) -> int:

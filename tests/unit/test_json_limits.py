@@ -3,7 +3,9 @@ function on the same text, so what enqueue accepts every reader decodes, and not
 
 from __future__ import annotations
 
+import copy
 import json
+import pickle
 import random
 import sys
 
@@ -116,3 +118,9 @@ def test_depth_agrees_with_walking_the_value_on_random_json() -> None:
         for text in (json.dumps(value), json.dumps(value, ensure_ascii=False), json.dumps(value, indent=1)):
             for limit in (0, 3, 8):
                 assert depth_over(text, limit) == (expected if expected > limit else 0), (text, limit)
+
+
+def test_a_placeholder_survives_pickle_and_deepcopy() -> None:
+    placeholder = read_column(nested_text(200))
+    for copied in (pickle.loads(pickle.dumps(placeholder)), copy.deepcopy(placeholder)):
+        assert isinstance(copied, Undecodable) and copied == placeholder and copied.reason == placeholder.reason

@@ -468,11 +468,19 @@ class Store:
     ) -> SettledCounts:
         """Everything a dead worker held, in one transaction: successes it had not recorded are recorded,
         the tasks it was executing get their outcome (`Interrupted.how`), and every other task it had
-        claimed goes back to pending without counting an attempt (it never started)."""
+        claimed goes back to pending without counting an attempt (it never started). A success the
+        database refuses fails its task alone, as in `finish_and_claim`."""
         now = now or utc_now()
-        return self.write(
-            lambda conn: outcomes.settle_dead_worker(conn, self._ctx, worker_id, finished, executing, now)
-        )
+        try:
+            return self.write(
+                lambda conn: outcomes.settle_dead_worker(conn, self._ctx, worker_id, finished, executing, now)
+            )
+        except DBAPIError as error:
+            if not finished or self.dialect.is_transient(error):
+                raise
+        recorded = self._record_each(worker_id, finished)
+        rest = self.write(lambda conn: outcomes.settle_dead_worker(conn, self._ctx, worker_id, (), executing, now))
+        return SettledCounts(len(recorded), rest.interrupted, rest.released)
 
     def running_worker_ids(self) -> list[str]:
         """Ids of the workers holding running tasks (for same-host recovery of dead ones)."""

@@ -12,7 +12,7 @@ from poison_rows import POISON_DEPTH, insert_raw, nested_text
 from sqlalchemy import text
 
 from taskq.json_limits import MAX_JSON_DEPTH, Undecodable
-from taskq.model import Completion, Enqueued, Status, TaskFilter, TaskqError
+from taskq.model import Completion, Enqueued, SettledCounts, Status, TaskFilter, TaskqError
 from taskq.store import Store
 
 WORKER = "host:1:worker-1:boot:1"
@@ -123,3 +123,17 @@ def test_a_result_the_database_refuses_fails_its_task_alone(store: Store) -> Non
     refused = store.require(ids[1])
     assert refused.error is not None and refused.error.startswith("the database refused the task's result: ")
     assert refused.attempts == 1 and refused.result is None
+
+
+def test_a_dead_workers_success_the_database_refuses_fails_alone(store: Store) -> None:
+    refuse_results_containing(store, "refuse-me")
+    ids = [store.enqueue("taskq.echo", [n]).id for n in range(3)]
+    claimed = {task.id: task for task in store.claim_batch(WORKER, limit=3)}
+    finished = [
+        Completion(task_id, claimed[task_id].attempts, result, claimed[task_id].run_after, has_follow_up=False)
+        for task_id, result in ((ids[0], "fine"), (ids[1], "refuse-me"))
+    ]
+    counts = store.settle_dead_worker(WORKER, finished=finished)
+    assert counts == SettledCounts(recorded=2, interrupted=0, released=1)
+    assert [store.require(i).status for i in ids] == [Status.COMPLETED, Status.FAILED, Status.PENDING]
+    assert (store.require(ids[1]).error or "").startswith("the database refused the task's result: ")

@@ -106,10 +106,12 @@ async def _json_object(request: Request) -> dict[str, Any]:
         body = json.loads(text)
     except UnicodeDecodeError:
         raise InvalidTaskArguments("request body is not UTF-8") from None
-    except JsonRefused as refused:
-        if refused.key is None or refused.depth is None:
-            raise InvalidTaskArguments(f"request body {refused.reason}") from None
-        depth = refused.depth - 1  # the field's own: the body's less the object around it
+    except JsonRefused as refused:  # check_text refuses only for depth, so it says how deep
+        if refused.key is None:
+            raise InvalidTaskArguments(
+                f"request body is nested {refused.depth} levels deep (its fields may nest {MAX_JSON_DEPTH})"
+            ) from None
+        depth = (refused.depth or 0) - 1  # the field's own: the body's less the object around it
         raise InvalidTaskArguments(
             f"{refused.key} is nested {depth} levels deep (taskq keeps at most {MAX_JSON_DEPTH})"
         ) from None

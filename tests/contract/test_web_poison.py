@@ -66,3 +66,10 @@ def test_the_lists_and_the_task_view_show_rows_that_cannot_be_read_back(client: 
         assert shown.status_code == 200, shown.text
         assert shown.json()["id"] == task_id
     assert client.get("/api/tasks", params={"args_contains": "[[["}, headers=OURS).status_code == 200
+
+
+def test_a_body_too_deep_outside_any_field_is_refused_too(client: TestClient, store: Store) -> None:
+    response = client.post("/api/tasks", content=nested_text(5000).encode(), headers=OURS)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == f"request body is nested 5000 levels deep (its fields may nest {MAX_JSON_DEPTH})"
+    assert store.list() == []

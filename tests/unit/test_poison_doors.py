@@ -84,7 +84,9 @@ def test_taskq_list_and_show_show_a_poison_row(cli: tuple[str, CliRunner]) -> No
     assert listed[0]["args"].startswith(f"<undecodable: nested {POISON_DEPTH} levels deep")
     assert listed[0]["result"].startswith("<undecodable: nested 960 levels deep")
     shown = run("show", str(poison))
-    assert f"<undecodable: nested {POISON_DEPTH} levels deep" in shown and "<undecodable: nested 960" in shown
+    lines = {line.split()[0]: line.split(None, 1)[1].strip() for line in shown.splitlines() if line.strip()}
+    assert lines["args"].startswith(f"<undecodable: nested {POISON_DEPTH} levels deep")  # a note, not a JSON string
+    assert lines["result"].startswith("<undecodable: nested 960 levels deep")
     assert json.loads(run("show", str(poison), "--json"))["id"] == poison
 
 

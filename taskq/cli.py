@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from taskq import distribution, registry, systemd, terminal
+from taskq import distribution, registry, systemd, terminal, urls
 from taskq.api import open_store
 from taskq.clock import parse_duration, utc_now
 from taskq.distribution import install_hint
@@ -55,7 +55,7 @@ class TaskqGroup(click.Group):
             raise click.ClickException(f"{type(error).__name__}: {message} (TASKQ_TRACEBACK=1 shows where)") from None
 
 
-def _first_line(error: BaseException) -> str:
+def _first_line(error: BaseException | None) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else ""
 
@@ -114,14 +114,21 @@ def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def current_settings() -> Settings:
+def current_settings(*, tasks_required: bool = False) -> Settings:
+    """The settings, with the task modules imported. Commands that run, enqueue or list tasks pass
+    `tasks_required` and fail on a module that does not import; the others warn and go on, so that a
+    syntax error in one module does not block `taskq list`, `stats` or `cancel`."""
     obj = click.get_current_context().ensure_object(dict)
     if "settings_loaded" not in obj:
         flags = {**obj.get("setting_flags", {}), DATABASE.key: obj.get("db"), IMPORTS.key: obj.get("imports", ())}
         settings = load_settings(obj.get("settings"), cli=flags)
         # App modules import from here and from next to settings.yaml, as with celery, rq and huey.
         registry.add_import_paths([Path.cwd(), *([settings.path.parent] if settings.path else [])])
-        registry.import_task_modules(settings.imports)
+        if tasks_required:
+            registry.import_task_modules(settings.imports)
+        else:
+            for failure in registry.import_task_modules_tolerantly(settings.imports):
+                click.echo(f"warning: {failure}; commands that enqueue or run its tasks will fail", err=True)
         obj["settings_loaded"] = settings
     return obj["settings_loaded"]
 
@@ -205,7 +212,7 @@ def enqueue(
         "timeout": timeout,
     }
     request = parse_request({key: value for key, value in fields.items() if value is not None})
-    current_settings()
+    current_settings(tasks_required=True)  # the arguments are checked against the task's signature
     registry.lookup(name)
     result = current_store().enqueue(**vars(request))
     if as_json:
@@ -578,7 +585,7 @@ class _WaitBar:
 @common_options
 def list_registered(as_json: bool) -> None:
     """List the registered tasks (built-ins and those of --import / imports:) with their options."""
-    current_settings()
+    current_settings(tasks_required=True)
     specs = registry.registered()
     if as_json:
         _echo_json([_spec_dict(spec) for spec in specs])
@@ -633,7 +640,7 @@ def worker(**flags: str | None) -> None:
 
     systemd.take_notify_environment()  # before any worker starts: they must not inherit NOTIFY_SOCKET
     click.get_current_context().ensure_object(dict)["setting_flags"] = flags
-    settings = current_settings()
+    settings = current_settings(tasks_required=True)
     logging.basicConfig(
         level=settings.log_level,
         format=f"%(asctime)s %(levelname)s [supervisor pid {os.getpid()}] %(message)s",
@@ -660,7 +667,7 @@ def systemd_unit(name: str, user: str | None, working_directory: str | None) -> 
     settings = current_settings()
     workdir = Path(working_directory or Path.cwd()).resolve()
     script = Path(sys.executable).parent / "taskq"  # the console script of this venv
-    exec_start = str(script) if script.is_file() else f"{sys.executable} -m taskq"
+    exec_start = (str(script),) if script.is_file() else (sys.executable, "-m", "taskq")
     settings_path = str(settings.path.resolve()) if settings.path is not None else None
     # SQLite moves to the StateDirectory: the working directory (the code) stays read-only to the service.
     sqlite = make_url(settings.database).get_backend_name() == "sqlite"
@@ -669,8 +676,9 @@ def systemd_unit(name: str, user: str | None, working_directory: str | None) -> 
         group = grp.getgrgid(pwd.getpwnam(owner).pw_gid).gr_name
     except KeyError:  # a user to be created later (useradd --system): its group is usually its name
         group = owner
-    homes = ("/home/", "/root/", "/run/user/")
-    under_home = any(str(path).startswith(homes) for path in (workdir, Path(exec_start.split()[0])))
+    # Everything the service reads: its code, settings, command, interpreter, standard library and taskq.
+    read: list[str | Path] = [workdir, *([settings_path] if settings_path else []), exec_start[0], sys.executable]
+    read += [sys.prefix, sys.base_prefix, Path(__file__).parent]
     unit = systemd.Unit(
         exec_start=exec_start,
         working_directory=str(workdir),
@@ -679,7 +687,7 @@ def systemd_unit(name: str, user: str | None, working_directory: str | None) -> 
         settings=settings_path,
         name=name,
         database=f"sqlite:////var/lib/{name}/taskq.db" if sqlite else None,
-        protect_home="read-only" if under_home else "yes",
+        protect_home=systemd.protect_home(read),
     )
     click.echo(systemd.render_unit(unit), nl=False)
     if owner == "root":
@@ -697,12 +705,21 @@ def upgrade() -> None:
     """Create or upgrade the schema to the latest version (safe to run repeatedly)."""
     from taskq.engine import create_database_engine, head_revision, upgrade_schema
 
-    engine = create_database_engine(current_settings().database)
+    settings = current_settings()
+    engine = create_database_engine(settings.database)
     try:
         upgrade_schema(engine)
     finally:
         engine.dispose()
-    click.echo(f"database at revision {head_revision()} ({utc_now():%Y-%m-%d %H:%M:%S} UTC)")
+    click.echo(f"{urls.describe(settings.database)} at revision {head_revision()} ({utc_now():%Y-%m-%d %H:%M:%S} UTC)")
+
+
+@db.command("alembic-ini")
+def alembic_ini_path() -> None:
+    """Print the path of taskq's alembic.ini, for plain Alembic: alembic -c "$(taskq db alembic-ini)" ..."""
+    from taskq.engine import alembic_ini
+
+    click.echo(alembic_ini())
 
 
 @main.command()
@@ -723,7 +740,8 @@ def dashboard(host: str, port: int) -> None:
         raise click.ClickException(f"the dashboard needs the web extra ({install_hint('web')}): {error}") from None
     app = create_app(current_store(), settings)
     shown = f"[{host}]" if ":" in host else host
-    click.echo(f"taskq dashboard on http://{shown}:{port}/ (Ctrl+C stops it)")
+    database = urls.describe(settings.database)
+    click.echo(f"taskq dashboard on http://{shown}:{port}/ (Ctrl+C stops it), database {database}")
     uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(), access_log=False)
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from taskq import registry
 from taskq.context import TaskContext
-from taskq.executor import DEFERRED, call_async, deferrable, event_loop, settle, timeout_of
+from taskq.executor import DEFERRED, Announcer, call_async, event_loop, settle, timeout_of
 
 if TYPE_CHECKING:
     from taskq.model import Task
@@ -85,7 +85,11 @@ class ConcurrentLoop:
 
     def _readable(self, fd: int) -> None:
         with contextlib.suppress(BlockingIOError, OSError):
-            os.read(fd, 65536)  # drain every queued nudge at once
+            if not os.read(fd, 65536) and fd == self.worker.config.wake_fd:  # drain every queued nudge at once
+                # End of file: the supervisor, the only writer, is gone. Claim nothing more (and stop
+                # watching a descriptor that stays readable for ever).
+                asyncio.get_running_loop().remove_reader(fd)
+                self.worker.request_stop()
         assert self.changed is not None
         self.changed.set()
 
@@ -111,21 +115,28 @@ class ConcurrentLoop:
             context = TaskContext(worker.store, task, worker.id)
             worker.waiting[task.id] = task
             started = time.monotonic()
+            # A success is told to the supervisor in the loop step in which its coroutine returned (the
+            # announcer), not once this resumes: a coroutine scheduled in between may block the loop, and a
+            # kill meanwhile must not fail or re-run a task whose function returned. Nor after a turn on the
+            # database thread: that may be busy for seconds (a claim waiting for the write lock).
+            announcer = Announcer(task, context, spec, worker.announce)
             call = await call_async(
-                spec, task, context, timeout_of(task), on_start=functools.partial(worker.begin, task, context)
+                spec,
+                task,
+                context,
+                timeout_of(task),
+                on_start=functools.partial(worker.begin, task, context),
+                on_return=announcer,
             )
             worker.waiting.pop(task.id, None)
-            completion = deferrable(task, context, spec, call)
+            completion = announcer.completion
             if completion is None:
                 outcome = await self._in_database(
                     settle, worker.store, task, worker.id, context, spec, call, worker.defer
                 )
             else:
-                # A success is told to the supervisor at once, not after a turn on the database thread: that
-                # may be busy for seconds (a claim waiting for the write lock), and a kill meanwhile must not
-                # fail or re-run a task whose function returned. Its last progress is written before the
-                # success can be recorded (with the next claim), so the row keeps the final message.
-                worker.announce(completion)
+                # Its last progress is written before the success can be recorded (with the next claim), so
+                # the row keeps the final message.
                 report = context.take_progress()
                 if report is not None:
                     await self._in_database(worker.store.set_progress_many, [report])

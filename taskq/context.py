@@ -56,7 +56,7 @@ class TaskContext:
         # On an event loop, progress() only keeps the value: the worker's heartbeat thread writes it, so a
         # coroutine never waits on the database (a write can wait for SQLite's lock).
         self.buffer_progress = False
-        self._on_cancel: Callable[[], None] | None = None
+        self._on_cancel: Callable[[], object] | None = None
         self._progress_lock = threading.Lock()
         self._last_write = 0.0
         self._unwritten: tuple[float, str | None] | None = None
@@ -82,7 +82,7 @@ class TaskContext:
         if hook is not None:
             hook()
 
-    def on_cancel(self, hook: Callable[[], None]) -> None:
+    def on_cancel(self, hook: Callable[[], object]) -> None:
         """Run `hook` when cancellation is requested (at once if it already was). The flag is set before
         the hook is read and the hook stored before the flag is read, so a request racing with this call
         runs the hook at least once; hooks must tolerate a second call."""

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import DBAPIError
 
+from taskq import urls
 from taskq.dialect import dialect_for
 from taskq.distribution import install_hint
 from taskq.json_limits import read_column
 from taskq.model import TaskqError
 from taskq.settings import DATABASE, environment_value
 
-SCHEMA_REVISION = "0005"  # the newest migration; tests/contract/test_migrations.py keeps it equal to Alembic's head
+SCHEMA_REVISION = "0006"  # the newest migration; tests/contract/test_migrations.py keeps it equal to Alembic's head
 SQLITE_SYNCHRONOUS_LEVELS = ("NORMAL", "FULL", "EXTRA")
 SQLITE_BUSY_TIMEOUT_MS = 1000  # short on purpose: the store retries with jitter, which is fairer
+SQLITE_FILE_MODE = 0o600  # a new database file (and so its -wal/-shm): the owner's only
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -26,12 +28,21 @@ class DatabaseUnavailable(TaskqError):
     pass
 
 
-def migrations_dir() -> Path:
-    """Inside an installed wheel the migrations ship as taskq/_migrations; in a checkout they are top-level."""
-    for candidate in (_PACKAGE_DIR / "_migrations", _PACKAGE_DIR.parent / "migrations"):
-        if (candidate / "env.py").exists():
+def _installed_or_checkout(name: str) -> Path:
+    """`name` (alembic.ini, migrations/): a wheel ships them inside the package, a checkout at its top."""
+    for candidate in (_PACKAGE_DIR / name, _PACKAGE_DIR.parent / name):
+        if candidate.exists():
             return candidate
-    raise TaskqError("taskq's migrations directory is missing from this installation")
+    raise TaskqError(f"taskq's {name} is missing from this installation")
+
+
+def migrations_dir() -> Path:
+    return _installed_or_checkout("migrations")
+
+
+def alembic_ini() -> Path:
+    """The alembic.ini plain `alembic -c` takes; its script_location is the migrations beside it."""
+    return _installed_or_checkout("alembic.ini")
 
 
 def alembic_config(connection: Any = None) -> Any:
@@ -70,19 +81,31 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _create_private_file(path: Path) -> None:
+    """Create a new SQLite file readable by its owner only: tasks' arguments and results may be secrets.
+    SQLite gives the -wal and -shm files it creates later the database file's mode (unix VFS,
+    findCreateFileMode), so they are 0600 too. An existing file keeps the mode its owner chose."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, SQLITE_FILE_MODE))
+
+
 def create_database_engine(url: str) -> Engine:
     """JSON columns are decoded by json_limits.read_column on both dialects (psycopg calls it too): a row
     nested too deep, or not JSON, is read with a placeholder instead of raising in whoever reads it."""
     try:
-        parsed = make_url(url)
-    except ArgumentError as error:
-        raise DatabaseUnavailable(f"invalid database URL {url!r}") from error
+        url = urls.normalize(url)
+    except urls.DatabaseURLError as error:
+        raise DatabaseUnavailable(str(error)) from None
+    parsed = urls.parse(url)
+    if parsed is None:
+        raise DatabaseUnavailable(f"invalid database URL: {urls.mask(url)}")
     if parsed.get_backend_name() == "sqlite":
-        database = parsed.database or ""
-        if database and database != ":memory:" and not database.startswith("file:"):
-            directory = Path(database).expanduser().resolve().parent
+        file = urls.sqlite_file(parsed)
+        if file is not None:
+            directory = file.resolve().parent
             if not directory.is_dir():
-                raise DatabaseUnavailable(f"database directory {directory} does not exist (url {url})")
+                raise DatabaseUnavailable(f"database directory {directory} does not exist (url {urls.mask(url)})")
+            _create_private_file(file)
         engine = create_engine(parsed, connect_args={"check_same_thread": False}, json_deserializer=read_column)
         event.listen(engine, "connect", _configure_sqlite)
     else:
@@ -93,7 +116,7 @@ def create_database_engine(url: str) -> Engine:
             hint = f": {install_hint(extra)}" if extra else ""
             raise DatabaseUnavailable(f"{parsed.drivername} needs the {error.name} module{hint}") from error
         except Exception as error:  # bad options
-            raise DatabaseUnavailable(f"cannot use database {parsed.render_as_string()}: {error}") from error
+            raise DatabaseUnavailable(f"cannot use database {urls.mask(parsed)}: {error}") from error
     dialect_for(engine)
     return engine
 
@@ -124,7 +147,7 @@ def ensure_schema(engine: Engine) -> None:
             if inspect(connection).has_table("alembic_version"):
                 current = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     except DBAPIError as error:
-        raise DatabaseUnavailable(f"cannot open database {engine.url.render_as_string()}: {error.orig}") from error
+        raise DatabaseUnavailable(f"cannot open database {urls.mask(engine.url)}: {error.orig}") from error
     if current != SCHEMA_REVISION:
         upgrade_schema(engine)
 

@@ -27,12 +27,16 @@ from taskq.store import Store
 
 log = logging.getLogger("taskq.executor")
 
+PASS_ON_NAMES_SHOWN = 10  # registered names listed in a pass-on's reason
+
 
 @dataclass(frozen=True)
 class Outcome:
     status: Status | None  # None: the task was no longer ours (lease recovered elsewhere)
     event: str  # stable log event name: task_completed, task_retry, task_failed, task_cancelled, task_waiting
     deferred: bool = False  # a success handed to defer_success, not yet recorded
+    error: str | None = None  # a failure's exception line ("ValueError: bad input"), for the worker's log
+    traceback: str | None = None  # and its traceback, logged at DEBUG
 
 
 @dataclass(frozen=True)
@@ -51,11 +55,11 @@ class TaskTimedOut(Exception):
 def _permanent(store: Store, task: Task, worker_id: str, message: str, started_at: datetime) -> Outcome:
     failure = Failure(FailureKind.PERMANENT, message)
     status = store.fail(task.id, failure, worker_id=worker_id, attempt=task.attempts, started_at=started_at)
-    return Outcome(status, "task_failed")
+    return Outcome(status, "task_failed", error=message)
 
 
 # Log event per (kind of failure, status it led to); a requested retry is not an error, so it has its own.
-_FAILURE_EVENTS = {
+_FAILURE_EVENTS: dict[tuple[FailureKind, Status | None], str] = {
     (FailureKind.RETRY, Status.PENDING): "task_retry_requested",
     (FailureKind.ERROR, Status.PENDING): "task_retry",
 }
@@ -73,15 +77,21 @@ def timeout_of(task: Task) -> float | None:
     return None if spec is None else spec.timeout
 
 
-def call(spec: registry.TaskSpec, task: Task, context: TaskContext) -> Call:
-    """Call the function here; an `async def` one runs to its end on this thread's event loop."""
+def call(
+    spec: registry.TaskSpec, task: Task, context: TaskContext, on_return: Callable[[Call], None] | None = None
+) -> Call:
+    """Call the function here; an `async def` one runs to its end on this thread's event loop. `on_return`
+    gets what the function did as soon as it returned or raised (see `call_async`)."""
     if spec.is_async:
-        return event_loop().run_until_complete(call_async(spec, task, context, timeout_of(task)))
+        return event_loop().run_until_complete(call_async(spec, task, context, timeout_of(task), on_return=on_return))
     try:
         with context:
-            return Call(spec.function(*_arguments(spec, task, context), **task.kwargs))
+            outcome = Call(spec.function(*_arguments(spec, task, context), **task.kwargs))
     except BaseException as error:  # SystemExit and KeyboardInterrupt from task code are its failure too
-        return Call(error=error)
+        outcome = Call(error=error)
+    if on_return is not None:
+        on_return(outcome)
+    return outcome
 
 
 async def call_async(
@@ -89,34 +99,59 @@ async def call_async(
     task: Task,
     context: TaskContext,
     timeout: float | None,
-    on_start: Callable[[], None] | None = None,
+    on_start: Callable[[], object] | None = None,
+    on_return: Callable[[Call], None] | None = None,
 ) -> Call:
     """Await the coroutine in a task of its own, which a cancellation request or the timeout cancels.
     `on_start` runs when that task first gets the loop, right before the function is called: until then
-    the task has not started (a loop blocked by another coroutine may keep it waiting)."""
-    context.buffer_progress = True
+    the task has not started (a loop blocked by another coroutine may keep it waiting). `on_return` runs in
+    the very loop step in which the function returned or raised, before the loop runs anything else: whoever
+    awaits this call resumes a loop turn or more later, and a coroutine that blocks the loop in between (and
+    a kill during that block) must not find the return untold.
 
-    async def run() -> Any:
+    Whatever the function raises is its outcome. Caught inside its own task, a SystemExit, KeyboardInterrupt
+    or GeneratorExit never reaches asyncio's task machinery (which lets the first two stop the loop), and a
+    CancelledError is taskq's timeout or cancellation only if taskq cancelled the task; any other (raised by
+    the function, or from awaiting a future someone else cancelled) is the function's error."""
+    context.buffer_progress = True
+    loop = asyncio.get_running_loop()
+    stopped_for: list[Exception] = []  # why taskq cancelled the task, if it did (the first reason counts)
+
+    async def run() -> Call:
         if on_start is not None:
             on_start()
-        with context:
-            return await spec.function(*_arguments(spec, task, context), **task.kwargs)
+        try:
+            with context:
+                outcome = Call(await spec.function(*_arguments(spec, task, context), **task.kwargs))
+        except asyncio.CancelledError as error:
+            outcome = Call(error=stopped_for[0] if stopped_for else error)
+        except BaseException as error:
+            outcome = Call(error=error)
+        if on_return is not None:
+            on_return(outcome)
+        return outcome
 
-    loop = asyncio.get_running_loop()
     running = loop.create_task(run())
-    context.on_cancel(lambda: loop.call_soon_threadsafe(running.cancel))
+
+    def stop(reason: Exception) -> None:
+        if not running.done():
+            stopped_for.append(reason)
+            running.cancel()
+
+    def cancel_requested() -> None:  # usually from the heartbeat thread: hand it to the loop
+        loop.call_soon_threadsafe(stop, TaskCancelled(f"task {task.id} was cancelled"))
+
+    context.on_cancel(cancel_requested)
+    timer = None if timeout is None else loop.call_later(timeout, stop, TaskTimedOut(timeout_message(timeout)))
     try:
-        return Call(await asyncio.wait_for(running, timeout))
-    except asyncio.TimeoutError:
-        if not running.cancelled():  # the coroutine itself raised TimeoutError
-            return Call(error=running.exception())
-        return Call(error=TaskTimedOut(timeout_message(timeout or 0.0)))
+        return await running
     except asyncio.CancelledError:
-        if context.cancelled:
-            return Call(error=TaskCancelled(f"task {task.id} was cancelled"))
+        if running.cancelled() and stopped_for:  # cancelled before its first step: the function never ran
+            return Call(error=stopped_for[0])
         raise
-    except BaseException as error:
-        return Call(error=error)
+    finally:
+        if timer is not None:
+            timer.cancel()
 
 
 _loop: asyncio.AbstractEventLoop | None = None
@@ -160,7 +195,8 @@ def settle(
         else:
             failure = Failure(spec.retry.classify(error), "".join(traceback.format_exception(error)))
         status = store.fail(task.id, failure, policy=spec.retry, **owner)
-        return Outcome(status, _FAILURE_EVENTS.get((failure.kind, status), "task_failed"))
+        event = _FAILURE_EVENTS.get((failure.kind, status), "task_failed")
+        return Outcome(status, event, error=exception_line(error), traceback=failure.text)
     if context.spawned:
         return Outcome(Status.WAITING_FOR_CHILDREN, "task_waiting")
     result = outcome.result
@@ -205,13 +241,52 @@ def deferrable(task: Task, context: TaskContext, spec: registry.TaskSpec, outcom
     return _completion(task, context, spec, outcome.result)
 
 
-def lookup(store: Store, task: Task, worker_id: str, context: TaskContext) -> registry.TaskSpec | Outcome:
-    """The task's spec, or the outcome of not knowing it: failed for good, since another attempt on this
-    worker would fail the same way (`taskq retry` after deploying)."""
-    try:
-        return registry.lookup(task.name)
-    except registry.UnknownTask as error:
-        return _permanent(store, task, worker_id, f"{error}; is the module in `imports`?", context.started_at)
+class Announcer:
+    """An `on_return` hook telling `announce` (the supervisor) of a success to defer the moment the function
+    returned: a kill from then on records the success, never runs the task again. `completion` is what it
+    told; None for any other outcome, which `settle` records."""
+
+    def __init__(
+        self, task: Task, context: TaskContext, spec: registry.TaskSpec, announce: Callable[[Completion], None]
+    ) -> None:
+        self.task = task
+        self.context = context
+        self.spec = spec
+        self.announce = announce
+        self.completion: Completion | None = None
+
+    def __call__(self, outcome: Call) -> None:
+        self.completion = deferrable(self.task, self.context, self.spec, outcome)
+        if self.completion is not None:
+            self.announce(self.completion)
+
+
+def exception_line(error: BaseException) -> str:
+    """What Python prints last for an exception ("ValueError: bad input"); a timeout reads as the row's error."""
+    if isinstance(error, TaskTimedOut):
+        return str(error)
+    return "".join(traceback.format_exception_only(error)).strip()
+
+
+def pass_on(store: Store, task: Task, worker_id: str) -> Outcome:
+    """The outcome of claiming a task this worker does not know: it goes back to pending for a worker
+    that knows it (a pool with one badly deployed host, a rolling deploy adding a task), without counting
+    an attempt, and fails once too many workers in a row did not know it (lifecycle.decide_pass_on)."""
+    names = registry.registered_names()
+    known = ", ".join(names[:PASS_ON_NAMES_SHOWN]) or "none"
+    if len(names) > PASS_ON_NAMES_SHOWN:
+        known += f", ... ({len(names)} in all)"  # each pass-on's error_log entry repeats it: keep it short
+    why = f"{worker_id} does not know it (registered: {known}); is the module in `imports`?"
+    status = store.pass_on(task.id, why, worker_id=worker_id, attempt=task.attempts)
+    if status is Status.FAILED:
+        return Outcome(status, "task_failed", error=f"no worker knows task {task.name!r}")
+    return Outcome(status, "task_passed_on")
+
+
+def lookup(store: Store, task: Task, worker_id: str) -> registry.TaskSpec | Outcome:
+    """The task's spec, or the outcome of not knowing it (`pass_on`)."""
+    spec = registry.find(task.name)
+    return pass_on(store, task, worker_id) if spec is None else spec
 
 
 def execute(
@@ -220,10 +295,28 @@ def execute(
     worker_id: str,
     context: TaskContext,
     defer_success: Callable[[Completion], None] | None = None,
+    announce: Callable[[Completion], None] | None = None,
 ) -> Outcome:
     """Run `task` to an outcome here. Never raises for anything the task does: any BaseException from its
-    code (SystemExit, KeyboardInterrupt included) is that task's failure, not its worker's death."""
-    spec = lookup(store, task, worker_id, context)
+    code (SystemExit, KeyboardInterrupt included) is that task's failure, not its worker's death.
+
+    With `announce`, a success to defer is announced as the function returns (a coroutine's in the loop step
+    it returns in) and then, its last progress written, handed to `defer_success`, which only keeps it."""
+    spec = lookup(store, task, worker_id)
     if isinstance(spec, Outcome):
         return spec
-    return settle(store, task, worker_id, context, spec, call(spec, task, context), defer_success)
+    if announce is None or defer_success is None:
+        return settle(store, task, worker_id, context, spec, call(spec, task, context), defer_success)
+    announcer = Announcer(task, context, spec, announce)
+    outcome = call(spec, task, context, on_return=announcer)
+    if announcer.completion is None:
+        keep = defer_success
+
+        def announce_and_keep(completion: Completion) -> None:  # a success settle defers all the same
+            announce(completion)
+            keep(completion)
+
+        return settle(store, task, worker_id, context, spec, outcome, announce_and_keep)
+    context.flush_progress()
+    defer_success(announcer.completion)
+    return DEFERRED

@@ -74,7 +74,8 @@ class ForkedProcess:
 class ForkServerClient:
     """The supervisor's side: starts the server on first use and after it died or was restarted."""
 
-    def __init__(self) -> None:
+    def __init__(self, environment: dict[str, str] | None = None) -> None:
+        self._environment = environment  # the workers' environment (fixed at each server's start), or ours
         self._process: subprocess.Popen[bytes] | None = None
         self._socket: socket.socket | None = None
 
@@ -86,6 +87,7 @@ class ForkServerClient:
             [sys.executable, "-m", "taskq.forkserver", str(theirs.fileno())],
             pass_fds=(theirs.fileno(),),
             stdin=subprocess.DEVNULL,
+            env=self._environment,
         )
         theirs.close()
         ours.settimeout(REPLY_TIMEOUT_SECONDS)

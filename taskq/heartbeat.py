@@ -13,6 +13,8 @@ import logging
 import os
 from typing import TYPE_CHECKING, Protocol
 
+from taskq.protocol import KillReason
+
 if TYPE_CHECKING:
     from taskq.worker import Worker
 
@@ -29,19 +31,53 @@ class HeartbeatDuty(Protocol):
 
 
 class SupervisorWatch:
-    """A worker whose supervisor died (it was re-parented) finishes its current task and exits: no one
-    would enforce its timeouts or settle its tasks, and a restarted pool starts workers of its own."""
+    """A worker whose supervisor died (it was re-parented) claims nothing more, finishes what it runs and
+    exits: a restarted pool starts workers of its own. Noticed even when a stop was asked before (a SIGTERM
+    then the supervisor's death): from then on, OrphanGuard enforces what the supervisor would have."""
 
     def __init__(self, worker: Worker, parent_pid: int) -> None:
         self.worker = worker
         self.parent_pid = parent_pid
 
     def run_once(self, now: float) -> dict[str, int]:
-        if os.getppid() == self.parent_pid or self.worker.stop_requested:
+        if os.getppid() == self.parent_pid or self.worker.supervisor_lost_at is not None:
             return {"supervisor_lost": 0}
-        log.warning("supervisor_lost worker_id=%s: finishing the current task and exiting", self.worker.id)
+        log.warning(
+            "supervisor_lost worker_id=%s: claiming nothing more; finishing its tasks (their timeouts enforced here,"
+            " %.0f s at most) and exiting",
+            self.worker.id,
+            self.worker.config.shutdown_grace,
+        )
+        self.worker.supervisor_lost_at = now
         self.worker.request_stop()
         return {"supervisor_lost": 1}
+
+
+class OrphanGuard:
+    """The supervisor's duties, done by a worker whose supervisor is gone: a task past its timeout or its
+    cancel grace, or any task still running `shutdown_grace` after the loss, ends the worker as the
+    supervisor's kill would have. The worker's copy of the supervisor's ledger decides each task's outcome
+    (a timeout is a failed attempt, a grace that expired puts the tasks back to pending uncounted), and the
+    worker settles them in the database before it SIGKILLs its own process group."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    def run_once(self, now: float) -> dict[str, int]:
+        worker = self.worker
+        if worker.supervisor_lost_at is None:
+            return {"orphan_exits": 0}
+        overdue = worker.overdue(now)
+        if overdue:
+            culprit = overdue[0]
+            log.warning("task_%s task_id=%s: the worker (orphaned) ends itself", culprit.reason.value, culprit.task_id)
+            worker.settle_and_exit(culprit.reason, culprit.task_id)
+        elif now - worker.supervisor_lost_at > worker.config.shutdown_grace:
+            log.warning("shutdown_grace_expired worker_id=%s (orphaned): releasing its tasks", worker.id)
+            worker.settle_and_exit(KillReason.SHUTDOWN)
+        else:
+            return {"orphan_exits": 0}
+        return {"orphan_exits": 1}  # reached only where settle_and_exit does not kill (unit tests)
 
 
 class SlowStarts:
@@ -140,6 +176,7 @@ def duties(worker: Worker, now: float, parent_pid: int) -> list[HeartbeatDuty]:
     """In the order of one tick (the order the heartbeat loop always had): a lost supervisor first."""
     return [
         SupervisorWatch(worker, parent_pid),
+        OrphanGuard(worker),
         SlowStarts(worker),
         ProgressFlush(worker),
         CancelWatch(worker, now),

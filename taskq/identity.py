@@ -29,6 +29,14 @@ def hostname() -> str:
     return socket.gethostname()
 
 
+def process_state(pid: int) -> str | None:
+    """The process's state letter from /proc (`Z` for a zombie), or None if there is no such process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
 def process_start(pid: int) -> str | None:
     """The process's start time in clock ticks since boot, or None if there is no such live process.
     A zombie still counts as alive: its supervisor has not reaped it yet and will settle its tasks."""

@@ -9,9 +9,13 @@ leave it each name their `Event` (grep the store for it). The dashboard's colour
 README's diagram follow.
 Changing the backoff formula: `RetryPolicy.delay` below, nothing else.
 
+A task whose name its worker does not know has not run at all: `decide_pass_on` sends it back to pending,
+later, for a worker that knows it, without counting an attempt, and fails it once workers that do not
+know it have claimed it `PASS_ON_TRIES` times in a row.
+
 A task ends an attempt without success in one of three ways (`FailureKind`): it raised an exception its
 policy retries (or it was cut short: worker lost, lease expired, timeout), it cannot succeed by retrying
-(`raise taskq.Fail`, an exception outside `retry_on`, an unknown task, a result that is not JSON), or it
+(`raise taskq.Fail`, an exception outside `retry_on`, a result that is not JSON), or it
 asked to run again later (`raise taskq.Retry`). `decide_failure` turns that, the row's counters and the
 policy into when the task runs again, if ever; it reads no clock and draws no random number itself.
 """
@@ -50,7 +54,7 @@ class Fail(Exception):
 
 class FailureKind(str, enum.Enum):
     ERROR = "error"  # an exception its policy retries, or an interruption (worker lost, lease expired, timeout)
-    PERMANENT = "permanent"  # never retried: taskq.Fail, an exception outside retry_on, unknown task, bad result
+    PERMANENT = "permanent"  # never retried: taskq.Fail, an exception outside retry_on, a result that is not JSON
     RETRY = "retry"  # taskq.Retry: again at the time it asked for; an attempt, not an error
 
     def __str__(self) -> str:
@@ -138,9 +142,9 @@ def decide_failure(
         seconds = failure.delay if failure.delay is not None else policy.delay(attempts, draw)
         said = f": {failure.text}" if failure.text else ""
         if retries_left and not cancel_requested:
-            retry_at = now + timedelta(seconds=seconds)
-            entry.update(retry=True, error=f"retry requested{said} (again at {retry_at.isoformat()})")
-            return FailureDecision(retry_at, None, entry)
+            requested_at = now + timedelta(seconds=seconds)
+            entry.update(retry=True, error=f"retry requested{said} (again at {requested_at.isoformat()})")
+            return FailureDecision(requested_at, None, entry)
         why = "cancel requested" if cancel_requested else f"out of retries (max_retries={max_retries})"
         text = f"taskq.Retry requested{said}, but {why}"
         entry.update(retry=True, error=text)
@@ -149,6 +153,78 @@ def decide_failure(
     again = failure.kind is FailureKind.ERROR and retries_left and not cancel_requested
     retry_at = now + timedelta(seconds=policy.delay(attempts, draw)) if again else None
     return FailureDecision(retry_at, failure.text, entry)
+
+
+# -- a task its worker does not know ----------------------------------------------------------------------
+
+# A pool with one badly deployed host, or a rolling deploy that adds a task, has workers that do not know
+# a name others do. The first pass-ons are short, so a knowing pool loses little when an ignorant one
+# claims a task first; they double so that tasks nobody knows cost few claims before failing. The limit
+# is counted, not timed: a pool that knows the name but is busy longer than the sum of the delays (~27 min
+# here) may see its tasks failed by an ignorant pool that keeps claiming them first.
+PASS_ON_TRIES = 12  # claims in a row by workers that do not know the name; the last one fails the task
+PASS_ON_DELAY_SECONDS = 1.0  # run_after = now + this after the first pass-on; doubled after each next one
+PASS_ON_DELAY_MAX_SECONDS = 600.0
+# A worker that has passed on a name claims that name's tasks only once they have been ready this long:
+# a worker that knows the name, if one is free, takes them first. Without it, an idle pool that lacks the
+# name wins most races for a task when it comes due, and each pass-on doubles the wait of the pool that
+# knows it (measured: ~25 s for a knowing pool started 1 s after the tasks were enqueued). Not a filter
+# on known names: that would leave a name nobody knows pending forever, with nothing said.
+PASS_ON_GRACE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class PassOnDecision:
+    retry_at: datetime | None  # pending again from then; None: failed for good
+    error: str | None  # the row's new `error` when it fails; None keeps the one it has
+    log_entry: dict[str, Any]  # appended to error_log; a pass-on's entry says `passed_on: true`
+    tries: int  # claims in a row by workers that did not know the name, this one included
+
+    @property
+    def event(self) -> Event:
+        return Event.FAIL if self.retry_at is None else Event.PASS_ON
+
+
+def passed_on_tries(error_log: Sequence[dict[str, Any]] | None) -> int:
+    """Pass-ons since the task last ran (or failed for good): the `passed_on` entries at the end of its
+    error_log. The count lives there rather than in a column of its own: an entry per pass-on is what an
+    operator wants to read anyway (who passed it on, when it comes back), and any other entry (a real
+    attempt's error, a requested retry, the failure that ends a run of pass-ons) starts the count again."""
+    tries = 0
+    for entry in reversed(error_log or ()):
+        if not entry.get("passed_on"):
+            break
+        tries += 1
+    return tries
+
+
+def pass_on_delay(tries: int) -> float:
+    """Seconds before a task passed on for the `tries`-th time in a row (1, 2, ...) is ready again."""
+    exponent = min(max(tries - 1, 0), 64)
+    return min(PASS_ON_DELAY_SECONDS * 2.0**exponent, PASS_ON_DELAY_MAX_SECONDS)
+
+
+def decide_pass_on(
+    name: str,
+    error_log: Sequence[dict[str, Any]] | None,
+    *,
+    attempt: int,
+    why: str,
+    now: datetime,
+    limit: int = PASS_ON_TRIES,
+) -> PassOnDecision:
+    """A worker claimed a task named `name` that it does not know (`why` says who and what it knows);
+    `attempt` is the attempt the task was claimed as. Back to pending later, or failed after `limit`
+    such claims in a row."""
+    tries = passed_on_tries(error_log) + 1
+    entry: dict[str, Any] = {"attempt": attempt, "at": now.isoformat()}
+    if tries >= limit:
+        text = f"no worker knows task {name!r} after {tries} tries: {why}"
+        entry["error"] = text
+        return PassOnDecision(None, text, entry, tries)
+    retry_at = now + timedelta(seconds=pass_on_delay(tries))
+    entry.update(passed_on=True, error=f"passed on ({tries} of {limit}): {why} (again at {retry_at.isoformat()})")
+    return PassOnDecision(retry_at, None, entry, tries)
 
 
 # -- the transition table ------------------------------------------------------------------------------
@@ -171,6 +247,7 @@ class Event(str, enum.Enum):
     CANCEL = "cancel"  # `taskq cancel` (or a cancelled parent) on a task that has not started
     REQUEST_CANCEL = "request_cancel"  # `taskq cancel` on a running or waiting task: its worker stops it
     RETRY = "retry"  # `taskq retry`: a fresh attempt budget for a failed or cancelled task
+    PASS_ON = "pass_on"  # a worker that does not know the task's name hands it back for one that does, later
     RESCHEDULE = "reschedule"  # a schedule's settings entry was edited: its pending row follows
 
     def __str__(self) -> str:
@@ -209,6 +286,7 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(Event.RETRY, _F, _P),
     Transition(Event.RETRY, _X, _P),
     Transition(Event.RESCHEDULE, _P, _P),
+    Transition(Event.PASS_ON, _R, _P),
 )
 
 

@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from taskq.clock import as_utc
 from taskq.json_limits import JsonRefused, Undecodable, encode
@@ -87,11 +87,15 @@ class TaskOps(Protocol):
     async def wait_async(self, task_id: int, timeout: float | None = None) -> Task: ...
 
 
+# What a task returns: `resize.enqueue(...)` is an Enqueued[dict] when `resize` returns a dict.
+ResultT = TypeVar("ResultT")
+
+
 @dataclass(frozen=True)
-class Enqueued:
+class Enqueued(Generic[ResultT]):
     """What enqueue returns: the task's id, and a handle on the task through the store that made it.
     Equality, hashing and repr see only id and deduplicated, so `Enqueued(7) == store.enqueue(...)` holds
-    as before handles existed."""
+    as before handles existed. Generic in the task's return type, so `.result()` is typed for checkers."""
 
     id: int
     deduplicated: bool = False  # True: an active task with the same dedup key existed; its id is returned
@@ -111,7 +115,7 @@ class Enqueued:
         seconds (None: no limit) raise TaskNotFinished."""
         return self._store().wait(self.id, timeout=timeout)
 
-    def result(self, timeout: float | None = 0.0) -> Any:
+    def result(self, timeout: float | None = 0.0) -> ResultT:
         """The completed task's result. By default it does not wait (TaskNotFinished if the task is
         still active); `timeout=` seconds waits that long, None without limit. A failed or cancelled
         task raises TaskFailed."""
@@ -129,14 +133,14 @@ class Enqueued:
     async def wait_async(self, timeout: float | None = None) -> Task:
         return await self._store().wait_async(self.id, timeout=timeout)
 
-    async def result_async(self, timeout: float | None = 0.0) -> Any:
+    async def result_async(self, timeout: float | None = 0.0) -> ResultT:
         return _result_of(await self._store().wait_async(self.id, timeout=timeout))
 
     async def cancel_async(self) -> Status:
         return await asyncio.to_thread(self.cancel)
 
 
-def _result_of(task: Task) -> Any:
+def _result_of(task: Task) -> Any:  # Any: the row's JSON is what the task returned
     if task.status is not Status.COMPLETED:
         raise TaskFailed(task)
     if isinstance(task.result, Undecodable):
@@ -286,7 +290,7 @@ class Task:
     finished_at: datetime | None
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Task:
+    def from_row(cls, row: Mapping[Any, Any]) -> Task:
         """Never fails on the JSON columns: one that could not be decoded (json_limits.read_column) or is
         not of its column's shape holds an Undecodable placeholder, so the row can still be shown, and
         failed (see `unreadable`)."""
@@ -405,7 +409,7 @@ class WorkerInfo:
     tasks_done: int
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> WorkerInfo:
+    def from_row(cls, row: Mapping[Any, Any]) -> WorkerInfo:
         return cls(
             id=row["id"],
             hostname=row["hostname"],

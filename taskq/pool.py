@@ -21,14 +21,17 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy.exc import DBAPIError
 
-from taskq import protocol, registry, systemd, wakeup
+from taskq import protocol, registry, systemd, urls, wakeup
 from taskq.api import open_store
 from taskq.clock import utc_now
 from taskq.forkserver import ForkedProcess, ForkServerClient, become_subreaper
 from taskq.identity import WorkerIdentity
+from taskq.lifecycle import PASS_ON_TRIES
 from taskq.maintenance import DeadWorkerRescuer, LeaseRescuer, MaintenanceThread, Retention, StatsRollup
 from taskq.model import Interruption
+from taskq.orphans import OrphanKiller, supervisor_environment
 from taskq.protocol import KillReason
+from taskq.respawn import QUICK_DEATH_SECONDS, RespawnBackoff
 from taskq.scheduler import Scheduler, parse_schedules
 from taskq.settings import Apply, Settings, SettingsError, changed_settings, reread_settings
 from taskq.settings_watch import SettingsWatcher
@@ -36,8 +39,6 @@ from taskq.supervision import WorkerLedger, describe_exit
 from taskq.worker import WorkerConfig
 
 LOOP_TICK_SECONDS = 0.25  # how often timeouts and grace periods are checked when nothing else happens
-RESPAWN_BACKOFF_MAX_SECONDS = 30.0  # workers dying right after start (bad import, no database) back off to this
-QUICK_DEATH_SECONDS = 2.0  # a worker exiting sooner than this after its start counts as crash-looping
 LEASE_RESCUE_SECONDS = 2.0
 NUDGE_COALESCE_SECONDS = 0.005  # at most ~200 wake-ups of idle workers per second
 STATUS_COALESCE_SECONDS = 0.005  # workers' status lines are read at most ~200 times a second
@@ -59,6 +60,7 @@ class WorkerHandle:
     worker_id: str  # the id the worker writes into the rows it claims (same host, pid, start time)
     ledger: WorkerLedger  # what it is executing and deferring, as its status lines tell
     retiring: bool = False
+    stop_deadline: float | None = None  # monotonic; once retiring, its tasks are released after this
     partial: bytes = b""  # the start of a status line whose end is not read yet
 
 
@@ -85,7 +87,7 @@ class Pool:
     def __init__(self, settings: Settings) -> None:
         """`settings` as `load_settings` made them: the command line's flags in them stay in force on reloads."""
         # First, so that its imports run while this process finishes its own start-up.
-        self.forkserver = ForkServerClient() if become_subreaper() else None
+        self.forkserver = ForkServerClient(supervisor_environment()) if become_subreaper() else None
         if self.forkserver is not None:
             self.forkserver.start()
         self.settings = settings
@@ -95,10 +97,9 @@ class Pool:
         self._signals: list[int] = []
         self._signal_r, self._signal_w = os.pipe()
         self.shutting_down = False
-        self._shutdown_deadline = 0.0
         self._hard_stop = False
-        self._respawn_delay = 0.0
-        self._respawn_at = 0.0
+        self.respawn = RespawnBackoff()  # per slot: one crash-looping slot never holds back the others
+        self.lacking: set[str] = set()  # task names some worker claimed and did not know (logged once each)
         self._stop_wake = threading.Event()
         self.retention = Retention(self.store, settings.retention_seconds)
         self.scheduler = Scheduler(self.store)
@@ -136,6 +137,8 @@ class Pool:
             max_tasks=settings.max_tasks,
             max_memory_mb=settings.max_memory_mb,
             log_level=settings.log_level,
+            shutdown_grace=settings.shutdown_grace,
+            cancel_grace=settings.cancel_grace,
         )
 
     def reload_settings(self) -> None:
@@ -152,15 +155,15 @@ class Pool:
                 "settings_%s_changed %s=%s replaces %s %s",
                 setting.key,
                 setting.key,
-                getattr(new, setting.fields[0]),
+                setting.show(getattr(new, setting.fields[0])),
                 setting.cli,
-                getattr(self.settings, setting.fields[0]),
+                setting.show(getattr(self.settings, setting.fields[0])),
             )
         changed = changed_settings(self.settings, new)
         for setting in changed:
             if setting.apply is Apply.RESTART_POOL:
                 kept = {attr: getattr(self.settings, attr) for attr in setting.fields}
-                shown = ", ".join(f"{attr}={value}" for attr, value in kept.items())
+                shown = ", ".join(f"{attr}={setting.show(value)}" for attr, value in kept.items())
                 log.warning("settings_%s_changed: takes a restart of the pool; keeping %s", setting.key, shown)
                 new = replace(new, **kept)
         self.settings = new
@@ -206,6 +209,7 @@ class Pool:
                 [sys.executable, "-m", "taskq.worker", config.to_json()],
                 pass_fds=(wake_r, status_w),
                 stdin=subprocess.DEVNULL,
+                env=supervisor_environment(),  # a later pool tells from it whether this worker is an orphan
                 # Its own process group: what its tasks start goes with it when it exits (see reap()).
                 start_new_session=True,
             )
@@ -221,8 +225,10 @@ class Pool:
         log.info("worker_spawned name=%s pid=%d", config.name, process.pid)
 
     def retire(self, handle: WorkerHandle) -> None:
-        """Ask a worker to finish its current task and exit."""
+        """Ask a worker to finish its current task and exit, within `shutdown_grace` (enforce_stop_deadlines)."""
         handle.retiring = True
+        if handle.stop_deadline is None:
+            handle.stop_deadline = time.monotonic() + self.settings.shutdown_grace
         with contextlib.suppress(ProcessLookupError):
             handle.process.send_signal(signal.SIGTERM)
 
@@ -243,11 +249,14 @@ class Pool:
         for handle in live[wanted:]:
             log.info("worker_retiring name=%s (scaling down to %d)", handle.config.name, wanted)
             self.retire(handle)
-        if len(live) < wanted and time.monotonic() >= self._respawn_at:
+        if len(live) < wanted:
             used = {handle.number for handle in live}
-            free = (number for number in range(1, wanted + len(live) + 1) if number not in used)
-            for _ in range(wanted - len(live)):
-                self.spawn(next(free))
+            free = [number for number in range(1, wanted + len(live) + 1) if number not in used]
+            now = time.monotonic()
+            # A slot still backing off stays empty: starting another number in its place would undo it.
+            for number in free[: wanted - len(live)]:
+                if self.respawn.may_respawn(number, now):
+                    self.spawn(number)
 
     def workers_up(self) -> bool:
         """Every wanted worker has started and said so: what systemd's READY=1 should mean."""
@@ -291,7 +300,22 @@ class Pool:
                         message.reason,
                     )
                 handle.ledger.apply(message, now)
+                if isinstance(message, protocol.UnknownName):
+                    self.report_unknown(message.name)
         return True
+
+    def report_unknown(self, name: str) -> None:
+        """Once per name for the whole pool, however many workers and rows meet it."""
+        if name in self.lacking:
+            return
+        self.lacking.add(name)
+        log.warning(
+            "task_unknown name=%s: no worker of this pool knows it (imports: %s); its tasks go back to pending"
+            " for a worker that does, and fail after %d tries in a row",
+            name,
+            ", ".join(self.settings.imports) or "none",
+            PASS_ON_TRIES,
+        )
 
     def enforce_deadlines(self) -> None:
         now = time.monotonic()
@@ -311,6 +335,15 @@ class Pool:
                         handle.config.name,
                     )
                 self.kill(handle, overdue.reason, overdue.task_id)
+
+    def enforce_stop_deadlines(self) -> None:
+        """A retiring worker (shutdown, a settings edit, a scale-down) still running tasks past its grace is
+        killed; its tasks go back to pending, their attempt not counted (the ledger settles them)."""
+        now = time.monotonic()
+        for handle in list(self.handles):
+            if handle.stop_deadline is not None and now > handle.stop_deadline and not handle.ledger.killed:
+                log.warning("shutdown_grace_expired: stopping %s", handle.config.name)
+                self.kill(handle, KillReason.SHUTDOWN)
 
     def reap(self) -> None:
         with self._handles_lock:
@@ -345,12 +378,15 @@ class Pool:
                 handle.process.pid,
                 describe_exit(returncode),
             )
-            if not expected and time.monotonic() - handle.started < QUICK_DEATH_SECONDS:
-                self._respawn_delay = min(max(self._respawn_delay * 2, 0.5), RESPAWN_BACKOFF_MAX_SECONDS)
-                self._respawn_at = time.monotonic() + self._respawn_delay
-                log.error("worker_crash_loop: respawning in %.1f s", self._respawn_delay)
-            elif expected or time.monotonic() - handle.started >= QUICK_DEATH_SECONDS:
-                self._respawn_delay = 0.0
+            delay = self.respawn.exited(handle.number, started=handle.started, now=time.monotonic(), expected=expected)
+            if delay > 0:
+                log.error(
+                    "worker_crash_loop name=%s: %d deaths in a row within %.0f s of a start; respawning it in %.1f s",
+                    handle.config.name,
+                    self.respawn.young_deaths(handle.number),
+                    QUICK_DEATH_SECONDS,
+                    delay,
+                )
 
     def reap_adopted(self) -> None:
         """As a subreaper this process also inherits processes that tasks detached on purpose, once their
@@ -418,7 +454,6 @@ class Pool:
         log.info("shutdown_started by %s: finishing running tasks (grace %.0f s)", why, grace)
         systemd.notify("STOPPING=1")
         self.shutting_down = True
-        self._shutdown_deadline = time.monotonic() + grace
         for handle in list(self.handles):
             self.retire(handle)
 
@@ -445,13 +480,16 @@ class Pool:
         registry.import_task_modules(self.settings.imports)
         if self.watcher is not None:
             self.watcher.start()
+        # Orphans of a dead supervisor on this host first: once killed, their tasks are recovered, and the
+        # workers started below are the host's only ones.
+        OrphanKiller(self.store).run_once(utc_now())
         self.dead_worker_rescuer.run_once(utc_now())  # a restart on this host recovers at once
         self.maintenance.start()
         wake_thread = threading.Thread(target=self._wake_loop, name="wake", daemon=True)
         wake_thread.start()
         self.converge()
         announced_ready = False
-        log.info("pool_started workers=%d database=%s", self.wanted_workers, self.store.engine.url.render_as_string())
+        log.info("pool_started workers=%d database=%s", self.wanted_workers, urls.describe(self.settings.database))
         self._log_if_paused()
         watchdog_every = systemd.watchdog_interval()
         next_watchdog = time.monotonic()
@@ -477,6 +515,7 @@ class Pool:
                 if self.watcher is not None and self.watcher.reload_due():
                     self.reload_settings()
                 self.enforce_deadlines()
+                self.enforce_stop_deadlines()
                 self.reap()
                 if self.forkserver is not None:
                     self.reap_adopted()
@@ -484,11 +523,6 @@ class Pool:
                     if not self.handles:
                         log.info("shutdown_complete")
                         return 0
-                    if time.monotonic() > self._shutdown_deadline:
-                        for handle in list(self.handles):
-                            if not handle.ledger.killed:
-                                log.warning("shutdown_grace_expired: stopping %s", handle.config.name)
-                                self.kill(handle, KillReason.SHUTDOWN)
                 else:
                     self.converge()
                     if not announced_ready and self.workers_up():

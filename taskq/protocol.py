@@ -85,6 +85,14 @@ class CancelSeen:
 
 
 @dataclass(frozen=True)
+class UnknownName:
+    """The worker claimed a task of a name it does not know and passed it on (sent once per name): the
+    supervisor says so once for the whole pool."""
+
+    name: str
+
+
+@dataclass(frozen=True)
 class Unreadable:
     """A line the supervisor could not decode (not made by `encode`, or a result nested past the depth
     limit): what could be made out of it, and why. Decoding never raises, so no line kills the supervisor."""
@@ -94,7 +102,7 @@ class Unreadable:
     reason: str
 
 
-Message = Ready | Started | Ended | Deferred | Recorded | CancelSeen | Unreadable
+Message = Ready | Started | Ended | Deferred | Recorded | CancelSeen | UnknownName | Unreadable
 # A deferred success carries its result one level inside the message object.
 LINE_MAX_DEPTH = MAX_JSON_DEPTH + 1
 _HEAD = re.compile(rb'\{"e":"(\w+)"(?:,"id":(\d+))?')  # how `encode` starts every line
@@ -123,6 +131,8 @@ def encode(message: Message) -> bytes:
         }
     elif isinstance(message, Recorded):
         fields = {"e": "recorded", "ids": list(message.task_ids)}
+    elif isinstance(message, UnknownName):
+        fields = {"e": "unknown", "name": message.name}
     else:
         fields = {"e": "cancel", "id": message.task_id}
     return (json.dumps(fields, separators=(",", ":")) + "\n").encode()
@@ -166,4 +176,6 @@ def _decode(line: bytes) -> Message:
         return Recorded(tuple(fields["ids"]))
     if kind == "cancel":
         return CancelSeen(fields["id"])
+    if kind == "unknown":
+        return UnknownName(fields["name"])
     raise ValueError(f"unknown worker message {kind!r}")

@@ -7,10 +7,10 @@ import importlib
 import inspect
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from taskq.lifecycle import DEFAULT_BACKOFF_SECONDS, DEFAULT_POLICY, RetryPolicy
 from taskq.model import (
@@ -25,13 +25,21 @@ from taskq.model import (
 from taskq.requests import check_options
 from taskq.store import Store, TaskDefaults
 
+if TYPE_CHECKING:  # the context module sits above the registry; checkers only need its name
+    from taskq.context import TaskContext
+
+# What callers pass to .enqueue (a leading `ctx: TaskContext` left out: the worker passes it) and what the
+# function returns (awaited, for an `async def`), so users' type checkers check enqueue calls and results.
+Params = ParamSpec("Params")
+Returns = TypeVar("Returns")
+
 
 class UnknownTask(TaskqError):
     pass
 
 
 @dataclass(frozen=True)
-class TaskSpec:
+class TaskSpec(Generic[Params, Returns]):
     name: str
     function: Callable[..., Any]
     max_retries: int = DEFAULT_MAX_RETRIES
@@ -55,14 +63,14 @@ class TaskSpec:
         .enqueue to queue it."""
         return self.function(*args, **kwargs)
 
-    def enqueue(self, *args: Any, **kwargs: Any) -> Enqueued:
+    def enqueue(self, *args: Params.args, **kwargs: Params.kwargs) -> Enqueued[Returns]:
         """Queue a run on the default store (TASKQ_DATABASE_URL or sqlite:///taskq.db); the returned
         handle waits for it (`.wait()`, `.result()`), reads `.status()` and can `.cancel()` it."""
         if _default_store is None:  # taskq.api installs it; importing anything of taskq imports taskq.api
             raise TaskqError("no default store: import taskq (or taskq.api) before enqueueing")
         return _default_store().enqueue(self.name, args, kwargs)
 
-    async def enqueue_async(self, *args: Any, **kwargs: Any) -> Enqueued:
+    async def enqueue_async(self, *args: Params.args, **kwargs: Params.kwargs) -> Enqueued[Returns]:
         """`enqueue` from a coroutine: the default store's first opening and the INSERT run in a thread."""
         return await asyncio.to_thread(self.enqueue, *args, **kwargs)
 
@@ -78,7 +86,22 @@ class TaskSpec:
             raise InvalidTaskArguments(f"task {self.name!r}: {error} (it takes {signature})") from None
 
 
-_registry: dict[str, TaskSpec] = {}
+class _Decorator(Protocol):
+    """What `@task(...)` with options returns: the decorator, typed as `task` itself is."""
+
+    @overload
+    def __call__(
+        self, function: Callable[Concatenate[TaskContext, Params], Coroutine[Any, Any, Returns]]
+    ) -> TaskSpec[Params, Returns]: ...
+    @overload
+    def __call__(self, function: Callable[Concatenate[TaskContext, Params], Returns]) -> TaskSpec[Params, Returns]: ...
+    @overload
+    def __call__(self, function: Callable[Params, Coroutine[Any, Any, Returns]]) -> TaskSpec[Params, Returns]: ...
+    @overload
+    def __call__(self, function: Callable[Params, Returns]) -> TaskSpec[Params, Returns]: ...
+
+
+_registry: dict[str, TaskSpec[..., Any]] = {}
 
 # The store `TaskSpec.enqueue` uses, installed by taskq.api (which builds stores from this registry's
 # defaults), so that the registry needs no import of the layer above it.
@@ -113,8 +136,19 @@ def _call_signature(function: Callable[..., Any]) -> inspect.Signature | None:
     return signature.replace(parameters=parameters, return_annotation=inspect.Signature.empty)
 
 
+# The overloads tell type checkers what .enqueue takes and what .result() returns. A first parameter
+# annotated `ctx: TaskContext` is left out of what callers pass (at run time the name `ctx` decides);
+# an unannotated function matches every overload, so checkers treat it as Any, as they treat it anyway.
 @overload
-def task(function: Callable[..., Any]) -> TaskSpec: ...
+def task(
+    function: Callable[Concatenate[TaskContext, Params], Coroutine[Any, Any, Returns]],
+) -> TaskSpec[Params, Returns]: ...
+@overload
+def task(function: Callable[Concatenate[TaskContext, Params], Returns]) -> TaskSpec[Params, Returns]: ...
+@overload
+def task(function: Callable[Params, Coroutine[Any, Any, Returns]]) -> TaskSpec[Params, Returns]: ...
+@overload
+def task(function: Callable[Params, Returns]) -> TaskSpec[Params, Returns]: ...
 @overload
 def task(
     function: None = None,
@@ -124,13 +158,13 @@ def task(
     timeout: float | None = None,
     priority: int = 0,
     queue: str = DEFAULT_QUEUE,
-    then: str | TaskSpec | None = None,
+    then: str | TaskSpec[..., Any] | None = None,
     retry_on: type[BaseException] | Sequence[type[BaseException]] | None = None,
     retry_backoff: float = DEFAULT_BACKOFF_SECONDS,
     retry_backoff_max: float = MAX_BACKOFF_SECONDS,
     retry_jitter: bool = False,
     max_concurrency: int | None = None,
-) -> Callable[[Callable[..., Any]], TaskSpec]: ...
+) -> _Decorator: ...
 
 
 def task(
@@ -141,13 +175,13 @@ def task(
     timeout: float | None = None,
     priority: int = 0,
     queue: str = DEFAULT_QUEUE,
-    then: str | TaskSpec | None = None,
+    then: str | TaskSpec[..., Any] | None = None,
     retry_on: type[BaseException] | Sequence[type[BaseException]] | None = None,
     retry_backoff: float = DEFAULT_BACKOFF_SECONDS,
     retry_backoff_max: float = MAX_BACKOFF_SECONDS,
     retry_jitter: bool = False,
     max_concurrency: int | None = None,
-) -> TaskSpec | Callable[[Callable[..., Any]], TaskSpec]:
+) -> Any:
     """Register a function as a task, by default under 'module.function'.
 
     A failed attempt is retried up to `max_retries` times, the first after `retry_backoff` seconds and
@@ -171,8 +205,8 @@ def task(
         retry_on=None if retry_on is None else (retry_on,) if isinstance(retry_on, type) else tuple(retry_on),
     )
 
-    def register(target: Callable[..., Any]) -> TaskSpec:
-        spec = TaskSpec(
+    def register(target: Callable[..., Any]) -> TaskSpec[..., Any]:
+        spec: TaskSpec[..., Any] = TaskSpec(
             name=name or f"{target.__module__}.{target.__qualname__}",
             function=target,
             max_retries=max_retries,
@@ -192,7 +226,7 @@ def task(
     return register(function) if function is not None else register
 
 
-def lookup(name: str) -> TaskSpec:
+def lookup(name: str) -> TaskSpec[..., Any]:
     try:
         return _registry[name]
     except KeyError:
@@ -200,7 +234,7 @@ def lookup(name: str) -> TaskSpec:
         raise UnknownTask(f"unknown task {name!r} (registered: {known})") from None
 
 
-def find(name: str) -> TaskSpec | None:
+def find(name: str) -> TaskSpec[..., Any] | None:
     return _registry.get(name)
 
 
@@ -223,7 +257,7 @@ def registered_names() -> list[str]:
     return sorted(_registry)
 
 
-def registered() -> list[TaskSpec]:
+def registered() -> list[TaskSpec[..., Any]]:
     return [_registry[name] for name in sorted(_registry)]
 
 
@@ -255,13 +289,36 @@ def add_import_paths(paths: Iterable[str | Path]) -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join([*wanted, *(entry for entry in inherited if entry not in wanted)])
 
 
+class TaskModuleError(TaskqError):
+    """A task module that does not import: missing, a syntax error, or an exception while it loads."""
+
+
+def import_task_module(module: str) -> None:
+    """Import one module that defines tasks; any failure is a TaskModuleError naming it, not a traceback."""
+    try:
+        importlib.import_module(module)
+    except ImportError as error:
+        hint = ""
+        if isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] == module.split(".")[0]:
+            hint = f" (looked in {Path.cwd()}, the settings file's folder and PYTHONPATH)"
+        raise TaskModuleError(f"cannot import task module {module!r}: {error}{hint}") from error
+    except Exception as error:  # a SyntaxError, or whatever the module's own top level raised
+        raise TaskModuleError(f"cannot import task module {module!r}: {type(error).__name__}: {error}") from error
+
+
 def import_task_modules(modules: Iterable[str]) -> None:
-    """Import the modules that define tasks; a missing module is a clear error, not a traceback."""
+    """Import the modules that define tasks; the first that fails is a TaskModuleError."""
+    for module in modules:
+        import_task_module(module)
+
+
+def import_task_modules_tolerantly(modules: Iterable[str]) -> list[TaskModuleError]:
+    """Import every module that imports and return the failures: for callers that only read tasks'
+    rows (`taskq list`, `stats`, `cancel`...), a broken module must not lock the operator out."""
+    failures = []
     for module in modules:
         try:
-            importlib.import_module(module)
-        except ImportError as error:
-            hint = ""
-            if isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] == module.split(".")[0]:
-                hint = f" (looked in {Path.cwd()}, the settings file's folder and PYTHONPATH)"
-            raise TaskqError(f"cannot import task module {module!r}: {error}{hint}") from error
+            import_task_module(module)
+        except TaskModuleError as error:
+            failures.append(error)
+    return failures

@@ -42,7 +42,7 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
-from croniter import croniter
+from croniter import croniter  # type: ignore[import-untyped]  # ships no type hints
 
 from taskq import registry
 from taskq.clock import as_utc, parse_duration

@@ -8,7 +8,7 @@ command line > environment > file > default) and the pool's reload decision (`ch
 Errors name the file, the line and the key, nested keys included:
 `settings.yaml:14: key 'queues.api.max_concurrency': expected a whole number >= 1, got 0`.
 
-This module imports only clock and model, so the engine, the store and the worker take their defaults
+This module imports only clock, model and urls, so the engine, the store and the worker take their defaults
 from here instead of repeating them.
 """
 
@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from taskq import urls
 from taskq.clock import parse_duration
 from taskq.model import TaskqError
 
@@ -114,9 +115,11 @@ def _mapping(value: Any) -> dict[Any, Any]:
 
 
 def _database(value: Any) -> str:
-    if not isinstance(value, str) or "://" not in value:
-        raise ValueError(f"expected a database URL such as sqlite:///taskq.db, got {value!r}")
-    return value
+    # The value is never quoted back: a URL mistyped without its scheme may still hold a password.
+    if not isinstance(value, str) or "://" not in value or urls.parse(value) is None:
+        shown = urls.UNPARSABLE if isinstance(value, str) else f"a {type(value).__name__}"
+        raise ValueError(f"expected a database URL such as sqlite:///taskq.db, got {shown}")
+    return urls.normalize(value)
 
 
 def _retention(value: Any) -> float | None:
@@ -189,6 +192,7 @@ class Setting:
     in_file: bool = True  # False: a command-line option only (settings.yaml refuses the key)
     from_text: Callable[[str], Any] = str  # the text of a flag or a variable -> what `convert` takes
     metavar: str | None = None
+    show: Callable[[Any], str] = str  # a value as messages and logs show it (the database URL's password masked)
     file_edit_wins: bool = False  # a later edit of the key in the file replaces the flag's value (a reload)
 
     @property
@@ -218,6 +222,7 @@ DATABASE = Setting(
     cli_everywhere=True,
     env="TASKQ_DATABASE_URL",
     metavar="URL",
+    show=urls.mask,
 )
 WORKERS = Setting(
     "workers",
@@ -281,7 +286,7 @@ SHUTDOWN_GRACE = Setting(
     _duration_seconds,
     30.0,
     Apply.LIVE,
-    "How long running tasks may finish after SIGTERM before they are released.",
+    "How long running tasks may finish after SIGTERM, a worker restart or a supervisor's death, then are released.",
 )
 LEASE = Setting(
     "lease",
@@ -466,6 +471,9 @@ def _read_file(text: str, path: Path | str) -> Sources:
         except ValueError as error:
             keys = (key, *getattr(error, "path", ()))
             raise SettingsError(f"{_where(path, lines, keys)}: key {'.'.join(keys)!r}: {error}") from None
+    if DATABASE.key in values:
+        # A relative SQLite path in the file names a file next to it, wherever the command runs from.
+        values[DATABASE.key] = urls.anchored(values[DATABASE.key], Path(path).absolute().parent)
     return Sources(file=values, path=Path(path), lines=lines)
 
 
@@ -526,6 +534,10 @@ def resolve(sources: Sources) -> Settings:
     values: dict[str, Any] = {}
     for setting in SETTINGS:
         value = _pick(setting, sources)
+        given = (sources.cli, sources.env, sources.file)
+        if setting is DATABASE and sources.path is not None and not any(setting.key in layer for layer in given):
+            # The default taskq.db belongs to the project too: next to its settings file, as a path in it would.
+            value = urls.anchored(value, sources.path.absolute().parent)
         if len(setting.fields) > 1:
             values.update(zip(setting.fields, value, strict=True))
         else:

@@ -4,9 +4,13 @@ $NOTIFY_SOCKET, and the unit file `taskq systemd-unit` prints (contrib/taskq.ser
 from __future__ import annotations
 
 import os
+import re
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
+from taskq.model import TaskqError
 from taskq.settings import DATABASE
 
 _NOTIFY_VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
@@ -53,11 +57,55 @@ def watchdog_interval() -> float | None:
         return None
 
 
+HOME_PREFIXES = ("/home/", "/root/", "/run/user/")  # what ProtectHome=yes hides from the service
+UNIT_NAME = re.compile(r"[A-Za-z0-9:_.-]+")  # systemd's unit name characters (no "@": not a template)
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9/_.,:+=@%$-]+")  # a command-line word systemd reads back as written
+
+
+class UnitError(TaskqError):
+    pass
+
+
+def _no_controls(text: str) -> str:
+    if any(ord(char) < 32 or ord(char) == 127 for char in text):
+        raise UnitError(f"{text!r}: a control character (a newline...) cannot be written into a unit file")
+    return text
+
+
+def escape_specifiers(text: str) -> str:
+    """A value of a setting that expands specifiers (WorkingDirectory=, ...): `%` is written `%%`."""
+    return _no_controls(text).replace("%", "%%")
+
+
+def quote_word(word: str, *, command: bool = True) -> str:
+    """One word of ExecStart= (or with `command=False` of Environment=) as systemd.syntax(7) reads it
+    back: double-quoted (with `\\` and `"` escaped) unless plain, so a space does not split it; `%`
+    doubled (specifiers); in a command `$` doubled too (ExecStart= expands $VARIABLES, Environment= does not)."""
+    text = escape_specifiers(word)
+    if command:
+        text = text.replace("$", "$$")
+    if _PLAIN_WORD.fullmatch(text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def protect_home(paths: Iterable[str | Path], homes: Iterable[str] = HOME_PREFIXES) -> str:
+    """ProtectHome= for a service that reads `paths`: "read-only" when any of them lies under a home
+    directory, as written or once its symlinks are resolved (a venv's bin/python links to a pyenv or
+    uv interpreter under /home or /root, whose standard library ProtectHome=yes would hide), else "yes"."""
+    prefixes = tuple(homes)
+    for path in paths:
+        for candidate in (os.path.abspath(path), os.path.realpath(path)):
+            if (candidate.rstrip("/") + "/").startswith(prefixes):
+                return "read-only"
+    return "yes"
+
+
 @dataclass(frozen=True)
 class Unit:
     """What differs between installs; the defaults are contrib/taskq.service."""
 
-    exec_start: str = "/srv/myapp/.venv/bin/taskq"
+    exec_start: tuple[str, ...] = ("/srv/myapp/.venv/bin/taskq",)  # the words that run `taskq`
     working_directory: str = "/srv/myapp"
     user: str = "taskq"
     group: str = "taskq"
@@ -92,7 +140,7 @@ StateDirectory={name}
 StateDirectoryMode=0750
 Environment=PYTHONUNBUFFERED=1
 {database_line}
-ExecStart={exec_start} worker{settings_option}
+ExecStart={command}
 ExecReload=/bin/kill -HUP $MAINPID
 # Only the supervisor gets SIGTERM; it lets running tasks finish (shutdown_grace in settings.yaml,
 # default 30 s), then releases the rest back to pending. Give it a little longer than that grace.
@@ -140,17 +188,20 @@ WantedBy=multi-user.target
 
 
 def render_unit(unit: Unit = Unit()) -> str:
+    """The unit file; paths are quoted and escaped per systemd.syntax(7), a bad name is a UnitError."""
+    if not UNIT_NAME.fullmatch(unit.name):
+        raise UnitError(f"unit name {unit.name!r}: use letters, digits and : _ . - only")
     if unit.database:
-        database_line = f"Environment={DATABASE.env}={unit.database}"
+        database_line = f"Environment={quote_word(f'{DATABASE.env}={unit.database}', command=False)}"
     else:
         database_line = f"# The database is the one settings.yaml names ({DATABASE.env} would override it)."
+    command = [*unit.exec_start, "worker", *(("--settings", unit.settings) if unit.settings else ())]
     return UNIT_TEMPLATE.format(
         name=unit.name,
-        user=unit.user,
-        group=unit.group,
-        working_directory=unit.working_directory,
+        user=_no_controls(unit.user),
+        group=_no_controls(unit.group),
+        working_directory=escape_specifiers(unit.working_directory),
         database_line=database_line,
-        exec_start=unit.exec_start,
-        settings_option=f" --settings {unit.settings}" if unit.settings else "",
+        command=" ".join(quote_word(word) for word in command),
         protect_home=unit.protect_home,
     )

@@ -24,21 +24,37 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 
-from taskq import heartbeat, protocol, registry
+from taskq import heartbeat, protocol, registry, urls
 from taskq.api import open_store
 from taskq.context import TaskContext
-from taskq.executor import Outcome, execute, timeout_of
+from taskq.executor import Outcome, execute, pass_on, timeout_of
 from taskq.heartbeat import PROGRESS_FLUSH_SECONDS
 from taskq.identity import WorkerIdentity, hostname
 from taskq.model import Completion, Task
-from taskq.settings import CONCURRENCY, LEASE, LOG_LEVEL, PREFETCH
+from taskq.protocol import KillReason
+from taskq.settings import CANCEL_GRACE, CONCURRENCY, LEASE, LOG_LEVEL, PREFETCH, SHUTDOWN_GRACE
 from taskq.store import Store
+from taskq.supervision import Overdue, WorkerLedger
 
 IDLE_POLL_MIN_SECONDS = 0.05  # fallback poll when no wake-up arrives: starts here after work...
 IDLE_POLL_MAX_SECONDS = 5.0  # ...and backs off to this while idle (wake-ups and next_run_after do the real work)
 QUICK_TASK_SECONDS = 0.05  # tasks faster than this let the claim batch grow (fewer round trips per task)
+ERROR_LOG_CHARS = 200  # of a failure's exception line on its task_failed / task_retry line
+TRACEBACK_LOG_CHARS = 4000  # of its traceback, logged at DEBUG (the end: the innermost frames and the error)
 
 log = logging.getLogger("taskq.worker")
+
+
+def one_line(text: str, limit: int = ERROR_LOG_CHARS) -> str:
+    """`text` on one log line (newlines escaped), at most `limit` characters."""
+    text = text.strip().replace("\r", "\\r").replace("\n", "\\n")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def last_part(text: str, limit: int = TRACEBACK_LOG_CHARS) -> str:
+    """The end of `text`, at most `limit` characters plus a marker where it was cut."""
+    text = text.rstrip()
+    return text if len(text) <= limit else "...(clipped)...\n" + text[-limit:]
 
 
 class LogBuffer:
@@ -64,7 +80,6 @@ class WorkerConfig:
     name: str  # worker-N
     database: str
     queues: list[str] = field(default_factory=list)
-    queue_limits: dict[str, int] = field(default_factory=dict)  # queue -> max_concurrency (settings.yaml)
     imports: list[str] = field(default_factory=list)
     queue_limits: dict[str, int] = field(default_factory=dict)  # queue -> most of its tasks run at once
     lease_seconds: float = LEASE.default
@@ -73,6 +88,9 @@ class WorkerConfig:
     max_tasks: int | None = None  # recycle after this many tasks
     max_memory_mb: float | None = None  # recycle once resident memory exceeds this
     log_level: str = LOG_LEVEL.default
+    # What the supervisor enforces, kept here for when it is gone: an orphan enforces them itself (heartbeat.py).
+    shutdown_grace: float = SHUTDOWN_GRACE.default
+    cancel_grace: float = CANCEL_GRACE.default
     wake_fd: int = -1
     status_fd: int = -1
 
@@ -127,19 +145,30 @@ class Worker:
         # waiting for their first turn on the loop. Their leases are renewed; a kill releases them uncounted.
         self.waiting: dict[int, Task] = {}
         self.tasks_done = 0
+        # Names of tasks claimed here that this worker does not know, avoided by its claims; replaced,
+        # never changed in place, since the concurrent loop's database thread reads it.
+        self.lacking: frozenset[str] = frozenset()
         self._status_lock = threading.Lock()
         self._parent_pid = os.getppid()
         self._stop_r, self._stop_w = os.pipe()
         self._task_started = threading.Event()
         self._heartbeat_idle = False  # set while the heartbeat thread sleeps its long, idle wait
+        # Rule 14: a stop is a state. The heartbeat renews leases until the loop has ended and every outcome
+        # is recorded, whatever stop was asked: this flag, not stop_requested, ends it.
+        self._heartbeat_done = False
+        # What this worker told its supervisor, as the supervisor's own ledger reads it: should the supervisor
+        # die, the worker settles its tasks exactly as the supervisor would have (OrphanGuard, heartbeat.py).
+        self.ledger = WorkerLedger(config.name, cancel_grace=config.cancel_grace)
+        self.supervisor_lost_at: float | None = None  # monotonic; set by SupervisorWatch
 
     # -- talking to the supervisor ----------------------------------------------------------------
 
     def report(self, message: protocol.Message) -> None:
-        if self.config.status_fd < 0:
-            return
-        line = protocol.encode(message)
+        line = protocol.encode(message) if self.config.status_fd >= 0 else b""
         with self._status_lock:
+            self.ledger.apply(message, time.monotonic())
+            if not line:
+                return
             try:
                 os.write(self.config.status_fd, line)
             except OSError:  # supervisor gone: finish the current task and leave
@@ -169,7 +198,9 @@ class Worker:
         ready, _, _ = select.select(watched, [], [], max(0.0, timeout))
         if self.config.wake_fd in ready:
             with contextlib.suppress(BlockingIOError):
-                os.read(self.config.wake_fd, 65536)  # drain every queued nudge at once
+                if not os.read(self.config.wake_fd, 65536):  # drain every queued nudge at once
+                    # End of file: the supervisor, the only writer, is gone. Claim nothing more.
+                    self.request_stop()
 
     # -- the loop -----------------------------------------------------------------------------------
 
@@ -178,10 +209,11 @@ class Worker:
             self.id, hostname=hostname(), pid=os.getpid(), name=self.config.name, queues=self.config.queues
         )
         log.info(
-            "worker_started worker_id=%s queues=%s concurrency=%d",
+            "worker_started worker_id=%s queues=%s concurrency=%d database=%s",
             self.id,
             ",".join(self.config.queues) or "*",
             self.config.concurrency,
+            urls.describe(self.config.database),
         )
         LOG_BUFFER.flush()  # lifecycle lines go out at once; per-task lines are the ones worth batching
         self.report(protocol.Ready())  # imports done, database reachable: the supervisor's READY=1 waits for this
@@ -198,6 +230,7 @@ class Worker:
             self._record_finished()
             self._hand_back_prefetched()
             self.stop_requested = True
+            self._heartbeat_done = True  # every outcome is recorded: nothing left to renew
             self._task_started.set()
             self.store.unregister_worker(self.id)
             log.info("worker_stopped worker_id=%s tasks_done=%d", self.id, self.tasks_done)
@@ -243,6 +276,7 @@ class Worker:
             limit=limit,
             lease_seconds=self.config.lease_seconds,
             limits=self.claim_limits,
+            avoid=sorted(self.lacking) or None,
         )
         self._after_recording(finished, recorded)
         return claimed
@@ -312,10 +346,23 @@ class Worker:
 
     def run_task(self, task: Task) -> float:
         """Run one task to its outcome, here; returns how long it took."""
+        if registry.find(task.name) is None:
+            return self.pass_on(task)
         context = self.begin(task)
         started = time.monotonic()
-        outcome = execute(self.store, task, self.id, context, defer_success=self.defer)
+        outcome = execute(self.store, task, self.id, context, defer_success=self.keep, announce=self.announce)
         return self.end(task, outcome, started)
+
+    def pass_on(self, task: Task) -> float:
+        """A task this worker does not know never starts here (no Started: a kill meanwhile releases it
+        uncounted); it goes back for a worker that knows it. The supervisor hears of each name once."""
+        started = time.monotonic()
+        if task.name not in self.lacking:
+            self.lacking = self.lacking | {task.name}
+            self.report(protocol.UnknownName(task.name))
+        outcome = pass_on(self.store, task, self.id)
+        self._log_outcome(task, outcome, time.monotonic() - started)
+        return time.monotonic() - started
 
     def begin(self, task: Task, context: TaskContext | None = None) -> TaskContext:
         """The task starts now: the heartbeat watches it and the supervisor knows it is executing."""
@@ -337,22 +384,27 @@ class Worker:
         if not outcome.deferred:
             self.report(protocol.Ended(task.id))
         seconds = time.monotonic() - started
-        log.info(
-            "%s task_id=%s name=%s attempt=%d seconds=%.3f",
-            outcome.event if outcome.status is not None else "task_lost",
-            task.id,
-            task.name,
-            task.attempts,
-            seconds,
-        )
+        self._log_outcome(task, outcome, seconds)
         return seconds
+
+    def _log_outcome(self, task: Task, outcome: Outcome, seconds: float) -> None:
+        """One line per task; a failure's ends with its exception line, and its traceback follows at DEBUG."""
+        event = outcome.event if outcome.status is not None else "task_lost"
+        line = "%s task_id=%s name=%s attempt=%d seconds=%.3f"
+        values: list[object] = [event, task.id, task.name, task.attempts, seconds]
+        if outcome.error is not None:
+            line += ": %s"
+            values.append(one_line(outcome.error))
+        log.info(line, *values)
+        if outcome.traceback is not None and log.isEnabledFor(logging.DEBUG):
+            log.debug("task_traceback task_id=%s attempt=%d:\n%s", task.id, task.attempts, last_part(outcome.traceback))
 
     # -- heartbeat: leases, progress, cancellation (the duties are taskq/heartbeat.py) --------------
 
     def _heartbeat_loop(self) -> None:
         duties = heartbeat.duties(self, time.monotonic(), self._parent_pid)
         renew_every = self.config.lease_seconds / 3
-        while not self.stop_requested:
+        while not self._heartbeat_done:
             # Idle workers sleep until the next lease/row duty; begin() wakes us when a task starts.
             self._heartbeat_idle = not self.executing
             self._task_started.wait(renew_every if self._heartbeat_idle else PROGRESS_FLUSH_SECONDS)
@@ -378,6 +430,50 @@ class Worker:
         pending, so that they do not wait behind it."""
         self._record_finished()
         self._hand_back_prefetched()
+
+    # -- without a supervisor (DESIGN.md rule 14; the duties are heartbeat.py's) -----------------------
+
+    def orphaned(self) -> bool:
+        """Whether the supervisor that started this worker is gone (it was re-parented)."""
+        return self.supervisor_lost_at is not None or os.getppid() != self._parent_pid
+
+    def overdue(self, now: float) -> list[Overdue]:
+        """The executing tasks past their timeout or cancel grace, as the supervisor's ledger decides."""
+        with self._status_lock:
+            return self.ledger.overdue(now)
+
+    def settle_and_exit(self, reason: KillReason, task_id: int | None = None) -> None:
+        """What the supervisor does when it kills a worker, done by the worker itself (its supervisor is gone):
+        settle everything it holds as the ledger decides (`reason` for `task_id`, or for every executing task
+        when None), then SIGKILL its own process group, so the task and what it started stop at once."""
+        with self._status_lock:
+            self.ledger.record_kill(reason, task_id)
+            executing = self.ledger.settlement(-signal.SIGKILL)
+            finished = list(self.ledger.deferred.values())
+        try:
+            counts = self.store.settle_dead_worker(self.id, finished=finished, executing=executing)
+            self.store.unregister_worker(self.id)
+            log.warning(
+                "orphan_exiting worker_id=%s reason=%s task_id=%s recorded=%d interrupted=%d released=%d",
+                self.id,
+                reason.value,
+                task_id,
+                counts.recorded,
+                counts.interrupted,
+                counts.released,
+            )
+        except Exception:  # the database is away: the leases, no longer renewed, recover the tasks
+            log.exception("orphan_settle_failed worker_id=%s", self.id)
+        LOG_BUFFER.flush()
+        self.kill_own_group()
+
+    def kill_own_group(self) -> None:
+        """SIGKILL this worker and what its tasks started (its process group, when it leads one), as the
+        supervisor does when it reaps a worker."""
+        sys.stderr.flush()
+        if os.getpgid(0) == os.getpid():
+            os.killpg(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGKILL)
 
     def cancel_executing(self, task_ids: list[int]) -> int:
         """Tell these tasks, those still executing and not told yet, that they are cancelled; returns how many."""
@@ -421,9 +517,13 @@ def run_worker(config: WorkerConfig) -> int:
         if fd >= 0:
             os.set_blocking(fd, False)
     try:
-        return worker.run()
+        code = worker.run()
     finally:
         store.dispose()
+    if worker.orphaned():
+        # No supervisor is left to kill what its tasks left running in its process group: the last act.
+        worker.kill_own_group()
+    return code
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ from taskq.schema import SETTLED, tasks
 from taskq.settings import LEASE
 
 DEFAULT_LEASE_SECONDS = LEASE.default  # declared in taskq/settings.py
-ERROR_LOG_LIMIT = 20  # earlier attempts' errors kept per task
+ERROR_LOG_LIMIT = 20  # earlier attempts' errors kept per task; at least lifecycle.PASS_ON_TRIES (counted in it)
 ERROR_TEXT_LIMIT = 20_000  # characters of one traceback kept
 
 PENDING = Status.PENDING.value

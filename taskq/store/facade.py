@@ -10,6 +10,7 @@ write lock, then a short write that checks nothing moved meanwhile).
 from __future__ import annotations
 
 import asyncio
+import builtins  # `list[...]` below `def list` would name the method
 import functools
 import logging
 import random
@@ -245,17 +246,22 @@ class Store:
         now: datetime | None = None,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         limits: ClaimLimits | None = None,
+        avoid: Sequence[str] | None = None,
     ) -> list[Task]:
         """Atomically move up to `limit` ready tasks to running for `worker_id`: highest priority first,
         then the one ready longest (run_after), then oldest id. No task is ever handed to two claimers.
         With `limits`, no capped name or queue ends up with more running tasks than its cap (a task whose
-        slots are all taken is passed over, so it never blocks the tasks behind it)."""
+        slots are all taken is passed over, so it never blocks the tasks behind it). `avoid`: task names
+        the worker does not know, taken only once they have been ready for lifecycle.PASS_ON_GRACE_SECONDS
+        (a worker that knows them goes first)."""
         now = now or utc_now()
         capped, _ = self._claims.capped_for(limits, queues)
 
         def claim_once() -> list[Task]:
             return self.write(
-                lambda conn: outcomes.claim(conn, self._ctx, worker_id, queues, limit, now, lease_seconds, capped)
+                lambda conn: outcomes.claim(
+                    conn, self._ctx, worker_id, queues, limit, now, lease_seconds, capped, avoid
+                )
             )
 
         claimed = claim_once()
@@ -288,17 +294,18 @@ class Store:
         now: datetime | None = None,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         limits: ClaimLimits | None = None,
+        avoid: Sequence[str] | None = None,
     ) -> tuple[list[int], list[Task]]:
         """Record a worker's finished runs and claim its next batch in one transaction: for quick tasks
         the commit, not the statements, is the cost. Returns the ids recorded (the others were no longer
         this worker's; a result the database refused is recorded as its task's failure) and the tasks
-        claimed (none when limit is 0). `limits`: as for claim_batch."""
+        claimed (none when limit is 0). `limits`, `avoid`: as for claim_batch."""
         for completion in completions:
             check_json("result", completion.result)
         now = now or utc_now()
         try:
             recorded, claimed = self._finish_and_claim_once(
-                worker_id, completions, queues, limit, now, lease_seconds, limits
+                worker_id, completions, queues, limit, now, lease_seconds, limits, avoid
             )
         except DBAPIError as error:
             if not completions or self.dialect.is_transient(error):
@@ -306,10 +313,10 @@ class Store:
             # The database refused the batch, maybe for one result in it (too big, refused by a constraint):
             # each is recorded alone, so only the refused ones fail, and the claim runs after them.
             recorded = self._record_each(worker_id, completions)
-            _, claimed = self._finish_and_claim_once(worker_id, [], queues, limit, now, lease_seconds, limits)
+            _, claimed = self._finish_and_claim_once(worker_id, [], queues, limit, now, lease_seconds, limits, avoid)
         readable = self._fail_unreadable(worker_id, claimed, now)
         while claimed and not readable:  # only unreadable rows came: look again
-            _, claimed = self._finish_and_claim_once(worker_id, [], queues, limit, now, lease_seconds, limits)
+            _, claimed = self._finish_and_claim_once(worker_id, [], queues, limit, now, lease_seconds, limits, avoid)
             readable = self._fail_unreadable(worker_id, claimed, now)
         return recorded, readable
 
@@ -322,10 +329,12 @@ class Store:
         now: datetime,
         lease_seconds: float,
         limits: ClaimLimits | None,
+        avoid: Sequence[str] | None,
     ) -> tuple[list[int], list[Task]]:
         capped, hot_claim = self._claims.capped_for(limits, queues)
 
-        if self._hot is not None and not queues and not any(c.has_follow_up for c in completions):
+        # A worker avoiding names it does not know is rare (a badly deployed pool): it takes the Core path.
+        if self._hot is not None and not queues and not avoid and not any(c.has_follow_up for c in completions):
             recorded, claimed = self._retrying(
                 lambda: outcomes.finish_and_claim_hot(
                     self._claims, worker_id, completions, limit, now, lease_seconds, hot_claim
@@ -344,7 +353,7 @@ class Store:
 
         return self.write(
             lambda conn: outcomes.finish_and_claim(
-                conn, self._ctx, worker_id, completions, queues, limit, now, lease_seconds, capped
+                conn, self._ctx, worker_id, completions, queues, limit, now, lease_seconds, capped, avoid
             )
         )
 
@@ -422,6 +431,22 @@ class Store:
                 conn, self._ctx, task_id, failure, now, worker_id, attempt, started_at, policy
             )
         )
+
+    def pass_on(
+        self,
+        task_id: int,
+        why: str,
+        *,
+        worker_id: str | None = None,
+        attempt: int | None = None,
+        now: datetime | None = None,
+    ) -> Status | None:
+        """A claimed task whose name this worker does not know: back to pending after a delay that grows
+        with each pass-on in a row, no attempt counted, or failed ("no worker knows task ...") after
+        `lifecycle.PASS_ON_TRIES` of them. `why` names the worker and what it knows. Returns the new status,
+        or None when the task is no longer this worker's."""
+        now = now or utc_now()
+        return self.write(lambda conn: outcomes.pass_on(conn, self._ctx, task_id, worker_id, attempt, why, now))
 
     def mark_cancelled(
         self,
@@ -582,8 +607,8 @@ class Store:
     def purge(self, older_than: timedelta, *, now: datetime | None = None) -> int:
         """Delete finished top-level tasks that finished before now - older_than; their children go with them
         (ON DELETE CASCADE). A parent keeps its rows while a child of it is active again (`taskq retry`)."""
-        cutoff = (now or utc_now()) - older_than
-        return self.write(lambda conn: transitions.purge(conn, cutoff))
+        now = now or utc_now()
+        return self.write(lambda conn: transitions.purge(conn, now - older_than, now))
 
     def bulk_retry(
         self, *, ids: Sequence[int] | None = None, where: TaskFilter | None = None, now: datetime | None = None
@@ -596,9 +621,8 @@ class Store:
         matched = changed = skipped = 0
         for batch in self._batches(ids, where, sources(Event.RETRY)):
             try:
-                done, _taken = self.write(
-                    lambda conn, batch=batch: transitions.retry_batch(conn, self._ctx, batch, now)
-                )
+                retry = functools.partial(transitions.retry_batch, ctx=self._ctx, batch=batch, now=now)
+                done, _taken = self.write(retry)
             except DBAPIError as error:
                 if not _is_unique_violation(error):
                     raise
@@ -700,7 +724,7 @@ class Store:
         parent_id: int | None = None,
         limit: int = 50,
         before_id: int | None = None,
-    ) -> list[Task]:
+    ) -> builtins.list[Task]:
         """Newest first; `before_id` pages by cursor (stable under inserts)."""
         where = TaskFilter(
             status=None if status is None else Status(status), name=name, queue=queue, parent_id=parent_id
@@ -727,7 +751,7 @@ class Store:
         """How many tasks match (the dashboard shows it before a bulk action)."""
         return self.read(lambda conn: queries.count(conn, where))
 
-    def children_results(self, parent_id: int) -> list[Task]:
+    def children_results(self, parent_id: int) -> builtins.list[Task]:
         """Every child of `parent_id`, oldest first (continuations read their inputs here)."""
         return self.read(lambda conn: queries.children_results(conn, parent_id))
 
@@ -742,7 +766,7 @@ class Store:
         """The newest task enqueued with `dedup_key`, active or finished."""
         return self.read(lambda conn: queries.latest_by_dedup_key(conn, dedup_key))
 
-    def active(self, *, names: Sequence[str] | None = None, limit: int = 50) -> list[Task]:
+    def active(self, *, names: Sequence[str] | None = None, limit: int = 50) -> builtins.list[Task]:
         """Pending, running and waiting tasks, oldest first; only those called one of `names` if given."""
         return self.read(lambda conn: queries.active(conn, names=names, limit=limit))
 
@@ -761,15 +785,15 @@ class Store:
         """Number of tasks in each status; every status present, zeros included."""
         return self.read(metrics.stats)
 
-    def queue_depths(self, *, now: datetime) -> list[QueueDepth]:
+    def queue_depths(self, *, now: datetime) -> builtins.list[QueueDepth]:
         """Every queue with active rows, by name."""
         return self.read(lambda conn: metrics.queue_depths(conn, now=now))
 
-    def known_queues(self) -> list[str]:
+    def known_queues(self) -> builtins.list[str]:
         """Queues with active rows or rolled-up history (for the dashboard's queue picker)."""
         return self.read(metrics.known_queues)
 
-    def known_names(self) -> list[str] | None:
+    def known_names(self) -> builtins.list[str] | None:
         """Every task name present in the table; None when no rollup ever ran."""
         return self.read(metrics.known_names)
 
@@ -807,12 +831,13 @@ class Store:
         """Finished tasks per minute and runtime histograms per task name from `since` on."""
         return self.read(lambda conn: metrics.chart_window(conn, since=since, queue=queue, name=name))
 
-    def queue_history(self, *, since: datetime, queue: str | None = None) -> list[dict[str, Any]]:
+    def queue_history(self, *, since: datetime, queue: str | None = None) -> builtins.list[dict[str, Any]]:
         return self.read(lambda conn: metrics.queue_history(conn, since=since, queue=queue))
 
-    def all_time_totals(self) -> dict[tuple[str, str], Tally]:
-        """{(queue, name): Tally} over all time, the live tail included: monotonic, for Prometheus counters."""
-        return self.read(metrics.all_time_totals)
+    def metric_totals(self) -> dict[tuple[str, str], Tally]:
+        """{(queue, name): Tally} over all time from the rollups, for Prometheus counters: monotonic (they
+        lag the rollup a little), names past metric_names' cap summed under metrics.OTHER_NAME."""
+        return self.read(metrics.metric_totals)
 
     # -- worker heartbeats (workers.py) -------------------------------------------------------------
 
@@ -839,7 +864,7 @@ class Store:
     def unregister_worker(self, worker_id: str) -> None:
         self.write(lambda conn: workers.unregister_worker(conn, worker_id))
 
-    def list_workers(self, *, alive_within: float = 60.0, now: datetime | None = None) -> list[WorkerInfo]:
+    def list_workers(self, *, alive_within: float = 60.0, now: datetime | None = None) -> builtins.list[WorkerInfo]:
         """Workers whose last heartbeat is at most `alive_within` seconds old, by id."""
         now = now or utc_now()
         return self.read(lambda conn: workers.list_workers(conn, alive_within=alive_within, now=now))
@@ -875,6 +900,6 @@ class Store:
         Returns the number of task rows deleted."""
         return self.write(lambda conn: schedules.remove_schedule(conn, name))
 
-    def schedule_overview(self) -> list[ScheduleOverview]:
+    def schedule_overview(self) -> builtins.list[ScheduleOverview]:
         """Every schedule with a state row, by name, with its next and its last finished occurrence."""
         return self.read(schedules.schedule_overview)

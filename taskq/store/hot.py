@@ -59,7 +59,7 @@ class _Compiled:
         self.sql = str(compiled)
         self.order = tuple(compiled.positiontup or ())
         self.constants = dict(compiled.params)
-        columns = getattr(statement, "_returning", None) or getattr(statement, "selected_columns", ())
+        columns: Any = getattr(statement, "_returning", None) or getattr(statement, "selected_columns", ())
         self.returning = [column.key for column in columns]
 
     def bind(self, values: dict[str, Any]) -> list[Any]:
@@ -120,7 +120,9 @@ class SqliteHotPath:
             pooled.detach()
             # No busy handler here: SQLite's sleeps 1, 2, 5, 10 ms while another worker's transaction
             # holds the lock for a fraction of one; the store's retry waits in finer, jittered steps.
-            pooled.dbapi_connection.execute("PRAGMA busy_timeout=0")
+            raw = pooled.dbapi_connection
+            assert raw is not None, "a connection just taken from the pool"
+            raw.execute("PRAGMA busy_timeout=0")
             local.pooled, local.pid = pooled, os.getpid()
             self._connections.add(pooled)
         return local.pooled.dbapi_connection

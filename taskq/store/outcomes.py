@@ -26,7 +26,15 @@ from sqlalchemy import (
 )
 
 from taskq.clock import as_utc
-from taskq.lifecycle import Event, Failure, FailureKind, RetryPolicy, decide_failure
+from taskq.lifecycle import (
+    PASS_ON_GRACE_SECONDS,
+    Event,
+    Failure,
+    FailureKind,
+    RetryPolicy,
+    decide_failure,
+    decide_pass_on,
+)
 from taskq.model import (
     ClaimLimits,
     Completion,
@@ -64,7 +72,7 @@ _AS_CLAIMED_ATTEMPT = (tasks.c.attempts + 1).label("attempts")
 
 
 _CLAIM_ORDER = (tasks.c.priority.desc(), tasks.c.run_after, tasks.c.id)
-_CLAIMED_VALUES = {
+_CLAIMED_VALUES: dict[str, Any] = {
     "status": _to(Event.CLAIM),
     "started_at": None,
     "worker_id": bindparam("worker_id"),
@@ -105,14 +113,26 @@ def _is_capped(capped: _Capped, name: Any, queue: Any) -> ColumnElement[bool]:
     return or_(*tests)
 
 
+def _not_avoided() -> ColumnElement[bool]:
+    """Tasks of the names a worker does not know (bound as :avoid) only once they have been ready for
+    PASS_ON_GRACE_SECONDS (:avoid_until): a worker that knows them takes them first (lifecycle.py)."""
+    return or_(tasks.c.name.not_in(bindparam("avoid", expanding=True)), tasks.c.run_after <= bindparam("avoid_until"))
+
+
+def _avoid_params(avoid: Sequence[str], now: datetime) -> dict[str, Any]:
+    return {"avoid": list(avoid), "avoid_until": now - timedelta(seconds=PASS_ON_GRACE_SECONDS)}
+
+
 @functools.cache
-def _claim_statement(by_queue: bool, capped: _Capped | None = None) -> Executable:
+def _claim_statement(by_queue: bool, capped: _Capped | None = None, avoiding: bool = False) -> Executable:
     """The claim: up to `limit` ready tasks in claim order, in one statement. With `capped`, it claims
     nothing when any of those candidates is a capped task (the caller then takes the counting path):
-    claims of uncapped tasks stay one statement, with no lock and no count."""
+    claims of uncapped tasks stay one statement, with no lock and no count. `avoiding`: see _not_avoided."""
     ready = and_(_from(Event.CLAIM), tasks.c.run_after <= bindparam("now"))
     if by_queue:
         ready = and_(ready, tasks.c.queue.in_(bindparam("queues", expanding=True)))
+    if avoiding:
+        ready = and_(ready, _not_avoided())
     columns = (tasks.c.id,) if capped is None else (tasks.c.id, tasks.c.name, tasks.c.queue)
     candidates = (
         select(*columns)
@@ -133,13 +153,15 @@ def _claim_statement(by_queue: bool, capped: _Capped | None = None) -> Executabl
 
 
 def _capped_candidates(
-    queues: Sequence[str] | None, full_names: set[str], full_queues: set[str]
+    queues: Sequence[str] | None, full_names: set[str], full_queues: set[str], avoiding: bool = False
 ) -> Select[tuple[int, str, str]]:
     """Ready tasks in claim order, leaving out names and queues with no free slot (so they never block
-    the tasks behind them); bound: now, limit."""
+    the tasks behind them); bound: now, limit (and avoid, avoid_until when `avoiding`)."""
     query = select(tasks.c.id, tasks.c.name, tasks.c.queue).where(
         _from(Event.CLAIM), tasks.c.run_after <= bindparam("now")
     )
+    if avoiding:
+        query = query.where(_not_avoided())
     if queues:
         query = query.where(tasks.c.queue.in_(list(queues)))
     if full_names:
@@ -283,7 +305,7 @@ def _claim_params(worker_id: str, limit: int, now: datetime, lease_seconds: floa
     return {"now": now, "limit": limit, "worker_id": worker_id, "lease_until": now + timedelta(seconds=lease_seconds)}
 
 
-def _in_claim_order(rows: Sequence[Mapping[str, Any]]) -> list[Task]:
+def _in_claim_order(rows: Sequence[Mapping[Any, Any]]) -> list[Task]:
     """RETURNING gives no order; the worker runs its batch in the claim's (priority, then ready longest)."""
     claimed = [Task.from_row(row) for row in rows]
     claimed.sort(key=lambda task: (-task.priority, task.run_after, task.id))
@@ -364,17 +386,22 @@ def claim(
     now: datetime,
     lease_seconds: float,
     capped: _Capped | None = None,
+    avoid: Sequence[str] | None = None,
 ) -> list[Task]:
     """Move up to `limit` ready tasks to running for `worker_id`: highest priority first, then the one
     ready longest (run_after), then oldest id. With `capped`, no capped name or queue ends up with more
-    running tasks than its cap."""
+    running tasks than its cap. `avoid`: names the worker does not know, claimed only once they have been
+    ready for PASS_ON_GRACE_SECONDS."""
     params = _claim_params(worker_id, limit, now, lease_seconds)
     if queues:
         params["queues"] = list(queues)
-    claimed = _in_claim_order(conn.execute(_claim_statement(bool(queues), capped), params).mappings().all())
+    if avoid:
+        params.update(_avoid_params(avoid, now))
+    statement = _claim_statement(bool(queues), capped, bool(avoid))
+    claimed = _in_claim_order(conn.execute(statement, params).mappings().all())
     if claimed or capped is None:
         return claimed
-    return claim_capped(conn, ctx, worker_id, queues, limit, now, lease_seconds, capped)
+    return claim_capped(conn, ctx, worker_id, queues, limit, now, lease_seconds, capped, avoid)
 
 
 def claim_capped(
@@ -386,19 +413,22 @@ def claim_capped(
     now: datetime,
     lease_seconds: float,
     capped: _Capped,
+    avoid: Sequence[str] | None = None,
 ) -> list[Task]:
     """The claim when a capped task is among the candidates: lock the caps met, count their running
     rows, and walk the candidates in claim order taking each task whose name and queue still have a
     free slot. A candidate passed over means one cap just filled up, so the next round leaves that
     name/queue out and looks further: each extra round fills at least one more cap."""
     free: dict[str, int] = {}  # "name:<n>" / "queue:<q>" -> slots left, for the caps locked and counted
-    claimed: list[Mapping[str, Any]] = []
+    claimed: list[Mapping[Any, Any]] = []
     first_round = True
     while len(claimed) < limit:
         wanted = limit - len(claimed)
         full_names = {key[5:] for key, left in free.items() if left <= 0 and key.startswith("name:")}
         full_queues = {key[6:] for key, left in free.items() if left <= 0 and key.startswith("queue:")}
-        rows = conn.execute(_capped_candidates(queues, full_names, full_queues), {"now": now, "limit": wanted}).all()
+        candidates = _capped_candidates(queues, full_names, full_queues, bool(avoid))
+        bound = {"now": now, "limit": wanted, **(_avoid_params(avoid, now) if avoid else {})}
+        rows = conn.execute(candidates, bound).all()
         met = sorted({key for row in rows for key in _cap_keys(capped, row.name, row.queue)} - free.keys())
         # Only the first round may wait for a lock: later ones already hold some, and waiting then
         # could deadlock with a claimer holding the next; a cap whose lock is busy counts as full.
@@ -446,10 +476,11 @@ def finish_and_claim(
     now: datetime,
     lease_seconds: float,
     capped: _Capped | None,
+    avoid: Sequence[str] | None = None,
 ) -> tuple[list[int], list[Task]]:
     """Record a worker's finished runs and claim its next batch (none when limit is 0)."""
     recorded = record_completions(conn, ctx, worker_id, completions)
-    claimed = claim(conn, ctx, worker_id, queues, limit, now, lease_seconds, capped) if limit > 0 else []
+    claimed = claim(conn, ctx, worker_id, queues, limit, now, lease_seconds, capped, avoid) if limit > 0 else []
     return recorded, claimed
 
 
@@ -533,7 +564,7 @@ def complete(
     row = conn.execute(_complete_statement(owner), params).first()
     if row is None:
         return False
-    values: Mapping[str, Any] = row._mapping
+    values: Mapping[Any, Any] = row._mapping
     if values["continuation"] is None and continuation is not None:
         values = {**values, "continuation": continuation}
     if values["parent_id"] is not None or values["continuation"] is not None:
@@ -580,10 +611,7 @@ def fail_running(
         draw=random.random(),
     )
     values: dict[str, Any] = {
-        # A log that cannot be read back (an Undecodable placeholder) starts again rather than block the failure.
-        "error_log": [*(row["error_log"] if isinstance(row["error_log"], list) else []), decision.log_entry][
-            -ERROR_LOG_LIMIT:
-        ],
+        "error_log": [*_readable_log(row["error_log"]), decision.log_entry][-ERROR_LOG_LIMIT:],
         "lease_until": None,
         "worker_id": None,
         "attempts": attempts,
@@ -604,6 +632,12 @@ def fail_running(
     return Status.FAILED
 
 
+def _readable_log(value: Any) -> list[Any]:
+    """A row's error log; one that cannot be read back (an Undecodable placeholder) starts again rather
+    than block the outcome being recorded."""
+    return value if isinstance(value, list) else []
+
+
 def fail_unreadable(conn: Connection, ctx: StoreContext, worker_id: str, claimed: Sequence[Task], now: datetime) -> int:
     """Claimed tasks whose arguments cannot be read back (`Task.unreadable`) fail for good: every attempt
     would read the same row. Returns how many were still this worker's."""
@@ -612,6 +646,46 @@ def fail_unreadable(conn: Connection, ctx: StoreContext, worker_id: str, claimed
         failure = Failure(FailureKind.PERMANENT, _clip(f"task {task.id} ({task.name}) cannot run: {task.unreadable}"))
         failed += fail_running(conn, ctx, task.id, failure, now, worker_id, task.attempts, now) is not None
     return failed
+
+
+def pass_on(
+    conn: Connection,
+    ctx: StoreContext,
+    task_id: int,
+    worker_id: str | None,
+    attempt: int | None,
+    why: str,
+    now: datetime,
+) -> Status | None:
+    """A worker that does not know the task's name hands it back: pending again later for a worker that
+    knows it, no attempt counted (it never ran), or failed once `decide_pass_on` says too many workers in
+    a row did not know it. None when the task is no longer this worker's."""
+    owner, params = _owner_params(task_id, worker_id, attempt)
+    row = conn.execute(_failing_row_statement(owner), params).mappings().first()
+    if row is None:
+        return None
+    # The row holds the attempt counted only if its start was recorded (it never is for an unknown name
+    # by a worker, but a caller may have): uncount it, as a release does.
+    attempts = row["attempts"] - (1 if row["started_at"] is not None and row["attempts"] > 0 else 0)
+    error_log = _readable_log(row["error_log"])
+    decision = decide_pass_on(row["name"], error_log, attempt=attempts + 1, why=_safe_text(why), now=now)
+    values: dict[str, Any] = {
+        "status": _to(decision.event),
+        "error_log": [*error_log, decision.log_entry][-ERROR_LOG_LIMIT:],
+        "lease_until": None,
+        "worker_id": None,
+    }
+    if decision.retry_at is not None:
+        values.update(attempts=attempts, started_at=None, run_after=decision.retry_at)
+        conn.execute(update(tasks).where(tasks.c.id == task_id).values(**values))
+        ctx.dialect.notify_new_tasks(conn)  # idle workers learn when it is due again
+        return Status.PENDING
+    # Failing for good ends the task's one attempt to find a worker: counted, as any failure's.
+    values.update(attempts=attempts + 1, error=_clip(decision.error or ""), finished_at=now)
+    values["started_at"] = row["started_at"] or now
+    conn.execute(update(tasks).where(tasks.c.id == task_id).values(**values))
+    after_finish(conn, ctx, task_id, row, Status.FAILED, now)
+    return Status.FAILED
 
 
 def mark_cancelled(

@@ -44,7 +44,7 @@ class ScheduleState:
     anchor: datetime | None  # the instant that slot follows: the previous slot, or when the schedule appeared
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> ScheduleState:
+    def from_row(cls, row: Mapping[Any, Any]) -> ScheduleState:
         def when(value: datetime | None) -> datetime | None:
             return None if value is None else as_utc(value)
 
@@ -130,7 +130,7 @@ def converge_schedule(
     if decision is None:
         return None
     run_after = decision.request.run_after
-    assert run_after is not None, "a schedule's request names its slot"
+    assert isinstance(run_after, datetime), "a schedule's request names its slot"
     if decision.reschedule is not None:
         if not _reschedule_pending(conn, ctx, decision.reschedule, decision.request, now):
             return None

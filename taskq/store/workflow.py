@@ -107,7 +107,7 @@ def count_finished_children(
 
 
 def _finish_parent(
-    conn: Connection, ctx: StoreContext, parent_id: int, parent: Mapping[str, Any], now: datetime
+    conn: Connection, ctx: StoreContext, parent_id: int, parent: Mapping[Any, Any], now: datetime
 ) -> None:
     children = ChildCounts.of(parent)
     outcome = parent_outcome(children, cancel_requested=parent["cancel_requested"])

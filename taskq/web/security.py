@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 from taskq.model import TaskqError
 from taskq.settings import DASHBOARD, Settings, SettingValueError
@@ -23,6 +23,7 @@ TOKEN_QUERY = "token"
 CSRF_HEADER = "x-taskq"  # any value; its presence proves the request came from a page allowed to set it
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_PATH_SAFE = "/-._~!$&'()*+,;=:@"  # RFC 3986 pchar and "/": left as they are in a redirect's path
 
 
 class DashboardConfigError(TaskqError):
@@ -146,13 +147,21 @@ async def _deny(send: Any, status: int, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def same_origin_path(path: str) -> str:
+    """`path` as a Location that can only stay on this site. A request for `//evil.example/?token=...`
+    must not send the browser (token cookie set) to evil.example: browsers read `//host`, `/\\host` and
+    `/<tab>/host` as another host, so the path gets one leading slash and every character outside a
+    path's plain set (backslash, controls, spaces, ...) percent-encoded."""
+    return "/" + quote(path.lstrip("/\\"), safe=_PATH_SAFE)
+
+
 async def _redirect_with_cookie(send: Any, path: str, query: Mapping[str, str], token: str) -> None:
     """Trade ?token= for an HttpOnly cookie and drop it from the address bar (and so from history)."""
     rest = urlencode({key: value for key, value in query.items() if key != TOKEN_QUERY})
-    location = path + (f"?{rest}" if rest else "")
+    location = same_origin_path(path) + (f"?{rest}" if rest else "")
     cookie = SimpleCookie()
     cookie[TOKEN_COOKIE] = token
-    cookie[TOKEN_COOKIE].update({"path": "/", "httponly": True, "samesite": "Strict"})
+    cookie[TOKEN_COOKIE].update({"path": "/", "httponly": "true", "samesite": "Strict"})
     await send(
         {
             "type": "http.response.start",

@@ -54,3 +54,12 @@ def test_migrated_schema_matches_schema_py(database_url: str) -> None:
 
 def test_the_revision_ensure_schema_expects_is_alembics_head() -> None:
     assert head_revision() == SCHEMA_REVISION, "update taskq.engine.SCHEMA_REVISION with each new migration"
+
+
+def test_alembic_check_finds_no_difference_from_schema_py(database_url: str) -> None:
+    """`alembic check`, as an operator runs it: migrations/env.py gives Alembic taskq's metadata."""
+    engine = open_engine(database_url)
+    engine.dispose()
+    check = _alembic("check", url=database_url)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "No new upgrade operations detected" in check.stdout + check.stderr

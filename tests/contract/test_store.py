@@ -7,7 +7,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from taskq.clock import utc_now
+from taskq.lifecycle import PASS_ON_GRACE_SECONDS, PASS_ON_TRIES, pass_on_delay
 from taskq.model import (
+    ClaimLimits,
     Completion,
     Interrupted,
     Interruption,
@@ -165,6 +167,67 @@ def test_outcomes_from_a_worker_that_lost_the_task_are_ignored(store: Store) -> 
     assert store.fail(task_id, "x", worker_id="w2") is None
     assert store.complete(task_id, 1, worker_id="w1")
     assert store.require(task_id).result == 1
+
+
+def test_pass_on_hands_back_uncounted_with_growing_delays_then_fails_and_finishes_the_parent(store: Store) -> None:
+    parent_id = store.enqueue("taskq.echo", priority=100).id
+    parent = store.claim("w", now=utc_now())
+    assert parent is not None and parent.id == parent_id
+    children = [TaskRequest("app.not_deployed_here", [1])]
+    assert store.wait_for_children(parent_id, children, worker_id="w", attempt=1) is not None
+    (child,) = store.children_results(parent_id)
+    now = utc_now()
+    for tries in range(1, PASS_ON_TRIES):
+        claimed = store.claim("w", now=now)
+        assert claimed is not None and claimed.id == child.id
+        if tries == 2:  # a caller that had recorded the start: the attempt is uncounted again, as a release does
+            assert store.mark_started(child.id, worker_id="w", started_at=now)
+        why = "w does not know it"
+        assert store.pass_on(child.id, why, worker_id="other", attempt=claimed.attempts, now=now) is None
+        assert store.pass_on(child.id, why, worker_id="w", attempt=claimed.attempts, now=now) is Status.PENDING
+        row = store.require(child.id)
+        assert (row.status, row.attempts, row.worker_id, row.lease_until, row.started_at, row.error) == (
+            Status.PENDING,
+            0,
+            None,
+            None,
+            None,
+            None,
+        )
+        assert row.run_after == now + timedelta(seconds=pass_on_delay(tries))
+        assert row.error_log[-1]["passed_on"] is True and f"({tries} of {PASS_ON_TRIES})" in row.error_log[-1]["error"]
+        assert store.claim("w", now=row.run_after - timedelta(milliseconds=1)) is None  # not before its time
+        now = row.run_after
+    claimed = store.claim("w", now=now)
+    assert claimed is not None
+    failed = store.pass_on(child.id, "w does not know it", worker_id="w", attempt=claimed.attempts, now=now)
+    assert failed is Status.FAILED
+    row = store.require(child.id)
+    expected = f"no worker knows task 'app.not_deployed_here' after {PASS_ON_TRIES} tries: w does not know it"
+    assert (row.status, row.attempts, row.error, row.finished_at) == (Status.FAILED, 1, expected, now)
+    assert [bool(entry.get("passed_on")) for entry in row.error_log] == [True] * (PASS_ON_TRIES - 1) + [False]
+    assert store.require(parent_id).status is Status.FAILED  # its only child failed for good
+
+
+@pytest.mark.parametrize("how", ["claim_batch", "finish_and_claim", "capped"])
+def test_a_claim_avoiding_names_takes_them_only_once_they_have_waited_the_grace(store: Store, how: str) -> None:
+    now = utc_now()
+    lacking = store.enqueue("app.not_here", priority=5, run_after=now).id
+    known = store.enqueue("taskq.echo", run_after=now).id
+    grace = timedelta(seconds=PASS_ON_GRACE_SECONDS)
+
+    def claim(at: datetime) -> list[int]:
+        avoid = ["app.not_here", "app.neither"]
+        if how == "claim_batch":
+            return [t.id for t in store.claim_batch("w", limit=5, now=at, avoid=avoid)]
+        limits = ClaimLimits({"app.not_here": 3}) if how == "capped" else None
+        _, claimed = store.finish_and_claim("w", [], limit=5, now=at, avoid=avoid, limits=limits)
+        return [t.id for t in claimed]
+
+    # Just ready: a worker that knows the name goes first; the known task behind it is not held back.
+    assert claim(now) == [known]
+    assert claim(now + grace - timedelta(milliseconds=1)) == []
+    assert claim(now + grace) == [lacking]
 
 
 def test_cancel_pending_at_once_and_running_cooperatively(store: Store) -> None:

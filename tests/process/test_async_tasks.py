@@ -475,3 +475,95 @@ def test_coroutines_at_the_default_concurrency_of_one(tmp_path, database_url, st
     assert values(pool, "cancelled") == ["2", "3"], "the coroutine saw CancelledError"
     assert {event.pid for event in events(pool)} == {worker} and worker_pids(pool) == [worker]
     assert "worker_exited" not in pool.log() and "task_timeout" not in pool.log()
+
+
+# -- 9: whatever a coroutine raises is its own outcome (issue 19 point 5) ---------------------------------------
+
+RAISED_TEXT = {
+    "SystemExit": "SystemExit: the task called sys.exit",
+    "KeyboardInterrupt": "KeyboardInterrupt: the task raised KeyboardInterrupt",
+    "CancelledError": "CancelledError: the task raised CancelledError",
+    "cancelled-future": "await future  # CancelledError here, in a task nobody cancelled",
+    "GeneratorExit": "GeneratorExit: the task raised GeneratorExit",
+}
+
+
+@pytest.mark.parametrize("concurrency", [1, 10])
+@pytest.mark.parametrize("kind", list(RAISED_TEXT))
+def test_a_base_exception_from_a_coroutine_fails_it_alone_and_the_worker_lives_on(
+    tmp_path, database_url, store, pools, kind, concurrency
+) -> None:
+    culprit = enqueue(store, "a.raises", 0, kind, "raise", max_retries=0, priority=20)
+    others = [enqueue(store, "a.gated", n, "co", max_retries=2, priority=10) for n in (1, 2, 3)]
+    pool = async_pool(tmp_path, database_url, "--workers", "1", "--concurrency", str(concurrency))
+    pools.append(pool)
+    beside = 3 if concurrency > 1 else 0  # at concurrency 1 the co-runners wait for the culprit's end
+    wait_for(lambda: len(values(pool, "start")) == 1 + beside, 20, what="the culprit and its co-runners started")
+    (worker,) = worker_pids(pool)
+    open_gate(pool, "raise")
+    task = wait_for(lambda: (t := store.require(culprit)).status in TERMINAL_STATUSES and t, 10, what="its end")
+    assert task.status is Status.FAILED and task.attempts == 1, (task.status, task.attempts, task.error)
+    error = task.error or ""
+    assert RAISED_TEXT[kind] in error and "in raises" in error and "worker lost" not in error, error
+    assert values(pool, "raises") == ["0"], "it ran once"
+    assert all(status_of(store, task_id) is Status.RUNNING for task_id in others[:beside])
+    open_gate(pool, "co")
+    wait_for(lambda: finished(store, others), 10, what="the co-runners finished")
+    for task_id in others:
+        other = store.require(task_id)
+        assert (other.status, other.attempts, other.error_log) == (Status.COMPLETED, 1, []), other
+    later = enqueue(store, "a.sleep", 9, 0.0)
+    wait_for(lambda: status_of(store, later) is Status.COMPLETED, 10, what="a later task ran")
+    assert collections.Counter(values(pool, "start")) == {"0": 1, "1": 1, "2": 1, "3": 1, "9": 1}
+    assert {event.pid for event in events(pool)} == {worker} and worker_pids(pool) == [worker], "the worker lived on"
+    assert "worker_exited" not in pool.log()
+
+
+def test_a_kill_right_after_coroutines_return_records_them_completed(tmp_path, database_url, store, pools) -> None:
+    """Each round: four coroutines return, then (before anything awaiting them resumes) a sibling blocks the loop and
+    the worker is SIGKILLed during that block. The four had returned: completed once, never failed or re-run."""
+    pool = async_pool(tmp_path, database_url, "--workers", "1", "--concurrency", "5")
+    pools.append(pool)
+    returned: dict[int, int] = {}
+    for round_ in range(3):
+        gate_name = f"round-{round_}"
+        numbers = [10 * round_ + i for i in range(4)]
+        returned.update({enqueue(store, "a.returns", n, gate_name, max_retries=0): n for n in numbers})
+        blocker = 10 * round_ + 9
+        blocker_id = enqueue(store, "a.blocks_after_returns", blocker, gate_name, max_retries=0)
+        wait_for(lambda ns=[*numbers, blocker]: set(map(str, ns)) <= set(values(pool, "start")), 20, what="started")
+        (victim,) = {event.pid for event in events(pool, "start") if event.value == str(blocker)}
+        open_gate(pool, gate_name)
+        wait_for(lambda b=str(blocker): b in values(pool, "blocking"), 10, what="the sibling holds the loop")
+        assert set(map(str, numbers)) <= set(values(pool, "done")), "the four returned before the loop was blocked"
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda v=victim: v not in pool.workers(), 10, what="the victim reaped")
+        lost = wait_for(lambda b=blocker_id: (t := store.require(b)).status in TERMINAL_STATUSES and t, 10)
+        assert lost.status is Status.FAILED and "worker lost" in (lost.error or ""), "the blocker was executing"
+    assert finished(store, list(returned))
+    problems = []
+    for task_id, n in returned.items():
+        task = store.require(task_id)
+        if (task.status, task.result, task.attempts, task.error_log) != (Status.COMPLETED, n, 1, []):
+            problems.append(f"n={n}: {task.status.value} attempts {task.attempts} result {task.result} {task.error}")
+    assert not problems, "\n".join(problems)
+    starts = collections.Counter(values(pool, "start"))
+    assert all(starts[str(n)] == 1 for n in returned.values()), starts
+
+
+def test_a_kill_right_after_a_coroutine_returns_at_concurrency_one(tmp_path, database_url, store, pools) -> None:
+    """At concurrency 1 the only thing that can run between a return and the worker's report is what the coroutine
+    left on its loop: here a callback that blocks it, during which the worker is SIGKILLed."""
+    returner = enqueue(store, "a.returns_leaving_a_blocker", 0, "return", max_retries=0)
+    pool = async_pool(tmp_path, database_url, "--workers", "1")
+    pools.append(pool)
+    wait_for(lambda: values(pool, "start") == ["0"], 20, what="the coroutine started")
+    (victim,) = worker_pids(pool)
+    open_gate(pool, "return")
+    wait_for(lambda: values(pool, "blocking") == ["0"], 10, what="its callback holds the loop")
+    assert values(pool, "done") == ["0"]
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: victim not in pool.workers(), 10, what="the victim reaped")
+    task = wait_for(lambda: (t := store.require(returner)).status in TERMINAL_STATUSES and t, 10, what="its end")
+    assert (task.status, task.result, task.attempts, task.error_log) == (Status.COMPLETED, 0, 1, []), task.error
+    assert values(pool, "start") == ["0"], "never re-run"

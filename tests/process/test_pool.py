@@ -180,15 +180,6 @@ def test_cancel_of_a_task_that_ignores_it_kills_after_the_grace(tmp_path, db, po
     wait_for(lambda: len(pool.workers()) == 1, 10, what="worker respawned")
 
 
-def test_unknown_task_fails_with_a_clear_error_and_is_kept(tmp_path, db, pools) -> None:
-    url, store = db
-    task_id = store.enqueue("not.registered", [1]).id
-    pool = PoolProcess(tmp_path, url, "--workers", "1")
-    pools.append(pool)
-    task = wait_for(lambda: (t := store.require(task_id)).status is Status.FAILED and t, 20, what="failed")
-    assert "unknown task 'not.registered'" in (task.error or "") and task.attempts == 1
-
-
 def test_systemd_notifications_ready_and_stopping(tmp_path, db, pools) -> None:
     import socket
 

@@ -195,3 +195,76 @@ async def blocks_loop(n: int, seconds: float) -> str:
         time.sleep(0.05)
     stamp("done", n)
     return "should have been killed"
+
+
+# What a coroutine can raise besides an Exception, each with a message to find in its traceback. A CancelledError
+# nobody in taskq asked for is the task's own failure too; "cancelled-future" gets one the way real code does, by
+# awaiting a future that someone else cancelled.
+RAISED = {
+    "SystemExit": lambda: SystemExit("the task called sys.exit"),
+    "KeyboardInterrupt": lambda: KeyboardInterrupt("the task raised KeyboardInterrupt"),
+    "CancelledError": lambda: asyncio.CancelledError("the task raised CancelledError"),
+    "GeneratorExit": lambda: GeneratorExit("the task raised GeneratorExit"),
+}
+
+
+@taskq.task(name="a.raises", max_retries=0)
+async def raises(n: int, kind: str, gate_name: str) -> str:
+    """Waits for its gate, then raises `kind`: a BaseException that is not an Exception, or a CancelledError."""
+    stamp("start", n)
+    await until_open(gate_name)
+    stamp("raises", n)
+    if kind == "cancelled-future":
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        loop.call_soon(future.cancel)
+        await future  # CancelledError here, in a task nobody cancelled
+    raise RAISED[kind]()
+
+
+def hold_loop(n: int, seconds: float = 60.0) -> None:
+    """Block the event loop (a sync call in a coroutine) until the test ends or `seconds` pass."""
+    stamp("blocking", n)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not is_open("all"):
+        time.sleep(0.01)
+    stamp("released", n)
+
+
+_let_go: dict[str, asyncio.Event] = {}  # per gate name: set by a.blocks_after_returns when its gate opens
+
+
+def let_go(name: str) -> asyncio.Event:
+    return _let_go.setdefault(name, asyncio.Event())
+
+
+@taskq.task(name="a.returns", max_retries=0)
+async def returns(n: int, gate_name: str) -> int:
+    """Returns as soon as a.blocks_after_returns lets it go, the loop turn before that one blocks the loop."""
+    stamp("start", n)
+    await let_go(gate_name).wait()
+    stamp("done", n)
+    return n
+
+
+@taskq.task(name="a.blocks_after_returns", max_retries=0)
+async def blocks_after_returns(n: int, gate_name: str) -> str:
+    """Once its gate opens, wakes every a.returns of that gate and yields once: they all return, then this one
+    blocks the loop (before their awaiters resume), the gap in which a kill used to lose their results."""
+    stamp("start", n)
+    await until_open(gate_name)
+    let_go(gate_name).set()  # their wake-ups are queued on the loop ahead of this coroutine's next step
+    await asyncio.sleep(0)
+    hold_loop(n)
+    return "held the loop"
+
+
+@taskq.task(name="a.returns_leaving_a_blocker", max_retries=0)
+async def returns_leaving_a_blocker(n: int, gate_name: str) -> int:
+    """Leaves a callback on its loop that blocks it, then returns: the callback runs before anything that awaits
+    this coroutine resumes (at concurrency 1, the worker's own code)."""
+    stamp("start", n)
+    await until_open(gate_name)
+    asyncio.get_running_loop().call_soon(hold_loop, n)
+    stamp("done", n)
+    return n

@@ -5,6 +5,7 @@ tests count starts, returns and the processes they ran in outside the tasks tabl
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -75,3 +76,16 @@ def spawn_child(tag: str, detach: bool, then_sleep: float) -> str:
     record(f"child-{tag}", f"{child.pid}:{start_time(child.pid)}")
     time.sleep(then_sleep)
     return tag
+
+
+@taskq.task(name="crash.kill_own_worker", max_retries=0, priority=10)
+def kill_own_worker(n: int) -> None:
+    """Dies at once the way an OOM kill looks to the pool: SIGKILL of its own worker process."""
+    record("killed", n)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@taskq.task(name="crash.raises")
+def raises(message: str) -> None:
+    record("ran", "raises")
+    raise ValueError(message)

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from datetime import datetime
 
 import pytest
 
 import taskq
 from taskq.context import TaskContext
-from taskq.executor import Call, call, call_async, execute, settle
+from taskq.executor import Call, TaskTimedOut, call, call_async, execute, settle
+from taskq.lifecycle import PASS_ON_DELAY_SECONDS
 from taskq.model import Completion, Status, Task
 from taskq.registry import lookup
 from taskq.store import Store
@@ -71,6 +73,45 @@ async def fails_for_good() -> None:
     raise taskq.Fail("no point")
 
 
+RAISED: dict[str, BaseException] = {
+    "SystemExit": SystemExit(3),
+    "KeyboardInterrupt": KeyboardInterrupt(),
+    "GeneratorExit": GeneratorExit(),
+    "CancelledError": asyncio.CancelledError("its own"),
+}
+
+
+@taskq.task(name="unit.raises_async", max_retries=0)
+async def raises_async(kind: str) -> None:
+    await asyncio.sleep(0)
+    raise RAISED[kind]
+
+
+@taskq.task(name="unit.awaits_a_cancelled_future", max_retries=0)
+async def awaits_a_cancelled_future() -> None:
+    future = asyncio.get_running_loop().create_future()
+    future.cancel()  # someone else's doing: the task itself was never cancelled
+    await future
+
+
+@taskq.task(name="unit.swallows_then_raises", timeout=0.05, max_retries=0)
+async def swallows_then_raises() -> None:
+    try:
+        await asyncio.sleep(60)
+    except asyncio.CancelledError:
+        raise asyncio.CancelledError("re-raised after cleaning up") from None
+
+
+WOKEN: dict[str, asyncio.Event] = {}  # made on the loop of the test that waits on it
+
+
+@taskq.task(name="unit.wakes_a_sibling")
+async def wakes_a_sibling() -> int:
+    await asyncio.sleep(0)
+    WOKEN["sibling"].set()
+    return 7
+
+
 def claimed(store: Store, name: str, args: list | None = None) -> Task:
     store.enqueue(name, args or [])
     task = store.claim(WORKER)
@@ -115,9 +156,27 @@ def test_a_result_that_is_not_json_fails_permanently(sqlite_store: Store) -> Non
     assert status is Status.FAILED and "result must be JSON-serialisable" in (row.error or "")
 
 
-def test_an_unknown_task_fails_permanently_naming_imports(sqlite_store: Store) -> None:
-    status, row = run(sqlite_store, claimed(sqlite_store, "unit.nobody_registered_this"))
-    assert status is Status.FAILED and "is the module in `imports`?" in (row.error or "")
+def test_an_unknown_task_goes_back_uncounted_for_a_worker_that_knows_it(sqlite_store: Store) -> None:
+    task = claimed(sqlite_store, "unit.nobody_registered_this")
+    outcome = execute(sqlite_store, task, WORKER, TaskContext(sqlite_store, task, WORKER))
+    assert (outcome.status, outcome.event, outcome.error) == (Status.PENDING, "task_passed_on", None)
+    row = sqlite_store.require(task.id)
+    assert (row.status, row.attempts, row.error, row.worker_id) == (Status.PENDING, 0, None, None)
+    (entry,) = row.error_log
+    assert entry["passed_on"] is True and WORKER in entry["error"] and "is the module in `imports`?" in entry["error"]
+    assert "unit.add" in entry["error"]  # the names this worker does know
+    assert (row.run_after - datetime.fromisoformat(entry["at"])).total_seconds() == PASS_ON_DELAY_SECONDS
+
+
+def test_a_failure_outcome_carries_its_exception_line_and_traceback_for_the_log(sqlite_store: Store) -> None:
+    task = claimed(sqlite_store, "unit.boom")
+    outcome = execute(sqlite_store, task, WORKER, TaskContext(sqlite_store, task, WORKER))
+    assert (outcome.event, outcome.error) == ("task_retry", "ValueError: boom")
+    assert outcome.traceback is not None and outcome.traceback.startswith("Traceback (most recent call last)")
+    assert 'raise ValueError("boom")' in outcome.traceback
+    task = claimed(sqlite_store, "unit.forever")
+    outcome = execute(sqlite_store, task, WORKER, TaskContext(sqlite_store, task, WORKER))
+    assert (outcome.event, outcome.error) == ("task_failed", "TimeoutError: task exceeded its timeout of 0.05 s")
 
 
 def test_a_coroutine_past_its_timeout_is_cancelled_and_failed_like_a_killed_sync_task(sqlite_store: Store) -> None:
@@ -167,3 +226,85 @@ def test_retry_and_fail_from_a_coroutine_mean_what_they_mean_in_sync_tasks(sqlit
     assert 119 <= (row.run_after - row.created_at).total_seconds() <= 125
     status, row = run(sqlite_store, claimed(sqlite_store, "unit.fails_for_good"))
     assert status is Status.FAILED and "no point" in (row.error or "")
+
+
+@pytest.mark.parametrize("kind", list(RAISED))
+def test_any_base_exception_from_a_coroutine_is_its_outcome_and_the_loop_goes_on(
+    sqlite_store: Store, kind: str
+) -> None:
+    task = claimed(sqlite_store, "unit.raises_async", [kind])
+    context = TaskContext(sqlite_store, task, WORKER)
+    told: list[Call] = []
+
+    async def beside_a_sibling() -> tuple[Call, str]:
+        sibling = asyncio.create_task(asyncio.sleep(0.01, "sibling finished"))
+        outcome = await call_async(lookup(task.name), task, context, timeout=5.0, on_return=told.append)
+        return outcome, await sibling
+
+    outcome, sibling = asyncio.run(beside_a_sibling())
+    assert outcome.error is RAISED[kind] and told == [outcome] and sibling == "sibling finished"
+    status = settle(sqlite_store, task, WORKER, context, lookup(task.name), outcome).status
+    row = sqlite_store.require(task.id)
+    assert status is Status.FAILED and f"{type(RAISED[kind]).__name__}" in (row.error or ""), row.error
+    assert "in raises_async" in (row.error or ""), "the task's own traceback"
+
+
+def test_a_cancelled_future_the_coroutine_awaits_fails_it_not_cancels_it(sqlite_store: Store) -> None:
+    status, row = run(sqlite_store, claimed(sqlite_store, "unit.awaits_a_cancelled_future"))
+    assert status is Status.FAILED and "CancelledError" in (row.error or "") and "await future" in (row.error or "")
+
+
+def test_a_cancelled_error_after_taskq_cancelled_the_coroutine_is_taskqs_reason(sqlite_store: Store) -> None:
+    status, row = run(sqlite_store, claimed(sqlite_store, "unit.swallows_then_raises"))
+    assert status is Status.FAILED and row.error == "TimeoutError: task exceeded its timeout of 0.05 s"
+
+
+def test_on_return_runs_in_the_step_the_coroutine_returns_in_before_anything_else_on_the_loop(
+    sqlite_store: Store,
+) -> None:
+    """The function wakes a sibling and returns; the sibling is queued ahead of anything awaiting the function,
+    yet `on_return` has run before the sibling gets the loop (it would block it, and a kill then lose the return)."""
+    order: list[str] = []
+
+    async def sibling() -> None:
+        await WOKEN.setdefault("sibling", asyncio.Event()).wait()
+        order.append("sibling ran")
+
+    task = claimed(sqlite_store, "unit.wakes_a_sibling")
+    context = TaskContext(sqlite_store, task, WORKER)
+
+    async def both() -> Call:
+        WOKEN.pop("sibling", None)
+        waiting = asyncio.create_task(sibling())
+        outcome = await call_async(lookup(task.name), task, context, 5.0, on_return=lambda c: order.append("told"))
+        order.append("awaiter resumed")
+        await waiting
+        return outcome
+
+    assert asyncio.run(both()) == Call(7)
+    assert order == ["told", "sibling ran", "awaiter resumed"]
+
+
+@pytest.mark.parametrize("name", ["unit.add", "unit.add_async"])
+def test_a_success_is_announced_once_as_it_returns_then_kept(sqlite_store: Store, name: str) -> None:
+    told: list[Completion] = []
+    kept: list[Completion] = []
+    task = claimed(sqlite_store, name, [2, 2])
+    context = TaskContext(sqlite_store, task, WORKER)
+    outcome = execute(sqlite_store, task, WORKER, context, defer_success=kept.append, announce=told.append)
+    assert outcome.deferred and told == kept and [c.result for c in told] == [4]
+    assert sqlite_store.require(task.id).status is Status.RUNNING
+
+
+def test_a_failure_is_announced_never_and_recorded_at_once(sqlite_store: Store) -> None:
+    told: list[Completion] = []
+    task = claimed(sqlite_store, "unit.boom_async")
+    context = TaskContext(sqlite_store, task, WORKER)
+    outcome = execute(sqlite_store, task, WORKER, context, defer_success=told.append, announce=told.append)
+    assert outcome.status is Status.FAILED and told == []
+
+
+def test_the_timeout_reason_is_the_executors_own(sqlite_store: Store) -> None:
+    task = claimed(sqlite_store, "unit.forever")
+    result = asyncio.run(call_async(lookup(task.name), task, TaskContext(sqlite_store, task, WORKER), timeout=0.01))
+    assert isinstance(result.error, TaskTimedOut)

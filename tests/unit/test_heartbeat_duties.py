@@ -18,6 +18,7 @@ from taskq.heartbeat import (
     WORKER_ROW_SECONDS,
     CancelWatch,
     LeaseRenewal,
+    OrphanGuard,
     ProgressFlush,
     SlowStarts,
     SupervisorWatch,
@@ -37,11 +38,19 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 @pytest.fixture
 def worker(store: Store) -> Iterator[Worker]:
-    config = WorkerConfig(name="worker-1", database=str(store.engine.url))
+    config = WorkerConfig(name="worker-1", database=str(store.engine.url), shutdown_grace=5.0)
     made = Worker(config, store)
     yield made
     for fd in (made._stop_r, made._stop_w):
         os.close(fd)
+
+
+@pytest.fixture
+def exits(worker: Worker, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What the worker's SIGKILL of its own process group would have done, recorded instead."""
+    killed: list[str] = []
+    monkeypatch.setattr(worker, "kill_own_group", lambda: killed.append("killed"))
+    return killed
 
 
 def claim(worker: Worker, count: int) -> list[Task]:
@@ -142,3 +151,42 @@ def test_a_worker_whose_supervisor_is_gone_stops(worker: Worker) -> None:
     someone_else = os.getppid() + 1
     assert SupervisorWatch(worker, someone_else).run_once(time.monotonic()) == {"supervisor_lost": 1}
     assert worker.stop_requested
+
+
+def test_a_lost_supervisor_is_noticed_even_after_a_stop_was_asked(worker: Worker) -> None:
+    worker.request_stop()  # a SIGTERM first, then the supervisor dies: the worker must still know
+    someone_else = os.getppid() + 1
+    now = time.monotonic()
+    assert SupervisorWatch(worker, someone_else).run_once(now) == {"supervisor_lost": 1}
+    assert worker.supervisor_lost_at == now and worker.orphaned()
+    assert SupervisorWatch(worker, someone_else).run_once(now + 1.0) == {"supervisor_lost": 0}, "once"
+
+
+def test_an_orphan_fails_a_task_past_its_timeout_as_the_supervisor_would_and_ends_itself(
+    worker: Worker, exits: list[str]
+) -> None:
+    task_id = worker.store.enqueue("taskq.echo", ["hung"], timeout=3, max_retries=1).id
+    [task] = worker.finish_and_claim(1)
+    worker.begin(task)
+    started = worker.executing[task.id].started
+    guard = OrphanGuard(worker)
+    assert guard.run_once(started + 60.0) == {"orphan_exits": 0}, "the supervisor enforces it while it lives"
+    worker.supervisor_lost_at = started + 1.0
+    assert guard.run_once(started + 2.9) == {"orphan_exits": 0}
+    assert guard.run_once(started + 3.1) == {"orphan_exits": 1}
+    assert exits == ["killed"]
+    row = worker.store.require(task_id)
+    assert row.status is Status.PENDING and row.attempts == 1  # a failed attempt, retried per its policy
+    assert "TimeoutError" in row.error_log[0]["error"]
+
+
+def test_an_orphan_releases_what_it_holds_uncounted_once_its_grace_passed(worker: Worker, exits: list[str]) -> None:
+    claimed = claim(worker, 2)  # one executing, one prefetched
+    lost = time.monotonic()
+    worker.supervisor_lost_at = lost
+    guard = OrphanGuard(worker)
+    assert guard.run_once(lost + worker.config.shutdown_grace - 0.01) == {"orphan_exits": 0}
+    assert guard.run_once(lost + worker.config.shutdown_grace + 0.01) == {"orphan_exits": 1}
+    assert exits == ["killed"]
+    rows = [worker.store.require(task.id) for task in claimed]
+    assert [(row.status, row.attempts, row.worker_id) for row in rows] == [(Status.PENDING, 0, None)] * 2

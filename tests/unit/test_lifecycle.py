@@ -8,6 +8,8 @@ import pytest
 
 from taskq.lifecycle import (
     DEFAULT_POLICY,
+    PASS_ON_DELAY_MAX_SECONDS,
+    PASS_ON_TRIES,
     TRANSITIONS,
     ChildCounts,
     Event,
@@ -15,9 +17,12 @@ from taskq.lifecycle import (
     FailureKind,
     RetryPolicy,
     decide_failure,
+    decide_pass_on,
     events_between,
     parent_error,
     parent_outcome,
+    pass_on_delay,
+    passed_on_tries,
     sources,
     target,
     targets,
@@ -52,6 +57,7 @@ def test_the_status_changes_are_exactly_these() -> None:
         (P, X, Event.CANCEL),
         (F, P, Event.RETRY),
         (X, P, Event.RETRY),
+        (R, P, Event.PASS_ON),
     }
 
 
@@ -75,7 +81,8 @@ def test_every_status_is_reachable_from_pending_and_every_active_one_can_finish(
 
 
 def test_events_applied_by_a_claims_holder_start_from_running() -> None:
-    for event in (Event.COMPLETE, Event.FAIL, Event.BACK_OFF, Event.STOP, Event.SPAWN, Event.START, Event.RELEASE):
+    holders = (Event.COMPLETE, Event.FAIL, Event.BACK_OFF, Event.STOP, Event.SPAWN, Event.START, Event.RELEASE)
+    for event in (*holders, Event.PASS_ON):
         assert sources(event) == (R,)
 
 
@@ -93,7 +100,7 @@ def test_target_of_an_event_with_one_and_targets_of_the_last_child() -> None:
 
 
 def test_events_between_names_what_makes_a_change_legal() -> None:
-    assert events_between(R, P) == (Event.RELEASE, Event.BACK_OFF)
+    assert events_between(R, P) == (Event.RELEASE, Event.BACK_OFF, Event.PASS_ON)
     assert events_between(C, P) == ()
     assert events_between(P, F) == ()
 
@@ -149,6 +156,60 @@ def test_the_log_entry_records_every_attempt() -> None:
         "at": NOW.isoformat(),
         "error": "e",
     }
+
+
+# -- a task its worker does not know ------------------------------------------------------------------------
+
+
+def pass_ons(decisions: int) -> list[dict[str, object]]:
+    """The error_log of a task passed on `decisions` times in a row, each entry as decide_pass_on wrote it."""
+    log: list[dict[str, object]] = []
+    for _ in range(decisions):
+        log.append(decide_pass_on("app.new", log, attempt=1, why="w1 does not know it", now=NOW).log_entry)
+    return log
+
+
+def test_a_pass_on_comes_back_after_a_delay_that_doubles_from_1_s_without_an_error() -> None:
+    log: list[dict[str, object]] = []
+    delays = []
+    for tries in range(1, PASS_ON_TRIES):
+        decision = decide_pass_on("app.new", log, attempt=1, why="host-b:7:worker-1:b:1 does not know it", now=NOW)
+        assert decision.event is Event.PASS_ON and decision.error is None and decision.tries == tries
+        assert decision.retry_at is not None
+        delays.append((decision.retry_at - NOW).total_seconds())
+        entry = decision.log_entry
+        assert entry["passed_on"] is True and entry["attempt"] == 1 and entry["at"] == NOW.isoformat()
+        assert f"passed on ({tries} of {PASS_ON_TRIES}): host-b:7:worker-1:b:1 does not know it" in str(entry["error"])
+        log.append(entry)
+    assert delays == [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, PASS_ON_DELAY_MAX_SECONDS]
+    assert pass_on_delay(10_000) == PASS_ON_DELAY_MAX_SECONDS  # no float overflow
+
+
+def test_the_last_try_fails_the_task_naming_the_name_the_tries_and_why() -> None:
+    decision = decide_pass_on("app.new", pass_ons(PASS_ON_TRIES - 1), attempt=1, why="w1 does not know it", now=NOW)
+    assert decision.event is Event.FAIL and decision.retry_at is None
+    assert decision.error == f"no worker knows task 'app.new' after {PASS_ON_TRIES} tries: w1 does not know it"
+    assert decision.log_entry == {"attempt": 1, "at": NOW.isoformat(), "error": decision.error}
+    assert decide_pass_on("app.new", [], attempt=1, why="w", now=NOW, limit=1).event is Event.FAIL
+
+
+def test_tries_count_the_pass_ons_since_the_task_last_ran_or_failed() -> None:
+    assert passed_on_tries(None) == passed_on_tries([]) == 0
+    assert passed_on_tries(pass_ons(3)) == 3
+    ran_and_failed = {"attempt": 1, "at": NOW.isoformat(), "error": "ValueError: boom"}
+    assert passed_on_tries([*pass_ons(5), ran_and_failed]) == 0  # a worker knew it meanwhile
+    assert passed_on_tries([*pass_ons(5), ran_and_failed, *pass_ons(2)]) == 2
+    asked = {"attempt": 1, "at": NOW.isoformat(), "retry": True, "error": "retry requested"}
+    assert passed_on_tries([*pass_ons(4), asked]) == 0
+    # After the failure that ends a run of pass-ons (and a `taskq retry`), the count starts again.
+    failed = decide_pass_on("app.new", pass_ons(PASS_ON_TRIES - 1), attempt=1, why="w", now=NOW).log_entry
+    assert passed_on_tries([*pass_ons(PASS_ON_TRIES - 1), failed]) == 0
+
+
+def test_every_pass_on_of_a_task_fits_in_its_error_log() -> None:
+    from taskq.store.base import ERROR_LOG_LIMIT
+
+    assert PASS_ON_TRIES <= ERROR_LOG_LIMIT  # the count is read back from the error_log's last entries
 
 
 # -- a parent's outcome ------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ MESSAGES = [
     protocol.Deferred(Completion(8, 3, None, AT, True, "app.next", None)),
     protocol.Recorded((7, 8)),
     protocol.CancelSeen(9),
+    protocol.UnknownName("app.tasks.added_in_the_next_release"),
 ]
 
 

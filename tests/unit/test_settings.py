@@ -8,8 +8,9 @@ from taskq.settings import SettingsError, load_settings, parse_settings
 
 
 def test_shipped_settings_file_works_as_is() -> None:
-    settings = load_settings(Path(__file__).resolve().parents[2] / "settings.yaml")
-    assert settings.database == "sqlite:///taskq.db" and settings.workers >= 1
+    root = Path(__file__).resolve().parents[2]
+    settings = load_settings(root / "settings.yaml")
+    assert settings.database == f"sqlite:///{root / 'taskq.db'}" and settings.workers >= 1  # next to the file
 
 
 @pytest.mark.parametrize(
@@ -39,7 +40,7 @@ def test_database_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     file.write_text("database: sqlite:///from-file.db\nretention: forever\nqueues: a, b\n")
     monkeypatch.delenv("TASKQ_DATABASE_URL", raising=False)
     settings = load_settings(file)
-    assert settings.database == "sqlite:///from-file.db"
+    assert settings.database == f"sqlite:///{tmp_path / 'from-file.db'}"  # relative to the file's folder
     assert settings.retention_seconds is None and settings.queues == ("a", "b")
     monkeypatch.setenv("TASKQ_DATABASE_URL", "sqlite:///from-env.db")
     assert load_settings(file).database == "sqlite:///from-env.db"

@@ -41,6 +41,8 @@ from taskq.worker import WorkerConfig
 
 NOT_SETTINGS = {"path", "sources"}
 WORKER_ONLY = {"name", "wake_fd", "status_fd"}
+# Live settings the supervisor enforces: a worker keeps the values it started with, for when it is orphaned.
+SUPERVISOR_COPIES = {"shutdown_grace", "cancel_grace"}
 
 
 @pytest.fixture(autouse=True)
@@ -77,7 +79,9 @@ def test_other_modules_take_their_defaults_from_the_table() -> None:
 def test_every_setting_a_worker_takes_restarts_workers_and_reaches_its_config() -> None:
     """The pool restarts workers for exactly the settings that end up in WorkerConfig (database aside:
     it takes a restart of the whole pool)."""
-    config_fields = {f.name for f in dataclasses.fields(WorkerConfig)} - WORKER_ONLY - {"database"}
+    config_fields = {f.name for f in dataclasses.fields(WorkerConfig)} - WORKER_ONLY - SUPERVISOR_COPIES - {"database"}
+    live = {attr for s in SETTINGS if s.apply is Apply.LIVE for attr in s.fields}
+    assert live >= SUPERVISOR_COPIES
     restarting = {attr for s in SETTINGS if s.apply is Apply.RESTART_WORKERS for attr in s.fields}
     assert config_fields == restarting
     changed = Settings(
@@ -105,7 +109,7 @@ def test_every_setting_a_worker_takes_restarts_workers_and_reaches_its_config() 
 def test_precedence_is_flag_then_variable_then_file_then_default(tmp_path: Path, monkeypatch) -> None:
     file = write(tmp_path, "database: sqlite:///file.db\nworkers: 3\nimports: [a]\n")
     settings = load_settings(file)
-    assert (settings.database, settings.workers, settings.concurrency) == ("sqlite:///file.db", 3, 1)
+    assert (settings.database, settings.workers, settings.concurrency) == (f"sqlite:///{tmp_path / 'file.db'}", 3, 1)
     monkeypatch.setenv("TASKQ_DATABASE_URL", "sqlite:///env.db")
     assert load_settings(file).database == "sqlite:///env.db"
     flags = {"database": "sqlite:///flag.db", "workers": "5", "imports": ("b", "a"), "concurrency": "2"}
@@ -294,7 +298,8 @@ def test_a_reload_restarts_workers_only_for_their_settings_and_keeps_the_databas
     pool, retired = _pool_on(load_settings(file))
     file.write_text("database: sqlite:///b.db\nretention: 2d\n")
     pool.reload_settings()
-    assert pool.settings.database == "sqlite:///a.db" and pool.settings.retention_seconds == 2 * 86400.0
+    kept = f"sqlite:///{tmp_path / 'a.db'}"
+    assert pool.settings.database == kept and pool.settings.retention_seconds == 2 * 86400.0
     assert retired == [] and "settings_database_changed" in caplog.text
     file.write_text("database: sqlite:///a.db\nretention: 2d\nqueues: {api: {max_concurrency: 2}}\nconcurrency: 3\n")
     pool.reload_settings()

@@ -19,6 +19,7 @@ from taskq import distribution, registry, systemd, terminal, urls
 from taskq.api import open_store
 from taskq.clock import parse_duration, utc_now
 from taskq.distribution import install_hint
+from taskq.json_limits import JsonRefused, check_text
 from taskq.model import TERMINAL_STATUSES, Status, Task, TaskFilter, TaskqError
 from taskq.requests import MAX_TASK_ID, parse_request
 from taskq.settings import DATABASE, IMPORTS, WORKER_OPTIONS, Setting, Settings, load_settings
@@ -147,7 +148,10 @@ def _json_arg(text: str | None, label: str) -> Any:
     if text is None:
         return None
     try:
+        check_text(text)  # before decoding: a deeper text could exhaust the stack that decodes it
         return json.loads(text)
+    except JsonRefused as refused:
+        raise click.BadParameter(f"{label.lstrip('-')} {refused.reason}", param_hint=label) from None
     except json.JSONDecodeError as error:
         raise click.BadParameter(f"not valid JSON: {error.msg} at position {error.pos}", param_hint=label) from None
 

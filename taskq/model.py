@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import json
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
 from taskq.clock import as_utc
+from taskq.json_limits import JsonRefused, Undecodable, encode
 
 
 class Status(str, enum.Enum):
@@ -38,14 +38,15 @@ MAX_DELAY_SECONDS = 10 * 365 * 86400.0
 
 
 def check_json(what: str, value: Any) -> None:
-    """Refuse a value the store could not keep as JSON (args, kwargs, a result): NaN and infinities too,
-    which json.dumps writes but PostgreSQL's json type and most readers refuse."""
+    """Refuse a value the store could not keep as JSON (args, kwargs, a result), or that a worker could
+    not read back: NaN and infinities (json.dumps writes them, PostgreSQL's json type and most readers
+    refuse them), and nesting past json_limits.MAX_JSON_DEPTH (checked as every reader checks it)."""
     if value is None or value == [] or value == {}:
         return
     try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as error:
-        raise InvalidTaskArguments(f"{what} must be JSON-serialisable: {error}") from None
+        encode(value)
+    except JsonRefused as refused:
+        raise InvalidTaskArguments(f"{what} {refused.reason}") from None
 
 
 class TaskqError(Exception):
@@ -140,9 +141,11 @@ class Enqueued(Generic[ResultT]):
 
 
 def _result_of(task: Task) -> Any:  # Any: the row's JSON is what the task returned
-    if task.status is Status.COMPLETED:
-        return task.result
-    raise TaskFailed(task)
+    if task.status is not Status.COMPLETED:
+        raise TaskFailed(task)
+    if isinstance(task.result, Undecodable):
+        raise TaskqError(f"task {task.id}'s result cannot be read back: result {task.result.reason}")
+    return task.result
 
 
 @dataclass(frozen=True)
@@ -288,6 +291,10 @@ class Task:
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> Task:
+        """Never fails on the JSON columns: one that could not be decoded (json_limits.read_column) or is
+        not of its column's shape holds an Undecodable placeholder, so the row can still be shown, and
+        failed (see `unreadable`)."""
+
         def when(value: datetime | None) -> datetime | None:
             return None if value is None else as_utc(value)
 
@@ -295,8 +302,8 @@ class Task:
             id=row["id"],
             name=row["name"],
             queue=row["queue"],
-            args=list(row["args"] or []),
-            kwargs=dict(row["kwargs"] or {}),
+            args=_shaped(row["args"], list),
+            kwargs=_shaped(row["kwargs"], dict),
             status=Status(row["status"]),
             priority=row["priority"],
             run_after=as_utc(row["run_after"]),
@@ -308,7 +315,7 @@ class Task:
             progress_message=row["progress_message"],
             result=row["result"],
             error=row["error"],
-            error_log=list(row["error_log"] or []),
+            error_log=_shaped(row["error_log"], list),
             worker_id=row["worker_id"],
             lease_until=when(row["lease_until"]),
             cancel_requested=bool(row["cancel_requested"]),
@@ -326,6 +333,14 @@ class Task:
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+    @property
+    def unreadable(self) -> str | None:
+        """Why the task cannot run as stored (its args or kwargs could not be read back), else None."""
+        for what, value in (("args", self.args), ("kwargs", self.kwargs)):
+            if isinstance(value, Undecodable):
+                return f"its {what} cannot be read back: {what} {value.reason}"
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         def iso(value: datetime | None) -> str | None:
@@ -504,6 +519,19 @@ class ClippedValue:
         return {"size": self.size, "head": self.head}
 
 
+def _shaped(value: Any, shape: type[list[Any]] | type[dict[str, Any]]) -> Any:
+    """A JSON column's value as its shape (None: empty), or an Undecodable placeholder saying why not."""
+    if value is None:
+        return shape()
+    if isinstance(value, (Undecodable, shape)):
+        return value
+    found = _JSON_KINDS.get(type(value), type(value).__name__)
+    return Undecodable(f"is a JSON {found}, not {'an array' if shape is list else 'an object'}")
+
+
+_JSON_KINDS = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+
+
 @dataclass(frozen=True)
 class WorkerInfo:
     """A worker process as it last reported itself (heartbeats feed `taskq workers` and the dashboard)."""
@@ -525,7 +553,7 @@ class WorkerInfo:
             hostname=row["hostname"],
             pid=row["pid"],
             name=row["name"],
-            queues=list(row["queues"] or []),
+            queues=row["queues"] if isinstance(row["queues"], list) else [],
             started_at=as_utc(row["started_at"]),
             heartbeat_at=as_utc(row["heartbeat_at"]),
             current_task_id=row["current_task_id"],

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from taskq.json_limits import Undecodable
 from taskq.model import Task, TaskSummary
 
 if TYPE_CHECKING:
@@ -206,7 +207,8 @@ def show_task(out: Console, task: Task, children: dict[str, int] | None, *, full
             continue
         if key == "result" and task.status.value != "completed" and value is None:
             continue
-        text = json.dumps(value, ensure_ascii=False, default=str)
+        # A placeholder for a value that cannot be read back is shown as the note it is, not as a JSON string.
+        text = value if isinstance(value, Undecodable) else json.dumps(value, ensure_ascii=False, default=str)
         shown, cut = clip(text, INLINE_CHARS)
         if cut and full:
             whole.append((key, text))

@@ -25,7 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from taskq.clock import utc_now
 from taskq.dialect import Dialect, dialect_for
 from taskq.filters import check_filter
-from taskq.lifecycle import Event, Failure, RetryPolicy, sources
+from taskq.lifecycle import Event, Failure, FailureKind, RetryPolicy, sources
 from taskq.model import (
     ACTIVE_STATUSES,
     BulkResult,
@@ -278,9 +278,33 @@ class Store:
         (a worker that knows them goes first)."""
         now = now or utc_now()
         capped, _ = self._claims.capped_for(limits, queues)
-        return self.write(
-            lambda conn: outcomes.claim(conn, self._ctx, worker_id, queues, limit, now, lease_seconds, capped, avoid)
-        )
+
+        def claim_once() -> list[Task]:
+            return self.write(
+                lambda conn: outcomes.claim(
+                    conn, self._ctx, worker_id, queues, limit, now, lease_seconds, capped, avoid
+                )
+            )
+
+        claimed = claim_once()
+        readable = self._fail_unreadable(worker_id, claimed, now)
+        while claimed and not readable:  # only unreadable rows came: look again
+            claimed = claim_once()
+            readable = self._fail_unreadable(worker_id, claimed, now)
+        return readable
+
+    def _fail_unreadable(self, worker_id: str, claimed: list[Task], now: datetime) -> list[Task]:
+        """The claimed tasks a worker can run. Those whose arguments cannot be read back (nested past the
+        depth limit, not JSON: see json_limits) are failed for good, in a transaction after the claim's:
+        the claim of the others stands, and a claimer dying in between leaves the row to be released
+        and claimed (and failed) again."""
+        unreadable = [task for task in claimed if task.unreadable is not None]
+        if not unreadable:
+            return claimed
+        self.write(lambda conn: outcomes.fail_unreadable(conn, self._ctx, worker_id, unreadable, now))
+        for task in unreadable:
+            log.error("task_unreadable task_id=%s name=%s: %s", task.id, task.name, task.unreadable)
+        return [task for task in claimed if task.unreadable is None]
 
     def finish_and_claim(
         self,
@@ -296,10 +320,39 @@ class Store:
     ) -> tuple[list[int], list[Task]]:
         """Record a worker's finished runs and claim its next batch in one transaction: for quick tasks
         the commit, not the statements, is the cost. Returns the ids recorded (the others were no longer
-        this worker's) and the tasks claimed (none when limit is 0). `limits`, `avoid`: as for claim_batch."""
+        this worker's; a result the database refused is recorded as its task's failure) and the tasks
+        claimed (none when limit is 0). `limits`, `avoid`: as for claim_batch."""
         for completion in completions:
             check_json("result", completion.result)
         now = now or utc_now()
+        try:
+            recorded, claimed = self._finish_and_claim_once(
+                worker_id, completions, queues, limit, now, lease_seconds, limits, avoid
+            )
+        except DBAPIError as error:
+            if not completions or self.dialect.is_transient(error):
+                raise
+            # The database refused the batch, maybe for one result in it (too big, refused by a constraint):
+            # each is recorded alone, so only the refused ones fail, and the claim runs after them.
+            recorded = self._record_each(worker_id, completions)
+            _, claimed = self._finish_and_claim_once(worker_id, [], queues, limit, now, lease_seconds, limits, avoid)
+        readable = self._fail_unreadable(worker_id, claimed, now)
+        while claimed and not readable:  # only unreadable rows came: look again
+            _, claimed = self._finish_and_claim_once(worker_id, [], queues, limit, now, lease_seconds, limits, avoid)
+            readable = self._fail_unreadable(worker_id, claimed, now)
+        return recorded, readable
+
+    def _finish_and_claim_once(
+        self,
+        worker_id: str,
+        completions: Sequence[Completion],
+        queues: Sequence[str] | None,
+        limit: int,
+        now: datetime,
+        lease_seconds: float,
+        limits: ClaimLimits | None,
+        avoid: Sequence[str] | None,
+    ) -> tuple[list[int], list[Task]]:
         capped, hot_claim = self._claims.capped_for(limits, queues)
 
         # A worker avoiding names it does not know is rare (a badly deployed pool): it takes the Core path.
@@ -325,6 +378,34 @@ class Store:
                 conn, self._ctx, worker_id, completions, queues, limit, now, lease_seconds, capped, avoid
             )
         )
+
+    def _record_each(self, worker_id: str, completions: Sequence[Completion]) -> list[int]:
+        """Record successes one transaction each; a result the database refuses fails its task for good
+        (the same result would be refused again). Returns the ids whose outcome was recorded."""
+        recorded = []
+        for c in completions:
+            owner: dict[str, Any] = {"worker_id": worker_id, "attempt": c.attempt, "started_at": c.started_at}
+            try:
+                if self.complete(c.task_id, c.result, continuation=c.continuation, now=c.finished_at, **owner):
+                    recorded.append(c.task_id)
+                continue
+            except DBAPIError as error:
+                reason = self.refusal(error)
+                if reason is None:
+                    raise
+            log.error("task_result_refused task_id=%s: %s", c.task_id, reason)
+            failure = Failure(FailureKind.PERMANENT, reason)
+            if self.fail(c.task_id, failure, now=c.finished_at, **owner) is not None:
+                recorded.append(c.task_id)
+        return recorded
+
+    def refusal(self, error: BaseException) -> str | None:
+        """The failure of a task whose outcome the database refused to store (a statement error, not an
+        outage: those are retried, then raised); None for any other error."""
+        if not isinstance(error, DBAPIError) or self.dialect.is_transient(error):
+            return None
+        first_line = (str(error.orig).strip().splitlines() or ["(no message)"])[0]
+        return f"the database refused the task's result: {type(error.orig).__name__}: {first_line}"
 
     def complete(
         self,
@@ -434,11 +515,19 @@ class Store:
     ) -> SettledCounts:
         """Everything a dead worker held, in one transaction: successes it had not recorded are recorded,
         the tasks it was executing get their outcome (`Interrupted.how`), and every other task it had
-        claimed goes back to pending without counting an attempt (it never started)."""
+        claimed goes back to pending without counting an attempt (it never started). A success the
+        database refuses fails its task alone, as in `finish_and_claim`."""
         now = now or utc_now()
-        return self.write(
-            lambda conn: outcomes.settle_dead_worker(conn, self._ctx, worker_id, finished, executing, now)
-        )
+        try:
+            return self.write(
+                lambda conn: outcomes.settle_dead_worker(conn, self._ctx, worker_id, finished, executing, now)
+            )
+        except DBAPIError as error:
+            if not finished or self.dialect.is_transient(error):
+                raise
+        recorded = self._record_each(worker_id, finished)
+        rest = self.write(lambda conn: outcomes.settle_dead_worker(conn, self._ctx, worker_id, (), executing, now))
+        return SettledCounts(len(recorded), rest.interrupted, rest.released)
 
     def running_worker_ids(self) -> list[str]:
         """Ids of the workers holding running tasks (for same-host recovery of dead ones)."""

@@ -17,6 +17,7 @@ from starlette.routing import Route
 from taskq import registry
 from taskq.clock import parse_duration, utc_now
 from taskq.filters import parse_filter
+from taskq.json_limits import MAX_JSON_DEPTH, JsonRefused, check_text
 from taskq.maintenance import StatsRollup
 from taskq.model import ClippedValue, InvalidTaskArguments, Status, TaskNotFound
 from taskq.requests import MAX_TASK_ID, TEXT_LIMITS, check_stored_text, check_task_id, parse_request
@@ -86,9 +87,21 @@ async def _json_object(request: Request) -> dict[str, Any]:
         raise UnsupportedMediaType("the request body must be JSON (Content-Type: application/json)")
     raw = await request.body()
     try:
-        body = json.loads(raw)
+        text = raw.decode("utf-8")
+        # Before decoding (a deeper body could exhaust the handler's stack); the fields are one level in.
+        check_text(text, MAX_JSON_DEPTH + 1)
+        body = json.loads(text)
     except UnicodeDecodeError:
         raise InvalidTaskArguments("request body is not UTF-8") from None
+    except JsonRefused as refused:  # check_text refuses only for depth, so it says how deep
+        if refused.key is None:
+            raise InvalidTaskArguments(
+                f"request body is nested {refused.depth} levels deep (its fields may nest {MAX_JSON_DEPTH})"
+            ) from None
+        depth = (refused.depth or 0) - 1  # the field's own: the body's less the object around it
+        raise InvalidTaskArguments(
+            f"{refused.key} is nested {depth} levels deep (taskq keeps at most {MAX_JSON_DEPTH})"
+        ) from None
     except json.JSONDecodeError as error:
         raise InvalidTaskArguments(f"request body is not valid JSON: {error.msg} at position {error.pos}") from None
     if not isinstance(body, dict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -52,6 +53,31 @@ class UtcDateTime(TypeDecorator[datetime]):
         return None if value is None else as_utc(value)
 
 
+class JsonText(TypeDecorator[Any]):
+    """A JSON document kept as the text json.dumps wrote, so every value reads back as it was written.
+
+    SQLite gives a column typed JSON NUMERIC affinity: a bare-number document (a task's result) that
+    looks numeric is converted on the way in, so 2**64 came back as 1.8446744073709552e+19 and 1.0 as 1.
+    TEXT affinity leaves text alone: SQLite stores TEXT and this type encodes and decodes (json.dumps and
+    json.loads, as SQLAlchemy's JSON does there, None included: it becomes 'null'). PostgreSQL keeps its
+    json type, which stores the text as written (jsonb would not: it rewrites 1e16 as 10000000000000000).
+    """
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        return dialect.type_descriptor(Text() if dialect.name == "sqlite" else JSON())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return json.dumps(value) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        if dialect.name != "sqlite" or value is None:
+            return value
+        return json.loads(value)
+
+
 def _status_in(statuses: frozenset[Status]) -> Any:
     quoted = ", ".join(f"'{status.value}'" for status in sorted(statuses, key=lambda s: s.value))
     return text(f"status IN ({quoted})")
@@ -59,7 +85,7 @@ def _status_in(statuses: frozenset[Status]) -> Any:
 
 metadata = MetaData()
 
-# BigInteger on PostgreSQL, INTEGER (the rowid alias, so autoincrementing) on SQLite.
+# BigInteger on PostgreSQL, INTEGER on SQLite (the rowid alias; `tasks` adds AUTOINCREMENT below).
 TaskId = BigInteger().with_variant(Integer(), "sqlite")
 
 tasks = Table(
@@ -68,8 +94,8 @@ tasks = Table(
     Column("id", TaskId, primary_key=True, autoincrement=True),
     Column("name", String(200), nullable=False),
     Column("queue", String(100), nullable=False, server_default="default"),
-    Column("args", JSON, nullable=False),
-    Column("kwargs", JSON, nullable=False),
+    Column("args", JsonText, nullable=False),
+    Column("kwargs", JsonText, nullable=False),
     Column("status", String(32), nullable=False, server_default=Status.PENDING.value),
     Column("priority", Integer, nullable=False, server_default="0"),
     Column("run_after", UtcDateTime, nullable=False),
@@ -79,9 +105,9 @@ tasks = Table(
     Column("parent_id", TaskId, ForeignKey("tasks.id", ondelete="CASCADE")),
     Column("progress", Float, nullable=False, server_default="0"),
     Column("progress_message", Text),
-    Column("result", JSON),
+    Column("result", JsonText),
     Column("error", Text),
-    Column("error_log", JSON),
+    Column("error_log", JsonText),
     Column("worker_id", String(200)),
     Column("lease_until", UtcDateTime),
     Column("cancel_requested", Boolean, nullable=False, server_default="0"),
@@ -100,6 +126,10 @@ tasks = Table(
         name="ck_tasks_status",
     ),
     CheckConstraint("progress >= 0 AND progress <= 100", name="ck_tasks_progress"),
+    # Ids are never reused: without AUTOINCREMENT SQLite gives max(id) + 1, so after a purge of the newest
+    # rows a new task took a purged one's id (links, saved ids and schedules.task_id then named another
+    # task). Costs one sqlite_sequence update per insert; PostgreSQL's sequence never reuses anyway.
+    sqlite_autoincrement=True,
 )
 
 PENDING_ONLY = text("status = 'pending'")
@@ -159,7 +189,7 @@ workers = Table(
     Column("hostname", String(200), nullable=False),
     Column("pid", Integer, nullable=False),
     Column("name", String(100), nullable=False),
-    Column("queues", JSON, nullable=False),
+    Column("queues", JSON, nullable=False),  # always a list: NUMERIC affinity leaves such text alone
     Column("started_at", UtcDateTime, nullable=False),
     Column("heartbeat_at", UtcDateTime, nullable=False),
     Column("current_task_id", TaskId),
@@ -262,5 +292,15 @@ rollup_state = Table(
     Column("watermark", UtcDateTime),
     Column("generation", BigInteger, nullable=False, server_default="0"),
     Column("counts_stale", Boolean, nullable=False, server_default="0"),
+)
+# The task names /metrics gives series of their own (taskq.store.metrics.METRIC_NAMES_MAX at most): a name
+# is admitted when the rollup first meets it while there is room, and stays; the rest are summed under
+# name="other". Admitted for good and only at first sight, so no name's history ever moves between its
+# own series and "other", and every counter stays monotonic.
+metric_names = Table(
+    "metric_names",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("admitted_at", UtcDateTime, nullable=False),
 )
 # ---- end issue 13 ------------------------------------------------------------------------------------

@@ -497,8 +497,8 @@ class Store:
     def purge(self, older_than: timedelta, *, now: datetime | None = None) -> int:
         """Delete finished top-level tasks that finished before now - older_than; their children go with them
         (ON DELETE CASCADE). A parent keeps its rows while a child of it is active again (`taskq retry`)."""
-        cutoff = (now or utc_now()) - older_than
-        return self.write(lambda conn: transitions.purge(conn, cutoff))
+        now = now or utc_now()
+        return self.write(lambda conn: transitions.purge(conn, now - older_than, now))
 
     def bulk_retry(
         self, *, ids: Sequence[int] | None = None, where: TaskFilter | None = None, now: datetime | None = None
@@ -724,9 +724,10 @@ class Store:
     def queue_history(self, *, since: datetime, queue: str | None = None) -> builtins.list[dict[str, Any]]:
         return self.read(lambda conn: metrics.queue_history(conn, since=since, queue=queue))
 
-    def all_time_totals(self) -> dict[tuple[str, str], Tally]:
-        """{(queue, name): Tally} over all time, the live tail included: monotonic, for Prometheus counters."""
-        return self.read(metrics.all_time_totals)
+    def metric_totals(self) -> dict[tuple[str, str], Tally]:
+        """{(queue, name): Tally} over all time from the rollups, for Prometheus counters: monotonic (they
+        lag the rollup a little), names past metric_names' cap summed under metrics.OTHER_NAME."""
+        return self.read(metrics.metric_totals)
 
     # -- worker heartbeats (workers.py) -------------------------------------------------------------
 

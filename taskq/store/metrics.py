@@ -6,6 +6,13 @@ counts of the finished rows still present (task_counts). Enqueue, claim and comp
 tables. Reads add the few rows finished since the watermark live, so every figure is exact whether or
 not the rollup ran lately; the rollup only decides how many rows a read has to look at.
 
+Prometheus counters come from task_totals alone, never from rows a purge can remove: they lag the rollup
+(ROLLUP_LAG_SECONDS and a tick) but never decrease. So an operator action that takes finished rows away
+before the rollup reached them (a retry of a task that just failed, a purge of rows that just finished)
+first adds those rows' outcomes to the rollups itself: every completion, failure and cancellation is
+counted once, by whichever of the two meets it first. Task names label series only when admitted to
+metric_names (METRIC_NAMES_MAX, at first sight, for good); the others are summed under OTHER_NAME.
+
 Concurrency: a rollup reads its rows outside the write lock, then applies them in one short write
 transaction that first locks rollup_state and checks that neither the watermark nor the generation
 moved meanwhile (another dashboard rolled up, an operator retried or purged); if one did it gives up
@@ -21,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, case, delete, func, insert, select, union_all, update
+from sqlalchemy import Connection, Row, Select, and_, bindparam, case, delete, func, insert, select, union_all, update
 
 from taskq.clock import as_utc
 from taskq.model import TERMINAL_STATUSES, Status
@@ -29,6 +36,7 @@ from taskq.schema import (
     RUNTIME_BOUNDS_SECONDS,
     RUNTIME_BUCKET_COLUMNS,
     UtcDateTime,
+    metric_names,
     queue_samples,
     rollup_state,
     task_counts,
@@ -49,6 +57,11 @@ ROLLUP_LAG_SECONDS = 10.0  # rows finished this recently stay live: a transactio
 ROLLUP_CHUNK_ROWS = 20_000  # finished rows per rollup transaction (~tens of ms of write lock on SQLite)
 COUNT_ATTEMPTS = 3  # reads of the counts raced by a rollup before counting the table itself
 HISTORY_DAYS = 8  # per-minute buckets and queue samples kept (charts show up to a day)
+# Task names with series of their own in /metrics; the rest are summed under OTHER_NAME. With 24 series per
+# name and queue (3 counters, 19 histogram buckets, count, sum), 100 names cost 2,424 series per queue.
+METRIC_NAMES_MAX = 100
+OTHER_NAME = "other"  # a task really named "other" shares that series: still a sum of monotonic counters
+_IN_BATCH = 500  # values per IN (...) of names or ids: well under every driver's parameter limit
 _STATE_ID = 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)  # "before everything", for a watermark never set
 
@@ -350,8 +363,7 @@ def fold_rollup(conn: Connection, chunk: RollupChunk) -> int:
     current = rollup_state_of(conn, lock=True)
     if (current.watermark, current.generation) != (chunk.read_under.watermark, chunk.read_under.generation):
         return 0
-    _add_tallies(conn, task_minutes, ("minute", "queue", "name"), chunk.minutes)
-    _add_tallies(conn, task_totals, ("queue", "name"), chunk.totals)
+    _add_outcomes(conn, chunk.minutes, chunk.totals, admitted_at=chunk.watermark or _EPOCH)
     _add_counts(conn, chunk.counts)
     conn.execute(update(rollup_state).where(rollup_state.c.id == _STATE_ID).values(watermark=chunk.watermark))
     return chunk.rows
@@ -412,15 +424,21 @@ def prune_history(conn: Connection, *, now: datetime) -> int:
 # -- operator actions that take finished rows away (called inside their write transaction) -------------
 
 
-def forget_finished(conn: Connection, rows: Iterable[Any]) -> None:
-    """`rows` (queue, status, finished_at) leave the finished statuses (retry): take the ones already
-    rolled up out of task_counts, and bump the generation so a rollup read meanwhile starts again."""
+def forget_finished(conn: Connection, rows: Sequence[Any], *, now: datetime) -> None:
+    """`rows` (queue, name, status, started_at, finished_at) leave the finished statuses (retry): take the
+    ones already rolled up out of task_counts, add the outcomes of the others to the rollups (no rollup
+    will see them finished now), and bump the generation so a rollup read meanwhile starts again."""
     state = rollup_state_of(conn, lock=True)
     removed: dict[tuple[str, str], int] = {}
+    unrolled = []
     for row in rows:
-        rolled_up = state.watermark is not None and row.finished_at is not None
-        if rolled_up and state.watermark is not None and _as_time(row.finished_at) <= state.watermark:
+        if row.finished_at is None:
+            continue
+        if state.watermark is None or _as_time(row.finished_at) > state.watermark:
+            unrolled.append(row)
+        else:
             removed[(row.queue, row.status)] = removed.get((row.queue, row.status), 0) + 1
+    count_outcomes(conn, unrolled, now=now)
     for (queue, status), n in removed.items():
         conn.execute(
             update(task_counts)
@@ -430,6 +448,39 @@ def forget_finished(conn: Connection, rows: Iterable[Any]) -> None:
     conn.execute(
         update(rollup_state).where(rollup_state.c.id == _STATE_ID).values(generation=rollup_state.c.generation + 1)
     )
+
+
+def unrolled_rows_a_purge_may_delete(conn: Connection, cutoff: datetime) -> list[Row[Any]]:
+    """Finished rows the rollup has not reached that a purge with `cutoff` may delete: those finished
+    before it, and children (ON DELETE CASCADE takes them with an old parent whenever they finished).
+    Locks rollup_state first, so no rollup folds them meanwhile. A few seconds' worth of rows while the
+    rollup keeps up; every row whose outcome would otherwise be lost when none ever ran."""
+    state = rollup_state_of(conn, lock=True)
+    query: Select[Any] = select(
+        tasks.c.id, tasks.c.queue, tasks.c.name, tasks.c.status, tasks.c.started_at, tasks.c.finished_at
+    )
+    query = query.where(_status_is(*TERMINAL_STATUSES), (tasks.c.finished_at < cutoff) | tasks.c.parent_id.isnot(None))
+    if state.watermark is not None:
+        query = query.where(tasks.c.finished_at > state.watermark)
+    return list(conn.execute(query).all())
+
+
+def count_purged(conn: Connection, candidates: Sequence[Row[Any]], *, now: datetime) -> None:
+    """Add the outcomes of the `candidates` (from unrolled_rows_a_purge_may_delete) the purge deleted."""
+    ids = [row.id for row in candidates]
+    present: set[int] = set()
+    for start in range(0, len(ids), _IN_BATCH):
+        batch = ids[start : start + _IN_BATCH]
+        present.update(conn.execute(select(tasks.c.id).where(tasks.c.id.in_(batch))).scalars())
+    count_outcomes(conn, [row for row in candidates if row.id not in present], now=now)
+
+
+def count_outcomes(conn: Connection, rows: Sequence[Any], *, now: datetime) -> None:
+    """Add finished rows the rollup will never see (retried or purged first) to the per-minute and
+    all-time rollups, as the rollup would have; task_counts is left alone (it counts rows present)."""
+    if rows:
+        minutes, totals, _counts = _tally(rows)
+        _add_outcomes(conn, minutes, totals, admitted_at=now)
 
 
 def counts_need_recount(conn: Connection) -> None:
@@ -499,14 +550,18 @@ def queue_history(conn: Connection, *, since: datetime, queue: str | None = None
     return [{**row, "minute": _as_time(row["minute"])} for row in conn.execute(query).mappings().all()]
 
 
-def all_time_totals(conn: Connection) -> dict[tuple[str, str], Tally]:
-    """{(queue, name): Tally} over all time, the live tail included: monotonic, for Prometheus counters."""
-    stored, tail = list(conn.execute(select(task_totals)).mappings().all()), _live_tail(conn)
+def metric_totals(conn: Connection) -> dict[tuple[str, str], Tally]:
+    """{(queue, name): Tally} over all time, from the rollups only (monotonic: nothing a purge or retry
+    removes), names not admitted to metric_names summed under OTHER_NAME. One statement, one snapshot."""
+    sums = [func.sum(task_totals.c[column]).label(column) for column in Tally().values()]
+    query = (
+        select(task_totals.c.queue, metric_names.c.name, *sums)
+        .select_from(task_totals.outerjoin(metric_names, metric_names.c.name == task_totals.c.name))
+        .group_by(task_totals.c.queue, metric_names.c.name)
+    )
     result: dict[tuple[str, str], Tally] = {}
-    for row in stored:
-        result.setdefault((row["queue"], row["name"]), Tally()).merge(row)
-    for key, tally in _tally(tail)[1].items():
-        result.setdefault(key, Tally()).merge(tally)
+    for row in conn.execute(query).mappings().all():
+        result.setdefault((row["queue"], row["name"] or OTHER_NAME), Tally()).merge(row)
     return result
 
 
@@ -538,6 +593,38 @@ def _tally(
         totals.setdefault((row.queue, row.name), Tally()).add_row(row.status, started, finished)
         counts[(row.queue, row.status)] = counts.get((row.queue, row.status), 0) + 1
     return minutes, totals, counts
+
+
+def _add_outcomes(
+    conn: Connection,
+    minutes: Mapping[tuple[Any, ...], Tally],
+    totals: Mapping[tuple[Any, ...], Tally],
+    *,
+    admitted_at: datetime,
+) -> None:
+    _admit_names(conn, totals, admitted_at)  # before the totals: it asks which names they never had
+    _add_tallies(conn, task_minutes, ("minute", "queue", "name"), minutes)
+    _add_tallies(conn, task_totals, ("queue", "name"), totals)
+
+
+def _admit_names(conn: Connection, totals: Mapping[tuple[Any, ...], Tally], admitted_at: datetime) -> None:
+    """Give names seen for the first time a series of their own while fewer than METRIC_NAMES_MAX have
+    one, busiest first. Only new names: one with totals already has them summed in OTHER_NAME, and taking
+    them out would make that counter go down. Once full, the set never changes (one COUNT per fold)."""
+    room = METRIC_NAMES_MAX - int(conn.execute(select(func.count()).select_from(metric_names)).scalar_one())
+    if room <= 0 or not totals:
+        return
+    volume: dict[str, int] = {}
+    for (_queue, name), tally in totals.items():
+        volume[name] = volume.get(name, 0) + tally.completed + tally.failed + tally.cancelled
+    names = sorted(volume)
+    for start in range(0, len(names), _IN_BATCH):
+        batch = names[start : start + _IN_BATCH]
+        for seen in conn.execute(select(task_totals.c.name).where(task_totals.c.name.in_(batch)).distinct()).scalars():
+            volume.pop(seen, None)
+    new = sorted(volume, key=lambda name: (-volume[name], name))[:room]
+    if new:
+        conn.execute(insert(metric_names), [{"name": name, "admitted_at": admitted_at} for name in new])
 
 
 def _add_tallies(conn: Connection, table: Any, key_columns: tuple[str, ...], tallies: Mapping[tuple, Tally]) -> None:

@@ -14,7 +14,7 @@ from taskq.lifecycle import Event, sources
 from taskq.model import ACTIVE_STATUSES, TERMINAL_STATUSES, InvalidTransition, Status, TaskNotFound
 from taskq.schema import tasks
 from taskq.store.base import StoreContext, _from, _status_is, _to
-from taskq.store.metrics import counts_need_recount, forget_finished
+from taskq.store.metrics import count_purged, counts_need_recount, forget_finished, unrolled_rows_a_purge_may_delete
 from taskq.store.workflow import after_finish, cancel_children
 
 
@@ -66,13 +66,13 @@ def _retried(now: datetime) -> dict[str, Any]:
 def retry(conn: Connection, ctx: StoreContext, task_id: int, now: datetime) -> None:
     """failed or cancelled -> pending, runnable now, with a fresh attempt budget. An active task holding
     its dedup key makes the UPDATE fail on the unique index (the facade turns that into InvalidTransition)."""
-    columns = (tasks.c.status, tasks.c.queue, tasks.c.finished_at)
+    columns = (tasks.c.status, tasks.c.queue, tasks.c.name, tasks.c.started_at, tasks.c.finished_at)
     row = conn.execute(select(*columns).where(tasks.c.id == task_id).with_for_update()).first()
     if row is None:
         raise TaskNotFound(f"no task with id {task_id}")
     if Status(row.status) not in sources(Event.RETRY):
         raise InvalidTransition(f"task {task_id} is {row.status}; only failed or cancelled tasks can be retried")
-    forget_finished(conn, [row])
+    forget_finished(conn, [row], now=now)
     conn.execute(update(tasks).where(tasks.c.id == task_id, _from(Event.RETRY)).values(**_retried(now)))
     ctx.dialect.notify_new_tasks(conn)
 
@@ -81,13 +81,21 @@ def retry_batch(conn: Connection, ctx: StoreContext, batch: Sequence[int], now: 
     """Retry the failed and cancelled tasks among `batch` whose dedup key no active task took since;
     returns (retried, skipped for their key)."""
     rows = conn.execute(
-        select(tasks.c.id, tasks.c.queue, tasks.c.status, tasks.c.finished_at, tasks.c.dedup_key)
+        select(
+            tasks.c.id,
+            tasks.c.queue,
+            tasks.c.name,
+            tasks.c.status,
+            tasks.c.started_at,
+            tasks.c.finished_at,
+            tasks.c.dedup_key,
+        )
         .where(tasks.c.id.in_(list(batch)), _from(Event.RETRY))
         .with_for_update()
     ).all()
     free = [row for row in rows if row.dedup_key is None or not _key_taken(conn, row.dedup_key)]
     if free:
-        forget_finished(conn, free)
+        forget_finished(conn, free, now=now)
         conn.execute(update(tasks).where(tasks.c.id.in_([r.id for r in free])).values(**_retried(now)))
         ctx.dialect.notify_new_tasks(conn)
     return len(free), len(rows) - len(free)
@@ -98,9 +106,11 @@ def _key_taken(conn: Connection, dedup_key: str) -> bool:
     return conn.execute(query).first() is not None
 
 
-def purge(conn: Connection, cutoff: datetime) -> int:
+def purge(conn: Connection, cutoff: datetime, now: datetime) -> int:
     """Delete finished top-level tasks that finished before `cutoff`; their children go with them
-    (ON DELETE CASCADE). A parent keeps its rows while a child of it is active again (`taskq retry`)."""
+    (ON DELETE CASCADE). A parent keeps its rows while a child of it is active again (`taskq retry`).
+    Deleted rows the rollup had not reached yet are counted first-hand, so /metrics never loses them."""
+    unrolled = unrolled_rows_a_purge_may_delete(conn, cutoff)
     child = tasks.alias("child")
     # literals let the planner use ix_tasks_parent
     active_child = exists().where(child.c.parent_id == tasks.c.id, _status_is(*ACTIVE_STATUSES, column=child.c.status))
@@ -109,5 +119,6 @@ def purge(conn: Connection, cutoff: datetime) -> int:
     )
     deleted = int(conn.execute(statement).rowcount)
     if deleted:
+        count_purged(conn, unrolled, now=now)
         counts_need_recount(conn)  # ON DELETE CASCADE took children too: count them afresh
     return deleted

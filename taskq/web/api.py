@@ -213,13 +213,36 @@ async def bulk_action(request: Request) -> JSONResponse:
     )
 
 
+EXACT_TEXT_FIELDS = ("args", "kwargs", "result")
+
+
+def _values_as_text(request: Request) -> bool:
+    values = request.query_params.get("values")
+    if values not in (None, "text"):
+        raise InvalidTaskArguments(f"values must be 'text' (or left out), got {values!r}")
+    return values == "text"
+
+
+def as_exact_text(data: dict[str, Any]) -> dict[str, Any]:
+    """args, kwargs and result as the JSON text Python writes for them (indented; a null result stays
+    null). For the dashboard: JavaScript's JSON.parse reads numbers as doubles, so 2**53 + 1 or
+    18446744073709551616 would show rounded and 1.0 as 1; text written here is shown as it is, in every
+    browser (JSON.parse's source-text access, the other way, is not in all of them yet)."""
+    for field in EXACT_TEXT_FIELDS:
+        if data[field] is not None:
+            data[field] = json.dumps(data[field], indent=2, ensure_ascii=False)
+    return data
+
+
 async def show_task(request: Request) -> JSONResponse:
+    """One task, every field; `?values=text` gives args, kwargs and result as exact JSON text."""
     task_id: int = request.path_params["task_id"]
+    as_text = _values_as_text(request)
     store = _store(request)
     task = await run_in_threadpool(store.require, task_id)
     data = task.to_dict()
     data["children_by_status"] = await run_in_threadpool(store.children_counts, task_id)
-    return JSONResponse(data)
+    return JSONResponse(as_exact_text(data) if as_text else data)
 
 
 async def cancel_task(request: Request) -> JSONResponse:

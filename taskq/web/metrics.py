@@ -3,7 +3,9 @@
 prometheus_client is an optional extra (`pip install 'taskq[metrics]'`). A custom collector yields the
 figures the store holds rather than counting in process: the dashboard may run on another host than
 the workers, and several dashboards must report the same numbers. Counters are monotonic because they
-come from the all-time rollup totals (task_totals), which retries and purges never decrease.
+come from the all-time rollup totals (task_totals) alone, which retries and purges never decrease (rows
+finished in the last ROLLUP_LAG_SECONDS or so show up on a later scrape). Task names are bounded: at most
+METRIC_NAMES_MAX of them label series, the others are summed under name="other" (taskq/store/metrics.py).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def collect(store: Store) -> list[Any]:
         "Run time of completed and failed tasks (last attempt), by queue and task name.",
         labels=["queue", "name"],
     )
-    for (queue, name), tally in sorted(store.all_time_totals().items()):
+    for (queue, name), tally in sorted(store.metric_totals().items()):
         for outcome, family in finished.items():
             family.add_metric([queue, name], getattr(tally, outcome))
         cumulative, buckets = 0, []

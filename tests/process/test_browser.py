@@ -233,6 +233,22 @@ def test_task_data_renders_as_text_never_as_markup(page: Any, dashboard: Dashboa
     assert page.evaluate("window.pwned") is None
 
 
+def test_task_values_show_big_integers_and_floats_exactly(page: Any, dashboard: Dashboard) -> None:
+    # JSON.parse would show 2**64 + 1 as 18446744073709552000, 2**53 + 1 as 9007199254740992 and 1.0 as 1.
+    values = [2**64 + 1, 2**53 + 1, -(2**63) - 1, 1.0, 1e16]
+    echoed = dashboard.enqueue(name="taskq.echo", args=values, kwargs={"big": 2**64 + 1})
+    wait_until(lambda: dashboard.store.require(echoed).status.value == "completed", "the echo to complete")
+
+    page.goto(f"{dashboard.base}/tasks/{echoed}")
+    expected = json.dumps(values, indent=2)
+    expect(page.locator("#task pre.args")).to_have_text(expected)
+    expect(page.locator("#task pre.kwargs")).to_have_text(json.dumps({"big": 2**64 + 1}, indent=2))
+    expect(page.locator("#task pre.result")).to_contain_text("18446744073709551617")
+    assert page.locator("#task pre.result").text_content() == json.dumps(
+        {"args": values, "kwargs": {"big": 2**64 + 1}}, indent=2
+    )
+
+
 def test_task_view_lists_children_and_cancels_one(page: Any, dashboard: Dashboard) -> None:
     store = dashboard.store
     parent = store.enqueue("taskq.echo", ["parent"], queue="held").id

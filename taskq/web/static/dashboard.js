@@ -59,8 +59,10 @@ function when(iso) {
   return iso ? iso.slice(0, 19).replace("T", " ") : "";
 }
 
-function pretty(value) {
-  return value === null || value === undefined ? "—" : JSON.stringify(value, null, 2);
+// Task values arrive as the JSON text the server wrote (`?values=text`): JSON.parse would read their
+// numbers as doubles, rounding integers above 2^53 and showing 1.0 as 1.
+function shownText(text) {
+  return text === null || text === undefined ? "—" : text;
 }
 
 function duration(seconds) {
@@ -513,7 +515,7 @@ function taskView(taskId) {
   return async () => {
     let task;
     try {
-      task = await api(`/api/tasks/${taskId}`);
+      task = await api(`/api/tasks/${taskId}?values=text`);
     } catch (error) {
       const problem = root.querySelector(".problem");
       setText(problem, error.status === 404 ? `No task with id ${taskId} (it may have been purged).` : error.message);
@@ -534,9 +536,9 @@ function taskView(taskId) {
     setHidden(root.querySelector("button.retry"), !RETRYABLE.has(task.status));
     updateProgress(progress, task);
     fields(task);
-    setText(root.querySelector(".args"), pretty(task.args));
-    setText(root.querySelector(".kwargs"), pretty(task.kwargs));
-    setText(root.querySelector(".result"), pretty(task.result));
+    setText(root.querySelector(".args"), shownText(task.args));
+    setText(root.querySelector(".kwargs"), shownText(task.kwargs));
+    setText(root.querySelector(".result"), shownText(task.result));
     errorLog(task);
     const counts = Object.entries(task.children_by_status).filter(([, n]) => n > 0);
     setText(root.querySelector(".children-counts"), counts.length

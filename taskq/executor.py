@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from taskq import registry
+from taskq import registry, tracing
 from taskq.clock import utc_now
 from taskq.context import TaskCancelled, TaskContext
 from taskq.lifecycle import Failure, FailureKind, Retry
@@ -78,7 +78,7 @@ def call(spec: registry.TaskSpec, task: Task, context: TaskContext) -> Call:
     if spec.is_async:
         return event_loop().run_until_complete(call_async(spec, task, context, timeout_of(task)))
     try:
-        with context:
+        with context, tracing.consuming(context):
             return Call(spec.function(*_arguments(spec, task, context), **task.kwargs))
     except BaseException as error:  # SystemExit and KeyboardInterrupt from task code are its failure too
         return Call(error=error)
@@ -99,7 +99,7 @@ async def call_async(
     async def run() -> Any:
         if on_start is not None:
             on_start()
-        with context:
+        with context, tracing.consuming(context):
             return await spec.function(*_arguments(spec, task, context), **task.kwargs)
 
     loop = asyncio.get_running_loop()

@@ -9,8 +9,8 @@ Names and attributes follow OpenTelemetry's messaging semantic conventions: "sen
 taskq.* attributes. The enqueuer's context travels in the task's `trace_context` column (the global
 propagator's carrier as JSON, written by the INSERT that creates the task). The worker's span is the child
 of that context when the run directly follows the enqueue (first attempt, not delayed); a retry, a delayed
-run and a continuation are a new trace with a span link to it instead, as the conventions advise when the
-consumer does not run on behalf of the producer's request.
+run and a continuation are a new trace with a span link to it instead (the conventions ask for a link and
+allow a parent for a single message: taskq keeps a request's trace to the work done right after it).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ is recorded and nothing breaks."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -20,12 +21,12 @@ from taskq.model import Status
 from taskq.store import Store
 
 
-def start_pool(directory: Path, url: str, pools: list[PoolProcess], spans: Path) -> PoolProcess:
-    os.environ["TASKQ_TEST_SPANS"] = str(spans)  # PoolProcess passes os.environ on to the pool
-    try:
+def start_pool(directory: Path, url: str, pools: list[PoolProcess], spans: Path, batched: bool = False) -> PoolProcess:
+    with pytest.MonkeyPatch.context() as patch:  # PoolProcess passes os.environ on to the pool
+        patch.setenv("TASKQ_TEST_SPANS", str(spans))
+        if batched:
+            patch.setenv("TASKQ_TEST_SPANS_BATCHED", "1")
         pool = PoolProcess(directory, url, "--import", "otel_tasks", "--workers", "2")
-    finally:
-        del os.environ["TASKQ_TEST_SPANS"]
     pools.append(pool)
     return pool
 
@@ -112,6 +113,22 @@ def test_a_fan_out_children_and_continuation_are_linked_to_the_parent(tmp_path: 
             "attributes": {"taskq.link.reason": "continuation"},
         }
     ]
+
+
+def test_a_worker_exports_its_buffered_spans_when_it_exits(tmp_path: Path, db, pools) -> None:
+    """Workers forked by the fork server leave with os._exit, which skips the SDK's atexit export: a
+    BatchSpanProcessor's spans would be lost at every graceful stop without taskq's flush."""
+    url, store = db
+    spans = tmp_path / "spans"
+    spans.mkdir()
+    pool = start_pool(tmp_path, url, pools, spans, batched=True)
+    pool.wait_ready(2)
+    task_id = store.enqueue("otel.echo", ["buffered"]).id
+    wait_for(lambda: completed(store, task_id), 30, what="the task to complete")
+    assert spans_named(spans, "process default", task_id) == []  # still buffered in the worker
+    pool.signal(signal.SIGTERM)
+    assert pool.wait(30) == 0
+    assert len(spans_named(spans, "process default", task_id)) == 1
 
 
 BLOCK_OPENTELEMETRY = """

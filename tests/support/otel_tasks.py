@@ -1,7 +1,7 @@
 """Tasks for the OpenTelemetry pool tests (`--import otel_tasks`). Importing this module configures an SDK
 TracerProvider in each process that imports it (as an app's task module would), exporting every span as it
 ends, synchronously, as one JSON line to $TASKQ_TEST_SPANS/spans-<pid>.jsonl, so the test reads what the
-workers recorded once a task has finished."""
+workers recorded once a task has finished ($TASKQ_TEST_SPANS_BATCHED: through a BatchSpanProcessor instead)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter, SpanExportResult
 
 import taskq
 from taskq.context import TaskContext
@@ -54,8 +54,13 @@ def _as_dict(span: ReadableSpan) -> dict[str, Any]:
 
 
 if os.environ.get("TASKQ_TEST_SPANS"):
+    _exporter = JsonLinesExporter(Path(os.environ["TASKQ_TEST_SPANS"]))
     _provider = TracerProvider()
-    _provider.add_span_processor(SimpleSpanProcessor(JsonLinesExporter(Path(os.environ["TASKQ_TEST_SPANS"]))))
+    if os.environ.get("TASKQ_TEST_SPANS_BATCHED"):
+        # As production set-ups do: spans wait in memory for a minute, so only a flush at exit exports them.
+        _provider.add_span_processor(BatchSpanProcessor(_exporter, schedule_delay_millis=60_000))
+    else:
+        _provider.add_span_processor(SimpleSpanProcessor(_exporter))
     trace.set_tracer_provider(_provider)
 
 

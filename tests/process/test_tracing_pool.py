@@ -21,12 +21,14 @@ from taskq.model import Status
 from taskq.store import Store
 
 
-def start_pool(directory: Path, url: str, pools: list[PoolProcess], spans: Path, batched: bool = False) -> PoolProcess:
+def start_pool(
+    directory: Path, url: str, pools: list[PoolProcess], spans: Path, *args: str, batched: bool = False
+) -> PoolProcess:
     with pytest.MonkeyPatch.context() as patch:  # PoolProcess passes os.environ on to the pool
         patch.setenv("TASKQ_TEST_SPANS", str(spans))
         if batched:
             patch.setenv("TASKQ_TEST_SPANS_BATCHED", "1")
-        pool = PoolProcess(directory, url, "--import", "otel_tasks", "--workers", "2")
+        pool = PoolProcess(directory, url, "--import", "otel_tasks", *(args or ("--workers", "2")))
     pools.append(pool)
     return pool
 
@@ -113,6 +115,41 @@ def test_a_fan_out_children_and_continuation_are_linked_to_the_parent(tmp_path: 
             "attributes": {"taskq.link.reason": "continuation"},
         }
     ]
+
+
+def test_coroutines_running_together_each_keep_their_own_trace(tmp_path: Path, db, pools) -> None:
+    """One worker, four async tasks on its loop at once: each run is the child of its own enqueue, and what
+    it enqueues from inside is in its own trace, never a neighbour's (contexts are per coroutine)."""
+    url, store = db
+    spans = tmp_path / "spans"
+    spans.mkdir()
+    start_pool(tmp_path, url, pools, spans, "--workers", "1", "--concurrency", "4")
+    sends: dict[int, Any] = {}
+    with in_memory_tracing() as exporter:
+        from opentelemetry import trace
+
+        for _ in range(4):
+            with trace.get_tracer("test").start_as_current_span("request"):
+                task_id = store.enqueue("otel.nap", [0.3]).id
+            sends[task_id] = [span for span in exporter.get_finished_spans() if span.name == "send default"][-1]
+    for task_id in sends:
+        wait_for(lambda task_id=task_id: completed(store, task_id), 30, what=f"nap {task_id} to complete")
+    runs = {task_id: spans_named(spans, "process default", task_id) for task_id in sends}
+    assert all(len(found) == 1 for found in runs.values()), runs
+    started = sorted(store.require(task_id).started_at for task_id in sends)  # type: ignore[type-var]
+    assert (started[-1] - started[0]).total_seconds() < 0.3  # they did overlap on the loop
+    producers = {
+        span["attributes"]["messaging.message.id"]: span for span in read_spans(spans) if span["kind"] == "PRODUCER"
+    }
+    for task_id, send in sends.items():
+        [run] = runs[task_id]
+        assert (run["trace_id"], run["parent_id"]) == (hex_id(send.context.trace_id, 32), hex_id(send.context.span_id))
+        follow_up = str(store.require(task_id).result)
+        assert store.require(int(follow_up)).name == "otel.echo"
+        assert (producers[follow_up]["trace_id"], producers[follow_up]["parent_id"]) == (
+            run["trace_id"],
+            run["span_id"],
+        )
 
 
 def test_a_worker_exports_its_buffered_spans_when_it_exits(tmp_path: Path, db, pools) -> None:

@@ -5,6 +5,7 @@ workers recorded once a task has finished ($TASKQ_TEST_SPANS_BATCHED: through a 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Sequence
@@ -67,6 +68,13 @@ if os.environ.get("TASKQ_TEST_SPANS"):
 @taskq.task(name="otel.echo")
 def echo(value: Any) -> Any:
     return value
+
+
+@taskq.task(name="otel.nap")
+async def nap(ctx: TaskContext, seconds: float) -> int:
+    """Sleeps on the loop beside the others, then enqueues a follow-up from inside its own span."""
+    await asyncio.sleep(seconds)
+    return (await ctx.store.enqueue_async("otel.echo", [ctx.task_id])).id
 
 
 @taskq.task(name="otel.flaky", max_retries=2, retry_backoff=0.05)

@@ -17,7 +17,7 @@ from taskq.json_limits import read_column
 from taskq.model import TaskqError
 from taskq.settings import DATABASE, environment_value
 
-SCHEMA_REVISION = "0006"  # the newest migration; tests/contract/test_migrations.py keeps it equal to Alembic's head
+SCHEMA_REVISION = "0007"  # the newest migration; tests/contract/test_migrations.py keeps it equal to Alembic's head
 SQLITE_SYNCHRONOUS_LEVELS = ("NORMAL", "FULL", "EXTRA")
 SQLITE_BUSY_TIMEOUT_MS = 1000  # short on purpose: the store retries with jitter, which is fairer
 SQLITE_FILE_MODE = 0o600  # a new database file (and so its -wal/-shm): the owner's only

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from taskq import registry
+from taskq import registry, tracing
 from taskq.clock import utc_now
 from taskq.context import TaskCancelled, TaskContext
 from taskq.json_limits import JsonRefused, encode
@@ -85,7 +85,7 @@ def call(
     if spec.is_async:
         return event_loop().run_until_complete(call_async(spec, task, context, timeout_of(task), on_return=on_return))
     try:
-        with context:
+        with context, tracing.consuming(context):
             outcome = Call(spec.function(*_arguments(spec, task, context), **task.kwargs))
     except BaseException as error:  # SystemExit and KeyboardInterrupt from task code are its failure too
         outcome = Call(error=error)
@@ -121,7 +121,7 @@ async def call_async(
         if on_start is not None:
             on_start()
         try:
-            with context:
+            with context, tracing.consuming(context):
                 outcome = Call(await spec.function(*_arguments(spec, task, context), **task.kwargs))
         except asyncio.CancelledError as error:
             outcome = Call(error=stopped_for[0] if stopped_for else error)

@@ -288,6 +288,8 @@ class Task:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    # The enqueuer's OpenTelemetry context (the propagator's carrier as JSON; taskq/tracing.py), or None.
+    trace_context: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> Task:
@@ -328,6 +330,7 @@ class Task:
             created_at=as_utc(row["created_at"]),
             started_at=when(row["started_at"]),
             finished_at=when(row["finished_at"]),
+            trace_context=row.get("trace_context"),
         )
 
     @property

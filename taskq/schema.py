@@ -121,6 +121,8 @@ tasks = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("started_at", UtcDateTime),
     Column("finished_at", UtcDateTime),
+    # The enqueuer's trace context (taskq/tracing.py): written by the INSERT that creates the task.
+    Column("trace_context", Text),
     # Follows the Status enum (in its order); a new status still needs a migration to reach databases.
     CheckConstraint(
         "status IN ({})".format(", ".join(f"'{status.value}'" for status in Status)),

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from taskq import tracing
 from taskq.clock import utc_now
 from taskq.dialect import Dialect, dialect_for
 from taskq.filters import check_filter
@@ -210,6 +211,8 @@ class Store:
         hot = self._hot
         if hot is not None and connection is None and dedup_key is None:
             row = enqueue.row_values(self._ctx, request, now or utc_now(), self.check_arguments)
+            if tracing.on():
+                return tracing.send([row], lambda: [Enqueued(self._retrying(lambda: hot.insert(row)), store=self)])[0]
             return Enqueued(self._retrying(lambda: hot.insert(row)), store=self)
         return self.enqueue_many([request], connection=connection, now=now)[0]
 
@@ -224,9 +227,13 @@ class Store:
         now = now or utc_now()
         checked = [r if isinstance(r, TaskRequest) else TaskRequest(**r) for r in requests]
         rows = [enqueue.row_values(self._ctx, request, now, self.check_arguments) for request in checked]
-        if connection is not None:
-            return enqueue.insert_many(connection, self._ctx, rows)
-        return self.write(lambda conn: enqueue.insert_many(conn, self._ctx, rows))
+
+        def insert() -> list[Enqueued]:
+            if connection is not None:
+                return enqueue.insert_many(connection, self._ctx, rows)
+            return self.write(lambda conn: enqueue.insert_many(conn, self._ctx, rows))
+
+        return tracing.send(rows, insert) if tracing.on() and rows else insert()
 
     # The async twins, for Starlette/FastAPI/FastHTML handlers: the blocking call runs in the event loop's
     # default thread pool (`asyncio.to_thread`). Threads, not an async driver: the statements, the retries
@@ -591,19 +598,24 @@ class Store:
         rows = [enqueue.row_values(self._ctx, child, now) for child in children]
         for row in rows:
             row["parent_id"] = task_id
-        return self.write(
-            lambda conn: workflow.wait_for_children(
-                conn,
-                self._ctx,
-                task_id,
-                rows,
-                continuation=continuation,
-                worker_id=worker_id,
-                attempt=attempt,
-                started_at=started_at,
-                now=now,
+
+        def spawn() -> list[Enqueued] | None:
+            return self.write(
+                lambda conn: workflow.wait_for_children(
+                    conn,
+                    self._ctx,
+                    task_id,
+                    rows,
+                    continuation=continuation,
+                    worker_id=worker_id,
+                    attempt=attempt,
+                    started_at=started_at,
+                    now=now,
+                )
             )
-        )
+
+        # The children's PRODUCER span is a child of the parent's run span (current while it spawns).
+        return tracing.send(rows, spawn) if tracing.on() and rows else spawn()
 
     # -- operator actions (transitions.py) ----------------------------------------------------------
 

@@ -40,6 +40,7 @@ INSERT_COLUMNS = (
     "timeout",
     "continuation",
     "created_at",
+    "trace_context",
 )
 _JSON_COLUMNS = frozenset({"args", "kwargs"})
 _TIME_COLUMNS = frozenset({"run_after", "created_at"})

@@ -349,6 +349,32 @@ class Store:
             readable = self._fail_unreadable(worker_id, claimed, now)
         return recorded, readable
 
+    def finish_and_claim_for_many(
+        self,
+        rounds: Sequence[tuple[str, Sequence[Completion], int]],
+        *,
+        now: datetime | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        decode: bool = True,
+    ) -> list[tuple[list[int], list[Any]]]:
+        """A host writer's group commit on SQLite: each (worker_id, plain completions, limit) round of
+        `finish_and_claim` over all queues, every one in a single transaction. Returns (recorded ids,
+        claimed tasks) per round, in order; with decode=False the claimed rows stay driver tuples (see
+        `claimed_columns`, `outcomes.tasks_from_raw`)."""
+        if self._hot is None:
+            raise NotImplementedError("finish_and_claim_for_many: SQLite only")
+        for _, completions, _ in rounds:
+            for completion in completions:
+                check_json("result", completion.result)
+        now = now or utc_now()
+        return self._retrying(
+            lambda: outcomes.finish_and_claim_for_many_hot(self._claims, rounds, now, lease_seconds, decode)
+        )
+
+    def claimed_columns(self) -> list[str]:
+        """The column names of the raw rows `finish_and_claim_for_many(decode=False)` returns."""
+        return outcomes.claimed_columns(self._claims)
+
     def _finish_and_claim_once(
         self,
         worker_id: str,

@@ -62,7 +62,7 @@ from taskq.store.base import (
     _status_is,
     _to,
 )
-from taskq.store.hot import SqliteHotPath
+from taskq.store.hot import SqliteHotPath, row_as_mapping
 from taskq.store.workflow import after_finish
 
 # Hot-path statements are built once: constructing a Core statement and its cache key costs more than
@@ -517,6 +517,55 @@ def finish_and_claim_hot(
         return recorded, claimed
 
     return hot.write(work)
+
+
+def finish_and_claim_for_many_hot(
+    plans: ClaimPlans,
+    rounds: Sequence[tuple[str, Sequence[Completion], int]],
+    now: datetime,
+    lease_seconds: float,
+    decode: bool = True,
+) -> list[tuple[list[int], list[Any]]]:
+    """`finish_and_claim_hot` for several workers in one transaction: (worker_id, plain completions, limit)
+    each, claims in each worker's own name (so a dead worker's rows are still settled by worker id). One
+    host writer pays one BEGIN IMMEDIATE/COMMIT for every worker's round instead of one per worker.
+    `decode=False`: claimed rows as the driver returned them (see `claimed_columns`), for the worker to
+    decode with `task_from_raw`, so the one writer spends no CPU on what each worker can do itself."""
+    hot = plans.hot
+    assert hot is not None
+    statements = plans.hot_statements()
+
+    def work(connection: Any) -> list[tuple[list[int], list[Any]]]:
+        out = []
+        for worker_id, completions, limit in rounds:
+            rows = [_plain_completion_row(worker_id, c) for c in completions]
+            updated = hot.execute_many(connection, statements["complete"], rows) if rows else 0
+            if updated == len(rows):
+                recorded = [c.task_id for c in completions]
+            else:  # some were no longer this worker's (lease recovered)
+                found = _recorded_among(hot, connection, statements, worker_id, completions)
+                recorded = [row["id"] for row in found]
+            claimed: list[Any] = []
+            if limit > 0:
+                params = _claim_params(worker_id, limit, now, lease_seconds)
+                claim = statements["claim"]
+                if decode:
+                    claimed = _in_claim_order(hot.fetch_all(connection, claim, params))
+                else:
+                    claimed = connection.execute(claim.sql, claim.bind(params)).fetchall()
+            out.append((recorded, claimed))
+        return out
+
+    return hot.write(work)
+
+
+def claimed_columns(plans: ClaimPlans) -> list[str]:
+    return list(plans.hot_statements()["claim"].returning)
+
+
+def tasks_from_raw(columns: list[str], rows: Sequence[tuple[Any, ...]]) -> list[Task]:
+    """Rows from `finish_and_claim_for_many_hot(decode=False)` as Tasks, in claim order."""
+    return _in_claim_order([row_as_mapping(columns, row) for row in rows])
 
 
 # -- outcomes ---------------------------------------------------------------------------------------------

@@ -1,0 +1,275 @@
+"""Issue 21 point 1, phase 1: what "one writer per host" can buy on SQLite, before touching the engine.
+
+Drains 10,000 no-op tasks on taskq's migrated schema with 1, 2 and 4 worker processes in three shapes:
+
+- `worker`: each worker process is its own writer (today's shape): `Store.finish_and_claim` records its
+  last batch and claims the next (32 tasks) in one transaction, retried by the store's jittered backoff.
+- `host`:   one writer (this process) claims batches for every worker and records every outcome in group
+  commits (`Store.finish_and_claim_for_many`: one transaction for all the workers that reported since the
+  last one); workers get Task objects and return Completions over multiprocessing pipes, two batches in
+  flight each so a worker never waits for the writer's commit. Workers never open the database.
+- `hostraw`: `host`, but the writer ships the claimed rows as the driver returned them and each worker
+  decodes its own (JSON, times, Task objects): the one writer's CPU is the limit on no-ops.
+- `flock`:  `worker`, with every transaction taken under a host-wide flock, so writers queue in the kernel
+  instead of sleeping after "database is locked".
+
+and `raw`: one process with bare sqlite3 running taskq's own compiled claim and complete statements in
+the same batches (complete the last batch + claim the next, one transaction), no Task objects, no
+processes: the ceiling of a drain on this schema.
+
+Workers are forked and open what they need before the clock starts (a barrier), so the figure is the
+steady-state drain, not pool start-up; the clock stops when every task is recorded (checked by count).
+Task execution is a Python call of a no-op function: the engine's per-task bookkeeping (log lines,
+progress, protocol reports) is the same in both designs and is left out on purpose.
+
+Repetitions are ABBA-ordered (the order of the configurations reverses every other repetition) and each
+figure is the median; ratios are taken pair by pair, then their median. The load average is printed with
+the table because the machine is shared.
+
+    PYTHONPATH=$PWD python -m bench.writer_design [--tasks 10000] [--runs 5] [--batch 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import multiprocessing as mp
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+import taskq
+from bench.dbs import sqlite_taskq_db
+from taskq.clock import utc_now
+from taskq.model import Completion, Task
+from taskq.store.outcomes import tasks_from_raw
+
+NOOP = "bench.writer_design.noop"
+FILL_BATCH = 1000
+IN_FLIGHT = 2  # batches the host writer keeps queued per worker: one running, one waiting in the pipe
+LEASE_SECONDS = 30.0
+
+
+def noop() -> None:
+    return None
+
+
+def _fill(url: str, count: int) -> None:
+    store = taskq.open_store(url)
+    for start in range(0, count, FILL_BATCH):
+        store.enqueue_many([taskq.TaskRequest(NOOP) for _ in range(min(FILL_BATCH, count - start))])
+    store.dispose()
+
+
+def _completed(path: Path) -> int:
+    with sqlite3.connect(path) as connection:
+        return int(connection.execute("SELECT count(*) FROM tasks WHERE status = 'completed'").fetchone()[0])
+
+
+def _run(task: Task) -> Completion:
+    started = utc_now()
+    noop()
+    return Completion(task.id, task.attempts, None, utc_now(), has_follow_up=False, started_at=started)
+
+
+# -- (a) and (c): each worker its own writer ------------------------------------------------------------
+
+
+def _own_writer(url: str, worker_id: str, batch: int, barrier: Any, lock_path: str | None) -> None:
+    store = taskq.open_store(url, upgrade=False)
+    lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT) if lock_path else None
+    barrier.wait()
+    finished: list[Completion] = []
+    while True:
+        if lock_fd is not None:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        try:
+            _, claimed = store.finish_and_claim(worker_id, finished, limit=batch, lease_seconds=LEASE_SECONDS)
+        finally:
+            if lock_fd is not None:
+                fcntl.flock(lock_fd, fcntl.LOCK_UN)
+        if not claimed:
+            break
+        finished = [_run(task) for task in claimed]
+    store.dispose()
+
+
+def drain_own_writers(path: Path, url: str, workers: int, batch: int, flock: bool) -> float:
+    ctx = mp.get_context("fork")
+    barrier = ctx.Barrier(workers + 1)
+    lock_path = f"{path}.writer-lock" if flock else None
+    procs = [ctx.Process(target=_own_writer, args=(url, f"w{i}", batch, barrier, lock_path)) for i in range(workers)]
+    for proc in procs:
+        proc.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for proc in procs:
+        proc.join()
+    return time.perf_counter() - started
+
+
+# -- (b): one writer per host, workers fed over pipes ----------------------------------------------------
+
+
+def _fed_worker(conn: Connection, columns: list[str] | None) -> None:
+    while True:
+        tasks = conn.recv()
+        if tasks is None:
+            return
+        if columns is not None:  # raw rows: the worker decodes them, not the writer
+            tasks = tasks_from_raw(columns, tasks)
+        conn.send([_run(task) for task in tasks])
+
+
+def drain_host_writer(url: str, workers: int, batch: int, decode: bool) -> float:
+    store = taskq.open_store(url, upgrade=False)
+    store.finish_and_claim_for_many([])  # connection opened and statements compiled before the clock
+    columns = None if decode else store.claimed_columns()
+    ctx = mp.get_context("fork")
+    pipes = [ctx.Pipe() for _ in range(workers)]
+    procs = [ctx.Process(target=_fed_worker, args=(child, columns)) for _, child in pipes]
+    for proc in procs:
+        proc.start()
+    conns = [parent for parent, _ in pipes]
+    ids = {conn: f"w{i}" for i, conn in enumerate(conns)}
+    in_flight = {conn: 0 for conn in conns}
+    outcomes: dict[Connection, list[Completion]] = {conn: [] for conn in conns}
+    empty = False
+    started = time.perf_counter()
+    live = set(conns)
+    while live:
+        busy = [conn for conn in live if in_flight[conn]]
+        for conn in wait(busy) if busy else []:
+            outcomes[conn] += conn.recv()  # type: ignore[union-attr]
+            in_flight[conn] -= 1  # type: ignore[index]
+        asking = [conn for conn in live if outcomes[conn] or (not empty and in_flight[conn] < IN_FLIGHT)]
+        rounds = [(ids[conn], outcomes[conn], 0 if empty else batch * (IN_FLIGHT - in_flight[conn])) for conn in asking]
+        results = store.finish_and_claim_for_many(rounds, lease_seconds=LEASE_SECONDS, decode=decode) if rounds else []
+        for conn, (_, _, limit), (_, claimed) in zip(asking, rounds, results, strict=True):
+            outcomes[conn] = []
+            for start in range(0, len(claimed), batch):
+                conn.send(claimed[start : start + batch])
+                in_flight[conn] += 1
+            if len(claimed) < limit:  # nothing is enqueued during the drain: a short claim means empty
+                empty = True
+        for conn in [conn for conn in live if empty and not in_flight[conn] and not outcomes[conn]]:
+            conn.send(None)
+            live.discard(conn)
+    elapsed = time.perf_counter() - started
+    for proc in procs:
+        proc.join()
+    store.dispose()
+    return elapsed
+
+
+# -- the ceiling: bare sqlite3, taskq's statements, same batches ------------------------------------------
+
+
+def drain_raw(url: str, batch: int) -> float:
+    store = taskq.open_store(url, upgrade=False)
+    statements = store._claims.hot_statements()  # taskq's SQL, compiled for SQLite once
+    claim, complete = statements["claim"], statements["complete"]
+    connection = store.engine.raw_connection().dbapi_connection
+    assert connection is not None
+    connection.isolation_level = None
+    started = time.perf_counter()
+    finished: list[tuple[int, int, Any]] = []
+    while True:
+        now = utc_now()
+        connection.execute("BEGIN IMMEDIATE")
+        rows = [
+            {"owner_task_id": i, "owner_worker_id": "raw", "owner_attempt": a, "result": None, "now": now, "started": s}
+            for i, a, s in finished
+        ]
+        connection.executemany(complete.sql, [complete.bind(row) for row in rows])
+        lease = now + timedelta(seconds=LEASE_SECONDS)
+        params = {"now": now, "limit": batch, "worker_id": "raw", "lease_until": lease}
+        claimed = connection.execute(claim.sql, claim.bind(params)).fetchall()
+        connection.execute("COMMIT")
+        if not claimed:
+            break
+        finished = [(row[0], row[8], utc_now()) for row in claimed]
+    elapsed = time.perf_counter() - started
+    store.dispose()
+    return elapsed
+
+
+# -- the table ---------------------------------------------------------------------------------------------
+
+
+def _measure(name: str, workers: int, args: argparse.Namespace, directory: Path) -> float:
+    path, url = sqlite_taskq_db(directory, f"{name}-{workers}.db")
+    _fill(url, args.tasks)
+    if name == "raw":
+        elapsed = drain_raw(url, args.batch)
+    elif name in ("host", "hostraw"):
+        elapsed = drain_host_writer(url, workers, args.batch, decode=name == "host")
+    else:
+        elapsed = drain_own_writers(path, url, workers, args.batch, flock=name == "flock")
+    done = _completed(path)
+    if done != args.tasks:
+        raise RuntimeError(f"{name} x{workers}: {done} of {args.tasks} tasks completed")
+    return args.tasks / elapsed
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--shapes", default="worker,host,hostraw,flock")
+    args = parser.parse_args(argv)
+    counts = [int(n) for n in args.workers.split(",")]
+    configs = [("raw", 1)] + [(shape, n) for shape in args.shapes.split(",") for n in counts]
+    samples: dict[tuple[str, int], list[float]] = {config: [] for config in configs}
+    loads: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="taskq-writer-") as tmp:
+        for run in range(args.runs):
+            order = configs if run % 2 == 0 else configs[::-1]  # ABBA
+            loads.append(os.getloadavg()[0])
+            for name, workers in order:
+                rate = _measure(name, workers, args, Path(tmp))
+                samples[(name, workers)].append(rate)
+                print(f"run {run + 1} {name} x{workers}: {rate:,.0f}/s", file=sys.stderr)
+    loads.append(os.getloadavg()[0])
+    _print_table(samples, configs, args, loads)
+
+
+def _paired(samples: dict[tuple[str, int], list[float]], a: tuple[str, int], b: tuple[str, int]) -> str:
+    ratios = [x / y for x, y in zip(samples[a], samples[b], strict=True)]
+    return f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
+
+
+def _print_table(
+    samples: dict[tuple[str, int], list[float]],
+    configs: list[tuple[str, int]],
+    args: argparse.Namespace,
+    loads: list[float],
+) -> None:
+    def fmt(xs: list[float]) -> str:
+        return f"{statistics.median(xs):,.0f} ({min(xs):,.0f}-{max(xs):,.0f})"
+
+    print(
+        f"\n{args.tasks:,} no-ops, batch {args.batch}, {args.runs} ABBA runs, {os.cpu_count()} CPUs, "
+        f"load average (1 min) {min(loads):.1f}-{max(loads):.1f} during the runs\n"
+    )
+    print("| shape | workers | drain/s median (min-max) | vs worker x1 | vs raw sqlite3 |")
+    print("|---|---|---|---|---|")
+    base = ("worker", 1)
+    for config in configs:
+        name, workers = config
+        versus_base = _paired(samples, config, base) if base in samples else "-"
+        versus_raw = _paired(samples, config, ("raw", 1))
+        print(f"| {name} | {workers} | {fmt(samples[config])} | {versus_base} | {versus_raw} |")
+
+
+if __name__ == "__main__":
+    main()

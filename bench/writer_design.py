@@ -35,11 +35,13 @@ import argparse
 import fcntl
 import multiprocessing as mp
 import os
+import resource
 import sqlite3
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -57,8 +59,32 @@ IN_FLIGHT = 2  # batches the host writer keeps queued per worker: one running, o
 LEASE_SECONDS = 30.0
 
 
+_work_loops = 0  # set by --work-us before any worker is forked: per-task CPU work, see main()
+
+
 def noop() -> None:
-    return None
+    sum(range(_work_loops))
+
+
+def _calibrate(micros: float) -> int:
+    """Iterations of `sum(range(n))` that take about `micros` of CPU here (best of several tries)."""
+    n = 100_000
+    best = min(_cpu_of(lambda: sum(range(n))) for _ in range(20))
+    return int(n * micros / 1e6 / best)
+
+
+def _cpu_of(work: Callable[[], object]) -> float:
+    started = time.process_time()
+    work()
+    return time.process_time() - started
+
+
+def _cpu_seconds() -> tuple[float, float]:
+    """CPU of this process (the host writer, or the raw loop) and of every process of the drain (workers
+    are joined before this is read, so their CPU is in RUSAGE_CHILDREN)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    mine = own.ru_utime + own.ru_stime
+    return mine, mine + children.ru_utime + children.ru_stime
 
 
 def _fill(url: str, count: int) -> None:
@@ -204,19 +230,23 @@ def drain_raw(url: str, batch: int) -> float:
 # -- the table ---------------------------------------------------------------------------------------------
 
 
-def _measure(name: str, workers: int, args: argparse.Namespace, directory: Path) -> float:
+def _measure(name: str, workers: int, args: argparse.Namespace, directory: Path) -> tuple[float, float, float]:
+    """(tasks/s, CPU µs per task over every process of the drain, CPU µs per task of this process)."""
     path, url = sqlite_taskq_db(directory, f"{name}-{workers}.db")
     _fill(url, args.tasks)
+    mine, total = _cpu_seconds()
     if name == "raw":
         elapsed = drain_raw(url, args.batch)
     elif name in ("host", "hostraw"):
         elapsed = drain_host_writer(url, workers, args.batch, decode=name == "host")
     else:
         elapsed = drain_own_writers(path, url, workers, args.batch, flock=name == "flock")
+    mine_after, total_after = _cpu_seconds()
     done = _completed(path)
     if done != args.tasks:
         raise RuntimeError(f"{name} x{workers}: {done} of {args.tasks} tasks completed")
-    return args.tasks / elapsed
+    per_task = 1e6 / args.tasks
+    return args.tasks / elapsed, (total_after - total) * per_task, (mine_after - mine) * per_task
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -226,21 +256,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--shapes", default="worker,host,hostraw,flock")
+    parser.add_argument("--work-us", type=float, default=0.0, help="CPU work per task in the worker (µs)")
     args = parser.parse_args(argv)
+    global _work_loops
+    _work_loops = _calibrate(args.work_us) if args.work_us else 0
     counts = [int(n) for n in args.workers.split(",")]
     configs = [("raw", 1)] + [(shape, n) for shape in args.shapes.split(",") for n in counts]
     samples: dict[tuple[str, int], list[float]] = {config: [] for config in configs}
+    cpu: dict[tuple[str, int], list[float]] = {config: [] for config in configs}
+    writer_cpu: dict[tuple[str, int], list[float]] = {config: [] for config in configs}
     loads: list[float] = []
     with tempfile.TemporaryDirectory(prefix="taskq-writer-") as tmp:
         for run in range(args.runs):
             order = configs if run % 2 == 0 else configs[::-1]  # ABBA
             loads.append(os.getloadavg()[0])
             for name, workers in order:
-                rate = _measure(name, workers, args, Path(tmp))
+                rate, micros, writer_micros = _measure(name, workers, args, Path(tmp))
                 samples[(name, workers)].append(rate)
-                print(f"run {run + 1} {name} x{workers}: {rate:,.0f}/s", file=sys.stderr)
+                cpu[(name, workers)].append(micros)
+                writer_cpu[(name, workers)].append(writer_micros)
+                print(f"run {run + 1} {name} x{workers}: {rate:,.0f}/s {micros:.0f} µs CPU/task", file=sys.stderr)
     loads.append(os.getloadavg()[0])
-    _print_table(samples, configs, args, loads)
+    _print_table(samples, cpu, writer_cpu, configs, args, loads)
 
 
 def _paired(samples: dict[tuple[str, int], list[float]], a: tuple[str, int], b: tuple[str, int]) -> str:
@@ -250,6 +287,8 @@ def _paired(samples: dict[tuple[str, int], list[float]], a: tuple[str, int], b: 
 
 def _print_table(
     samples: dict[tuple[str, int], list[float]],
+    cpu: dict[tuple[str, int], list[float]],
+    writer_cpu: dict[tuple[str, int], list[float]],
     configs: list[tuple[str, int]],
     args: argparse.Namespace,
     loads: list[float],
@@ -258,17 +297,37 @@ def _print_table(
         return f"{statistics.median(xs):,.0f} ({min(xs):,.0f}-{max(xs):,.0f})"
 
     print(
-        f"\n{args.tasks:,} no-ops, batch {args.batch}, {args.runs} ABBA runs, {os.cpu_count()} CPUs, "
+        f"\n{args.tasks:,} no-ops ({args.work_us:g} µs CPU each), batch {args.batch}, {args.runs} ABBA runs, "
+        f"{os.cpu_count()} CPUs, "
         f"load average (1 min) {min(loads):.1f}-{max(loads):.1f} during the runs\n"
     )
-    print("| shape | workers | drain/s median (min-max) | vs worker x1 | vs raw sqlite3 |")
-    print("|---|---|---|---|---|")
+    print(
+        "| shape | workers | drain/s median (min-max) | vs worker x1 | vs raw sqlite3 "
+        "| CPU µs/task, all | of it the host writer | quiet-box ceiling/s |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     base = ("worker", 1)
     for config in configs:
         name, workers = config
         versus_base = _paired(samples, config, base) if base in samples else "-"
         versus_raw = _paired(samples, config, ("raw", 1))
-        print(f"| {name} | {workers} | {fmt(samples[config])} | {versus_base} | {versus_raw} |")
+        micros, writer_micros = statistics.median(cpu[config]), statistics.median(writer_cpu[config])
+        writer = f"{writer_micros:.0f}" if name.startswith("host") else "-"
+        ceiling = _ceiling(name, workers, micros, writer_micros)
+        print(
+            f"| {name} | {workers} | {fmt(samples[config])} | {versus_base} | {versus_raw} | {micros:.0f} "
+            f"| {writer} | {ceiling} |"
+        )
+
+
+def _ceiling(name: str, workers: int, micros: float, writer_micros: float) -> str:
+    """What CPU alone allows on a quiet box with os.cpu_count() cores: every process busy on a core of its
+    own at most, and one host writer at most one core. Own writers also wait for the lock: not modelled."""
+    cores = min(os.cpu_count() or 1, workers + (1 if name.startswith("host") else 0))
+    limit = cores * 1e6 / micros
+    if name.startswith("host") and writer_micros:
+        limit = min(limit, 1e6 / writer_micros)
+    return f"{limit:,.0f}"
 
 
 if __name__ == "__main__":

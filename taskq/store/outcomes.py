@@ -504,19 +504,22 @@ def finish_and_claim_hot(
     claim_compiled = statements["claim"] if capped_claim is None else capped_claim
     rows = [_plain_completion_row(worker_id, c) for c in completions]
 
-    def work(connection: Any) -> tuple[list[int], list[Task]]:
+    def work(connection: Any) -> tuple[list[int], list[Any]]:
         updated = hot.execute_many(connection, statements["complete"], rows) if rows else 0
         if updated == len(rows):
             recorded = [c.task_id for c in completions]
         else:  # some were no longer ours (lease recovered): find out which ones we did record
             recorded = [row["id"] for row in _recorded_among(hot, connection, statements, worker_id, completions)]
-        claimed: list[Task] = []
+        claimed: list[Any] = []
         if limit > 0:
             params = _claim_params(worker_id, limit, now, lease_seconds)
-            claimed = _in_claim_order(hot.fetch_all(connection, claim_compiled, params))
+            claimed = connection.execute(claim_compiled.sql, claim_compiled.bind(params)).fetchall()
         return recorded, claimed
 
-    return hot.write(work)
+    recorded, claimed = hot.write(work)
+    # Decoded after COMMIT: JSON and times of a batch cost about a third of the transaction's CPU
+    # (bench/writer_design.py), and while the write lock is held every other worker of the host waits.
+    return recorded, tasks_from_raw(claim_compiled.returning, claimed)
 
 
 def finish_and_claim_for_many_hot(
@@ -536,7 +539,7 @@ def finish_and_claim_for_many_hot(
     statements = plans.hot_statements()
 
     def work(connection: Any) -> list[tuple[list[int], list[Any]]]:
-        out = []
+        out: list[tuple[list[int], list[Any]]] = []
         for worker_id, completions, limit in rounds:
             rows = [_plain_completion_row(worker_id, c) for c in completions]
             updated = hot.execute_many(connection, statements["complete"], rows) if rows else 0
@@ -549,14 +552,15 @@ def finish_and_claim_for_many_hot(
             if limit > 0:
                 params = _claim_params(worker_id, limit, now, lease_seconds)
                 claim = statements["claim"]
-                if decode:
-                    claimed = _in_claim_order(hot.fetch_all(connection, claim, params))
-                else:
-                    claimed = connection.execute(claim.sql, claim.bind(params)).fetchall()
+                claimed = connection.execute(claim.sql, claim.bind(params)).fetchall()
             out.append((recorded, claimed))
         return out
 
-    return hot.write(work)
+    rounds_out = hot.write(work)
+    if not decode:
+        return rounds_out
+    columns = statements["claim"].returning  # decoded after COMMIT, as in finish_and_claim_hot
+    return [(recorded, tasks_from_raw(columns, rows)) for recorded, rows in rounds_out]
 
 
 def claimed_columns(plans: ClaimPlans) -> list[str]:

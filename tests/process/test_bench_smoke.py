@@ -112,3 +112,15 @@ def test_lookups_bench_rows_read_back_as_taskq_rows(database_url: str) -> None:
             assert "ix_tasks_dedup_key" in " ".join(str(row[-1]) for row in plan)
     finally:
         store.dispose()
+
+
+def test_writer_design_drains_every_task_in_every_shape(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import writer_design
+
+    # _measure raises unless every task ended completed, so each shape's drain is checked exactly.
+    writer_design.main(["--tasks", "300", "--runs", "1", "--workers", "1,2"])
+    table_lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert [line.split(" | ")[0:2] for line in table_lines[1:]] == [
+        ["| raw", "1"],
+        *[[f"| {shape}", n] for shape in ("worker", "host", "hostraw", "flock") for n in ("1", "2")],
+    ]

@@ -504,22 +504,21 @@ def finish_and_claim_hot(
     claim_compiled = statements["claim"] if capped_claim is None else capped_claim
     rows = [_plain_completion_row(worker_id, c) for c in completions]
 
-    def work(connection: Any) -> tuple[list[int], list[Any]]:
+    def work(connection: Any) -> tuple[list[int], list[Task]]:
         updated = hot.execute_many(connection, statements["complete"], rows) if rows else 0
         if updated == len(rows):
             recorded = [c.task_id for c in completions]
         else:  # some were no longer ours (lease recovered): find out which ones we did record
             recorded = [row["id"] for row in _recorded_among(hot, connection, statements, worker_id, completions)]
-        claimed: list[Any] = []
+        claimed: list[Task] = []
         if limit > 0:
             params = _claim_params(worker_id, limit, now, lease_seconds)
-            claimed = connection.execute(claim_compiled.sql, claim_compiled.bind(params)).fetchall()
+            # Decoding after COMMIT instead holds the lock ~40 % less (50 -> 31 µs/task) but showed no drain
+            # gain on 2 cores and more CPU per task at 2 workers (more lock collisions): bench/RESULTS.md.
+            claimed = _in_claim_order(hot.fetch_all(connection, claim_compiled, params))
         return recorded, claimed
 
-    recorded, claimed = hot.write(work)
-    # Decoded after COMMIT: JSON and times of a batch cost about a third of the transaction's CPU
-    # (bench/writer_design.py), and while the write lock is held every other worker of the host waits.
-    return recorded, tasks_from_raw(claim_compiled.returning, claimed)
+    return hot.write(work)
 
 
 def finish_and_claim_for_many_hot(

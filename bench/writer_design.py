@@ -12,6 +12,8 @@ Drains 10,000 no-op tasks on taskq's migrated schema with 1, 2 and 4 worker proc
   decodes its own (JSON, times, Task objects): the one writer's CPU is the limit on no-ops.
 - `flock`:  `worker`, with every transaction taken under a host-wide flock, so writers queue in the kernel
   instead of sleeping after "database is locked".
+- `late`, `flocklate`: `worker` and `flock` with the claimed rows decoded after COMMIT (a one-round
+  `finish_and_claim_for_many`), so the write lock is held for the statements only (not in the default run).
 
 and `raw`: one process with bare sqlite3 running taskq's own compiled claim and complete statements in
 the same batches (complete the last batch + claim the next, one transaction), no Task objects, no
@@ -108,7 +110,9 @@ def _run(task: Task) -> Completion:
 # -- (a) and (c): each worker its own writer ------------------------------------------------------------
 
 
-def _own_writer(url: str, number: int, batch: int, barrier: Any, lock_path: str | None, serial: Any) -> None:
+def _own_writer(
+    url: str, number: int, batch: int, barrier: Any, lock_path: str | None, serial: Any, late: bool
+) -> None:
     store = taskq.open_store(url, upgrade=False)
     lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT) if lock_path else None
     barrier.wait()
@@ -118,7 +122,12 @@ def _own_writer(url: str, number: int, batch: int, barrier: Any, lock_path: str 
         if lock_fd is not None:
             fcntl.flock(lock_fd, fcntl.LOCK_EX)
         try:
-            _, claimed = store.finish_and_claim(f"w{number}", finished, limit=batch, lease_seconds=LEASE_SECONDS)
+            if late:  # one round of the group commit: the same statements, rows decoded after COMMIT
+                [(_, claimed)] = store.finish_and_claim_for_many(
+                    [(f"w{number}", finished, batch)], lease_seconds=LEASE_SECONDS
+                )
+            else:
+                _, claimed = store.finish_and_claim(f"w{number}", finished, limit=batch, lease_seconds=LEASE_SECONDS)
         finally:
             if lock_fd is not None:
                 fcntl.flock(lock_fd, fcntl.LOCK_UN)
@@ -149,13 +158,17 @@ def _time_write_transactions(store: taskq.Store) -> list[float]:
     return spent
 
 
-def drain_own_writers(path: Path, url: str, workers: int, batch: int, flock: bool) -> tuple[float, float]:
-    """(seconds, CPU seconds all workers spent in finish_and_claim)."""
+def drain_own_writers(
+    path: Path, url: str, workers: int, batch: int, flock: bool, late: bool = False
+) -> tuple[float, float]:
+    """(seconds, CPU seconds all workers spent inside their write transactions)."""
     ctx = mp.get_context("fork")
     barrier = ctx.Barrier(workers + 1)
     serial = ctx.Array("d", workers)
     lock_path = f"{path}.writer-lock" if flock else None
-    procs = [ctx.Process(target=_own_writer, args=(url, i, batch, barrier, lock_path, serial)) for i in range(workers)]
+    procs = [
+        ctx.Process(target=_own_writer, args=(url, i, batch, barrier, lock_path, serial, late)) for i in range(workers)
+    ]
     for proc in procs:
         proc.start()
     barrier.wait()
@@ -266,7 +279,8 @@ def _measure(name: str, workers: int, args: argparse.Namespace, directory: Path)
     elif name in ("host", "hostraw"):
         elapsed = drain_host_writer(url, workers, args.batch, decode=name == "host")
     else:
-        elapsed, serial = drain_own_writers(path, url, workers, args.batch, flock=name == "flock")
+        flock, late = name in ("flock", "flocklate"), name in ("late", "flocklate")
+        elapsed, serial = drain_own_writers(path, url, workers, args.batch, flock=flock, late=late)
     mine_after, total_after = _cpu_seconds()
     if name in ("raw", "host", "hostraw"):
         serial = mine_after - mine  # the one writer's CPU: everything it does is serial

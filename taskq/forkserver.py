@@ -18,15 +18,17 @@ import ctypes
 import gc
 import importlib
 import json
+import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-import traceback
 from dataclasses import asdict, replace
 from typing import Any
+
+from taskq.events import log_event
 
 PR_SET_NAME = 15
 PR_SET_CHILD_SUBREAPER = 36
@@ -144,8 +146,8 @@ def _become_worker(config: Any, middle_pid: int, run: Any) -> None:
     code = 1
     try:
         code = run(config)
-    except BaseException:
-        traceback.print_exc()
+    except BaseException:  # through the worker's log set-up: in its format, flushed at once (ERROR)
+        log_event(logging.getLogger("taskq.worker"), logging.ERROR, "worker_crashed", exc_info=True)
     finally:
         sys.stderr.flush()
         os._exit(code)

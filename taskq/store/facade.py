@@ -24,6 +24,7 @@ from sqlalchemy.exc import DBAPIError
 
 from taskq.clock import utc_now
 from taskq.dialect import Dialect, dialect_for
+from taskq.events import log_event
 from taskq.lifecycle import Event, Failure, RetryPolicy, sources
 from taskq.model import (
     ACTIVE_STATUSES,
@@ -121,14 +122,16 @@ class Store:
                     raise
                 if waited > RETRY_WARNING_SECONDS and not warned:
                     warned = True
-                    log.warning(
-                        "database_retrying: %s (retrying up to %.0f s)",
-                        str(error.orig).strip().splitlines()[0],
-                        LOCK_RETRY_SECONDS,
+                    log_event(
+                        log,
+                        logging.WARNING,
+                        "database_retrying",
+                        retry_for=LOCK_RETRY_SECONDS,
+                        error=str(error.orig).strip().splitlines()[0],
                     )
             else:
                 if warned:
-                    log.info("database_recovered after %.1f s", time.monotonic() - started)
+                    log_event(log, logging.INFO, "database_recovered", seconds=round(time.monotonic() - started, 1))
                 return result
             time.sleep(random.uniform(0, delay))
             delay = min(delay * 2, 0.25)

@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from taskq import registry
 from taskq.clock import parse_duration, utc_now
+from taskq.events import log_event
 from taskq.maintenance import StatsRollup
 from taskq.model import InvalidTaskArguments, Status, Task, TaskFilter
 from taskq.requests import parse_request
@@ -59,7 +60,7 @@ class RollupTicker:
         try:
             self.duty.run_once(utc_now())
         except Exception:  # reads stay exact without the rollup, only slower: log and try next tick
-            log.exception("rollup_error")
+            log_event(log, logging.ERROR, "rollup_error", exc_info=True)
         finally:
             self._lock.release()
 

@@ -69,7 +69,9 @@ def test_sigkilled_worker_task_is_retried_by_another_worker_with_the_attempt_cou
 def test_sigkill_of_the_whole_pool_loses_nothing(tmp_path, db, pools) -> None:
     url, store = db
     settings = settings_file(tmp_path, "lease: 1s\nshutdown_grace: 5s\n")
-    ids = [e.id for e in store.enqueue_many([{"name": "t.slow", "args": [n, 0.3]} for n in range(12)])]
+    # 1 s tasks: their start is recorded at 0.25 s, which leaves 0.75 s to kill the tree before they return
+    # (0.3 s tasks left 0.05 s, and a loaded machine's /proc scan took longer: none was cut short).
+    ids = [e.id for e in store.enqueue_many([{"name": "t.slow", "args": [n, 1.0]} for n in range(12)])]
     first = PoolProcess(tmp_path, url, "--workers", "3", settings=settings)
 
     def started_and_running() -> list[int]:  # a task's start is recorded once it has run 0.25 s

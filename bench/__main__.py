@@ -9,7 +9,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import machine, suite_postgres, suite_sqlite
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     results.meta.update(
         mode="quick" if options.quick else "full",
         sizes=sizes.__dict__,
-        started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
         machine=machine.describe(REPO),
     )
     started = time.monotonic()
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     table(results)
     print("\nTargets of issue 11\n")
     print(targets_table(results))
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = options.out or REPO / "bench" / "results" / f"{stamp}.json"
     results.write_json(out)
     log(f"wrote {out} ({results.meta['elapsed_seconds']} s)")

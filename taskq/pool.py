@@ -21,10 +21,10 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy.exc import DBAPIError
 
-from taskq import protocol, registry, systemd, urls, wakeup
+from taskq import forkserver, protocol, registry, systemd, urls, wakeup
 from taskq.api import open_store
 from taskq.clock import utc_now
-from taskq.forkserver import ForkedProcess, ForkServerClient, become_subreaper
+from taskq.forkserver import ForkedProcess
 from taskq.identity import WorkerIdentity
 from taskq.lifecycle import PASS_ON_TRIES
 from taskq.maintenance import DeadWorkerRescuer, LeaseRescuer, MaintenanceThread, Retention, StatsRollup
@@ -84,10 +84,9 @@ def waitstatus_code(pid: int) -> int:
 class Pool:
     def __init__(self, settings: Settings) -> None:
         """`settings` as `load_settings` made them: the command line's flags in them stay in force on reloads."""
-        # First, so that its imports run while this process finishes its own start-up.
-        self.forkserver = ForkServerClient() if become_subreaper() else None
-        if self.forkserver is not None:
-            self.forkserver.start()
+        # First (if `taskq worker` has not started it already), so that its imports run while this
+        # process finishes its own start-up.
+        self.forkserver = forkserver.pool_client()
         self.settings = settings
         self.store = open_store(settings.database, upgrade=False)  # `taskq worker` upgraded it already
         self.handles: list[WorkerHandle] = []
@@ -114,7 +113,7 @@ class Pool:
                 (StatsRollup(self.store), ROLLUP_SECONDS),
             ]
         )
-        self.watcher = SettingsWatcher(settings.path) if settings.path is not None else None
+        self.watcher = SettingsWatcher(settings.path, self._wake_main_loop) if settings.path is not None else None
 
     # -- configuration ------------------------------------------------------------------------------
 
@@ -408,6 +407,11 @@ class Pool:
                 log.warning("task_worker_died task_id=%s worker=%s", task.task_id, handle.config.name)
 
     # -- signals and shutdown ------------------------------------------------------------------------
+
+    def _wake_main_loop(self) -> None:
+        """The settings watcher's reload is due: wake the loop now rather than at its next tick."""
+        with contextlib.suppress(OSError):  # a full pipe wakes it as well
+            os.write(self._signal_w, b"w")
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         self._signals.append(signum)  # only record; set_wakeup_fd wakes the main loop

@@ -322,8 +322,3 @@ def import_task_modules_tolerantly(modules: Iterable[str]) -> list[TaskModuleErr
         except TaskModuleError as error:
             failures.append(error)
     return failures
-
-
-# Every process that can look a task up knows taskq.echo and taskq.sleep. Imported here, last, rather
-# than by `import taskq`, which stays cheap (taskq/__init__.py); builtin_tasks needs only `task` above.
-from taskq import builtin_tasks as _builtin_tasks  # noqa: E402, F401

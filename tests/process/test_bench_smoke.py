@@ -162,3 +162,17 @@ def test_scaling_curve_prints_its_tables_and_draws_the_chart(
     assert "| sqlite | noop |" in printed and "| sqlite | sleep |" in printed
     assert "| sqlite | 100 |" in printed  # claim latency at the filled size
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_drain_profile_sorts_worker_samples_into_its_buckets(capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    if shutil.which("py-spy") is None:
+        pytest.skip("py-spy is not installed: pip install -r bench/requirements.txt")
+    from bench import profile_drain
+
+    assert profile_drain.main(["--tasks", "3000", "--workers", "1", "--seconds", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "| where a worker's wall time goes | share |" in printed
+    assert "COMMIT" in printed or "other SQL" in printed  # the drain was sampled while it wrote
+    assert set(profile_drain.leaf_buckets().values()) >= {"COMMIT", "BEGIN IMMEDIATE"}

@@ -57,6 +57,9 @@ def __getattr__(name: str) -> Any:
 
         value: Any = version()  # the installed distribution's (importlib.metadata); "unknown" in a bare checkout
     elif name in _HOMES:
+        # taskq.api first, whatever the name: it wires the default store into the registry (what
+        # `@task(...).enqueue` uses) and registers the built-in tasks, as `import taskq` always did.
+        importlib.import_module("taskq.api")
         value = getattr(importlib.import_module(_HOMES[name]), name)
     else:
         raise AttributeError(f"module 'taskq' has no attribute {name!r}")

@@ -88,3 +88,17 @@ def test_a_running_pool_never_imports_alembic_rich_or_croniter_and_workers_find_
     assert "taskq" in imported and "sqlalchemy" in imported  # the probe did see the pool's imports
     assert imported & {"alembic", "rich", "croniter", "uvicorn", "starlette"} == set()
     assert re.search(r"task_completed task_id=\d+ name=lazy_app_tasks.hello", text)
+
+
+def test_a_task_declared_through_the_lazy_package_enqueues_on_the_default_store(tmp_path: Path) -> None:
+    """`import taskq` no longer imports taskq.api itself; taking `taskq.task` from it must still wire the
+    default store, as the README's quick start does."""
+    script = "import taskq\n\n@taskq.task\ndef hello() -> None:\n    pass\n\nprint(hello.enqueue().id)\n"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "TASKQ_DATABASE_URL": f"sqlite:///{tmp_path / 'default.db'}",
+    }
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1"

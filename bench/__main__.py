@@ -15,7 +15,7 @@ from pathlib import Path
 from bench import machine, suite_postgres, suite_sqlite
 from bench.results import Results, table
 from bench.sizes import FULL, QUICK
-from bench.targets import targets_table
+from bench.targets import ISSUE_11, ISSUE_21, targets_table
 
 REPO = Path(__file__).resolve().parent.parent
 PEERS = ("huey", "celery", "taskq_pg", "procrastinate", "rq")
@@ -119,8 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     results.meta["load_average_at_end"] = os.getloadavg()
 
     table(results)
+    print("\nTargets of issue 21\n")
+    print(targets_table(results, ISSUE_21))
     print("\nTargets of issue 11\n")
-    print(targets_table(results))
+    print(targets_table(results, ISSUE_11))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = options.out or REPO / "bench" / "results" / f"{stamp}.json"
     results.write_json(out)

@@ -23,26 +23,22 @@ import signal
 import time
 from datetime import datetime
 
-from taskq.identity import UNKNOWN, WorkerIdentity, boot_id, hostname, process_start, process_state
+from taskq.events import log_event
+from taskq.identity import (  # the stamp lives there: the fork server starts before anything heavy is imported
+    SUPERVISOR_ENV,
+    UNKNOWN,
+    WorkerIdentity,
+    boot_id,
+    hostname,
+    process_start,
+    process_state,
+)
 from taskq.maintenance import WORKER_ROW_TTL_SECONDS
 from taskq.store import Store
 
-SUPERVISOR_ENV = "TASKQ_SUPERVISOR"  # "<pid>:<start>" of the supervisor that started a worker
 KILL_WAIT_SECONDS = 5.0  # a SIGKILLed process is gone (or a zombie) within milliseconds; this is a backstop
 
 log = logging.getLogger("taskq.pool")
-
-
-def supervisor_stamp() -> str:
-    """This process as the supervisor of the workers it starts: `<pid>:<start>`, or "" without /proc."""
-    start = process_start(os.getpid()) if boot_id() != UNKNOWN else None
-    return f"{os.getpid()}:{start}" if start else ""
-
-
-def supervisor_environment() -> dict[str, str]:
-    """The environment for the fork server and the workers: this one, plus the supervisor's stamp."""
-    stamp = supervisor_stamp()
-    return {**os.environ, SUPERVISOR_ENV: stamp} if stamp else dict(os.environ)
 
 
 def stamped_supervisor(pid: int) -> tuple[int, str] | None:
@@ -107,7 +103,7 @@ class OrphanKiller:
             reason = f"{worker_id} orphaned by a dead supervisor, killed"
             count = self.store.recover_worker(worker_id, reason=reason, now=now)
             self.store.unregister_worker(worker_id)
-            log.warning("orphan_killed worker_id=%s tasks_recovered=%d", worker_id, count)
+            log_event(log, logging.WARNING, "orphan_killed", worker_id=worker_id, tasks_recovered=count)
             killed += 1
             recovered += count
         return {"orphans_killed": killed, "recovered_from_orphans": recovered}

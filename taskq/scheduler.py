@@ -42,10 +42,9 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
-from croniter import croniter  # type: ignore[import-untyped]  # ships no type hints
-
 from taskq import registry
 from taskq.clock import as_utc, parse_duration
+from taskq.events import log_event
 from taskq.model import ACTIVE_STATUSES, InvalidTaskArguments, Status, TaskRequest
 from taskq.requests import parse_request
 from taskq.settings import SettingValueError
@@ -109,6 +108,8 @@ class Schedule:
         """The first slot strictly after `instant`. Cron slots are fixed by the expression (UTC); `every`
         slots lie on the grid anchor + k * every, where the anchor defaults to `instant` itself."""
         if self.cron is not None:
+            from croniter import croniter  # type: ignore[import-untyped]  # ships no type hints
+
             # croniter reads the expression in the start time's own zone: cron is UTC here.
             return croniter(self.cron, as_utc(instant)).get_next(datetime)
         assert self.every is not None
@@ -181,6 +182,9 @@ def _parse_cron(value: Any) -> str:
         return expression.lower()
     if len(expression.split()) != CRON_FIELDS:
         raise ValueError(f"cron: {value!r} must have 5 fields: minute hour day-of-month month day-of-week (UTC)")
+    # Imported here, where a cron entry is read: a pool without cron schedules never loads it (~15 ms).
+    from croniter import croniter
+
     if not croniter.is_valid(expression):
         raise ValueError(f"cron: invalid expression {value!r}")
     return expression
@@ -227,7 +231,7 @@ class Scheduler:
         for name in sorted(states.keys() - configured.keys()):
             deleted = self.store.remove_schedule(name)
             counts["removed"] += deleted
-            log.info("schedule_removed name=%s deleted_pending=%d", name, deleted)
+            log_event(log, logging.INFO, "schedule_removed", name=name, deleted_pending=deleted)
         schedules = list(configured.values())
         current = self.store.scheduled_tasks(
             [state.task_id for name, state in states.items() if name in configured and state.task_id is not None]
@@ -241,15 +245,22 @@ class Scheduler:
                 continue
             counts[change.kind] += 1
             if change.kind == "rescheduled":
-                log.info(
-                    "schedule_rescheduled name=%s task_id=%d run_after=%s",
-                    schedule.name,
-                    change.task_id,
-                    change.run_after,
+                log_event(
+                    log,
+                    logging.INFO,
+                    "schedule_rescheduled",
+                    name=schedule.name,
+                    task_id=change.task_id,
+                    run_after=change.run_after,
                 )
             else:
-                log.debug(
-                    "schedule_created name=%s task_id=%d run_after=%s", schedule.name, change.task_id, change.run_after
+                log_event(
+                    log,
+                    logging.DEBUG,
+                    "schedule_created",
+                    name=schedule.name,
+                    task_id=change.task_id,
+                    run_after=change.run_after,
                 )
         return counts
 

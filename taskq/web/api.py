@@ -6,7 +6,7 @@ import json
 import logging
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from taskq import registry
 from taskq.clock import parse_duration, utc_now
+from taskq.events import log_event
 from taskq.filters import parse_filter
 from taskq.json_limits import MAX_JSON_DEPTH, JsonRefused, check_text
 from taskq.maintenance import StatsRollup
@@ -66,7 +67,7 @@ class RollupTicker:
         try:
             self.duty.run_once(utc_now())
         except Exception:  # reads stay exact without the rollup, only slower: log and try next tick
-            log.exception("rollup_error")
+            log_event(log, logging.ERROR, "rollup_error", exc_info=True)
         finally:
             self._lock.release()
 
@@ -305,7 +306,7 @@ async def charts(request: Request) -> JSONResponse:
     length, step = CHART_WINDOWS[window]
     now = utc_now()
     step_seconds = step.total_seconds()
-    start = datetime.fromtimestamp((now - length).timestamp() // step_seconds * step_seconds, tz=timezone.utc)
+    start = datetime.fromtimestamp((now - length).timestamp() // step_seconds * step_seconds, tz=UTC)
     slots = int((now - start) / step) + 1
     store = _store(request)
     window_data = await run_in_threadpool(lambda: store.chart_window(since=start, queue=queue, name=name))

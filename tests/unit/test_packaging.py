@@ -14,6 +14,7 @@ from taskq.distribution import version
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT_URL = "https://github.com/taskq-sql/taskq"
+DOCS_URL = "https://taskq-sql.github.io/taskq/"  # mkdocs.yml's site_url (tests/process/test_docs.py)
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)|<img [^>]*src=\"([^\"]+)\"")
 
 
@@ -32,7 +33,8 @@ def test_pypi_metadata_authors_classifiers_and_urls() -> None:
     assert meta["authors"] and "Typing :: Typed" in meta["classifiers"]
     assert any(c.startswith("Programming Language :: Python :: 3.") for c in meta["classifiers"])
     assert not any(c.startswith("License ::") for c in meta["classifiers"])  # PEP 639: the expression says it
-    assert meta["urls"] and all(url.startswith(PROJECT_URL) for url in meta["urls"].values())
+    assert meta["urls"] and all(url.startswith((PROJECT_URL, DOCS_URL)) for url in meta["urls"].values())
+    assert meta["urls"]["Documentation"] == DOCS_URL
     assert (ROOT / "taskq" / "py.typed").exists()
 
 

@@ -130,8 +130,10 @@ def problems(page: Page) -> list[str]:
 
 
 def excerpt_lines(text: str) -> list[str]:
-    """Lines compared for an excerpt: stripped of indentation (an excerpt may be taken from inside a block)."""
-    return [line.strip() for line in text.strip().splitlines()]
+    """Lines compared for an excerpt: stripped of indentation (an excerpt may be taken from inside a block),
+    without a first line that captions it (`# site_project/settings.py (excerpt)`)."""
+    lines = [line.strip() for line in text.strip().splitlines()]
+    return lines[1:] if lines and lines[0].startswith("#") and lines[0].endswith("(excerpt)") else lines
 
 
 def expected_exit(block: Block) -> int:

@@ -5,6 +5,8 @@ blocks that run are run by tests/process/test_docs.py."""
 
 from __future__ import annotations
 
+import ast
+import textwrap
 from collections import Counter
 
 import docblocks
@@ -52,7 +54,8 @@ def test_excerpts_are_in_the_files_they_quote(block: docblocks.Block) -> None:
     "block", [b for b in BLOCKS if b.language == "python" and b.kind in ("python", "file", "excerpt")], ids=where
 )
 def test_python_blocks_compile(block: docblocks.Block) -> None:
-    compile(block.body, block.where, "exec")
+    # An excerpt may come from inside a function (indented, maybe with an `await`).
+    compile(textwrap.dedent(block.body), block.where, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
 
 
 def test_the_readme_quick_start_is_the_tutorials() -> None:

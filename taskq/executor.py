@@ -9,7 +9,6 @@ waits for the database.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import traceback
 from collections.abc import Callable
@@ -17,9 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from taskq import registry
+from taskq import registry, tracing
 from taskq.clock import utc_now
 from taskq.context import TaskCancelled, TaskContext
+from taskq.json_limits import JsonRefused, encode
 from taskq.lifecycle import Failure, FailureKind, Retry
 from taskq.model import Completion, Status, Task
 from taskq.protocol import DEFERRED_RESULT_MAX_BYTES, timeout_message
@@ -85,7 +85,7 @@ def call(
     if spec.is_async:
         return event_loop().run_until_complete(call_async(spec, task, context, timeout_of(task), on_return=on_return))
     try:
-        with context:
+        with context, tracing.consuming(context):
             outcome = Call(spec.function(*_arguments(spec, task, context), **task.kwargs))
     except BaseException as error:  # SystemExit and KeyboardInterrupt from task code are its failure too
         outcome = Call(error=error)
@@ -121,7 +121,7 @@ async def call_async(
         if on_start is not None:
             on_start()
         try:
-            with context:
+            with context, tracing.consuming(context):
                 outcome = Call(await spec.function(*_arguments(spec, task, context), **task.kwargs))
         except asyncio.CancelledError as error:
             outcome = Call(error=stopped_for[0] if stopped_for else error)
@@ -201,16 +201,22 @@ def settle(
         return Outcome(Status.WAITING_FOR_CHILDREN, "task_waiting")
     result = outcome.result
     try:
-        encoded = "null" if result is None else json.dumps(result, allow_nan=False)
-    except (TypeError, ValueError) as encode_error:
+        encoded = encode(result)
+    except JsonRefused as refused:  # failed for good: the same code would return the same value
         return _permanent(
-            store, task, worker_id, f"task returned a value that is not JSON-serialisable: {encode_error}", started_at
+            store, task, worker_id, f"task returned a value that cannot be stored: result {refused.reason}", started_at
         )
     context.flush_progress()
     if defer_success is not None and len(encoded) <= DEFERRED_RESULT_MAX_BYTES:
         defer_success(_completion(task, context, spec, result))
         return DEFERRED
-    done = store.complete(task.id, result, continuation=spec.then, **owner)
+    try:
+        done = store.complete(task.id, result, continuation=spec.then, **owner)
+    except Exception as refused_by_database:
+        reason = store.refusal(refused_by_database)
+        if reason is None:  # not the result's fault (the database is away): the worker's problem
+            raise
+        return _permanent(store, task, worker_id, reason, started_at)
     return Outcome(Status.COMPLETED if done else None, "task_completed")
 
 
@@ -227,8 +233,8 @@ def deferrable(task: Task, context: TaskContext, spec: registry.TaskSpec, outcom
     if outcome.error is not None or context.spawned:
         return None
     try:
-        encoded = "null" if outcome.result is None else json.dumps(outcome.result, allow_nan=False)
-    except (TypeError, ValueError):
+        encoded = encode(outcome.result)
+    except JsonRefused:
         return None
     if len(encoded) > DEFERRED_RESULT_MAX_BYTES:
         return None

@@ -147,6 +147,12 @@ def _become_worker(config: Any, middle_pid: int, run: Any) -> None:
     except BaseException:
         traceback.print_exc()
     finally:
+        try:
+            from taskq import tracing  # imported by the worker already; never before the fork
+
+            tracing.flush()  # os._exit skips the OpenTelemetry SDK's atexit export
+        except BaseException:
+            traceback.print_exc()
         sys.stderr.flush()
         os._exit(code)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import json
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
 from taskq.clock import as_utc
+from taskq.json_limits import JsonRefused, Undecodable, encode
 
 
 class Status(str, enum.Enum):
@@ -38,14 +38,15 @@ MAX_DELAY_SECONDS = 10 * 365 * 86400.0
 
 
 def check_json(what: str, value: Any) -> None:
-    """Refuse a value the store could not keep as JSON (args, kwargs, a result): NaN and infinities too,
-    which json.dumps writes but PostgreSQL's json type and most readers refuse."""
+    """Refuse a value the store could not keep as JSON (args, kwargs, a result), or that a worker could
+    not read back: NaN and infinities (json.dumps writes them, PostgreSQL's json type and most readers
+    refuse them), and nesting past json_limits.MAX_JSON_DEPTH (checked as every reader checks it)."""
     if value is None or value == [] or value == {}:
         return
     try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as error:
-        raise InvalidTaskArguments(f"{what} must be JSON-serialisable: {error}") from None
+        encode(value)
+    except JsonRefused as refused:
+        raise InvalidTaskArguments(f"{what} {refused.reason}") from None
 
 
 class TaskqError(Exception):
@@ -140,9 +141,11 @@ class Enqueued(Generic[ResultT]):
 
 
 def _result_of(task: Task) -> Any:  # Any: the row's JSON is what the task returned
-    if task.status is Status.COMPLETED:
-        return task.result
-    raise TaskFailed(task)
+    if task.status is not Status.COMPLETED:
+        raise TaskFailed(task)
+    if isinstance(task.result, Undecodable):
+        raise TaskqError(f"task {task.id}'s result cannot be read back: result {task.result.reason}")
+    return task.result
 
 
 @dataclass(frozen=True)
@@ -285,9 +288,15 @@ class Task:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    # The enqueuer's OpenTelemetry context (the propagator's carrier as JSON; taskq/tracing.py), or None.
+    trace_context: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> Task:
+        """Never fails on the JSON columns: one that could not be decoded (json_limits.read_column) or is
+        not of its column's shape holds an Undecodable placeholder, so the row can still be shown, and
+        failed (see `unreadable`)."""
+
         def when(value: datetime | None) -> datetime | None:
             return None if value is None else as_utc(value)
 
@@ -295,8 +304,8 @@ class Task:
             id=row["id"],
             name=row["name"],
             queue=row["queue"],
-            args=list(row["args"] or []),
-            kwargs=dict(row["kwargs"] or {}),
+            args=_shaped(row["args"], list),
+            kwargs=_shaped(row["kwargs"], dict),
             status=Status(row["status"]),
             priority=row["priority"],
             run_after=as_utc(row["run_after"]),
@@ -308,7 +317,7 @@ class Task:
             progress_message=row["progress_message"],
             result=row["result"],
             error=row["error"],
-            error_log=list(row["error_log"] or []),
+            error_log=_shaped(row["error_log"], list),
             worker_id=row["worker_id"],
             lease_until=when(row["lease_until"]),
             cancel_requested=bool(row["cancel_requested"]),
@@ -321,11 +330,20 @@ class Task:
             created_at=as_utc(row["created_at"]),
             started_at=when(row["started_at"]),
             finished_at=when(row["finished_at"]),
+            trace_context=row.get("trace_context"),
         )
 
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+    @property
+    def unreadable(self) -> str | None:
+        """Why the task cannot run as stored (its args or kwargs could not be read back), else None."""
+        for what, value in (("args", self.args), ("kwargs", self.kwargs)):
+            if isinstance(value, Undecodable):
+                return f"its {what} cannot be read back: {what} {value.reason}"
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         def iso(value: datetime | None) -> str | None:
@@ -366,6 +384,157 @@ class Task:
         }
 
 
+def error_headline(error: str | None) -> str | None:
+    """The line of an error a list shows: a traceback's last line (the exception), else the first line.
+    An error clipped by the store starts with its truncation mark and keeps the end: its last line too."""
+    if not error:
+        return None
+    lines = [line for line in error.strip().splitlines() if line.strip()]
+    if not lines:
+        return None
+    return lines[-1].strip() if lines[0].startswith(("Traceback", "...(truncated)...")) else lines[0].strip()
+
+
+@dataclass(frozen=True)
+class TaskSummary:
+    """A task as lists show it (the dashboard polls them every second): every field of Task except args,
+    kwargs, result, error and error_log, which can be megabytes each; instead the size of each JSON value
+    (bytes of its JSON text in UTF-8, None for a result never set) and the error's headline."""
+
+    id: int
+    name: str
+    queue: str
+    status: Status
+    priority: int
+    run_after: datetime
+    attempts: int
+    max_retries: int
+    dedup_key: str | None
+    parent_id: int | None
+    progress: float
+    progress_message: str | None
+    worker_id: str | None
+    lease_until: datetime | None
+    cancel_requested: bool
+    timeout: float | None
+    continuation: str | None
+    children_total: int
+    children_completed: int
+    children_failed: int
+    children_cancelled: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    args_size: int
+    kwargs_size: int
+    result_size: int | None
+    error_line: str | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> TaskSummary:
+        """`row`: the scalar columns, the three sizes and `error_line` (the store reads the error's head
+        and tail, not the whole of it)."""
+
+        def when(value: datetime | None) -> datetime | None:
+            return None if value is None else as_utc(value)
+
+        return cls(
+            id=row["id"],
+            name=row["name"],
+            queue=row["queue"],
+            status=Status(row["status"]),
+            priority=row["priority"],
+            run_after=as_utc(row["run_after"]),
+            attempts=row["attempts"],
+            max_retries=row["max_retries"],
+            dedup_key=row["dedup_key"],
+            parent_id=row["parent_id"],
+            progress=float(row["progress"] or 0.0),
+            progress_message=row["progress_message"],
+            worker_id=row["worker_id"],
+            lease_until=when(row["lease_until"]),
+            cancel_requested=bool(row["cancel_requested"]),
+            timeout=row["timeout"],
+            continuation=row["continuation"],
+            children_total=row["children_total"],
+            children_completed=row["children_completed"],
+            children_failed=row["children_failed"],
+            children_cancelled=row["children_cancelled"],
+            created_at=as_utc(row["created_at"]),
+            started_at=when(row["started_at"]),
+            finished_at=when(row["finished_at"]),
+            args_size=int(row["args_size"] or 0),
+            kwargs_size=int(row["kwargs_size"] or 0),
+            result_size=None if row["result_size"] is None else int(row["result_size"]),
+            error_line=row["error_line"],
+        )
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    def to_dict(self) -> dict[str, Any]:
+        def iso(value: datetime | None) -> str | None:
+            return None if value is None else value.isoformat()
+
+        return {
+            "id": self.id,
+            "name": self.name,
+            "queue": self.queue,
+            "status": self.status.value,
+            "priority": self.priority,
+            "run_after": iso(self.run_after),
+            "attempts": self.attempts,
+            "max_retries": self.max_retries,
+            "dedup_key": self.dedup_key,
+            "parent_id": self.parent_id,
+            "progress": self.progress,
+            "progress_message": self.progress_message,
+            "worker_id": self.worker_id,
+            "lease_until": iso(self.lease_until),
+            "cancel_requested": self.cancel_requested,
+            "timeout": self.timeout,
+            "continuation": self.continuation,
+            "children": {
+                "total": self.children_total,
+                "completed": self.children_completed,
+                "failed": self.children_failed,
+                "cancelled": self.children_cancelled,
+            },
+            "created_at": iso(self.created_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+            "args_size": self.args_size,
+            "kwargs_size": self.kwargs_size,
+            "result_size": self.result_size,
+            "error_line": self.error_line,
+        }
+
+
+@dataclass(frozen=True)
+class ClippedValue:
+    """A JSON value too large to show whole: its size and the start of its JSON text."""
+
+    size: int  # bytes of the JSON text (UTF-8)
+    head: str  # its first characters
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"size": self.size, "head": self.head}
+
+
+def _shaped(value: Any, shape: type[list[Any]] | type[dict[str, Any]]) -> Any:
+    """A JSON column's value as its shape (None: empty), or an Undecodable placeholder saying why not."""
+    if value is None:
+        return shape()
+    if isinstance(value, (Undecodable, shape)):
+        return value
+    found = _JSON_KINDS.get(type(value), type(value).__name__)
+    return Undecodable(f"is a JSON {found}, not {'an array' if shape is list else 'an object'}")
+
+
+_JSON_KINDS = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+
+
 @dataclass(frozen=True)
 class WorkerInfo:
     """A worker process as it last reported itself (heartbeats feed `taskq workers` and the dashboard)."""
@@ -387,7 +556,7 @@ class WorkerInfo:
             hostname=row["hostname"],
             pid=row["pid"],
             name=row["name"],
-            queues=list(row["queues"] or []),
+            queues=row["queues"] if isinstance(row["queues"], list) else [],
             started_at=as_utc(row["started_at"]),
             heartbeat_at=as_utc(row["heartbeat_at"]),
             current_task_id=row["current_task_id"],
@@ -427,11 +596,14 @@ class TaskFilter:
         return self.error_contains is not None or self.args_contains is not None
 
 
+PageItem = TypeVar("PageItem", Task, TaskSummary)  # whole tasks (bulk actions) or summaries (lists)
+
+
 @dataclass(frozen=True)
-class TaskPage:
+class TaskPage(Generic[PageItem]):
     """One page of a keyset-paged list, newest first; the cursors are None at either end."""
 
-    tasks: list[Task]
+    tasks: list[PageItem]
     older_than: int | None  # pass as before_id for the next older page
     newer_than: int | None  # pass as after_id for the next newer page
 

@@ -291,6 +291,14 @@ class Pool:
         for line in lines:
             if line:
                 message = protocol.decode(line)
+                if isinstance(message, protocol.Unreadable):
+                    log.error(
+                        "worker_message_unreadable worker=%s kind=%s task_id=%s: %s",
+                        handle.config.name,
+                        message.kind,
+                        message.task_id,
+                        message.reason,
+                    )
                 handle.ledger.apply(message, now)
                 if isinstance(message, protocol.UnknownName):
                     self.report_unknown(message.name)

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from taskq.clock import as_utc
+from taskq.json_limits import MAX_JSON_DEPTH, JsonRefused
+from taskq.json_limits import decode as decode_json
 from taskq.model import Completion
 
 # A deferred success travels to the supervisor with its result; bigger results are recorded at once
@@ -89,7 +92,20 @@ class UnknownName:
     name: str
 
 
-Message = Ready | Started | Ended | Deferred | Recorded | CancelSeen | UnknownName
+@dataclass(frozen=True)
+class Unreadable:
+    """A line the supervisor could not decode (not made by `encode`, or a result nested past the depth
+    limit): what could be made out of it, and why. Decoding never raises, so no line kills the supervisor."""
+
+    kind: str | None  # the message's "e", when its start could be read
+    task_id: int | None
+    reason: str
+
+
+Message = Ready | Started | Ended | Deferred | Recorded | CancelSeen | UnknownName | Unreadable
+# A deferred success carries its result one level inside the message object.
+LINE_MAX_DEPTH = MAX_JSON_DEPTH + 1
+_HEAD = re.compile(rb'\{"e":"(\w+)"(?:,"id":(\d+))?')  # how `encode` starts every line
 
 
 def encode(message: Message) -> bytes:
@@ -123,7 +139,19 @@ def encode(message: Message) -> bytes:
 
 
 def decode(line: bytes) -> Message:
-    fields = json.loads(line)
+    """The message on `line`; an Unreadable one when it cannot be read (never an exception)."""
+    try:
+        return _decode(line)
+    except (JsonRefused, LookupError, TypeError, ValueError) as error:
+        head = _HEAD.match(line)
+        kind = head.group(1).decode() if head else None
+        task_id = int(head.group(2)) if head and head.group(2) else None
+        reason = error.reason if isinstance(error, JsonRefused) else f"{type(error).__name__}: {error}"
+        return Unreadable(kind, task_id, reason)
+
+
+def _decode(line: bytes) -> Message:
+    fields = decode_json(line, LINE_MAX_DEPTH)
     kind = fields["e"]
     if kind == "ready":
         return Ready()

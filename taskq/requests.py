@@ -10,12 +10,16 @@ SQLite): it costs a handful of isinstance checks, what the store checked before 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Column, String
+
 from taskq.clock import parse_duration, parse_instant, utc_now
-from taskq.model import InvalidTaskArguments, TaskRequest, check_json
+from taskq.model import MAX_DELAY_SECONDS, InvalidTaskArguments, TaskRequest, check_json
+from taskq.schema import tasks
 
 # The fields raw input may give (TaskRequest's parent_id and continuation are set by taskq itself).
 ENQUEUE_FIELDS = (
@@ -44,6 +48,85 @@ def _whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+# -- the limits of the strictest dialect ----------------------------------------------------------------
+# SQLite keeps what PostgreSQL refuses (a 300-character name, priority 2**40): code that works on one would
+# break on the other, with a raw driver error. Each limit is checked here, before any SQL runs.
+
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1  # PostgreSQL's INTEGER (priority, max_retries)
+MAX_TASK_ID = 2**63 - 1  # BIGINT on PostgreSQL, INTEGER on SQLite: no row has a larger id
+MAX_TIMEOUT_SECONDS = MAX_DELAY_SECONDS  # as for delays: longer is a mistake, and overflows date arithmetic
+
+
+def _varchar_length(column: Column[Any]) -> int:
+    assert isinstance(column.type, String) and column.type.length is not None
+    return column.type.length
+
+
+# The VARCHAR lengths of schema.py, which PostgreSQL enforces.
+TEXT_LIMITS = {name: _varchar_length(tasks.c[name]) for name in ("name", "queue", "dedup_key", "continuation")}
+
+
+def check_int32(field: str, value: int, minimum: int = INT32_MIN) -> None:
+    if not minimum <= value <= INT32_MAX:
+        raise InvalidTaskArguments(f"{field} must be between {minimum} and {INT32_MAX}, got {value}")
+
+
+def check_stored_text(field: str, text: str, max_chars: int | None) -> None:
+    """Text PostgreSQL can store: no NUL, valid UTF-8 (a lone surrogate is not), at most `max_chars`."""
+    if "\x00" in text:
+        raise InvalidTaskArguments(f"{field} must not contain a NUL character: {text[:100]!r}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise InvalidTaskArguments(
+            f"{field} must be valid Unicode: {text[error.start : error.end]!r} at position {error.start}"
+            " is a lone surrogate"
+        ) from None
+    if max_chars is not None and len(text) > max_chars:
+        raise InvalidTaskArguments(f"{field} must be at most {max_chars} characters, got {len(text)}")
+
+
+def check_task_id(field: str, value: int) -> None:
+    if not 1 <= value <= MAX_TASK_ID:
+        raise InvalidTaskArguments(f"{field} must be a task id (1 to {MAX_TASK_ID}), got {value}")
+
+
+def _check_option_limits(priority: Any, max_retries: Any, queue: Any, timeout: Any) -> None:
+    """The ranges of options whose types check_options has already checked (@task's among them)."""
+    if queue is not None:
+        check_stored_text("queue", queue, TEXT_LIMITS["queue"])
+    if priority is not None:
+        check_int32("priority", priority)
+    if max_retries is not None:
+        check_int32("max_retries", max_retries, minimum=0)
+    if timeout is not None and not timeout <= MAX_TIMEOUT_SECONDS:  # `not <=`: also refuses inf
+        raise _refuse("timeout", f"at most {MAX_TIMEOUT_SECONDS:.0f} seconds", timeout)
+
+
+def _check_request_limits(request: TaskRequest) -> None:
+    """The text fields (already known to be strings or None) and parent_id against the column limits."""
+    for field, max_chars in TEXT_LIMITS.items():
+        text = getattr(request, field)
+        if text is not None:
+            check_stored_text(field, text, max_chars)
+    if request.parent_id is not None:
+        check_task_id("parent_id", request.parent_id)
+    delay = request.delay if request.delay is not None else request.run_after
+    if isinstance(delay, float) and not math.isfinite(delay):
+        raise InvalidTaskArguments(f"delay must be a finite number of seconds, got {delay}")
+
+
+def _run_at(request: TaskRequest, now: datetime) -> datetime:
+    """request.run_at(now), with a time that leaves datetime's range once its offset is applied (year 9999
+    at -05:00, year 1 at +01:00) a clear error rather than an OverflowError."""
+    try:
+        return request.run_at(now)
+    except OverflowError:
+        field = "delay" if request.delay is not None else "run_after"
+        value = request.delay if request.delay is not None else request.run_after
+        raise InvalidTaskArguments(f"{field} {value!s} is out of range once converted to UTC") from None
+
+
 def check_options(*, priority: Any = None, max_retries: Any = None, queue: Any = None, timeout: Any = None) -> None:
     """The options a request and @task share (None: not given)."""
     if priority is not None and not _whole(priority):
@@ -57,6 +140,7 @@ def check_options(*, priority: Any = None, max_retries: Any = None, queue: Any =
             raise _refuse("timeout", "a number of seconds", timeout)
         if not timeout > 0:
             raise _refuse("timeout", "positive", timeout)
+    _check_option_limits(priority, max_retries, queue, timeout)
 
 
 def check_request(request: TaskRequest, now: datetime, check_arguments: ArgumentCheck | None = None) -> datetime:
@@ -94,7 +178,8 @@ def check_request(request: TaskRequest, now: datetime, check_arguments: Argument
     check_json("kwargs", kwargs)
     if request.parent_id is not None and not _whole(request.parent_id):
         raise _refuse("parent_id", "a task id", request.parent_id)
-    when = request.run_at(now)
+    _check_request_limits(request)
+    when = _run_at(request, now)
     if check_arguments is not None:
         check_arguments(name, args, kwargs or {})
     return when
@@ -128,6 +213,8 @@ def parse_request(
             run_after = parse_instant(run_after)
         except ValueError as error:
             raise InvalidTaskArguments(f"run_after: {error}") from None
+        except OverflowError:
+            raise InvalidTaskArguments(f"run_after {run_after!r} is out of range once converted to UTC") from None
     request = TaskRequest(
         name=fields.get("name"),  # type: ignore[arg-type]  # checked below
         args=fields.get("args", ()),

@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator
 
 from taskq.clock import as_utc
+from taskq.json_limits import read_column
 from taskq.model import ACTIVE_STATUSES, TERMINAL_STATUSES, Status
 
 
@@ -59,7 +60,7 @@ class JsonText(TypeDecorator[Any]):
     SQLite gives a column typed JSON NUMERIC affinity: a bare-number document (a task's result) that
     looks numeric is converted on the way in, so 2**64 came back as 1.8446744073709552e+19 and 1.0 as 1.
     TEXT affinity leaves text alone: SQLite stores TEXT and this type encodes and decodes (json.dumps and
-    json.loads, as SQLAlchemy's JSON does there, None included: it becomes 'null'). PostgreSQL keeps its
+    json_limits.read_column, None included: it becomes 'null'). PostgreSQL keeps its
     json type, which stores the text as written (jsonb would not: it rewrites 1e16 as 10000000000000000).
     """
 
@@ -74,8 +75,8 @@ class JsonText(TypeDecorator[Any]):
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         if dialect.name != "sqlite" or value is None:
-            return value
-        return json.loads(value)
+            return value  # psycopg decoded it, with the engine's json_deserializer (json_limits.read_column)
+        return read_column(value)  # never raises: a row too deep to read is read with a placeholder
 
 
 def _status_in(statuses: frozenset[Status]) -> Any:
@@ -120,6 +121,8 @@ tasks = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("started_at", UtcDateTime),
     Column("finished_at", UtcDateTime),
+    # The enqueuer's trace context (taskq/tracing.py): written by the INSERT that creates the task.
+    Column("trace_context", Text),
     # Follows the Status enum (in its order); a new status still needs a migration to reach databases.
     CheckConstraint(
         "status IN ({})".format(", ".join(f"'{status.value}'" for status in Status)),

@@ -453,6 +453,8 @@ def _read_file(text: str, path: Path | str) -> Sources:
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         raise SettingsError(f"{where}: invalid YAML: {problem}") from None
+    except RecursionError:  # PyYAML composes nested nodes recursively: the file, not this process, is at fault
+        raise SettingsError(f"{path}: invalid YAML: nested too deeply to read") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -11,7 +11,7 @@ The pool keeps the processes, the signals and the store calls.
 from __future__ import annotations
 
 import signal
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from taskq import protocol
 from taskq.model import Completion, Interrupted, Interruption
@@ -59,6 +59,8 @@ class WorkerLedger:
     killed: bool = False
     kill_reasons: dict[int, KillReason] = field(default_factory=dict)  # only the tasks a kill was meant for
     kill_note: str = ""  # why the worker was killed, for the tasks it ran beside the culprit
+    # Returned, by an unreadable "done" line: the success is the worker's to record; lost with the worker.
+    unreadable_results: dict[int, tuple[RunningTask, str]] = field(default_factory=dict)
 
     def apply(self, message: protocol.Message, now: float) -> None:
         if isinstance(message, protocol.Ready):
@@ -80,8 +82,19 @@ class WorkerLedger:
         elif isinstance(message, protocol.Recorded):
             for task_id in message.task_ids:
                 self.deferred.pop(task_id, None)
+                self.unreadable_results.pop(task_id, None)
+        elif isinstance(message, protocol.Unreadable):
+            self._apply_unreadable(message)
         elif isinstance(message, protocol.CancelSeen) and message.task_id in self.running:
             self.running[message.task_id].cancel_deadline = now + self.cancel_grace
+
+    def _apply_unreadable(self, message: protocol.Unreadable) -> None:
+        """A line that could not be read: only a success ("done") matters, for its task stops executing.
+        Its result cannot be recorded from here, so if the worker dies before recording it the task is
+        settled as a lost worker's, with the reason."""
+        if message.kind == "done" and message.task_id in self.running:
+            task = self.running.pop(message.task_id)
+            self.unreadable_results[task.task_id] = (task, message.reason)
 
     def overdue(self, now: float) -> list[Overdue]:
         """The executing tasks past their timeout or their cancel grace. Empty once the worker was killed:
@@ -110,7 +123,11 @@ class WorkerLedger:
         """How each task the worker was executing when it died is settled; `returncode` as subprocess
         reports it. Its deferred successes are in `deferred`; the tasks it held and never started are
         the store's to release."""
-        return [self._interruption(task, returncode) for task in self.running.values()]
+        settled = [self._interruption(task, returncode) for task in self.running.values()]
+        for task, reason in self.unreadable_results.values():
+            lost = self._interruption(task, returncode)
+            settled.append(replace(lost, message=f"{lost.message}; its result could not be read back: {reason}"))
+        return settled
 
     def _interruption(self, task: RunningTask, returncode: int) -> Interrupted:
         reason = self.kill_reasons.get(task.task_id)

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from taskq.model import Task
+from taskq.json_limits import Undecodable
+from taskq.model import Task, TaskSummary
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -24,8 +25,10 @@ if TYPE_CHECKING:
 PIPE_WIDTH = 200  # piped output is read by people with `| less` or grep: do not fold it at 80 columns
 INLINE_CHARS = 300  # args, kwargs and result longer than this are clipped in `taskq show` unless --full
 ERROR_LINES = 25  # the last lines of a traceback shown (the end says what went wrong)
-# `taskq list --json` leaves these out unless --full: their size is the application's, up to megabytes each.
+# `taskq list --json` gives their sizes (or the error's headline) unless --full: their size is the
+# application's, up to megabytes each.
 LARGE_FIELDS = ("args", "kwargs", "result", "error", "error_log")
+Listed = Task | TaskSummary  # a row of `taskq list`: a summary, or a whole task
 
 
 def console(*, stderr: bool = False) -> Console:
@@ -103,7 +106,7 @@ def size(chars: int) -> str:
 @dataclass(frozen=True)
 class Column:
     header: str
-    cell: Callable[[Task], str]
+    cell: Callable[[Listed], str]
     keep: int  # lower is kept longer when the terminal is narrow; id, name and status are always shown
     justify: str = "left"
 
@@ -123,11 +126,11 @@ NAME_MIN_CHARS = 24  # narrower than this, a low-value column goes before the na
 COLUMN_GAP = 3  # rich's padding on both sides plus the separator
 
 
-def _column_widths(columns: Sequence[Column], rows: Sequence[Task]) -> list[int]:
+def _column_widths(columns: Sequence[Column], rows: Sequence[Listed]) -> list[int]:
     return [max([len(column.header), *(len(column.cell(task)) for task in rows)]) for column in columns]
 
 
-def fit_columns(rows: Sequence[Task], total: int) -> tuple[list[Column], list[int]]:
+def fit_columns(rows: Sequence[Listed], total: int) -> tuple[list[Column], list[int]]:
     """Drop the least useful columns until every row fits on one line with a readable name; the name
     gets what the others leave (and is cut with an ellipsis beyond that)."""
     columns = list(TASK_COLUMNS)
@@ -142,7 +145,7 @@ def fit_columns(rows: Sequence[Task], total: int) -> tuple[list[Column], list[in
         columns.remove(max(columns, key=lambda column: column.keep))
 
 
-def tasks_table(rows: Sequence[Task], total: int) -> Table:
+def tasks_table(rows: Sequence[Listed], total: int) -> Table:
     from rich.table import Table
 
     columns, widths = fit_columns(rows, total)
@@ -159,14 +162,6 @@ def tasks_table(rows: Sequence[Task], total: int) -> Table:
     for task in rows:
         table.add_row(*(column.cell(task) for column in columns))
     return table
-
-
-def list_item(task: Task, *, full: bool) -> dict[str, Any]:
-    data = task.to_dict()
-    if not full:
-        for key in LARGE_FIELDS:
-            data.pop(key, None)
-    return data
 
 
 # -- taskq show ---------------------------------------------------------------------------------------
@@ -212,7 +207,8 @@ def show_task(out: Console, task: Task, children: dict[str, int] | None, *, full
             continue
         if key == "result" and task.status.value != "completed" and value is None:
             continue
-        text = json.dumps(value, ensure_ascii=False, default=str)
+        # A placeholder for a value that cannot be read back is shown as the note it is, not as a JSON string.
+        text = value if isinstance(value, Undecodable) else json.dumps(value, ensure_ascii=False, default=str)
         shown, cut = clip(text, INLINE_CHARS)
         if cut and full:
             whole.append((key, text))

@@ -38,6 +38,7 @@ def row_values(
         "timeout": defaults.timeout if request.timeout is None else request.timeout,
         "continuation": request.continuation or defaults.continuation,
         "created_at": now,
+        "trace_context": None,  # set by tracing.send when an SDK is configured
     }
 
 

@@ -22,16 +22,20 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from taskq import tracing
 from taskq.clock import utc_now
 from taskq.dialect import Dialect, dialect_for
-from taskq.lifecycle import Event, Failure, RetryPolicy, sources
+from taskq.filters import check_filter
+from taskq.lifecycle import Event, Failure, FailureKind, RetryPolicy, sources
 from taskq.model import (
     ACTIVE_STATUSES,
     BulkResult,
     ClaimLimits,
+    ClippedValue,
     Completion,
     Enqueued,
     Interrupted,
+    InvalidTaskArguments,
     InvalidTransition,
     SettledCounts,
     Status,
@@ -40,10 +44,11 @@ from taskq.model import (
     TaskNotFound,
     TaskPage,
     TaskRequest,
+    TaskSummary,
     WorkerInfo,
     check_json,
 )
-from taskq.requests import ArgumentCheck
+from taskq.requests import MAX_TASK_ID, ArgumentCheck, check_task_id
 from taskq.store import enqueue, metrics, outcomes, queries, schedules, transitions, workers, workflow
 from taskq.store.base import DEFAULT_LEASE_SECONDS, DefaultsLookup, StoreContext
 from taskq.store.hot import SqliteHotPath
@@ -66,6 +71,24 @@ def _no_defaults(_name: str) -> None:
 
 def _is_unique_violation(error: DBAPIError) -> bool:
     return "unique" in str(error.orig).lower()
+
+
+def _may_exist(task_id: int) -> bool:
+    """False for an id no row can have: past BIGINT, the driver would fail on it rather than find nothing."""
+    return -MAX_TASK_ID <= task_id <= MAX_TASK_ID
+
+
+def _check_cursors(before_id: int | None, after_id: int | None) -> None:
+    for name, cursor in (("before_id", before_id), ("after_id", after_id)):
+        if cursor is not None and not _may_exist(cursor):
+            raise InvalidTaskArguments(f"{name} must be at most {MAX_TASK_ID}, got {cursor}")
+
+
+def _check_bulk(ids: Sequence[int] | None, where: TaskFilter | None) -> None:
+    for task_id in ids or ():
+        check_task_id("ids", task_id)
+    if where is not None:
+        check_filter(where)
 
 
 class Store:
@@ -188,6 +211,8 @@ class Store:
         hot = self._hot
         if hot is not None and connection is None and dedup_key is None:
             row = enqueue.row_values(self._ctx, request, now or utc_now(), self.check_arguments)
+            if tracing.on():
+                return tracing.send([row], lambda: [Enqueued(self._retrying(lambda: hot.insert(row)), store=self)])[0]
             return Enqueued(self._retrying(lambda: hot.insert(row)), store=self)
         return self.enqueue_many([request], connection=connection, now=now)[0]
 
@@ -202,9 +227,13 @@ class Store:
         now = now or utc_now()
         checked = [r if isinstance(r, TaskRequest) else TaskRequest(**r) for r in requests]
         rows = [enqueue.row_values(self._ctx, request, now, self.check_arguments) for request in checked]
-        if connection is not None:
-            return enqueue.insert_many(connection, self._ctx, rows)
-        return self.write(lambda conn: enqueue.insert_many(conn, self._ctx, rows))
+
+        def insert() -> list[Enqueued]:
+            if connection is not None:
+                return enqueue.insert_many(connection, self._ctx, rows)
+            return self.write(lambda conn: enqueue.insert_many(conn, self._ctx, rows))
+
+        return tracing.send(rows, insert) if tracing.on() and rows else insert()
 
     # The async twins, for Starlette/FastAPI/FastHTML handlers: the blocking call runs in the event loop's
     # default thread pool (`asyncio.to_thread`). Threads, not an async driver: the statements, the retries
@@ -256,9 +285,33 @@ class Store:
         (a worker that knows them goes first)."""
         now = now or utc_now()
         capped, _ = self._claims.capped_for(limits, queues)
-        return self.write(
-            lambda conn: outcomes.claim(conn, self._ctx, worker_id, queues, limit, now, lease_seconds, capped, avoid)
-        )
+
+        def claim_once() -> list[Task]:
+            return self.write(
+                lambda conn: outcomes.claim(
+                    conn, self._ctx, worker_id, queues, limit, now, lease_seconds, capped, avoid
+                )
+            )
+
+        claimed = claim_once()
+        readable = self._fail_unreadable(worker_id, claimed, now)
+        while claimed and not readable:  # only unreadable rows came: look again
+            claimed = claim_once()
+            readable = self._fail_unreadable(worker_id, claimed, now)
+        return readable
+
+    def _fail_unreadable(self, worker_id: str, claimed: list[Task], now: datetime) -> list[Task]:
+        """The claimed tasks a worker can run. Those whose arguments cannot be read back (nested past the
+        depth limit, not JSON: see json_limits) are failed for good, in a transaction after the claim's:
+        the claim of the others stands, and a claimer dying in between leaves the row to be released
+        and claimed (and failed) again."""
+        unreadable = [task for task in claimed if task.unreadable is not None]
+        if not unreadable:
+            return claimed
+        self.write(lambda conn: outcomes.fail_unreadable(conn, self._ctx, worker_id, unreadable, now))
+        for task in unreadable:
+            log.error("task_unreadable task_id=%s name=%s: %s", task.id, task.name, task.unreadable)
+        return [task for task in claimed if task.unreadable is None]
 
     def finish_and_claim(
         self,
@@ -274,10 +327,39 @@ class Store:
     ) -> tuple[list[int], list[Task]]:
         """Record a worker's finished runs and claim its next batch in one transaction: for quick tasks
         the commit, not the statements, is the cost. Returns the ids recorded (the others were no longer
-        this worker's) and the tasks claimed (none when limit is 0). `limits`, `avoid`: as for claim_batch."""
+        this worker's; a result the database refused is recorded as its task's failure) and the tasks
+        claimed (none when limit is 0). `limits`, `avoid`: as for claim_batch."""
         for completion in completions:
             check_json("result", completion.result)
         now = now or utc_now()
+        try:
+            recorded, claimed = self._finish_and_claim_once(
+                worker_id, completions, queues, limit, now, lease_seconds, limits, avoid
+            )
+        except DBAPIError as error:
+            if not completions or self.dialect.is_transient(error):
+                raise
+            # The database refused the batch, maybe for one result in it (too big, refused by a constraint):
+            # each is recorded alone, so only the refused ones fail, and the claim runs after them.
+            recorded = self._record_each(worker_id, completions)
+            _, claimed = self._finish_and_claim_once(worker_id, [], queues, limit, now, lease_seconds, limits, avoid)
+        readable = self._fail_unreadable(worker_id, claimed, now)
+        while claimed and not readable:  # only unreadable rows came: look again
+            _, claimed = self._finish_and_claim_once(worker_id, [], queues, limit, now, lease_seconds, limits, avoid)
+            readable = self._fail_unreadable(worker_id, claimed, now)
+        return recorded, readable
+
+    def _finish_and_claim_once(
+        self,
+        worker_id: str,
+        completions: Sequence[Completion],
+        queues: Sequence[str] | None,
+        limit: int,
+        now: datetime,
+        lease_seconds: float,
+        limits: ClaimLimits | None,
+        avoid: Sequence[str] | None,
+    ) -> tuple[list[int], list[Task]]:
         capped, hot_claim = self._claims.capped_for(limits, queues)
 
         # A worker avoiding names it does not know is rare (a badly deployed pool): it takes the Core path.
@@ -303,6 +385,34 @@ class Store:
                 conn, self._ctx, worker_id, completions, queues, limit, now, lease_seconds, capped, avoid
             )
         )
+
+    def _record_each(self, worker_id: str, completions: Sequence[Completion]) -> list[int]:
+        """Record successes one transaction each; a result the database refuses fails its task for good
+        (the same result would be refused again). Returns the ids whose outcome was recorded."""
+        recorded = []
+        for c in completions:
+            owner: dict[str, Any] = {"worker_id": worker_id, "attempt": c.attempt, "started_at": c.started_at}
+            try:
+                if self.complete(c.task_id, c.result, continuation=c.continuation, now=c.finished_at, **owner):
+                    recorded.append(c.task_id)
+                continue
+            except DBAPIError as error:
+                reason = self.refusal(error)
+                if reason is None:
+                    raise
+            log.error("task_result_refused task_id=%s: %s", c.task_id, reason)
+            failure = Failure(FailureKind.PERMANENT, reason)
+            if self.fail(c.task_id, failure, now=c.finished_at, **owner) is not None:
+                recorded.append(c.task_id)
+        return recorded
+
+    def refusal(self, error: BaseException) -> str | None:
+        """The failure of a task whose outcome the database refused to store (a statement error, not an
+        outage: those are retried, then raised); None for any other error."""
+        if not isinstance(error, DBAPIError) or self.dialect.is_transient(error):
+            return None
+        first_line = (str(error.orig).strip().splitlines() or ["(no message)"])[0]
+        return f"the database refused the task's result: {type(error.orig).__name__}: {first_line}"
 
     def complete(
         self,
@@ -412,11 +522,19 @@ class Store:
     ) -> SettledCounts:
         """Everything a dead worker held, in one transaction: successes it had not recorded are recorded,
         the tasks it was executing get their outcome (`Interrupted.how`), and every other task it had
-        claimed goes back to pending without counting an attempt (it never started)."""
+        claimed goes back to pending without counting an attempt (it never started). A success the
+        database refuses fails its task alone, as in `finish_and_claim`."""
         now = now or utc_now()
-        return self.write(
-            lambda conn: outcomes.settle_dead_worker(conn, self._ctx, worker_id, finished, executing, now)
-        )
+        try:
+            return self.write(
+                lambda conn: outcomes.settle_dead_worker(conn, self._ctx, worker_id, finished, executing, now)
+            )
+        except DBAPIError as error:
+            if not finished or self.dialect.is_transient(error):
+                raise
+        recorded = self._record_each(worker_id, finished)
+        rest = self.write(lambda conn: outcomes.settle_dead_worker(conn, self._ctx, worker_id, (), executing, now))
+        return SettledCounts(len(recorded), rest.interrupted, rest.released)
 
     def running_worker_ids(self) -> list[str]:
         """Ids of the workers holding running tasks (for same-host recovery of dead ones)."""
@@ -480,19 +598,24 @@ class Store:
         rows = [enqueue.row_values(self._ctx, child, now) for child in children]
         for row in rows:
             row["parent_id"] = task_id
-        return self.write(
-            lambda conn: workflow.wait_for_children(
-                conn,
-                self._ctx,
-                task_id,
-                rows,
-                continuation=continuation,
-                worker_id=worker_id,
-                attempt=attempt,
-                started_at=started_at,
-                now=now,
+
+        def spawn() -> list[Enqueued] | None:
+            return self.write(
+                lambda conn: workflow.wait_for_children(
+                    conn,
+                    self._ctx,
+                    task_id,
+                    rows,
+                    continuation=continuation,
+                    worker_id=worker_id,
+                    attempt=attempt,
+                    started_at=started_at,
+                    now=now,
+                )
             )
-        )
+
+        # The children's PRODUCER span is a child of the parent's run span (current while it spawns).
+        return tracing.send(rows, spawn) if tracing.on() and rows else spawn()
 
     # -- operator actions (transitions.py) ----------------------------------------------------------
 
@@ -500,11 +623,15 @@ class Store:
         """pending -> cancelled at once; running -> cancel_requested (the worker stops it);
         waiting_for_children -> its pending children are cancelled, running ones asked to stop.
         Returns the status after the call; a finished task raises InvalidTransition."""
+        if not _may_exist(task_id):
+            raise TaskNotFound(f"no task with id {task_id}")
         now = now or utc_now()
         return self.write(lambda conn: transitions.cancel(conn, self._ctx, task_id, now))
 
     def retry(self, task_id: int, *, now: datetime | None = None) -> None:
         """failed or cancelled -> pending, runnable now, with a fresh attempt budget."""
+        if not _may_exist(task_id):
+            raise TaskNotFound(f"no task with id {task_id}")
         now = now or utc_now()
         try:
             self.write(lambda conn: transitions.retry(conn, self._ctx, task_id, now))
@@ -528,6 +655,7 @@ class Store:
         per write transaction, so the write lock (SQLite) or the row locks (PostgreSQL) are held only
         briefly and workers keep going in between. A row holding a dedup key an active task took since is
         skipped, not failed."""
+        _check_bulk(ids, where)
         now = now or utc_now()
         matched = changed = skipped = 0
         for batch in self._batches(ids, where, sources(Event.RETRY)):
@@ -550,6 +678,7 @@ class Store:
     ) -> BulkResult:
         """Cancel the active tasks among `ids`, or every one matching `where`: one short transaction per
         task through `cancel` (children and running tasks need its per-status handling)."""
+        _check_bulk(ids, where)
         now = now or utc_now()
         matched = changed = 0
         for batch in self._batches(ids, where, tuple(ACTIVE_STATUSES)):
@@ -584,7 +713,8 @@ class Store:
             return
         cursor: int | None = None
         while True:
-            page = self.page(where, before_id=cursor, limit=BULK_BATCH, statuses=statuses)
+            # Summaries: the ids are all a batch needs, and whole rows would carry their results along.
+            page = self.summaries(where, before_id=cursor, limit=BULK_BATCH, statuses=statuses)
             if not page.tasks:
                 return
             yield [task.id for task in page.tasks]
@@ -595,7 +725,20 @@ class Store:
     # -- reading tasks (queries.py) -----------------------------------------------------------------
 
     def get(self, task_id: int) -> Task | None:
+        if not _may_exist(task_id):
+            return None
         return self.read(lambda conn: queries.get(conn, task_id))
+
+    def require_clipped(self, task_id: int, *, max_bytes: int) -> tuple[Task, dict[str, ClippedValue]]:
+        """The task for a page polled every second: args, kwargs and result longer than `max_bytes` of
+        JSON are left out of it (empty there) and given as their size and first characters (see
+        queries.get_clipped); `require` reads them whole."""
+        found = None
+        if _may_exist(task_id):
+            found = self.read(lambda conn: queries.get_clipped(conn, task_id, max_bytes))
+        if found is None:
+            raise TaskNotFound(f"no task with id {task_id}")
+        return found
 
     def require(self, task_id: int) -> Task:
         task = self.get(task_id)
@@ -650,16 +793,38 @@ class Store:
         after_id: int | None = None,
         limit: int = 50,
         statuses: Sequence[Status | str] | None = None,
-    ) -> TaskPage:
+    ) -> TaskPage[Task]:
         """One page of the tasks matching `where`, newest first, by keyset (see queries.page)."""
+        check_filter(where)
+        _check_cursors(before_id, after_id)
         return self.read(
             lambda conn: queries.page(
                 conn, where, before_id=before_id, after_id=after_id, limit=limit, statuses=statuses
             )
         )
 
+    def summaries(
+        self,
+        where: TaskFilter,
+        *,
+        before_id: int | None = None,
+        after_id: int | None = None,
+        limit: int = 50,
+        statuses: Sequence[Status | str] | None = None,
+    ) -> TaskPage[TaskSummary]:
+        """`page` for lists: each task's scalar fields, the sizes of its args, kwargs and result and its
+        error's headline, measured in the database (a 50 MB result is never read out of it)."""
+        check_filter(where)
+        _check_cursors(before_id, after_id)
+        return self.read(
+            lambda conn: queries.summaries(
+                conn, where, before_id=before_id, after_id=after_id, limit=limit, statuses=statuses
+            )
+        )
+
     def count(self, where: TaskFilter) -> int:
         """How many tasks match (the dashboard shows it before a bulk action)."""
+        check_filter(where)
         return self.read(lambda conn: queries.count(conn, where))
 
     def children_results(self, parent_id: int) -> builtins.list[Task]:

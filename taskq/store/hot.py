@@ -22,6 +22,7 @@ from sqlalchemy import Engine, bindparam, insert
 from sqlalchemy.exc import DBAPIError
 
 from taskq.clock import as_utc
+from taskq.json_limits import read_column
 from taskq.schema import tasks
 
 T = TypeVar("T")
@@ -39,6 +40,7 @@ INSERT_COLUMNS = (
     "timeout",
     "continuation",
     "created_at",
+    "trace_context",
 )
 _JSON_COLUMNS = frozenset({"args", "kwargs"})
 _TIME_COLUMNS = frozenset({"run_after", "created_at"})
@@ -79,11 +81,12 @@ _TIME_RESULT_COLUMNS = ("run_after", "lease_until", "created_at", "started_at", 
 
 
 def row_as_mapping(names: list[str], row: tuple[Any, ...]) -> dict[str, Any]:
-    """A raw tasks row as Core would have returned it (JSON decoded, times as datetimes)."""
+    """A raw tasks row as Core would have returned it (JSON decoded by the engine's decoder, which never
+    raises, times as datetimes)."""
     values = dict(zip(names, row, strict=True))
     for name in _JSON_RESULT_COLUMNS:
         if values.get(name) is not None:
-            values[name] = json.loads(values[name])
+            values[name] = read_column(values[name])
     for name in _TIME_RESULT_COLUMNS:
         if values.get(name) is not None:
             values[name] = datetime.fromisoformat(values[name])

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, case, delete, func, insert, select, union_all, update
+from sqlalchemy import Connection, Row, Select, and_, bindparam, case, delete, func, insert, select, union_all, update
 
 from taskq.clock import as_utc
 from taskq.model import TERMINAL_STATUSES, Status
@@ -456,7 +456,9 @@ def unrolled_rows_a_purge_may_delete(conn: Connection, cutoff: datetime) -> list
     Locks rollup_state first, so no rollup folds them meanwhile. A few seconds' worth of rows while the
     rollup keeps up; every row whose outcome would otherwise be lost when none ever ran."""
     state = rollup_state_of(conn, lock=True)
-    query = select(tasks.c.id, tasks.c.queue, tasks.c.name, tasks.c.status, tasks.c.started_at, tasks.c.finished_at)
+    query: Select[Any] = select(
+        tasks.c.id, tasks.c.queue, tasks.c.name, tasks.c.status, tasks.c.started_at, tasks.c.finished_at
+    )
     query = query.where(_status_is(*TERMINAL_STATUSES), (tasks.c.finished_at < cutoff) | tasks.c.parent_id.isnot(None))
     if state.watermark is not None:
         query = query.where(tasks.c.finished_at > state.watermark)

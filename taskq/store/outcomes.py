@@ -616,7 +616,7 @@ def fail_running(
     # (the Django backend's worker_ids and started_at are read from here).
     entry = {**decision.log_entry, "worker_id": row["worker_id"], "started_at": attempt_started.isoformat()}
     values: dict[str, Any] = {
-        "error_log": [*(row["error_log"] or []), entry][-ERROR_LOG_LIMIT:],
+        "error_log": [*_readable_log(row["error_log"]), entry][-ERROR_LOG_LIMIT:],
         "lease_until": None,
         "worker_id": None,
         "attempts": attempts,
@@ -635,6 +635,22 @@ def fail_running(
         return Status.PENDING
     after_finish(conn, ctx, task_id, row, Status.FAILED, now)
     return Status.FAILED
+
+
+def _readable_log(value: Any) -> list[Any]:
+    """A row's error log; one that cannot be read back (an Undecodable placeholder) starts again rather
+    than block the outcome being recorded."""
+    return value if isinstance(value, list) else []
+
+
+def fail_unreadable(conn: Connection, ctx: StoreContext, worker_id: str, claimed: Sequence[Task], now: datetime) -> int:
+    """Claimed tasks whose arguments cannot be read back (`Task.unreadable`) fail for good: every attempt
+    would read the same row. Returns how many were still this worker's."""
+    failed = 0
+    for task in claimed:
+        failure = Failure(FailureKind.PERMANENT, _clip(f"task {task.id} ({task.name}) cannot run: {task.unreadable}"))
+        failed += fail_running(conn, ctx, task.id, failure, now, worker_id, task.attempts, now) is not None
+    return failed
 
 
 def pass_on(
@@ -656,11 +672,12 @@ def pass_on(
     # The row holds the attempt counted only if its start was recorded (it never is for an unknown name
     # by a worker, but a caller may have): uncount it, as a release does.
     attempts = row["attempts"] - (1 if row["started_at"] is not None and row["attempts"] > 0 else 0)
-    decision = decide_pass_on(row["name"], row["error_log"], attempt=attempts + 1, why=_safe_text(why), now=now)
+    error_log = _readable_log(row["error_log"])
+    decision = decide_pass_on(row["name"], error_log, attempt=attempts + 1, why=_safe_text(why), now=now)
     entry = {**decision.log_entry, "worker_id": row["worker_id"]}  # as fail_running's entries: who it was
     values: dict[str, Any] = {
         "status": _to(decision.event),
-        "error_log": [*(row["error_log"] or []), entry][-ERROR_LOG_LIMIT:],
+        "error_log": [*error_log, entry][-ERROR_LOG_LIMIT:],
         "lease_until": None,
         "worker_id": None,
     }

@@ -18,6 +18,7 @@ from sqlalchemy import (
     update,
 )
 
+from taskq import tracing
 from taskq.lifecycle import ChildCounts, Event, parent_error, parent_outcome
 from taskq.model import Enqueued, Status, TaskRequest
 from taskq.schema import tasks
@@ -85,9 +86,13 @@ def _enqueue_continuation(
 ) -> None:
     # The continuation inherits the finished task's dedup key in the same transaction that released
     # it, so a key given to a pipeline's first step stays held until the last step has finished.
-    dedup_key = conn.execute(select(tasks.c.dedup_key).where(tasks.c.id == task_id)).scalar_one()
-    request = TaskRequest(values["continuation"], [task_id], dedup_key=dedup_key)
-    insert_one(conn, ctx, row_values(ctx, request, now))
+    finished = conn.execute(select(tasks.c.dedup_key, tasks.c.trace_context).where(tasks.c.id == task_id)).one()
+    request = TaskRequest(values["continuation"], [task_id], dedup_key=finished.dedup_key)
+    row = row_values(ctx, request, now)
+    # Enqueued by whichever process recorded the last outcome (a worker, the supervisor), after the
+    # finished task's span ended: the continuation carries that task's own context, as a link.
+    row["trace_context"] = tracing.as_link(finished.trace_context)
+    insert_one(conn, ctx, row)
     ctx.dialect.notify_new_tasks(conn)
 
 

@@ -16,9 +16,11 @@ from starlette.routing import Route
 
 from taskq import registry
 from taskq.clock import parse_duration, utc_now
+from taskq.filters import parse_filter
+from taskq.json_limits import MAX_JSON_DEPTH, JsonRefused, check_text
 from taskq.maintenance import StatsRollup
-from taskq.model import InvalidTaskArguments, Status, Task, TaskFilter
-from taskq.requests import parse_request
+from taskq.model import ClippedValue, InvalidTaskArguments, Status, TaskNotFound
+from taskq.requests import MAX_TASK_ID, TEXT_LIMITS, check_stored_text, check_task_id, parse_request
 from taskq.scheduler import parse_schedules
 from taskq.store import Store
 from taskq.store.metrics import percentile
@@ -30,6 +32,11 @@ log = logging.getLogger("taskq.web")
 
 ROLLUP_EVERY_SECONDS = 5.0  # how often reads of counts and charts let the rollup catch up, in the background
 BULK_ACTIONS = ("retry", "cancel")
+BULK_FIELDS = ("action", "ids", "filter")
+LIST_PARAMETERS = ("limit", "before_id", "after_id")  # what GET /api/tasks takes besides the filter
+# args, kwargs or result longer than this (bytes of JSON) come clipped in GET /api/tasks/ID: the task page
+# polls it every second, and pretty-printing megabytes in a browser takes seconds anyway.
+DETAIL_CLIP_BYTES = 64 * 1024
 MAX_BULK_IDS = 10_000
 # window -> (length, chart step): a point per minute for the hour, per quarter hour for the day
 CHART_WINDOWS = {"hour": (timedelta(hours=1), timedelta(minutes=1)), "day": (timedelta(days=1), timedelta(minutes=15))}
@@ -74,34 +81,27 @@ def _kick_rollup(request: Request) -> None:
         ticker.kick()
 
 
-def error_headline(error: str | None) -> str | None:
-    """The line of an error a list shows: a traceback's last line (the exception), else the first line."""
-    if not error:
-        return None
-    lines = [line for line in error.strip().splitlines() if line.strip()]
-    if not lines:
-        return None
-    return lines[-1].strip() if lines[0].startswith("Traceback") else lines[0].strip()
-
-
-def _summary(task: Task) -> dict[str, Any]:
-    """A task for lists: the error's headline instead of the error and its log, which can be large and
-    are polled every second (the task view has them)."""
-    data = task.to_dict()
-    del data["error_log"]
-    data["error_line"] = error_headline(data.pop("error"))
-    return data
-
-
 async def _json_object(request: Request) -> dict[str, Any]:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json":
         raise UnsupportedMediaType("the request body must be JSON (Content-Type: application/json)")
     raw = await request.body()
     try:
-        body = json.loads(raw)
+        text = raw.decode("utf-8")
+        # Before decoding (a deeper body could exhaust the handler's stack); the fields are one level in.
+        check_text(text, MAX_JSON_DEPTH + 1)
+        body = json.loads(text)
     except UnicodeDecodeError:
         raise InvalidTaskArguments("request body is not UTF-8") from None
+    except JsonRefused as refused:  # check_text refuses only for depth, so it says how deep
+        if refused.key is None:
+            raise InvalidTaskArguments(
+                f"request body is nested {refused.depth} levels deep (its fields may nest {MAX_JSON_DEPTH})"
+            ) from None
+        depth = (refused.depth or 0) - 1  # the field's own: the body's less the object around it
+        raise InvalidTaskArguments(
+            f"{refused.key} is nested {depth} levels deep (taskq keeps at most {MAX_JSON_DEPTH})"
+        ) from None
     except json.JSONDecodeError as error:
         raise InvalidTaskArguments(f"request body is not valid JSON: {error.msg} at position {error.pos}") from None
     if not isinstance(body, dict):
@@ -117,66 +117,41 @@ async def enqueue(request: Request) -> JSONResponse:
     return JSONResponse({"id": result.id, "deduplicated": result.deduplicated}, status_code=status_code)
 
 
-def _int_param(request: Request, key: str, *, minimum: int, maximum: int | None = None) -> int | None:
+def _int_param(request: Request, key: str, *, minimum: int, maximum: int = MAX_TASK_ID) -> int | None:
     text = request.query_params.get(key)
-    if text is None or text == "":
+    if text is None:
         return None
     try:
         value = int(text)
     except ValueError:
         raise InvalidTaskArguments(f"{key} must be a whole number, got {text!r}") from None
-    if value < minimum or (maximum is not None and value > maximum):
-        upper = f" and <= {maximum}" if maximum is not None else ""
-        raise InvalidTaskArguments(f"{key} must be >= {minimum}{upper}, got {value}")
+    if not minimum <= value <= maximum:  # a cursor past 2**63 - 1 would fail in the driver, not match
+        raise InvalidTaskArguments(f"{key} must be >= {minimum} and <= {maximum}, got {value}")
     return value
 
 
-def _filter(params: Any) -> TaskFilter:
-    """A TaskFilter from query parameters (or a bulk body's "filter" object), each checked."""
-
-    def text(key: str) -> str | None:
-        value = params.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise InvalidTaskArguments(f"{key} must be a string, got {json.dumps(value)}")
-        return value.strip() or None
-
-    status = text("status")
-    if status is not None and status not in {s.value for s in Status}:
-        raise InvalidTaskArguments(f"unknown status {status!r} (one of {', '.join(s.value for s in Status)})")
-    parent = params.get("parent")
-    if parent not in (None, ""):
-        try:
-            parent = int(parent)
-        except (TypeError, ValueError):
-            raise InvalidTaskArguments(f"parent must be a whole number, got {parent!r}") from None
-        if parent < 1:
-            raise InvalidTaskArguments(f"parent must be >= 1, got {parent}")
-    return TaskFilter(
-        status=None if status is None else Status(status),
-        name=text("name"),
-        name_contains=text("name_contains"),
-        queue=text("queue"),
-        parent_id=parent or None,
-        error_contains=text("error"),
-        args_contains=text("args"),
-    )
+def _task_id(request: Request) -> int:
+    """The path's task id; ids past what the database holds (the route takes any digits) are not found."""
+    task_id: int = request.path_params["task_id"]
+    if task_id > MAX_TASK_ID:
+        raise TaskNotFound(f"no task with id {task_id}")
+    return task_id
 
 
 async def list_tasks(request: Request) -> JSONResponse:
+    """Summaries (sizes of args, kwargs and result, the error's headline), never the values: this is
+    polled every second by every open tab."""
+    where = parse_filter(request.query_params, also=LIST_PARAMETERS)
     limit = _int_param(request, "limit", minimum=1, maximum=MAX_PAGE_SIZE) or DEFAULT_PAGE_SIZE
+    before_id = _int_param(request, "before_id", minimum=1)
+    after_id = _int_param(request, "after_id", minimum=0)
     _kick_rollup(request)  # name search resolves names through the rollup totals
     page = await run_in_threadpool(
-        _store(request).page,
-        _filter(request.query_params),
-        before_id=_int_param(request, "before_id", minimum=1),
-        after_id=_int_param(request, "after_id", minimum=0),
-        limit=limit,
+        lambda: _store(request).summaries(where, before_id=before_id, after_id=after_id, limit=limit)
     )
     return JSONResponse(
         {
-            "tasks": [_summary(task) for task in page.tasks],
+            "tasks": [task.to_dict() for task in page.tasks],
             "next_before_id": page.older_than,
             "newer_after_id": page.newer_than,
         }
@@ -184,13 +159,17 @@ async def list_tasks(request: Request) -> JSONResponse:
 
 
 async def count_tasks(request: Request) -> JSONResponse:
-    return JSONResponse({"count": await run_in_threadpool(_store(request).count, _filter(request.query_params))})
+    where = parse_filter(request.query_params)
+    return JSONResponse({"count": await run_in_threadpool(_store(request).count, where)})
 
 
 async def bulk_action(request: Request) -> JSONResponse:
     """{"action": "retry"|"cancel", "ids": [...]} or {"action": ..., "filter": {status, name_contains, ...}}:
     the page asks for the count first and shows it in its confirmation."""
     body = await _json_object(request)
+    unknown = sorted(key for key in body if key not in BULK_FIELDS)
+    if unknown:  # a misspelt or newer field: acting without it could act on more than was meant
+        raise InvalidTaskArguments(f"unknown field {unknown[0]!r} (known: {', '.join(BULK_FIELDS)})")
     action = body.get("action")
     if action not in BULK_ACTIONS:
         raise InvalidTaskArguments(f"action must be one of {', '.join(BULK_ACTIONS)}, got {json.dumps(action)}")
@@ -203,11 +182,15 @@ async def bulk_action(request: Request) -> JSONResponse:
         raise InvalidTaskArguments("ids must be a JSON array of task ids")
     if ids is not None and len(ids) > MAX_BULK_IDS:
         raise InvalidTaskArguments(f"at most {MAX_BULK_IDS} ids at once; act on a filter instead")
+    for task_id in ids or ():
+        check_task_id("ids", task_id)
     if where is not None and not isinstance(where, dict):
         raise InvalidTaskArguments("filter must be a JSON object")
+    # {} is allowed: an explicit "every task" (the page's "Retry all" with no filter set, after a count).
+    parsed = None if where is None else parse_filter(where)
     store = _store(request)
     run = store.bulk_retry if action == "retry" else store.bulk_cancel
-    result = await run_in_threadpool(lambda: run(ids=ids, where=None if where is None else _filter(where)))
+    result = await run_in_threadpool(lambda: run(ids=ids, where=parsed))
     return JSONResponse(
         {"action": action, "matched": result.matched, "changed": result.changed, "skipped": result.skipped}
     )
@@ -235,24 +218,36 @@ def as_exact_text(data: dict[str, Any]) -> dict[str, Any]:
 
 
 async def show_task(request: Request) -> JSONResponse:
-    """One task, every field; `?values=text` gives args, kwargs and result as exact JSON text."""
-    task_id: int = request.path_params["task_id"]
+    """The task; args, kwargs or result longer than DETAIL_CLIP_BYTES of JSON come as null, with their
+    size and first characters under "clipped", unless ?full=1 asks for them whole; `?values=text` gives
+    args, kwargs and result as exact JSON text."""
+    task_id = _task_id(request)
     as_text = _values_as_text(request)
+    full = request.query_params.get("full")
+    if full not in (None, "0", "1"):
+        raise InvalidTaskArguments(f"full must be 0 or 1, got {full!r}")
     store = _store(request)
-    task = await run_in_threadpool(store.require, task_id)
+    clipped: dict[str, ClippedValue] = {}
+    if full == "1":
+        task = await run_in_threadpool(store.require, task_id)
+    else:
+        task, clipped = await run_in_threadpool(lambda: store.require_clipped(task_id, max_bytes=DETAIL_CLIP_BYTES))
     data = task.to_dict()
+    for key in clipped:
+        data[key] = None
+    data["clipped"] = {key: value.to_dict() for key, value in clipped.items()}
     data["children_by_status"] = await run_in_threadpool(store.children_counts, task_id)
     return JSONResponse(as_exact_text(data) if as_text else data)
 
 
 async def cancel_task(request: Request) -> JSONResponse:
-    task_id: int = request.path_params["task_id"]
+    task_id = _task_id(request)
     status = await run_in_threadpool(_store(request).cancel, task_id)
     return JSONResponse({"id": task_id, "status": status.value})
 
 
 async def retry_task(request: Request) -> JSONResponse:
-    task_id: int = request.path_params["task_id"]
+    task_id = _task_id(request)
     await run_in_threadpool(_store(request).retry, task_id)
     return JSONResponse({"id": task_id, "status": Status.PENDING.value})
 
@@ -303,6 +298,9 @@ async def charts(request: Request) -> JSONResponse:
         raise InvalidTaskArguments(f"window must be one of {', '.join(CHART_WINDOWS)}, got {window!r}")
     queue = request.query_params.get("queue") or None
     name = request.query_params.get("name") or None
+    for key, value in (("queue", queue), ("name", name)):
+        if value is not None:  # a NUL would reach PostgreSQL and come back as a 503
+            check_stored_text(key, value, TEXT_LIMITS[key])
     _kick_rollup(request)
     length, step = CHART_WINDOWS[window]
     now = utc_now()
@@ -367,9 +365,9 @@ routes = [
     Route("/api/tasks", list_tasks, methods=["GET"]),
     Route("/api/tasks/count", count_tasks, methods=["GET"]),
     Route("/api/tasks/bulk", bulk_action, methods=["POST"]),
-    Route("/api/tasks/{task_id:int}", show_task, methods=["GET"]),
-    Route("/api/tasks/{task_id:int}/cancel", cancel_task, methods=["POST"]),
-    Route("/api/tasks/{task_id:int}/retry", retry_task, methods=["POST"]),
+    Route("/api/tasks/{task_id:task_id}", show_task, methods=["GET"]),
+    Route("/api/tasks/{task_id:task_id}/cancel", cancel_task, methods=["POST"]),
+    Route("/api/tasks/{task_id:task_id}/retry", retry_task, methods=["POST"]),
     Route("/api/stats", stats, methods=["GET"]),
     Route("/api/workers", list_workers, methods=["GET"]),
     Route("/api/queues", queues, methods=["GET"]),

@@ -203,7 +203,7 @@ def not_found() -> HTMLResponse:
 
 routes = [
     Route("/", index, methods=["GET"]),
-    Route("/tasks/{task_id:int}", task_page, methods=["GET"]),
+    Route("/tasks/{task_id:task_id}", task_page, methods=["GET"]),
     Route("/queues", queues_page, methods=["GET"]),
     Route("/workers", workers_page, methods=["GET"]),
     Route("/schedules", schedules_page, methods=["GET"]),

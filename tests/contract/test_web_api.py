@@ -190,7 +190,7 @@ def test_list_pages_newest_first_by_cursor(client: TestClient, store: Store) -> 
         ({"limit": "501"}, "limit must be >= 1 and <= 500"),
         ({"limit": "ten"}, "limit must be a whole number"),
         ({"before_id": "x"}, "before_id must be a whole number"),
-        ({"parent": "-1"}, "parent must be >= 1"),
+        ({"parent": "-1"}, "parent must be a task id (1 to 9223372036854775807), got -1"),
     ],
 )
 def test_list_rejects_bad_parameters_with_400(client: TestClient, params: dict[str, str], message: str) -> None:

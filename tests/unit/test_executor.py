@@ -153,7 +153,7 @@ def test_an_async_error_fails_for_good_once_out_of_retries(sqlite_store: Store) 
 
 def test_a_result_that_is_not_json_fails_permanently(sqlite_store: Store) -> None:
     status, row = run(sqlite_store, claimed(sqlite_store, "unit.not_json"))
-    assert status is Status.FAILED and "not JSON-serialisable" in (row.error or "")
+    assert status is Status.FAILED and "result must be JSON-serialisable" in (row.error or "")
 
 
 def test_an_unknown_task_goes_back_uncounted_for_a_worker_that_knows_it(sqlite_store: Store) -> None:

@@ -56,6 +56,24 @@ def test_a_plain_request_runs_now_and_delay_or_run_after_move_it() -> None:
         ({"delay": "5"}, "delay must be seconds or a timedelta"),
         ({"delay": 2e9}, "looks like a Unix timestamp"),
         ({"parent_id": "7"}, "parent_id must be a task id, got '7'"),
+        # the limits of the strictest dialect (PostgreSQL's INTEGER and VARCHAR(n)), checked before any SQL
+        ({"priority": 2**31}, "priority must be between -2147483648 and 2147483647, got 2147483648"),
+        ({"priority": -(2**31) - 1}, "priority must be between -2147483648 and 2147483647"),
+        ({"max_retries": 2**31}, "max_retries must be between 0 and 2147483647, got 2147483648"),
+        ({"name": "n" * 201}, "name must be at most 200 characters, got 201"),
+        ({"queue": "q" * 101}, "queue must be at most 100 characters, got 101"),
+        ({"dedup_key": "k" * 501}, "dedup_key must be at most 500 characters, got 501"),
+        ({"continuation": "c" * 201}, "continuation must be at most 200 characters, got 201"),
+        ({"name": "a\ud800"}, "name must be valid Unicode: '\\ud800' at position 1 is a lone surrogate"),
+        ({"queue": "\udc00"}, "queue must be valid Unicode"),
+        ({"dedup_key": "\udfff"}, "dedup_key must be valid Unicode"),
+        ({"delay": math.nan}, "delay must be a finite number of seconds, got nan"),
+        ({"delay": math.inf}, "delay must be a finite number of seconds, got inf"),
+        ({"run_after": datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5)))}, "run_after 9999-12-31"),
+        ({"run_after": datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1)))}, "is out of range once converted"),
+        ({"timeout": math.inf}, "timeout must be at most 315360000 seconds, got inf"),
+        ({"parent_id": 2**63}, "parent_id must be a task id (1 to 9223372036854775807)"),
+        ({"parent_id": 0}, "parent_id must be a task id (1 to 9223372036854775807), got 0"),
     ],
 )
 def test_check_request_refuses_each_bad_field_by_name(fields: dict[str, Any], message: str) -> None:
@@ -81,6 +99,13 @@ def test_task_options_share_the_rules() -> None:
     check_options(priority=-5, max_retries=0, queue="slow", timeout=0.5)
     with pytest.raises(InvalidTaskArguments, match="max_retries must be a whole number >= 0"):
         check_options(max_retries=-1)
+    # @task's options meet the same limits of the strictest dialect as an enqueue's
+    with pytest.raises(InvalidTaskArguments, match="priority must be between -2147483648 and 2147483647"):
+        check_options(priority=2**31)
+    with pytest.raises(InvalidTaskArguments, match="queue must be at most 100 characters, got 101"):
+        check_options(queue="q" * 101)
+    with pytest.raises(InvalidTaskArguments, match="timeout must be at most 315360000 seconds, got inf"):
+        check_options(timeout=math.inf)
 
 
 def test_parse_request_reads_text_durations_iso_times_and_refuses_unknown_fields() -> None:

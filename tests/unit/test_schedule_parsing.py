@@ -42,6 +42,13 @@ def at(seconds: float) -> datetime:
         ({"task": "t", "every": "1h", "max_retries": -1}, "max_retries must be a whole number >= 0, got -1"),
         ({"task": "t", "every": "1h", "timeout": "0s"}, "timeout must be positive, got 0.0"),
         ({"task": "t", "every": "1h", "queue": ""}, "queue must be a non-empty string, got ''"),
+        # the limits of the strictest dialect (PostgreSQL), as for every enqueue
+        ({"task": "t", "every": "1h", "priority": 2**31}, "priority must be between -2147483648 and 2147483647"),
+        ({"task": "t", "every": "1h", "max_retries": 2**40}, "max_retries must be between 0 and 2147483647"),
+        ({"task": "t", "every": "1h", "queue": "q" * 101}, "queue must be at most 100 characters, got 101"),
+        ({"task": "t" * 201, "every": "1h"}, "name must be at most 200 characters, got 201"),
+        ({"task": "t", "every": "1h", "timeout": "inf"}, "timeout: duration must be a finite number"),
+        ({"task": "t", "every": "nan"}, "every: duration must be a finite number"),
         ("myapp.refresh every 6h", "expected a mapping"),
     ],
 )

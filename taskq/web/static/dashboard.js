@@ -65,6 +65,12 @@ function shownText(text) {
   return text === null || text === undefined ? "—" : text;
 }
 
+function size(chars) {
+  if (chars >= 1048576) return `${(chars / 1048576).toFixed(1)} MB`;
+  if (chars >= 1024) return `${(chars / 1024).toFixed(1)} kB`;
+  return `${chars} characters`;
+}
+
 function duration(seconds) {
   const s = Math.abs(seconds);
   if (s < 60) return `${Math.round(s)} s`;
@@ -480,6 +486,43 @@ function taskView(taskId) {
     }
   }
 
+  // A value over the API's clip size comes as its size and first characters; the whole of it is loaded
+  // once, on request, and kept (polls go on bringing the clipped form: a 50 MB result every second is not).
+  const notes = {};
+  function showValue(key, task) {
+    const pre = root.querySelector(`pre.${key}`);
+    if (pre.dataset.full === "1") return;
+    const clip = (task.clipped || {})[key];
+    if (!notes[key]) {
+      notes[key] = el("p", { class: "clipped", "data-for": key });
+      notes[key].append(el("span"), " ", el("button", { type: "button" }, "Load the whole value"));
+      notes[key].hidden = true;
+      notes[key].querySelector("button").addEventListener("click", () => loadWhole(key));
+      pre.after(notes[key]);
+    }
+    setText(pre, clip ? `${clip.head}…` : shownText(task[key]));
+    setHidden(notes[key], !clip);
+    if (clip) setText(notes[key].firstChild, `Clipped: the first ${size(clip.head.length)} of ${size(clip.size)} of JSON.`);
+  }
+
+  async function loadWhole(key) {
+    const button = notes[key].querySelector("button");
+    button.disabled = true;
+    setText(button, "Loading…");
+    try {
+      const whole = await api(`/api/tasks/${taskId}?full=1&values=text`);
+      const pre = root.querySelector(`pre.${key}`);
+      pre.dataset.full = "1";
+      setText(pre, shownText(whole[key]));
+      notes[key].hidden = true;
+    } catch (error) {
+      say(`loading ${key}: ${error.message}`);
+    } finally {
+      button.disabled = false;
+      setText(button, "Load the whole value");
+    }
+  }
+
   function errorLog(task) {
     // Keyed on the whole error state, not the log's length: a cancellation sets `error` without a new
     // log entry, and must show at once.
@@ -537,9 +580,7 @@ function taskView(taskId) {
     setHidden(root.querySelector("button.retry"), !RETRYABLE.has(task.status));
     updateProgress(progress, task);
     fields(task);
-    setText(root.querySelector(".args"), shownText(task.args));
-    setText(root.querySelector(".kwargs"), shownText(task.kwargs));
-    setText(root.querySelector(".result"), shownText(task.result));
+    for (const key of ["args", "kwargs", "result"]) showValue(key, task);
     errorLog(task);
     const counts = Object.entries(task.children_by_status).filter(([, n]) => n > 0);
     setText(root.querySelector(".children-counts"), counts.length

@@ -20,6 +20,7 @@ from taskq.api import open_store
 from taskq.clock import parse_duration, utc_now
 from taskq.distribution import install_hint
 from taskq.json_limits import JsonRefused, check_text
+from taskq.logformat import formatter
 from taskq.model import TERMINAL_STATUSES, Status, Task, TaskFilter, TaskqError
 from taskq.requests import MAX_TASK_ID, parse_request
 from taskq.settings import DATABASE, IMPORTS, WORKER_OPTIONS, Setting, Settings, load_settings
@@ -664,11 +665,9 @@ def worker(**flags: str | None) -> None:
     systemd.take_notify_environment()  # before any worker starts: they must not inherit NOTIFY_SOCKET
     click.get_current_context().ensure_object(dict)["setting_flags"] = flags
     settings = current_settings(tasks_required=True)
-    logging.basicConfig(
-        level=settings.log_level,
-        format=f"%(asctime)s %(levelname)s [supervisor pid {os.getpid()}] %(message)s",
-        stream=sys.stderr,
-    )
+    stream = logging.StreamHandler(sys.stderr)
+    stream.setFormatter(formatter(settings.log_format, "supervisor"))
+    logging.basicConfig(level=settings.log_level, handlers=[stream])
     logging.getLogger("alembic").setLevel(logging.WARNING)
     open_store(settings.database).dispose()  # upgrade the schema, or fail here in one line if the database is unusable
     sys.exit(run_pool(settings))

@@ -19,6 +19,7 @@ from typing import Any
 from taskq import registry, tracing
 from taskq.clock import utc_now
 from taskq.context import TaskCancelled, TaskContext
+from taskq.events import log_event
 from taskq.json_limits import JsonRefused, encode
 from taskq.lifecycle import Failure, FailureKind, Retry
 from taskq.model import Completion, Status, Task
@@ -186,7 +187,7 @@ def settle(
     if error is not None:
         context.flush_progress()
         if context.spawned:
-            log.error("task_error_after_spawn task_id=%s: %s", task.id, error)
+            log_event(log, logging.ERROR, "task_error_after_spawn", task_id=task.id, error=str(error))
             return Outcome(Status.WAITING_FOR_CHILDREN, "task_waiting")
         if isinstance(error, TaskTimedOut):  # as when the supervisor kills a sync task for it: an error
             failure = Failure(FailureKind.ERROR, str(error))

@@ -18,6 +18,7 @@ import ctypes
 import gc
 import importlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -27,6 +28,8 @@ import time
 import traceback
 from dataclasses import asdict, replace
 from typing import Any
+
+from taskq.events import log_event
 
 PR_SET_NAME = 15
 PR_SET_CHILD_SUBREAPER = 36
@@ -144,8 +147,8 @@ def _become_worker(config: Any, middle_pid: int, run: Any) -> None:
     code = 1
     try:
         code = run(config)
-    except BaseException:
-        traceback.print_exc()
+    except BaseException:  # through the worker's log set-up: in its format, flushed at once (ERROR)
+        log_event(logging.getLogger("taskq.worker"), logging.ERROR, "worker_crashed", exc_info=True)
     finally:
         try:
             from taskq import tracing  # imported by the worker already; never before the fork

@@ -13,6 +13,7 @@ import logging
 import os
 from typing import TYPE_CHECKING, Protocol
 
+from taskq.events import log_event
 from taskq.protocol import KillReason
 
 if TYPE_CHECKING:
@@ -42,11 +43,13 @@ class SupervisorWatch:
     def run_once(self, now: float) -> dict[str, int]:
         if os.getppid() == self.parent_pid or self.worker.supervisor_lost_at is not None:
             return {"supervisor_lost": 0}
-        log.warning(
-            "supervisor_lost worker_id=%s: claiming nothing more; finishing its tasks (their timeouts enforced here,"
-            " %.0f s at most) and exiting",
-            self.worker.id,
-            self.worker.config.shutdown_grace,
+        log_event(
+            log,
+            logging.WARNING,
+            "supervisor_lost",
+            worker_id=self.worker.id,
+            shutdown_grace=self.worker.config.shutdown_grace,
+            detail="claiming nothing more; finishing its tasks (their timeouts enforced here) and exiting",
         )
         self.worker.supervisor_lost_at = now
         self.worker.request_stop()
@@ -70,10 +73,23 @@ class OrphanGuard:
         overdue = worker.overdue(now)
         if overdue:
             culprit = overdue[0]
-            log.warning("task_%s task_id=%s: the worker (orphaned) ends itself", culprit.reason.value, culprit.task_id)
+            log_event(
+                log,
+                logging.WARNING,
+                "task_timeout" if culprit.reason is KillReason.TIMEOUT else "task_cancel_forced",
+                task_id=culprit.task_id,
+                worker_id=worker.id,
+                detail="the worker (orphaned) ends itself",
+            )
             worker.settle_and_exit(culprit.reason, culprit.task_id)
         elif now - worker.supervisor_lost_at > worker.config.shutdown_grace:
-            log.warning("shutdown_grace_expired worker_id=%s (orphaned): releasing its tasks", worker.id)
+            log_event(
+                log,
+                logging.WARNING,
+                "shutdown_grace_expired",
+                worker_id=worker.id,
+                detail="(orphaned) releasing its tasks",
+            )
             worker.settle_and_exit(KillReason.SHUTDOWN)
         else:
             return {"orphan_exits": 0}

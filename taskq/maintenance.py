@@ -7,9 +7,10 @@ import logging
 import threading
 import time
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from taskq.clock import utc_now
+from taskq.events import log_event
 from taskq.identity import WorkerIdentity
 from taskq.store import Store
 
@@ -109,11 +110,8 @@ class MaintenanceThread(threading.Thread):
                 try:
                     counts = duty.run_once(utc_now())
                 except Exception:
-                    log.exception("maintenance_error duty=%s", type(duty).__name__)
+                    log_event(log, logging.ERROR, "maintenance_error", exc_info=True, duty=type(duty).__name__)
                     continue
                 if any(counts.values()):
-                    log.info(
-                        "maintenance duty=%s %s",
-                        type(duty).__name__,
-                        " ".join(f"{key}={value}" for key, value in counts.items()),
-                    )
+                    shown: dict[str, Any] = dict(counts)  # Any: mypy would check each count against exc_info
+                    log_event(log, logging.INFO, "maintenance", duty=type(duty).__name__, **shown)

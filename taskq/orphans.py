@@ -23,6 +23,7 @@ import signal
 import time
 from datetime import datetime
 
+from taskq.events import log_event
 from taskq.identity import UNKNOWN, WorkerIdentity, boot_id, hostname, process_start, process_state
 from taskq.maintenance import WORKER_ROW_TTL_SECONDS
 from taskq.store import Store
@@ -107,7 +108,7 @@ class OrphanKiller:
             reason = f"{worker_id} orphaned by a dead supervisor, killed"
             count = self.store.recover_worker(worker_id, reason=reason, now=now)
             self.store.unregister_worker(worker_id)
-            log.warning("orphan_killed worker_id=%s tasks_recovered=%d", worker_id, count)
+            log_event(log, logging.WARNING, "orphan_killed", worker_id=worker_id, tasks_recovered=count)
             killed += 1
             recovered += count
         return {"orphans_killed": killed, "recovered_from_orphans": recovered}

@@ -24,16 +24,18 @@ from sqlalchemy.exc import DBAPIError
 from taskq import protocol, registry, systemd, urls, wakeup
 from taskq.api import open_store
 from taskq.clock import utc_now
+from taskq.events import log_event
 from taskq.forkserver import ForkedProcess, ForkServerClient, become_subreaper
 from taskq.identity import WorkerIdentity
 from taskq.lifecycle import PASS_ON_TRIES
+from taskq.logformat import use_format
 from taskq.maintenance import DeadWorkerRescuer, LeaseRescuer, MaintenanceThread, Retention, StatsRollup
 from taskq.model import Interruption
 from taskq.orphans import OrphanKiller, supervisor_environment
 from taskq.protocol import KillReason
 from taskq.respawn import QUICK_DEATH_SECONDS, RespawnBackoff
 from taskq.scheduler import Scheduler, parse_schedules
-from taskq.settings import Apply, Settings, SettingsError, changed_settings, reread_settings
+from taskq.settings import LOG_FORMAT, Apply, Settings, SettingsError, changed_settings, reread_settings
 from taskq.settings_watch import SettingsWatcher
 from taskq.supervision import WorkerLedger, describe_exit
 from taskq.worker import WorkerConfig
@@ -137,6 +139,7 @@ class Pool:
             max_tasks=settings.max_tasks,
             max_memory_mb=settings.max_memory_mb,
             log_level=settings.log_level,
+            log_format=settings.log_format,
             shutdown_grace=settings.shutdown_grace,
             cancel_grace=settings.cancel_grace,
         )
@@ -148,47 +151,62 @@ class Pool:
             new, dropped = reread_settings(self.settings)
             registry.import_task_modules(new.imports)
         except Exception as error:  # SettingsError, or a task module that no longer imports
-            log.error("settings_invalid %s; keeping the last good settings", error)
+            log_event(log, logging.ERROR, "settings_invalid", error=str(error), detail="keeping the last good settings")
             return
         for setting in dropped:
-            log.info(
-                "settings_%s_changed %s=%s replaces %s %s",
-                setting.key,
-                setting.key,
-                setting.show(getattr(new, setting.fields[0])),
-                setting.cli,
-                setting.show(getattr(self.settings, setting.fields[0])),
+            log_event(
+                log,
+                logging.INFO,
+                "setting_flag_replaced",
+                key=setting.key,
+                value=setting.show(getattr(new, setting.fields[0])),
+                flag=setting.cli,
+                replaced=setting.show(getattr(self.settings, setting.fields[0])),
             )
         changed = changed_settings(self.settings, new)
         for setting in changed:
             if setting.apply is Apply.RESTART_POOL:
                 kept = {attr: getattr(self.settings, attr) for attr in setting.fields}
                 shown = ", ".join(f"{attr}={setting.show(value)}" for attr, value in kept.items())
-                log.warning("settings_%s_changed: takes a restart of the pool; keeping %s", setting.key, shown)
+                log_event(
+                    log,
+                    logging.WARNING,
+                    "setting_needs_pool_restart",
+                    key=setting.key,
+                    detail=f"takes a restart of the pool; keeping {shown}",
+                )
                 new = replace(new, **kept)
         self.settings = new
         logging.getLogger("taskq").setLevel(new.log_level)
+        if LOG_FORMAT in changed:
+            use_format(new.log_format, "supervisor")
         self.retention.retention_seconds = new.retention_seconds
         self.update_schedules(new)
         restarting = [setting.key for setting in changed if setting.apply is Apply.RESTART_WORKERS]
         if restarting:
-            log.info("workers_restarting: worker settings changed (%s)", ", ".join(restarting))
+            log_event(log, logging.INFO, "workers_restarting", settings=restarting)
             if self.forkserver is not None:
                 self.forkserver.restart()  # the new workers run the code now on disk
             for handle in self.live_handles():
                 self.retire(handle)
-        log.info("settings_reloaded workers=%d", self.wanted_workers)
+        log_event(log, logging.INFO, "settings_reloaded", workers=self.wanted_workers)
         self._log_if_paused()
 
     def _log_if_paused(self) -> None:
         if self.wanted_workers == 0:
-            log.info("pool_paused: workers is 0, no task is claimed until it is raised (running tasks finish)")
+            log_event(
+                log,
+                logging.INFO,
+                "pool_paused",
+                workers=0,
+                detail="no task is claimed until it is raised (running tasks finish)",
+            )
 
     def update_schedules(self, settings: Settings) -> None:
         """Invalid entries are logged and left out; the valid ones keep running."""
         schedules, errors = parse_schedules(settings.schedule, locate=settings.where)
         for error in errors:
-            log.error("schedule_invalid %s", error)
+            log_event(log, logging.ERROR, "schedule_invalid", error=str(error))
         self.scheduler.update(schedules)
 
     # -- workers --------------------------------------------------------------------------------------
@@ -222,7 +240,7 @@ class Pool:
         handle = WorkerHandle(number, config, process, status_r, wake_w, time.monotonic(), worker_id, ledger)
         with self._handles_lock:
             self.handles.append(handle)
-        log.info("worker_spawned name=%s pid=%d", config.name, process.pid)
+        log_event(log, logging.INFO, "worker_spawned", name=config.name, pid=process.pid)
 
     def retire(self, handle: WorkerHandle) -> None:
         """Ask a worker to finish its current task and exit, within `shutdown_grace` (enforce_stop_deadlines)."""
@@ -247,7 +265,9 @@ class Pool:
         live = sorted(self.live_handles(), key=lambda handle: handle.number)
         wanted = self.wanted_workers
         for handle in live[wanted:]:
-            log.info("worker_retiring name=%s (scaling down to %d)", handle.config.name, wanted)
+            log_event(
+                log, logging.INFO, "worker_retiring", name=handle.config.name, wanted=wanted, detail="scaling down"
+            )
             self.retire(handle)
         if len(live) < wanted:
             used = {handle.number for handle in live}
@@ -292,12 +312,14 @@ class Pool:
             if line:
                 message = protocol.decode(line)
                 if isinstance(message, protocol.Unreadable):
-                    log.error(
-                        "worker_message_unreadable worker=%s kind=%s task_id=%s: %s",
-                        handle.config.name,
-                        message.kind,
-                        message.task_id,
-                        message.reason,
+                    log_event(
+                        log,
+                        logging.ERROR,
+                        "worker_message_unreadable",
+                        worker=handle.config.name,
+                        kind=message.kind,
+                        task_id=message.task_id,
+                        error=message.reason,
                     )
                 handle.ledger.apply(message, now)
                 if isinstance(message, protocol.UnknownName):
@@ -309,12 +331,15 @@ class Pool:
         if name in self.lacking:
             return
         self.lacking.add(name)
-        log.warning(
-            "task_unknown name=%s: no worker of this pool knows it (imports: %s); its tasks go back to pending"
-            " for a worker that does, and fail after %d tries in a row",
-            name,
-            ", ".join(self.settings.imports) or "none",
-            PASS_ON_TRIES,
+        log_event(
+            log,
+            logging.WARNING,
+            "task_unknown",
+            name=name,
+            imports=list(self.settings.imports),
+            tries=PASS_ON_TRIES,
+            detail="no worker of this pool knows it; its tasks go back to pending for a worker that does, and fail"
+            f" after {PASS_ON_TRIES} tries in a row",
         )
 
     def enforce_deadlines(self) -> None:
@@ -322,17 +347,23 @@ class Pool:
         for handle in list(self.handles):
             for overdue in handle.ledger.overdue(now):
                 if overdue.reason is KillReason.TIMEOUT:
-                    log.warning(
-                        "task_timeout task_id=%s after %.1f s; killing %s",
-                        overdue.task_id,
-                        overdue.timeout,
-                        handle.config.name,
+                    log_event(
+                        log,
+                        logging.WARNING,
+                        "task_timeout",
+                        task_id=overdue.task_id,
+                        timeout=overdue.timeout,
+                        worker=handle.config.name,
+                        detail="killing the worker",
                     )
                 else:
-                    log.warning(
-                        "task_cancel_forced task_id=%s ignored cancellation; killing %s",
-                        overdue.task_id,
-                        handle.config.name,
+                    log_event(
+                        log,
+                        logging.WARNING,
+                        "task_cancel_forced",
+                        task_id=overdue.task_id,
+                        worker=handle.config.name,
+                        detail="it ignored its cancellation; killing the worker",
                     )
                 self.kill(handle, overdue.reason, overdue.task_id)
 
@@ -342,7 +373,9 @@ class Pool:
         now = time.monotonic()
         for handle in list(self.handles):
             if handle.stop_deadline is not None and now > handle.stop_deadline and not handle.ledger.killed:
-                log.warning("shutdown_grace_expired: stopping %s", handle.config.name)
+                log_event(
+                    log, logging.WARNING, "shutdown_grace_expired", worker=handle.config.name, detail="stopping it"
+                )
                 self.kill(handle, KillReason.SHUTDOWN)
 
     def reap(self) -> None:
@@ -361,31 +394,38 @@ class Pool:
             try:
                 self._settle_tasks_of_dead_worker(handle, returncode)
             except DBAPIError as error:  # the store retried for a while; the database is still away
-                log.error(
-                    "task_settle_failed worker=%s: %s; its tasks are recovered when their leases expire",
-                    handle.config.name,
-                    str(error.orig).strip().splitlines()[0],
+                log_event(
+                    log,
+                    logging.ERROR,
+                    "task_settle_failed",
+                    worker=handle.config.name,
+                    error=str(error.orig).strip().splitlines()[0],
+                    detail="its tasks are recovered when their leases expire",
                 )
             handle.process.wait()
             os.close(handle.status_fd)
             os.close(handle.wake_fd)
             expected = handle.retiring or returncode == 0
             level = logging.INFO if expected else logging.ERROR
-            log.log(
+            log_event(
+                log,
                 level,
-                "worker_exited name=%s pid=%d %s",
-                handle.config.name,
-                handle.process.pid,
-                describe_exit(returncode),
+                "worker_exited",
+                name=handle.config.name,
+                pid=handle.process.pid,
+                returncode=returncode,
+                detail=describe_exit(returncode),
             )
             delay = self.respawn.exited(handle.number, started=handle.started, now=time.monotonic(), expected=expected)
             if delay > 0:
-                log.error(
-                    "worker_crash_loop name=%s: %d deaths in a row within %.0f s of a start; respawning it in %.1f s",
-                    handle.config.name,
-                    self.respawn.young_deaths(handle.number),
-                    QUICK_DEATH_SECONDS,
-                    delay,
+                log_event(
+                    log,
+                    logging.ERROR,
+                    "worker_crash_loop",
+                    name=handle.config.name,
+                    deaths=self.respawn.young_deaths(handle.number),
+                    within_seconds=QUICK_DEATH_SECONDS,
+                    respawn_in=round(delay, 1),
                 )
 
     def reap_adopted(self) -> None:
@@ -414,21 +454,23 @@ class Pool:
         executing = ledger.settlement(returncode)
         for task in executing:
             if task.how is Interruption.RELEASE:
-                log.info("task_released task_id=%s (%s)", task.task_id, task.message)
+                log_event(log, logging.INFO, "task_released", task_id=task.task_id, detail=task.message)
         counts = self.store.settle_dead_worker(
             handle.worker_id, finished=list(ledger.deferred.values()), executing=executing
         )
         if any((counts.recorded, counts.interrupted, counts.released)):
-            log.info(
-                "worker_tasks_settled name=%s recorded=%d interrupted=%d released=%d",
-                handle.config.name,
-                counts.recorded,
-                counts.interrupted,
-                counts.released,
+            log_event(
+                log,
+                logging.INFO,
+                "worker_tasks_settled",
+                name=handle.config.name,
+                recorded=counts.recorded,
+                interrupted=counts.interrupted,
+                released=counts.released,
             )
         for task in executing:
             if task.how is Interruption.FAIL and task.task_id not in ledger.kill_reasons:
-                log.warning("task_worker_died task_id=%s worker=%s", task.task_id, handle.config.name)
+                log_event(log, logging.WARNING, "task_worker_died", task_id=task.task_id, worker=handle.config.name)
 
     # -- signals and shutdown ------------------------------------------------------------------------
 
@@ -441,17 +483,22 @@ class Pool:
         while self._signals:
             signum = self._signals.pop(0)
             if signum == signal.SIGHUP:
-                log.info("sighup: reloading settings")
+                log_event(log, logging.INFO, "sighup", detail="reloading settings")
                 self.reload_settings()
             elif self.shutting_down and signum == signal.SIGINT:
-                log.warning("second_interrupt: stopping now; running tasks recover through their leases")
+                log_event(
+                    log,
+                    logging.WARNING,
+                    "second_interrupt",
+                    detail="stopping now; running tasks recover through their leases",
+                )
                 self._hard_stop = True
             elif not self.shutting_down:
                 self.begin_shutdown(signal.Signals(signum).name)
 
     def begin_shutdown(self, why: str) -> None:
         grace = self.settings.shutdown_grace
-        log.info("shutdown_started by %s: finishing running tasks (grace %.0f s)", why, grace)
+        log_event(log, logging.INFO, "shutdown_started", signal=why, grace=grace, detail="finishing running tasks")
         systemd.notify("STOPPING=1")
         self.shutting_down = True
         for handle in list(self.handles):
@@ -489,7 +536,13 @@ class Pool:
         wake_thread.start()
         self.converge()
         announced_ready = False
-        log.info("pool_started workers=%d database=%s", self.wanted_workers, urls.describe(self.settings.database))
+        log_event(
+            log,
+            logging.INFO,
+            "pool_started",
+            workers=self.wanted_workers,
+            database=urls.describe(self.settings.database),
+        )
         self._log_if_paused()
         watchdog_every = systemd.watchdog_interval()
         next_watchdog = time.monotonic()
@@ -521,14 +574,14 @@ class Pool:
                     self.reap_adopted()
                 if self.shutting_down:
                     if not self.handles:
-                        log.info("shutdown_complete")
+                        log_event(log, logging.INFO, "shutdown_complete")
                         return 0
                 else:
                     self.converge()
                     if not announced_ready and self.workers_up():
                         announced_ready = True
                         systemd.notify("READY=1")
-                        log.info("pool_ready workers=%d", self.wanted_workers)
+                        log_event(log, logging.INFO, "pool_ready", workers=self.wanted_workers)
                 if watchdog_every is not None and time.monotonic() >= next_watchdog:
                     systemd.notify("WATCHDOG=1")
                     next_watchdog = time.monotonic() + watchdog_every

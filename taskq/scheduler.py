@@ -46,6 +46,7 @@ from croniter import croniter  # type: ignore[import-untyped]  # ships no type h
 
 from taskq import registry
 from taskq.clock import as_utc, parse_duration
+from taskq.events import log_event
 from taskq.model import ACTIVE_STATUSES, InvalidTaskArguments, Status, TaskRequest
 from taskq.requests import parse_request
 from taskq.settings import SettingValueError
@@ -227,7 +228,7 @@ class Scheduler:
         for name in sorted(states.keys() - configured.keys()):
             deleted = self.store.remove_schedule(name)
             counts["removed"] += deleted
-            log.info("schedule_removed name=%s deleted_pending=%d", name, deleted)
+            log_event(log, logging.INFO, "schedule_removed", name=name, deleted_pending=deleted)
         schedules = list(configured.values())
         current = self.store.scheduled_tasks(
             [state.task_id for name, state in states.items() if name in configured and state.task_id is not None]
@@ -241,15 +242,22 @@ class Scheduler:
                 continue
             counts[change.kind] += 1
             if change.kind == "rescheduled":
-                log.info(
-                    "schedule_rescheduled name=%s task_id=%d run_after=%s",
-                    schedule.name,
-                    change.task_id,
-                    change.run_after,
+                log_event(
+                    log,
+                    logging.INFO,
+                    "schedule_rescheduled",
+                    name=schedule.name,
+                    task_id=change.task_id,
+                    run_after=change.run_after,
                 )
             else:
-                log.debug(
-                    "schedule_created name=%s task_id=%d run_after=%s", schedule.name, change.task_id, change.run_after
+                log_event(
+                    log,
+                    logging.DEBUG,
+                    "schedule_created",
+                    name=schedule.name,
+                    task_id=change.task_id,
+                    run_after=change.run_after,
                 )
         return counts
 

@@ -8,7 +8,7 @@ command line > environment > file > default) and the pool's reload decision (`ch
 Errors name the file, the line and the key, nested keys included:
 `settings.yaml:14: key 'queues.api.max_concurrency': expected a whole number >= 1, got 0`.
 
-This module imports only clock, model and urls, so the engine, the store and the worker take their defaults
+This module imports only clock, logformat, model and urls, so the engine, the store and the worker take their defaults
 from here instead of repeating them.
 """
 
@@ -25,6 +25,7 @@ import yaml
 
 from taskq import urls
 from taskq.clock import parse_duration
+from taskq.logformat import LOG_FORMATS
 from taskq.model import TaskqError
 
 DEFAULT_SETTINGS_FILE = "settings.yaml"
@@ -133,6 +134,12 @@ def _log_level(value: Any) -> str:
     if level not in LOG_LEVELS:
         raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}, got {value!r}")
     return level
+
+
+def _log_format(value: Any) -> str:
+    if value not in LOG_FORMATS:
+        raise ValueError(f"expected one of {', '.join(LOG_FORMATS)}, got {value!r}")
+    return str(value)
 
 
 def _queues(value: Any) -> tuple[tuple[str, ...], dict[str, int]]:
@@ -297,6 +304,15 @@ LEASE = Setting(
     attrs=("lease_seconds",),
 )
 LOG_LEVEL = Setting("log_level", _log_level, "INFO", Apply.RESTART_WORKERS, "Log level of the pool and its workers.")
+LOG_FORMAT = Setting(
+    "log_format",
+    _log_format,
+    "text",
+    Apply.RESTART_WORKERS,  # the supervisor switches at once; each worker formats as it was started
+    "Log lines as text (for people) or json (one object a line, for log pipelines).",
+    cli="--log-format",
+    metavar="text|json",
+)
 DASHBOARD = Setting("dashboard", dashboard_section, {}, Apply.DASHBOARD, "Dashboard options (token).")
 PREFETCH = Setting(
     "prefetch",
@@ -357,6 +373,7 @@ SETTINGS: tuple[Setting, ...] = (
     SHUTDOWN_GRACE,
     LEASE,
     LOG_LEVEL,
+    LOG_FORMAT,
     DASHBOARD,
     PREFETCH,
     MAX_TASKS,
@@ -402,6 +419,7 @@ class Settings:
     shutdown_grace: float = _field(SHUTDOWN_GRACE)
     lease_seconds: float = _field(LEASE)
     log_level: str = _field(LOG_LEVEL)
+    log_format: str = _field(LOG_FORMAT)
     dashboard: Mapping[str, Any] = _field(DASHBOARD)
     prefetch: int = _field(PREFETCH)
     max_tasks: int | None = _field(MAX_TASKS)

@@ -27,6 +27,7 @@ from watchdog.events import (
 from watchdog.observers import Observer
 
 from taskq.dialect import NOTIFY_CHANNEL
+from taskq.events import log_event
 
 log = logging.getLogger("taskq.wake")
 
@@ -115,7 +116,7 @@ class PostgresNotifications:
                 self._connection = self._connect()
                 self._backoff = 0.5
             except Exception as error:
-                log.warning("listen_failed: %s (retrying in %.1f s)", error, self._backoff)
+                log_event(log, logging.WARNING, "listen_failed", retry_in=self._backoff, error=str(error))
                 self._retry_at = time.monotonic() + self._backoff
                 self._backoff = min(self._backoff * 2, 10.0)
                 return True  # we may have missed notifications: let workers look
@@ -124,7 +125,7 @@ class PostgresNotifications:
                 return True
             return False
         except Exception as error:
-            log.warning("listen_lost: %s", error)
+            log_event(log, logging.WARNING, "listen_lost", error=str(error))
             self.close()
             return True
 

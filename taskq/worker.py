@@ -27,12 +27,14 @@ from dataclasses import asdict, dataclass, field
 from taskq import heartbeat, protocol, registry, urls
 from taskq.api import open_store
 from taskq.context import TaskContext
+from taskq.events import log_event
 from taskq.executor import Outcome, execute, pass_on, timeout_of
 from taskq.heartbeat import PROGRESS_FLUSH_SECONDS
 from taskq.identity import WorkerIdentity, hostname
+from taskq.logformat import formatter
 from taskq.model import Completion, Task
 from taskq.protocol import KillReason
-from taskq.settings import CANCEL_GRACE, CONCURRENCY, LEASE, LOG_LEVEL, PREFETCH, SHUTDOWN_GRACE
+from taskq.settings import CANCEL_GRACE, CONCURRENCY, LEASE, LOG_FORMAT, LOG_LEVEL, PREFETCH, SHUTDOWN_GRACE
 from taskq.store import Store
 from taskq.supervision import Overdue, WorkerLedger
 
@@ -88,6 +90,7 @@ class WorkerConfig:
     max_tasks: int | None = None  # recycle after this many tasks
     max_memory_mb: float | None = None  # recycle once resident memory exceeds this
     log_level: str = LOG_LEVEL.default
+    log_format: str = LOG_FORMAT.default
     # What the supervisor enforces, kept here for when it is gone: an orphan enforces them itself (heartbeat.py).
     shutdown_grace: float = SHUTDOWN_GRACE.default
     cancel_grace: float = CANCEL_GRACE.default
@@ -208,12 +211,14 @@ class Worker:
         self.store.register_worker(
             self.id, hostname=hostname(), pid=os.getpid(), name=self.config.name, queues=self.config.queues
         )
-        log.info(
-            "worker_started worker_id=%s queues=%s concurrency=%d database=%s",
-            self.id,
-            ",".join(self.config.queues) or "*",
-            self.config.concurrency,
-            urls.describe(self.config.database),
+        log_event(
+            log,
+            logging.INFO,
+            "worker_started",
+            worker_id=self.id,
+            queues=",".join(self.config.queues) or "*",
+            concurrency=self.config.concurrency,
+            database=urls.describe(self.config.database),
         )
         LOG_BUFFER.flush()  # lifecycle lines go out at once; per-task lines are the ones worth batching
         self.report(protocol.Ready())  # imports done, database reachable: the supervisor's READY=1 waits for this
@@ -233,7 +238,7 @@ class Worker:
             self._heartbeat_done = True  # every outcome is recorded: nothing left to renew
             self._task_started.set()
             self.store.unregister_worker(self.id)
-            log.info("worker_stopped worker_id=%s tasks_done=%d", self.id, self.tasks_done)
+            log_event(log, logging.INFO, "worker_stopped", worker_id=self.id, tasks_done=self.tasks_done)
             LOG_BUFFER.flush()
         return 0
 
@@ -294,8 +299,12 @@ class Worker:
         self.report(protocol.Recorded(tuple(completion.task_id for completion in finished)))
         for completion in finished:
             if completion.task_id not in recorded:
-                log.warning(
-                    "task_lost task_id=%s: its lease was recovered before the result was stored", completion.task_id
+                log_event(
+                    log,
+                    logging.WARNING,
+                    "task_lost",
+                    task_id=completion.task_id,
+                    detail="its lease was recovered before the result was stored",
                 )
 
     def defer(self, completion: Completion) -> None:
@@ -337,10 +346,14 @@ class Worker:
 
     def should_recycle(self) -> bool:
         if self.config.max_tasks is not None and self.tasks_done >= self.config.max_tasks:
-            log.info("worker_recycle worker_id=%s reason=max_tasks tasks_done=%d", self.id, self.tasks_done)
+            log_event(
+                log, logging.INFO, "worker_recycle", worker_id=self.id, reason="max_tasks", tasks_done=self.tasks_done
+            )
             return True
         if self.config.max_memory_mb is not None and resident_mb() > self.config.max_memory_mb:
-            log.info("worker_recycle worker_id=%s reason=max_memory rss_mb=%.0f", self.id, resident_mb())
+            log_event(
+                log, logging.INFO, "worker_recycle", worker_id=self.id, reason="max_memory", rss_mb=round(resident_mb())
+            )
             return True
         return False
 
@@ -375,7 +388,15 @@ class Worker:
         spec = registry.find(task.name)
         is_async = spec is not None and spec.is_async
         self.report(protocol.Started(task.id, task.attempts, timeout_of(task), worker_enforces_timeout=is_async))
-        log.debug("task_started task_id=%s name=%s attempt=%d worker_id=%s", task.id, task.name, task.attempts, self.id)
+        log_event(
+            log,
+            logging.DEBUG,
+            "task_started",
+            task_id=task.id,
+            name=task.name,
+            attempt=task.attempts,
+            worker_id=self.id,
+        )
         return context
 
     def end(self, task: Task, outcome: Outcome, started: float) -> float:
@@ -390,14 +411,26 @@ class Worker:
     def _log_outcome(self, task: Task, outcome: Outcome, seconds: float) -> None:
         """One line per task; a failure's ends with its exception line, and its traceback follows at DEBUG."""
         event = outcome.event if outcome.status is not None else "task_lost"
-        line = "%s task_id=%s name=%s attempt=%d seconds=%.3f"
-        values: list[object] = [event, task.id, task.name, task.attempts, seconds]
-        if outcome.error is not None:
-            line += ": %s"
-            values.append(one_line(outcome.error))
-        log.info(line, *values)
+        error = None if outcome.error is None else one_line(outcome.error)
+        log_event(
+            log,
+            logging.INFO,
+            event,
+            task_id=task.id,
+            name=task.name,
+            attempt=task.attempts,
+            seconds=round(seconds, 3),
+            error=error,
+        )
         if outcome.traceback is not None and log.isEnabledFor(logging.DEBUG):
-            log.debug("task_traceback task_id=%s attempt=%d:\n%s", task.id, task.attempts, last_part(outcome.traceback))
+            log_event(
+                log,
+                logging.DEBUG,
+                "task_traceback",
+                task_id=task.id,
+                attempt=task.attempts,
+                traceback=last_part(outcome.traceback),
+            )
 
     # -- heartbeat: leases, progress, cancellation (the duties are taskq/heartbeat.py) --------------
 
@@ -416,7 +449,14 @@ class Worker:
                 try:
                     duty.run_once(now)
                 except Exception:  # a heartbeat must outlive a database hiccup; the lease gives it 3 chances
-                    log.exception("heartbeat_error worker_id=%s duty=%s", self.id, type(duty).__name__)
+                    log_event(
+                        log,
+                        logging.ERROR,
+                        "heartbeat_error",
+                        exc_info=True,
+                        worker_id=self.id,
+                        duty=type(duty).__name__,
+                    )
 
     def held_task_ids(self) -> list[int]:
         """Every task whose lease this worker holds: prefetched, returned but not recorded, executing, and
@@ -453,17 +493,19 @@ class Worker:
         try:
             counts = self.store.settle_dead_worker(self.id, finished=finished, executing=executing)
             self.store.unregister_worker(self.id)
-            log.warning(
-                "orphan_exiting worker_id=%s reason=%s task_id=%s recorded=%d interrupted=%d released=%d",
-                self.id,
-                reason.value,
-                task_id,
-                counts.recorded,
-                counts.interrupted,
-                counts.released,
+            log_event(
+                log,
+                logging.WARNING,
+                "orphan_exiting",
+                worker_id=self.id,
+                reason=reason.value,
+                task_id=task_id,
+                recorded=counts.recorded,
+                interrupted=counts.interrupted,
+                released=counts.released,
             )
         except Exception:  # the database is away: the leases, no longer renewed, recover the tasks
-            log.exception("orphan_settle_failed worker_id=%s", self.id)
+            log_event(log, logging.ERROR, "orphan_settle_failed", exc_info=True, worker_id=self.id)
         LOG_BUFFER.flush()
         self.kill_own_group()
 
@@ -488,7 +530,7 @@ class Worker:
     def _cancel(self, context: TaskContext) -> None:
         context.request_cancel()
         self.report(protocol.CancelSeen(context.task_id))
-        log.info("task_cancel_requested task_id=%s worker_id=%s", context.task_id, self.id)
+        log_event(log, logging.INFO, "task_cancel_requested", task_id=context.task_id, worker_id=self.id)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -498,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
 def run_worker(config: WorkerConfig) -> int:
     """The whole life of a worker process, started fresh or forked from the fork server."""
     stream = logging.StreamHandler(sys.stderr)
-    stream.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s [{config.name} pid {os.getpid()}] %(message)s"))
+    stream.setFormatter(formatter(config.log_format, config.name))
     # A line per task written and flushed one by one cost a fifth of a quick task's time (cProfile);
     # buffered, they reach stderr when the worker goes idle, every PROGRESS_FLUSH_SECONDS while it is
     # busy, at once for warnings, and at exit.

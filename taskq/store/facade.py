@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from taskq import tracing
 from taskq.clock import utc_now
 from taskq.dialect import Dialect, dialect_for
+from taskq.events import log_event
 from taskq.filters import check_filter
 from taskq.lifecycle import Event, Failure, FailureKind, RetryPolicy, sources
 from taskq.model import (
@@ -144,14 +145,16 @@ class Store:
                     raise
                 if waited > RETRY_WARNING_SECONDS and not warned:
                     warned = True
-                    log.warning(
-                        "database_retrying: %s (retrying up to %.0f s)",
-                        str(error.orig).strip().splitlines()[0],
-                        LOCK_RETRY_SECONDS,
+                    log_event(
+                        log,
+                        logging.WARNING,
+                        "database_retrying",
+                        retry_for=LOCK_RETRY_SECONDS,
+                        error=str(error.orig).strip().splitlines()[0],
                     )
             else:
                 if warned:
-                    log.info("database_recovered after %.1f s", time.monotonic() - started)
+                    log_event(log, logging.INFO, "database_recovered", seconds=round(time.monotonic() - started, 1))
                 return result
             time.sleep(random.uniform(0, delay))
             delay = min(delay * 2, 0.25)
@@ -310,7 +313,7 @@ class Store:
             return claimed
         self.write(lambda conn: outcomes.fail_unreadable(conn, self._ctx, worker_id, unreadable, now))
         for task in unreadable:
-            log.error("task_unreadable task_id=%s name=%s: %s", task.id, task.name, task.unreadable)
+            log_event(log, logging.ERROR, "task_unreadable", task_id=task.id, name=task.name, error=task.unreadable)
         return [task for task in claimed if task.unreadable is None]
 
     def finish_and_claim(
@@ -400,7 +403,7 @@ class Store:
                 reason = self.refusal(error)
                 if reason is None:
                     raise
-            log.error("task_result_refused task_id=%s: %s", c.task_id, reason)
+            log_event(log, logging.ERROR, "task_result_refused", task_id=c.task_id, error=reason)
             failure = Failure(FailureKind.PERMANENT, reason)
             if self.fail(c.task_id, failure, now=c.finished_at, **owner) is not None:
                 recorded.append(c.task_id)

@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from taskq import registry
 from taskq.clock import parse_duration, utc_now
+from taskq.events import log_event
 from taskq.filters import parse_filter
 from taskq.json_limits import MAX_JSON_DEPTH, JsonRefused, check_text
 from taskq.maintenance import StatsRollup
@@ -66,7 +67,7 @@ class RollupTicker:
         try:
             self.duty.run_once(utc_now())
         except Exception:  # reads stay exact without the rollup, only slower: log and try next tick
-            log.exception("rollup_error")
+            log_event(log, logging.ERROR, "rollup_error", exc_info=True)
         finally:
             self._lock.release()
 

@@ -105,6 +105,6 @@ def test_one_crash_looping_slot_never_holds_back_the_respawn_of_another(tmp_path
     respawned_after = time.monotonic() - killed_at
     print(f"worker-2 respawned {respawned_after:.2f} s after its death")  # the figure (-s)
     assert respawned_after < 1.5, f"worker-2 was respawned {respawned_after:.1f} s after its death"
-    assert "worker_crash_loop name=worker-1:" in pool.log()  # while slot 1 backs off (2 s after its fifth death)
+    assert "worker_crash_loop name=worker-1 " in pool.log()  # while slot 1 backs off (2 s after its fifth death)
     wait_for(lambda: finished(store, work), 60, what="the work drained")
     assert {store.require(task_id).status for task_id in work} == {Status.COMPLETED}

@@ -93,7 +93,7 @@ def test_a_password_never_appears_in_a_pools_log_or_an_error(tmp_path: Path, pos
     # value without its scheme (refused: logged).
     other = url.set(password=OTHER_PASSWORD).render_as_string(hide_password=False)
     settings.write_text(yaml.safe_dump({"database": other, "imports": ["pool_tasks"], "workers": 1}))
-    wait_for(lambda: "settings_database_changed" in pool.log(), 20, what="the database edit logged")
+    wait_for(lambda: "setting_needs_pool_restart key=database" in pool.log(), 20, what="the database edit logged")
     schemeless = f"postgres:{OTHER_PASSWORD}@127.0.0.1/test"
     settings.write_text(yaml.safe_dump({"database": schemeless, "imports": ["pool_tasks"], "workers": 1}))
     wait_for(lambda: "settings_invalid" in pool.log(), 20, what="the bad edit logged")

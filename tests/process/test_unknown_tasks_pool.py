@@ -32,7 +32,7 @@ def test_a_task_one_pool_does_not_know_is_run_by_the_pool_that_does_never_failed
     old, new = tmp_path / "old", tmp_path / "new"
     old.mkdir()
     new.mkdir()
-    ignorant = PoolProcess(old, url, "--workers", "2")
+    ignorant = PoolProcess(old, url, "--workers", "2", log_format="json")
     pools.append(ignorant)
     ignorant.wait_ready(2)
     ids = [e.id for e in store.enqueue_many([{"name": "rollout.new", "args": [n]} for n in range(5)])]
@@ -40,7 +40,7 @@ def test_a_task_one_pool_does_not_know_is_run_by_the_pool_that_does_never_failed
     wait_for(lambda: all(store.require(i).error_log for i in ids), 20, what="every task claimed by the ignorant pool")
     assert [store.require(i).status for i in ids] == [Status.PENDING] * 5
 
-    knowing = PoolProcess(new, url, "--workers", "1", "--import", "rollout_tasks")
+    knowing = PoolProcess(new, url, "--workers", "1", "--import", "rollout_tasks", log_format="json")
     pools.append(knowing)
     wait_for(lambda: all(store.require(i).status is Status.COMPLETED for i in ids), 30, what="all 5 completed")
     for n, task_id in enumerate(ids):
@@ -51,9 +51,11 @@ def test_a_task_one_pool_does_not_know_is_run_by_the_pool_that_does_never_failed
     assert sorted(runs(knowing.runlog, "ran"), key=int) == ["0", "1", "2", "3", "4"]  # each ran once, there
     assert runs(ignorant.runlog, "ran") == []
     # Loud, and once for the pool, however many rows and workers met the name.
-    (line,) = unknown_lines(ignorant)
-    assert " WARNING " in line and "task_unknown name=rollout.new:" in line and "imports: pool_tasks" in line
-    assert unknown_lines(knowing) == []
+    (line,) = ignorant.events("task_unknown")
+    assert (line["level"], line["process"]["name"]) == ("WARNING", "supervisor")
+    assert (line["name"], line["imports"], line["tries"]) == ("rollout.new", ["pool_tasks"], PASS_ON_TRIES)
+    assert len(ignorant.events("task_passed_on", name="rollout.new")) >= 5  # each row, in the workers
+    assert knowing.events("task_unknown") == []
 
 
 def test_without_a_pool_that_knows_it_a_task_comes_back_later_each_time_then_fails(tmp_path, db, pools) -> None:
@@ -69,7 +71,7 @@ def test_without_a_pool_that_knows_it_a_task_comes_back_later_each_time_then_fai
     with store.engine.begin() as connection:
         connection.execute(update(tasks).where(tasks.c.id == last_try).values(error_log=history))
 
-    pool = PoolProcess(tmp_path, url, "--workers", "2")
+    pool = PoolProcess(tmp_path, url, "--workers", "2", log_format="json")
     pools.append(pool)
     failed = wait_for(lambda: (t := store.require(last_try)).status is Status.FAILED and t, 20, what="the last try")
     assert failed.error is not None
@@ -89,9 +91,9 @@ def test_without_a_pool_that_knows_it_a_task_comes_back_later_each_time_then_fai
         assert previous_again_at is None or at >= previous_again_at  # never claimed before it was due
         previous_again_at = again_at
     assert runs(pool.runlog, "ran") == []
-    wait_for(lambda: f"task_failed task_id={last_try} " in pool.log(), 10, what="the worker's task_failed line")
-    (line,) = unknown_lines(pool)
-    assert "task_unknown name=rollout.new:" in line
+    (line,) = wait_for(lambda: pool.events("task_failed", task_id=last_try), 10, what="the worker's task_failed")
+    assert line["name"] == "rollout.new" and line["error"] == "no worker knows task 'rollout.new'"
+    assert [unknown["name"] for unknown in pool.events("task_unknown")] == ["rollout.new"]
 
 
 @pytest.mark.parametrize("concurrency", ["1", "4"])

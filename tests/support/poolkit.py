@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import logevents
+
 SUPPORT_DIR = Path(__file__).resolve().parent  # tests/support: the task modules a pool imports (`--import pool_tasks`)
 REPO = SUPPORT_DIR.parents[1]  # the checkout, whose taskq the workers run
 
@@ -90,7 +92,13 @@ def _is_zombie(pid: int) -> bool:
 
 
 class PoolProcess:
-    def __init__(self, directory: Path, database_url: str, *args: str, settings: Path | None = None) -> None:
+    def __init__(
+        self, directory: Path, database_url: str, *args: str, settings: Path | None = None, log_format: str = "text"
+    ) -> None:
+        """`log_format="json"` runs it with `--log-format json`, so tests read its events with `events()`."""
+        self.log_format = log_format
+        if log_format != "text":
+            args = (*args, "--log-format", log_format)
         self.log_path = directory / f"pool-{time.monotonic_ns()}.log"
         self.runlog = directory / "runs.log"
         env = {
@@ -120,18 +128,32 @@ class PoolProcess:
     def log(self) -> str:
         return self.log_path.read_text()
 
+    def events(self, event: str | None = None, **fields: Any) -> list[dict[str, Any]]:
+        """The JSON log lines of `event` (all events when None) whose fields equal `fields` (a json pool)."""
+        assert self.log_format == "json", "events() reads the JSON lines of a pool started with log_format='json'"
+        return logevents.events(self.log(), event, **fields)
+
+    def count(self, event: str) -> int:
+        """How many times `event` was logged, in either format."""
+        if self.log_format == "json":
+            return len(self.events(event))
+        return self.log().count(event)
+
     def workers(self) -> list[int]:
         return child_pids(self.process.pid, workers_only=True)
 
     def spawned_workers(self) -> list[int]:
         """Pids of the workers the pool logged as spawned (`worker_spawned name=... pid=P`) that are still
         its live children: unlike `workers()`, never a helper process the supervisor may also start."""
-        spawned = re.findall(r"worker_spawned name=\S+ pid=(\d+)", self.log())
+        if self.log_format == "json":
+            spawned = [str(line["pid"]) for line in self.events("worker_spawned")]
+        else:
+            spawned = re.findall(r"worker_spawned name=\S+ pid=(\d+)", self.log())
         live = set(self.workers())
         return [int(pid) for pid in dict.fromkeys(spawned) if int(pid) in live]
 
     def wait_ready(self, workers: int, timeout: float = 20.0) -> None:
-        wait_for(lambda: self.log().count("worker_started") >= workers, timeout, what=f"{workers} workers started")
+        wait_for(lambda: self.count("worker_started") >= workers, timeout, what=f"{workers} workers started")
 
     def signal(self, signum: int) -> None:
         self.process.send_signal(signum)

@@ -1,10 +1,11 @@
-"""MkDocs hook: the settings reference is generated from the one table of settings in taskq/settings.py.
+"""MkDocs hook: the settings and log events references are generated from their one declaration in the code.
 
 A page writes `<!-- settings-table -->` where the table goes; the hook replaces it at build time with one row
 per `Setting` in `taskq.settings.SETTINGS` (key, default, flag, environment variable, how a running pool
 takes a change, the help line). A new setting, a changed default or a renamed flag shows up on the next
 build without anyone editing the page; an `Apply` value this hook cannot word fails the build, so a new
-kind of reload is never rendered blank.
+kind of reload is never rendered blank. `<!-- log-events-table -->` becomes `taskq.events.table()`, one row
+per declared event.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = "<!-- settings-table -->"
+EVENTS_MARKER = "<!-- log-events-table -->"
 
 # How a running pool takes a change, by `Apply` member name: worded for readers, not for the code.
 APPLY_WORDS = {
@@ -25,13 +27,24 @@ APPLY_WORDS = {
 }
 
 
-def _settings_module() -> Any:
+def _use_checkout() -> None:
     # The checkout being documented, not whichever taskq another install put first on the path.
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
+
+
+def _settings_module() -> Any:
+    _use_checkout()
     from taskq import settings
 
     return settings
+
+
+def log_events_table() -> str:
+    _use_checkout()
+    from taskq import events
+
+    return str(events.table())
 
 
 def _is_duration(setting: Any) -> bool:
@@ -88,4 +101,6 @@ def settings_table() -> str:
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     if MARKER in markdown:
         markdown = markdown.replace(MARKER, settings_table())
+    if EVENTS_MARKER in markdown:
+        markdown = markdown.replace(EVENTS_MARKER, log_events_table())
     return markdown

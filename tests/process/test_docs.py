@@ -22,6 +22,7 @@ import tomllib
 import yaml
 from poolkit import kill_tree, wait_for
 
+from taskq.events import EVENTS
 from taskq.settings import SETTINGS
 
 REPO = docblocks.REPO
@@ -61,6 +62,9 @@ def test_the_site_builds_strictly_with_the_generated_references(tmp_path: Path) 
     for name in ("task", "TaskSpec", "Store", "Enqueued", "TaskContext", "Retry", "Fail", "open_store", "configure"):
         assert f'id="taskq.{name}"' in api_page, name
     assert 'id="taskq.contrib.django.TaskqBackend"' in api_page
+    events_page = (site / "reference" / "log-events" / "index.html").read_text()
+    for event in EVENTS:
+        assert f"<code>{event}</code>" in events_page, event
     # mkdocs.yml and pyproject agree on where the site lives.
     site_url = yaml.safe_load((REPO / "mkdocs.yml").read_text())["site_url"]
     assert tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["urls"]["Documentation"] == site_url

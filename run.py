@@ -2,7 +2,7 @@
 
 import sys
 
-from taskq.cli import main
+from taskq.launch import main
 
 if __name__ == "__main__":
     main(["worker", *sys.argv[1:]], prog_name="taskq")

@@ -9,13 +9,13 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import machine, suite_postgres, suite_sqlite
 from bench.results import Results, table
 from bench.sizes import FULL, QUICK
-from bench.targets import targets_table
+from bench.targets import ISSUE_11, ISSUE_21, targets_table
 
 REPO = Path(__file__).resolve().parent.parent
 PEERS = ("huey", "celery", "taskq_pg", "procrastinate", "rq")
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     results.meta.update(
         mode="quick" if options.quick else "full",
         sizes=sizes.__dict__,
-        started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
         machine=machine.describe(REPO),
     )
     started = time.monotonic()
@@ -119,9 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     results.meta["load_average_at_end"] = os.getloadavg()
 
     table(results)
+    print("\nTargets of issue 21\n")
+    print(targets_table(results, ISSUE_21))
     print("\nTargets of issue 11\n")
-    print(targets_table(results))
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    print(targets_table(results, ISSUE_11))
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = options.out or REPO / "bench" / "results" / f"{stamp}.json"
     results.write_json(out)
     log(f"wrote {out} ({results.meta['elapsed_seconds']} s)")

@@ -210,3 +210,57 @@ def pg_claim_complete(schema: PgSchema, count: int) -> float:
     if done != count:
         raise RuntimeError(f"claimed {done} of {count} tasks")
     return done / elapsed
+
+
+# -- issue 21: the group-commit limit and one big batch ---------------------------------------------
+
+GROUP_COMMIT_BATCH = 32  # tasks claimed and completed per write transaction, as a one-writer design would
+SQLITE_CLAIM_BATCH = """
+UPDATE tasks SET status = 'running', started_at = ?, attempts = attempts + 1, worker_id = ?, lease_until = ?
+WHERE id IN (SELECT id FROM tasks WHERE status = 'pending' AND run_after <= ?
+             ORDER BY priority DESC, run_after, id LIMIT ?) AND status = 'pending'
+RETURNING id, name, args, kwargs
+"""
+
+
+def sqlite_group_commit(path: Path, count: int, batch: int = GROUP_COMMIT_BATCH) -> float:
+    """Tasks/s of the limit issue 21 names: one process, each write transaction completes the previous
+    batch and claims the next `batch` tasks (BEGIN IMMEDIATE; executemany complete; claim; COMMIT), no-op
+    tasks run in between. What a single writer serving every worker could reach at best."""
+    sqlite_fill(path, count)
+    connection = sqlite_connect(path)
+    done, held = 0, []
+    started = time.perf_counter()
+    while True:
+        now = utc_now_naive()
+        now_text = now.strftime(SQLITE_TIME_FORMAT)
+        lease = (now + timedelta(seconds=30)).strftime(SQLITE_TIME_FORMAT)
+        connection.execute("BEGIN IMMEDIATE")
+        connection.executemany(SQLITE_COMPLETE, [(now_text, task_id, "bench-writer") for task_id in held])
+        done += len(held)
+        held = [
+            row[0] for row in connection.execute(SQLITE_CLAIM_BATCH, (now_text, "bench-writer", lease, now_text, batch))
+        ]
+        connection.execute("COMMIT")
+        if not held:
+            break
+    elapsed = time.perf_counter() - started
+    connection.close()
+    if done != count:
+        raise RuntimeError(f"completed {done} of {count} tasks")
+    return done / elapsed
+
+
+def sqlite_insert_one_batch(path: Path, rows: int) -> float:
+    """Rows/s of one transaction inserting `rows` rows with one executemany: what `enqueue_many` of
+    `rows` requests is compared with."""
+    connection = sqlite_connect(path)
+    statement = f"INSERT INTO tasks ({INSERT_COLUMNS}) VALUES ({_PLACEHOLDERS_SQLITE})"
+    started = time.perf_counter()
+    now = _now_text()
+    connection.execute("BEGIN IMMEDIATE")
+    connection.executemany(statement, [task_row(now) for _ in range(rows)])
+    connection.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    connection.close()
+    return rows / elapsed

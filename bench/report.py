@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from bench.results import Figure, Results, table
-from bench.targets import targets_table
+from bench.targets import ISSUE_11, ISSUE_21, targets_table
 
 
 def load(path: Path) -> Results:
@@ -67,9 +67,13 @@ def markdown(results: Results) -> str:
         f"- SQLite claim plan: `{results.meta.get('sqlite_claim_plan')}`",
         *_context(results),
         "",
+        "## Targets of issue 21",
+        "",
+        targets_table(results, ISSUE_21),
+        "",
         "## Targets of issue 11",
         "",
-        targets_table(results),
+        targets_table(results, ISSUE_11),
         "",
         "## Every figure",
         "",
@@ -81,10 +85,12 @@ def markdown(results: Results) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__)
     parser.add_argument("results", type=Path, help="a JSON file written by `python -m bench`")
-    parser.add_argument("--targets", action="store_true", help="only the table of issue 11's targets")
+    parser.add_argument("--targets", action="store_true", help="only a table of targets (--issue)")
+    parser.add_argument("--issue", type=int, choices=(11, 21), default=21, help="whose targets (default 21)")
     options = parser.parse_args(argv)
     results = load(options.results)
-    sys.stdout.write((targets_table(results) if options.targets else markdown(results)) + "\n")
+    chosen = ISSUE_21 if options.issue == 21 else ISSUE_11
+    sys.stdout.write((targets_table(results, chosen) if options.targets else markdown(results)) + "\n")
     return 0
 
 

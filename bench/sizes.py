@@ -14,6 +14,7 @@ class Sizes:
     finished_rows: int  # finished rows in the table for the "claim cost is flat" figures
     drain: int  # no-op tasks drained by a worker pool
     cpu_tasks: int  # tasks of ~CPU_TASK_MS of pure-Python work, drained by 1 and by 2 workers
+    sleep_tasks: int  # tasks sleeping SLEEP_TASK_MS (I/O-like), drained by 1 and by 4 workers (issue 21)
     latency_samples: int  # enqueues into an idle pool
     fanout: int  # children spawned by one task
     progress_tasks: int  # tasks making 100 progress calls each
@@ -29,6 +30,7 @@ QUICK = Sizes(
     finished_rows=200_000,
     drain=10_000,  # issue 11: start-up (~0.6 s) must not dominate the drain figures
     cpu_tasks=2_000,
+    sleep_tasks=4_000,
     latency_samples=50,
     fanout=2_000,
     progress_tasks=200,
@@ -43,6 +45,7 @@ FULL = Sizes(
     finished_rows=1_000_000,
     drain=10_000,
     cpu_tasks=2_000,
+    sleep_tasks=4_000,
     latency_samples=50,
     fanout=10_000,
     progress_tasks=1_000,

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import ceilings, dbs, procs
+from bench import ceilings, dbs, procs, startup
 from bench.peers import DRAIN_WORKERS, measure_drain, measure_latency
 from bench.peers.taskq_peer import SETTINGS, TaskqPeer
 from bench.results import Results
@@ -21,6 +21,8 @@ IDLE_WORKERS = 4
 IDLE_SETTLE_SECONDS = 2.0  # after start-up, before the idle CPU window opens
 CPU_WORKER_COUNTS = (1, 2)
 CPU_TASK = "bench.tasks.cpu_bound"
+SLEEP_TASK, SLEEP_TASK_MS = "bench.tasks.snooze", 2.0
+SLEEP_WORKER_COUNTS = (1, 4)  # issue 21: 4 workers >= 3.5x 1 worker on tasks that wait
 MEMORY_SETTLE_SECONDS = 1.0  # after a drain, before PSS is read: the pool is idle, not mid-commit
 RESCALE_FROM, RESCALE_TO = 2, 4  # `workers:` in the settings file before and after the live edit
 RESCALE_SETTLE_SECONDS = 0.5  # between the first workers' start and the edit: an idle pool is edited
@@ -229,6 +231,19 @@ def run(results: Results, sizes: Sizes, workdir: Path, log: Callable[[str], None
                 results.add(*figures[1], "tasks/s", sizes.cpu_tasks / peer.work_span(CPU_TASK))
 
             _guarded(results, peer, log, figures, cpu_drain)
+        for workers in SLEEP_WORKER_COUNTS:
+            guarded(
+                f"pool.sleep_{workers}",
+                f"taskq drain {sizes.sleep_tasks:,} tasks sleeping {SLEEP_TASK_MS:g} ms, {workers} worker(s)",
+                "tasks/s",
+                lambda w=workers: _drain_named(peer, SLEEP_TASK, sizes.sleep_tasks, [SLEEP_TASK_MS], w, worker_log),
+            )
+        guarded(
+            "pool.first_task_ms",
+            f"taskq pool start -> first task completed, {startup.FIRST_TASK_WORKERS} workers",
+            "ms",
+            lambda: startup.first_task_ms(peer, workdir),
+        )
         guarded(
             "pool.progress_2",
             f"taskq drain {sizes.progress_tasks:,} tasks x 100 progress calls, 2 workers",
@@ -309,3 +324,16 @@ def run(results: Results, sizes: Sizes, workdir: Path, log: Callable[[str], None
         "pool.cpu_1_up",
     )
     results.ratio("pool.ratio.scale_4", "taskq drain 4 workers / 1 worker", "pool.drain_4", "pool.drain_1")
+    results.ratio(
+        "pool.ratio.sleep_scale_4",
+        f"taskq drain of {SLEEP_TASK_MS:g} ms sleeps, 4 workers / 1 worker",
+        "pool.sleep_4",
+        "pool.sleep_1",
+    )
+    results.ratio(
+        "pool.ratio.drain_vs_group_commit",
+        "taskq drain 2 workers / sqlite3 group-commit limit (issue 21)",
+        "pool.drain_2",
+        "sqlite.raw.group_commit",
+        if_measured=True,
+    )

@@ -39,6 +39,24 @@ def run(results: Results, sizes: Sizes, workdir: Path, log: Callable[[str], None
             "tasks/s",
             taskq_store.enqueue_batches(url, sizes.batches),
         )
+        # Issue 21: one enqueue_many of `drain` requests next to one raw executemany of as many rows,
+        # who goes first alternating by repetition.
+        many = [
+            (
+                "sqlite.raw.insert_many",
+                f"sqlite3 one executemany of {sizes.drain:,} rows",
+                "rows/s",
+                lambda: ceilings.sqlite_insert_one_batch(dbs.sqlite_taskq_db(workdir, "raw_many.db")[0], sizes.drain),
+            ),
+            (
+                "sqlite.taskq.enqueue_many_once",
+                f"taskq one enqueue_many of {sizes.drain:,}",
+                "tasks/s",
+                lambda: taskq_store.enqueue_many_once(dbs.sqlite_taskq_db(workdir, "taskq_many.db")[1], sizes.drain),
+            ),
+        ]
+        for key, label, unit, measure in many[:: -1 if rep % 2 else 1]:
+            results.add(key, label, unit, measure())
 
     big_path, big_url = dbs.sqlite_taskq_db(workdir, "finished_rows.db")
     log(f"filling {sizes.finished_rows:,} finished rows")
@@ -51,6 +69,13 @@ def run(results: Results, sizes: Sizes, workdir: Path, log: Callable[[str], None
             "sqlite3 claim + complete cycle",
             "cycles/s",
             ceilings.sqlite_claim_complete(path, sizes.claims),
+        )
+        path, url = dbs.sqlite_taskq_db(workdir, "raw_group_commit.db")
+        results.add(
+            "sqlite.raw.group_commit",
+            f"sqlite3 claim + complete in group commits of {ceilings.GROUP_COMMIT_BATCH} (the limit, issue 21)",
+            "tasks/s",
+            ceilings.sqlite_group_commit(path, sizes.drain),
         )
         path, url = dbs.sqlite_taskq_db(workdir, "taskq_claim.db")
         results.add(
@@ -78,6 +103,12 @@ def run(results: Results, sizes: Sizes, workdir: Path, log: Callable[[str], None
         "taskq enqueue_many / sqlite3 batch insert",
         "sqlite.taskq.enqueue_many",
         "sqlite.raw.insert_batch",
+    )
+    results.ratio(
+        "sqlite.ratio.enqueue_many_once",
+        f"taskq enqueue_many of {sizes.drain:,} / sqlite3 executemany of as many rows",
+        "sqlite.taskq.enqueue_many_once",
+        "sqlite.raw.insert_many",
     )
     results.ratio(
         "sqlite.ratio.claim_complete",

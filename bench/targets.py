@@ -1,4 +1,4 @@
-"""Issue 11's targets, each judged on the median of its figure in one run: a table to paste as it is."""
+"""Issue 11's and issue 21's targets, each judged on the median of its figure in one run: a table to paste as it is."""
 
 from __future__ import annotations
 
@@ -62,6 +62,57 @@ ISSUE_11 = (
     Target(
         "(context) settings write -> last worker_spawned (watcher debounce + reload)", "pool.rescale_spawned_ms", None
     ),
+)
+
+ISSUE_21 = (
+    Target(
+        "drain 10,000 no-ops, 2 workers, from pool start >= 2x Huey's with 2 workers",
+        "compare.drain_vs_huey",
+        2.0,
+        parts=("pool.drain_2", "peer.huey.drain_2"),
+        sizes=(("drain", 10_000),),
+    ),
+    Target(
+        "single enqueue >= 1.2x Huey's (side by side, same count)",
+        "compare.enqueue_vs_huey",
+        1.2,
+        parts=("peer.huey.taskq_enqueue_single", "peer.huey.enqueue_single"),
+    ),
+    Target(
+        "enqueue_many of 10,000 >= 0.7x a raw sqlite3 executemany of the same rows",
+        "sqlite.ratio.enqueue_many_once",
+        0.7,
+        parts=("sqlite.taskq.enqueue_many_once", "sqlite.raw.insert_many"),
+        sizes=(("drain", 10_000),),
+    ),
+    Target(
+        "4,000 tasks sleeping 2 ms, 4 workers >= 3.5x 1 worker",
+        "pool.ratio.sleep_scale_4",
+        3.5,
+        parts=("pool.sleep_4", "pool.sleep_1"),
+        sizes=(("sleep_tasks", 4_000),),
+    ),
+    Target(
+        "2,000 tasks of ~5 ms pure Python, 2 workers >= 1.85x 1 worker (2 cores)",
+        "pool.ratio.cpu_scale_2",
+        1.85,
+        parts=("pool.cpu_2", "pool.cpu_1"),
+        sizes=(("cpu_tasks", 2_000),),
+    ),
+    Target("idle pickup latency p50 <= 3 ms (2 workers)", "pool.latency_p50", 3.0, at_most=True),
+    Target("default pool (supervisor + 2 workers) <= 90 MB PSS, idle after a drain", "pool.pss_total", 90.0, True),
+    Target("pool start -> first task completed <= 300 ms", "pool.first_task_ms", 300.0, at_most=True),
+    Target("settings write -> new worker started <= 150 ms", "pool.rescale_started_ms", 150.0, at_most=True),
+    Target(
+        "(the limit) taskq drain, 2 workers, as a fraction of raw sqlite3 group commits of 32",
+        "pool.ratio.drain_vs_group_commit",
+        None,
+        parts=("pool.drain_2", "sqlite.raw.group_commit"),
+    ),
+    Target(
+        "(context) no-ops: 2 workers / 1 worker", "pool.ratio.scale_2", None, parts=("pool.drain_2", "pool.drain_1")
+    ),
+    Target("(context) pool start -> last worker_started", "pool.start_last_ms", None),
 )
 
 UNITS = {"tasks/s": "/s", "x": "x", "ms": " ms", "MB": " MB"}

@@ -52,3 +52,15 @@ def claim_complete(url: str, count: int) -> float:
     if done != count:
         raise RuntimeError(f"claimed {done} of {count} tasks")
     return done / elapsed
+
+
+def enqueue_many_once(url: str, count: int) -> float:
+    """Tasks/s of one store.enqueue_many call of `count` requests (the requests are built in the timing,
+    as the raw figure builds its rows)."""
+    store = taskq.open_store(url)
+    store.enqueue(NOOP)
+    started = time.perf_counter()
+    store.enqueue_many([taskq.TaskRequest(NOOP) for _ in range(count)])
+    elapsed = time.perf_counter() - started
+    store.dispose()
+    return count / elapsed

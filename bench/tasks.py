@@ -23,6 +23,12 @@ async def nap(seconds: float) -> None:
 
 
 @taskq.task(max_retries=0)
+def snooze(milliseconds: float) -> None:
+    """Blocking I/O-like work (a synchronous HTTP call): the worker process waits, its CPU is free."""
+    time.sleep(milliseconds / 1000.0)
+
+
+@taskq.task(max_retries=0)
 def stamp() -> float:
     """Returns when it started running, so pickup latency = result - time of enqueue."""
     return time.time()

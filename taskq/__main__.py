@@ -1,3 +1,3 @@
-from taskq.cli import main
+from taskq.launch import main
 
 main(prog_name="taskq")

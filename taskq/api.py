@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from taskq import builtin_tasks as _builtin_tasks  # noqa: F401  (registers taskq.echo and taskq.sleep)
 from taskq import registry
 from taskq.engine import open_engine
 from taskq.store import Store

@@ -73,7 +73,7 @@ class ConcurrentLoop:
                     timeout = await self._in_database(self.worker.idle_timeout)
                 try:
                     await asyncio.wait_for(changed.wait(), timeout)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     idle_poll.back_off()
         finally:
             for fd in watched:

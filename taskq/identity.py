@@ -8,6 +8,7 @@ their leases. Elsewhere (no /proc) ids carry zeros and nothing is ever judged de
 
 from __future__ import annotations
 
+import os
 import socket
 from dataclasses import dataclass
 from functools import cache
@@ -76,3 +77,20 @@ class WorkerIdentity:
         if self.host != hostname() or self.boot != boot_id() or UNKNOWN in (self.boot, self.start):
             return False
         return process_start(self.pid) != self.start
+
+
+# The supervisor that started a process, stamped in its environment (/proc/<pid>/environ shows it, a forked
+# worker's too): a pool starting later tells an orphan of a dead supervisor by it (taskq/orphans.py).
+SUPERVISOR_ENV = "TASKQ_SUPERVISOR"  # "<pid>:<start>"
+
+
+def supervisor_stamp() -> str:
+    """This process as the supervisor of the workers it starts: `<pid>:<start>`, or "" without /proc."""
+    start = process_start(os.getpid()) if boot_id() != UNKNOWN else None
+    return f"{os.getpid()}:{start}" if start else ""
+
+
+def supervisor_environment() -> dict[str, str]:
+    """The environment for the fork server and the workers: this one, plus the supervisor's stamp."""
+    stamp = supervisor_stamp()
+    return {**os.environ, SUPERVISOR_ENV: stamp} if stamp else dict(os.environ)

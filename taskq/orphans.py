@@ -24,26 +24,21 @@ import time
 from datetime import datetime
 
 from taskq.events import log_event
-from taskq.identity import UNKNOWN, WorkerIdentity, boot_id, hostname, process_start, process_state
+from taskq.identity import (  # the stamp lives there: the fork server starts before anything heavy is imported
+    SUPERVISOR_ENV,
+    UNKNOWN,
+    WorkerIdentity,
+    boot_id,
+    hostname,
+    process_start,
+    process_state,
+)
 from taskq.maintenance import WORKER_ROW_TTL_SECONDS
 from taskq.store import Store
 
-SUPERVISOR_ENV = "TASKQ_SUPERVISOR"  # "<pid>:<start>" of the supervisor that started a worker
 KILL_WAIT_SECONDS = 5.0  # a SIGKILLed process is gone (or a zombie) within milliseconds; this is a backstop
 
 log = logging.getLogger("taskq.pool")
-
-
-def supervisor_stamp() -> str:
-    """This process as the supervisor of the workers it starts: `<pid>:<start>`, or "" without /proc."""
-    start = process_start(os.getpid()) if boot_id() != UNKNOWN else None
-    return f"{os.getpid()}:{start}" if start else ""
-
-
-def supervisor_environment() -> dict[str, str]:
-    """The environment for the fork server and the workers: this one, plus the supervisor's stamp."""
-    stamp = supervisor_stamp()
-    return {**os.environ, SUPERVISOR_ENV: stamp} if stamp else dict(os.environ)
 
 
 def stamped_supervisor(pid: int) -> tuple[int, str] | None:

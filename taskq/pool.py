@@ -21,17 +21,17 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy.exc import DBAPIError
 
-from taskq import protocol, registry, systemd, urls, wakeup
+from taskq import forkserver, protocol, registry, systemd, urls, wakeup
 from taskq.api import open_store
 from taskq.clock import utc_now
 from taskq.events import log_event
-from taskq.forkserver import ForkedProcess, ForkServerClient, become_subreaper
-from taskq.identity import WorkerIdentity
+from taskq.forkserver import ForkedProcess
+from taskq.identity import WorkerIdentity, supervisor_environment
 from taskq.lifecycle import PASS_ON_TRIES
 from taskq.logformat import use_format
 from taskq.maintenance import DeadWorkerRescuer, LeaseRescuer, MaintenanceThread, Retention, StatsRollup
 from taskq.model import Interruption
-from taskq.orphans import OrphanKiller, supervisor_environment
+from taskq.orphans import OrphanKiller
 from taskq.protocol import KillReason
 from taskq.respawn import QUICK_DEATH_SECONDS, RespawnBackoff
 from taskq.scheduler import Scheduler, parse_schedules
@@ -88,10 +88,9 @@ def waitstatus_code(pid: int) -> int:
 class Pool:
     def __init__(self, settings: Settings) -> None:
         """`settings` as `load_settings` made them: the command line's flags in them stay in force on reloads."""
-        # First, so that its imports run while this process finishes its own start-up.
-        self.forkserver = ForkServerClient(supervisor_environment()) if become_subreaper() else None
-        if self.forkserver is not None:
-            self.forkserver.start()
+        # First (if `taskq worker` has not started it already), so that its imports run while this
+        # process finishes its own start-up.
+        self.forkserver = forkserver.pool_client(supervisor_environment())
         self.settings = settings
         self.store = open_store(settings.database, upgrade=False)  # `taskq worker` upgraded it already
         self.handles: list[WorkerHandle] = []
@@ -117,7 +116,7 @@ class Pool:
                 (StatsRollup(self.store), ROLLUP_SECONDS),
             ]
         )
-        self.watcher = SettingsWatcher(settings.path) if settings.path is not None else None
+        self.watcher = SettingsWatcher(settings.path, self._wake_main_loop) if settings.path is not None else None
 
     # -- configuration ------------------------------------------------------------------------------
 
@@ -473,6 +472,11 @@ class Pool:
                 log_event(log, logging.WARNING, "task_worker_died", task_id=task.task_id, worker=handle.config.name)
 
     # -- signals and shutdown ------------------------------------------------------------------------
+
+    def _wake_main_loop(self) -> None:
+        """The settings watcher's reload is due: wake the loop now rather than at its next tick."""
+        with contextlib.suppress(OSError):  # a full pipe wakes it as well
+            os.write(self._signal_w, b"w")
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         self._signals.append(signum)  # only record; set_wakeup_fd wakes the main loop

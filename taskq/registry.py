@@ -66,7 +66,7 @@ class TaskSpec(Generic[Params, Returns]):
     def enqueue(self, *args: Params.args, **kwargs: Params.kwargs) -> Enqueued[Returns]:
         """Queue a run on the default store (TASKQ_DATABASE_URL or sqlite:///taskq.db); the returned
         handle waits for it (`.wait()`, `.result()`), reads `.status()` and can `.cancel()` it."""
-        if _default_store is None:  # taskq.api installs it; importing anything of taskq imports taskq.api
+        if _default_store is None:  # taskq.api installs it; any name taken from `taskq` imports taskq.api
             raise TaskqError("no default store: import taskq (or taskq.api) before enqueueing")
         return _default_store().enqueue(self.name, args, kwargs)
 

@@ -42,8 +42,6 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
-from croniter import croniter  # type: ignore[import-untyped]  # ships no type hints
-
 from taskq import registry
 from taskq.clock import as_utc, parse_duration
 from taskq.events import log_event
@@ -110,6 +108,8 @@ class Schedule:
         """The first slot strictly after `instant`. Cron slots are fixed by the expression (UTC); `every`
         slots lie on the grid anchor + k * every, where the anchor defaults to `instant` itself."""
         if self.cron is not None:
+            from croniter import croniter  # type: ignore[import-untyped]  # ships no type hints
+
             # croniter reads the expression in the start time's own zone: cron is UTC here.
             return croniter(self.cron, as_utc(instant)).get_next(datetime)
         assert self.every is not None
@@ -182,6 +182,9 @@ def _parse_cron(value: Any) -> str:
         return expression.lower()
     if len(expression.split()) != CRON_FIELDS:
         raise ValueError(f"cron: {value!r} must have 5 fields: minute hour day-of-month month day-of-week (UTC)")
+    # Imported here, where a cron entry is read: a pool without cron schedules never loads it (~15 ms).
+    from croniter import croniter
+
     if not croniter.is_valid(expression):
         raise ValueError(f"cron: invalid expression {value!r}")
     return expression

@@ -20,7 +20,7 @@ Create Date: 2026-12-06
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -131,7 +131,7 @@ def upgrade() -> None:
         .order_by(volume.desc(), totals.c.name)
         .limit(METRIC_NAMES_SEEDED)
     )
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     rows = [{"name": name, "admitted_at": now} for name in op.get_bind().execute(busiest).scalars()]
     if rows:
         op.bulk_insert(names, rows)

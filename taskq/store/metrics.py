@@ -25,7 +25,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Row, Select, and_, bindparam, case, delete, func, insert, select, union_all, update
@@ -63,7 +63,7 @@ METRIC_NAMES_MAX = 100
 OTHER_NAME = "other"  # a task really named "other" shares that series: still a sum of monotonic counters
 _IN_BATCH = 500  # values per IN (...) of names or ids: well under every driver's parameter limit
 _STATE_ID = 1
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)  # "before everything", for a watermark never set
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # "before everything", for a watermark never set
 
 
 def minute_of(moment: datetime) -> datetime:

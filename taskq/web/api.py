@@ -6,7 +6,7 @@ import json
 import logging
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -306,7 +306,7 @@ async def charts(request: Request) -> JSONResponse:
     length, step = CHART_WINDOWS[window]
     now = utc_now()
     step_seconds = step.total_seconds()
-    start = datetime.fromtimestamp((now - length).timestamp() // step_seconds * step_seconds, tz=timezone.utc)
+    start = datetime.fromtimestamp((now - length).timestamp() // step_seconds * step_seconds, tz=UTC)
     slots = int((now - start) / step) + 1
     store = _store(request)
     window_data = await run_in_threadpool(lambda: store.chart_window(since=start, queue=queue, name=name))

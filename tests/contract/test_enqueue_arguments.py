@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -57,7 +57,7 @@ def test_a_task_this_process_has_not_imported_is_not_checked(store: Store) -> No
 
 
 def test_run_after_is_a_time_and_delay_is_seconds_or_a_timedelta(store: Store) -> None:
-    now = datetime(2030, 1, 1, 12, tzinfo=timezone.utc)
+    now = datetime(2030, 1, 1, 12, tzinfo=UTC)
     at = store.enqueue("taskq.echo", run_after=now + timedelta(hours=2), now=now).id
     by_seconds = store.enqueue("taskq.echo", delay=90, now=now).id
     by_timedelta = store.enqueue("taskq.echo", delay=timedelta(minutes=5), now=now).id
@@ -79,7 +79,7 @@ def test_an_epoch_number_is_an_error_not_a_delay_until_2083(store: Store) -> Non
 
 
 def test_a_number_as_run_after_still_means_a_delay_with_a_warning(store: Store) -> None:
-    now = datetime(2030, 1, 1, 12, tzinfo=timezone.utc)
+    now = datetime(2030, 1, 1, 12, tzinfo=UTC)
     with pytest.warns(DeprecationWarning, match="pass delay="):
         task_id = store.enqueue("taskq.echo", run_after=60, now=now).id  # type: ignore[arg-type]
     assert store.require(task_id).run_after == now + timedelta(seconds=60)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import taskq
@@ -18,7 +18,7 @@ from taskq.scheduler import Schedule, Scheduler, parse_schedules
 from taskq.store import Store
 
 SPAWN = multiprocessing.get_context("spawn")
-T0 = datetime(2026, 1, 1, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
 
 
 def at(seconds: float) -> datetime:
@@ -175,7 +175,7 @@ def test_cron_runs_at_each_utc_slot(store: Store) -> None:
     scheduler.run_once(T0)
     for day in (2, 3, 4):
         row = active_row(store, "nightly")
-        assert row.run_after == datetime(2026, 1, day, 3, 0, tzinfo=timezone.utc)
+        assert row.run_after == datetime(2026, 1, day, 3, 0, tzinfo=UTC)
         assert row.kwargs == {"x": 1}
         assert run_due(store, row.run_after - timedelta(seconds=1)) == []
         assert len(run_due(store, row.run_after + timedelta(seconds=1), duration=60)) == 1
@@ -196,7 +196,7 @@ def test_missed_occurrences_run_once_then_the_cadence_resumes(store: Store) -> N
     assert sorted(task.name for task in ran) == ["taskq.echo", "taskq.echo"]
     assert scheduler.run_once(back + timedelta(seconds=10)) == counts(created=2)
     assert active_row(store, "hourly").run_after == T0 + timedelta(days=3, hours=1)
-    assert active_row(store, "nightly").run_after == datetime(2026, 1, 5, 3, 0, tzinfo=timezone.utc)
+    assert active_row(store, "nightly").run_after == datetime(2026, 1, 5, 3, 0, tzinfo=UTC)
     assert run_due(store, back + timedelta(seconds=10)) == []
     assert len(schedule_rows(store, "hourly")) == 2 and len(schedule_rows(store, "nightly")) == 2
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -44,7 +44,7 @@ def test_enqueue_then_get_roundtrips_every_field(store: Store) -> None:
         "q",
     )
     assert (task.status, task.max_retries, task.timeout, task.dedup_key) == (Status.PENDING, 2, 9.5, "x")
-    assert task.created_at.tzinfo is timezone.utc and task.run_after.tzinfo is timezone.utc
+    assert task.created_at.tzinfo is UTC and task.run_after.tzinfo is UTC
 
 
 def test_dedup_key_returns_existing_active_task_then_frees_after_completion(store: Store) -> None:

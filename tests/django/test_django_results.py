@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import traceback
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django_pool import DJANGO_SKIP_REASON
@@ -52,7 +52,7 @@ def test_the_class_path_of_the_last_exception_in_a_traceback() -> None:
 
 
 def row(**changes: object) -> Task:
-    now = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2030, 1, 1, tzinfo=UTC)
     base = Task(
         id=7, name="djangotest.tasks.add", queue="default", args=[1], kwargs={"b": 2}, status=Status.PENDING,
         priority=0, run_after=now, attempts=0, max_retries=3, dedup_key=None, parent_id=None, progress=0.0,
@@ -69,7 +69,7 @@ def test_statuses_errors_worker_ids_and_times_from_a_row(site) -> None:  # type:
     from taskq.contrib.django.framework import TaskResultStatus
     from taskq.contrib.django.results import to_result
 
-    start = datetime(2030, 1, 1, 0, 0, 1, tzinfo=timezone.utc)
+    start = datetime(2030, 1, 1, 0, 0, 1, tzinfo=UTC)
     log = [{"attempt": 1, "at": "...", "error": text_of(ValueError("x")), "worker_id": "w1",
             "started_at": start.isoformat()}]
     expected = {

@@ -28,6 +28,26 @@ def test_sqlite_ceilings_and_store_rates_are_positive(tmp_path: Path) -> None:
     assert taskq_store.claim_complete(url, 20) > 0
 
 
+def test_issue_21_limits_and_one_batch_figures_are_positive(tmp_path: Path) -> None:
+    path, url = dbs.sqlite_taskq_db(tmp_path, "group.db")
+    assert ceilings.sqlite_group_commit(path, 70, batch=8) > 0  # 70: the last batch is a partial one
+    path, url = dbs.sqlite_taskq_db(tmp_path, "many.db")
+    assert ceilings.sqlite_insert_one_batch(path, 50) > 0
+    assert taskq_store.enqueue_many_once(url, 50) > 0
+
+
+def test_pool_start_to_first_task_is_measured_from_the_rows_own_clock(tmp_path: Path) -> None:
+    from bench.peers.taskq_peer import TaskqPeer
+    from bench.startup import first_task_ms
+
+    peer = TaskqPeer("sqlite")
+    peer.setup(tmp_path)
+    try:
+        assert 0 < first_task_ms(peer, tmp_path) < 120_000
+    finally:
+        peer.teardown()
+
+
 def test_postgres_ceilings_run_in_a_schema_that_is_dropped(postgres_url: str) -> None:
     reason = dbs.postgres_available()
     if reason:
@@ -78,6 +98,21 @@ def test_targets_table_judges_medians_and_names_what_was_not_measured() -> None:
     assert "not measured: its group was not run" in enqueue
 
 
+def test_issue_21_targets_table_has_a_row_per_target() -> None:
+    from bench.targets import ISSUE_21, targets_table
+
+    results = Results()
+    for taskq_rate, raw_rate in ((9_000.0, 30_000.0), (8_000.0, 32_000.0), (10_000.0, 31_000.0)):
+        results.add("pool.drain_2", "taskq drain", "tasks/s", taskq_rate)
+        results.add("sqlite.raw.group_commit", "limit", "tasks/s", raw_rate)
+        results.add("pool.first_task_ms", "first task", "ms", 250.0)
+    results.ratio("pool.ratio.drain_vs_group_commit", "taskq / limit", "pool.drain_2", "sqlite.raw.group_commit")
+    lines = targets_table(results, ISSUE_21).splitlines()[2:]
+    assert len(lines) == len(ISSUE_21)
+    assert any("first task" in line and line.endswith("| met |") for line in lines)
+    assert any("(the limit)" in line and "0.30x" in line and line.endswith("| - |") for line in lines)
+
+
 def test_calibrated_cpu_task_is_about_the_asked_length() -> None:
     import time
 
@@ -112,3 +147,32 @@ def test_lookups_bench_rows_read_back_as_taskq_rows(database_url: str) -> None:
             assert "ix_tasks_dedup_key" in " ".join(str(row[-1]) for row in plan)
     finally:
         store.dispose()
+
+
+def test_scaling_curve_prints_its_tables_and_draws_the_chart(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib", reason="the chart needs matplotlib: pip install -r bench/requirements.txt")
+    from bench import scaling
+
+    png = tmp_path / "curve.png"
+    arguments = ["--only", "sqlite", "--kinds", "noop,sleep", "--workers", "1,2", "--noops", "20", "--sleeps", "10"]
+    assert scaling.main([*arguments, "--finished-rows", "100", "--png", str(png)]) == 0
+    printed = capsys.readouterr().out
+    assert "| sqlite | noop |" in printed and "| sqlite | sleep |" in printed
+    assert "| sqlite | 100 |" in printed  # claim latency at the filled size
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_drain_profile_sorts_worker_samples_into_its_buckets(capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    if shutil.which("py-spy") is None:
+        pytest.skip("py-spy is not installed: pip install -r bench/requirements.txt")
+    from bench import profile_drain
+
+    assert profile_drain.main(["--tasks", "3000", "--workers", "1", "--seconds", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "| where a worker's wall time goes | share |" in printed
+    assert "COMMIT" in printed or "other SQL" in printed  # the drain was sampled while it wrote
+    assert set(profile_drain.leaf_buckets().values()) >= {"COMMIT", "BEGIN IMMEDIATE"}

@@ -256,12 +256,14 @@ def _artifacts() -> Any:
     return ARTIFACTS
 
 
-BIG_RESULT_CHARS = 50 * 2**20
+# 8 MB in the browser (the API's own tests take 50 MB, test_web_strict_input.py): enough to show the
+# clipping, without a minute of a loaded CI machine spent moving 50 MB through Chromium.
+BIG_RESULT_CHARS = 8 * 2**20
 
 
-def test_a_50_mb_result_stays_out_of_the_list_and_loads_whole_on_request(page: Any, dashboard: Dashboard) -> None:
-    """Issue 20 point 5: the list carries the result's size, not the result; the task page shows its first
-    64 kB at once and the whole of it only when asked (it took 14.6 s to render the page before)."""
+def test_a_big_result_stays_out_of_the_list_and_loads_whole_on_request(page: Any, dashboard: Dashboard) -> None:
+    """The list carries the result's size, not the result; the task page shows its first 64 kB at once and
+    the whole of it only when asked (a 50 MB one took 14.6 s to render the page before)."""
     values = {**failed_row(0, HELD, 1), "status": "completed", "error": None, "result": "x" * BIG_RESULT_CHARS}
     with dashboard.store.engine.begin() as conn:
         task_id = conn.execute(insert(tasks).values(values)).inserted_primary_key[0]
@@ -269,12 +271,12 @@ def test_a_50_mb_result_stays_out_of_the_list_and_loads_whole_on_request(page: A
         page.goto(f"{dashboard.base}/?queue={HELD}&status=completed")
         expect(row(page, task_id)).to_have_count(1)
         polled = "async (query) => (await (await fetch('/api/tasks?' + query)).text()).length"
-        assert page.evaluate(polled, f"queue={HELD}&status=completed&limit=50") < 100_000  # 52 MB before
+        assert page.evaluate(polled, f"queue={HELD}&status=completed&limit=50") < 100_000  # the whole result before
 
         started = time.monotonic()
         page.goto(f"{dashboard.base}/tasks/{task_id}")
         note = page.locator('#task p.clipped[data-for="result"]')
-        expect(note).to_contain_text("Clipped: the first 64.0 kB of 50.0 MB of JSON.")
+        expect(note).to_contain_text("Clipped: the first 64.0 kB of 8.0 MB of JSON.")
         shown_after = time.monotonic() - started
         assert page.evaluate("document.querySelector('#task pre.result').textContent.length") == 64 * 1024 + 1
         note.locator("button").click()
@@ -285,6 +287,6 @@ def test_a_50_mb_result_stays_out_of_the_list_and_loads_whole_on_request(page: A
         assert page.evaluate("document.querySelector('#task pre.result').textContent.length") == length
         (_artifacts() / "big_result_task_page.txt").write_text(f"clipped page shown after {shown_after:.2f} s\n")
     finally:
-        page.goto(f"{dashboard.base}/?queue={HELD}")  # the screenshot of 50 MB of text would time out
+        page.goto(f"{dashboard.base}/?queue={HELD}")  # the screenshot of megabytes of text would time out
         with dashboard.store.engine.begin() as conn:
             conn.execute(tasks.delete().where(tasks.c.id == task_id))

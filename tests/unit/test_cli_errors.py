@@ -52,7 +52,7 @@ def test_the_distribution_name_is_not_the_taken_one_and_the_readme_installs_it()
     root = Path(__file__).resolve().parents[2]
     project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
     assert project["name"] == DISTRIBUTION != "taskq"  # `taskq` on PyPI is an unrelated 2014 package
-    assert project["scripts"] == {"taskq": "taskq.cli:main"}
+    assert project["scripts"] == {"taskq": "taskq.launch:main"}  # starts the fork server, then taskq.cli
     readme = (root / "README.md").read_text()
     assert f"pip install {DISTRIBUTION}" in readme and f"pip install '{DISTRIBUTION}[postgres]'" in readme
     assert "pip install taskq\n" not in readme and "'taskq[" not in readme

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -29,7 +29,7 @@ from taskq.lifecycle import (
 )
 from taskq.model import ACTIVE_STATUSES, TERMINAL_STATUSES, Status
 
-NOW = datetime(2030, 1, 1, 12, tzinfo=timezone.utc)
+NOW = datetime(2030, 1, 1, 12, tzinfo=UTC)
 P, R, W = Status.PENDING, Status.RUNNING, Status.WAITING_FOR_CHILDREN
 C, F, X = Status.COMPLETED, Status.FAILED, Status.CANCELLED
 

@@ -5,9 +5,8 @@ tests/process/test_wheel_install.py."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
-
 import tomllib
+from pathlib import Path
 
 import taskq
 from taskq.distribution import version

@@ -6,7 +6,7 @@ deferred success ~960 deep was a RecursionError in its decoder). Real pools: tes
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -24,7 +24,7 @@ from taskq.store import Store
 from taskq.supervision import WorkerLedger
 
 WORKER = "host:1:worker-1:boot:1"
-AT = datetime(2026, 12, 6, 12, 0, tzinfo=timezone.utc)
+AT = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 
 
 @taskq.task(name="unit.poison.deep", max_retries=3)

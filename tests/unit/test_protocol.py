@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from taskq import protocol
 from taskq.model import Completion
 
-AT = datetime(2026, 12, 6, 12, 0, 0, 123456, tzinfo=timezone.utc)
+AT = datetime(2026, 12, 6, 12, 0, 0, 123456, tzinfo=UTC)
 
 MESSAGES = [
     protocol.Ready(),

@@ -4,7 +4,7 @@ scheduler use it. No database."""
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -12,7 +12,7 @@ import pytest
 from taskq.model import InvalidTaskArguments, TaskRequest
 from taskq.requests import check_options, check_request, parse_request
 
-NOW = datetime(2030, 1, 1, 12, tzinfo=timezone.utc)
+NOW = datetime(2030, 1, 1, 12, tzinfo=UTC)
 
 
 def check(**fields: Any) -> datetime:
@@ -120,7 +120,7 @@ def test_parse_request_reads_text_durations_iso_times_and_refuses_unknown_fields
         "q",
     )
     at = parse_request({"name": "t", "run_after": "2031-02-03T04:05:06+02:00"}, now=NOW).run_after
-    assert at == datetime(2031, 2, 3, 2, 5, 6, tzinfo=timezone.utc)
+    assert at == datetime(2031, 2, 3, 2, 5, 6, tzinfo=UTC)
     assert parse_request({"name": "t", "timeout": 12}, now=NOW).timeout == 12.0
 
 

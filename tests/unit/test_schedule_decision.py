@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from taskq.model import Status
 from taskq.scheduler import Schedule, Scheduler
 from taskq.store.schedules import ScheduledTask, ScheduleState, ScheduleView
 
-NOW = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 EVERY = Schedule("tick", "taskq.echo", every=timedelta(minutes=10))
 
 

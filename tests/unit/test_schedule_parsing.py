@@ -4,14 +4,14 @@ tests/contract/test_scheduler.py; two real pools: tests/process/test_scheduler_p
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
 from taskq.scheduler import Schedule, parse_schedules
 
-T0 = datetime(2026, 1, 1, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
 
 
 def at(seconds: float) -> datetime:
@@ -92,8 +92,8 @@ def test_next_after_follows_the_anchor_grid_and_cron_in_utc() -> None:
     assert every.next_after(at(3), anchor=at(0)) == at(10)
     assert every.next_after(at(20), anchor=at(0)) == at(30)  # strictly after
     nightly = Schedule("n", "t", cron="0 3 * * *")
-    assert nightly.next_after(T0) == datetime(2026, 1, 2, 3, 0, tzinfo=timezone.utc)
+    assert nightly.next_after(T0) == datetime(2026, 1, 2, 3, 0, tzinfo=UTC)
     plus_two = timezone(timedelta(hours=2))
     assert nightly.next_after(datetime(2026, 1, 2, 4, 30, tzinfo=plus_two)) == datetime(
-        2026, 1, 2, 3, 0, tzinfo=timezone.utc
+        2026, 1, 2, 3, 0, tzinfo=UTC
     )

@@ -4,7 +4,7 @@ is executing, when its worker must be killed and why, and how each task is settl
 from __future__ import annotations
 
 import signal
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from taskq import protocol
 from taskq.model import Completion, Interrupted, Interruption
@@ -23,7 +23,7 @@ def ledger(*messages: protocol.Message, at: float = 100.0) -> WorkerLedger:
 
 
 def completion(task_id: int) -> Completion:
-    return Completion(task_id, 1, 42, datetime(2024, 1, 1, tzinfo=timezone.utc), False, None)
+    return Completion(task_id, 1, 42, datetime(2024, 1, 1, tzinfo=UTC), False, None)
 
 
 def test_messages_track_what_is_executing_and_what_is_deferred() -> None:

@@ -13,12 +13,12 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import docblocks
 import pytest
-import tomllib
 import yaml
 from poolkit import kill_tree, wait_for
 

@@ -49,9 +49,10 @@ def test_readme_links_and_images_are_absolute_and_name_the_project() -> None:
     assert relative == [], relative
     github = [target for target in targets if "github" in target]
     assert all(
-        target.startswith((f"{PROJECT_URL}/", "https://raw.githubusercontent.com/taskq-sql/taskq/"))
+        target.startswith((f"{PROJECT_URL}/", "https://raw.githubusercontent.com/taskq-sql/taskq/", DOCS_URL))
         for target in github
     )
+    assert any(target.startswith(DOCS_URL) for target in targets), "the README links to the documentation site"
 
 
 def test_the_alembic_ini_promises_only_what_env_py_does() -> None:

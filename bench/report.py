@@ -1,5 +1,5 @@
 """`python -m bench.report RESULTS.json [--targets]`: one run as Markdown: the machine, issue 11's targets
-met or not, and every figure (`--targets`: the targets table alone, e.g. for the README)."""
+met or not, and every figure (`--targets`: the targets table alone, e.g. for the docs' Performance page)."""
 
 from __future__ import annotations
 

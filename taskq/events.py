@@ -7,8 +7,9 @@ seconds=0.002`. The free-text fields (`FREE_TEXT`: an error line, a traceback, a
 last, after ": ", so a line reads as it did before events had names. taskq/logformat.py turns a record into
 a JSON line instead when `log_format: json`.
 
-EVENTS declares each event once, with its fields and meaning: the README's "Log events" table is generated
-from it, and a test checks it against the names and fields the code passes to `log_event`.
+EVENTS declares each event once, with its fields and meaning: the docs' "Log events" table
+(docs/reference/log-events.md) is generated from it, and a test checks it against the names and fields the
+code passes to `log_event`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ RESERVED = ("time", "level", "logger", "process", "event", "message", "exception
 class Event:
     name: str
     fields: tuple[str, ...]  # every field some call passes (one call may pass fewer)
-    meaning: str  # one line, for the README table
+    meaning: str  # one line, for the docs' table
 
 
 def _events(*events: Event) -> dict[str, Event]:
@@ -200,7 +201,7 @@ def log_event(logger: logging.Logger, level: int, event: str, /, *, exc_info: bo
 
 
 def table(events: Sequence[Event] | None = None) -> str:
-    """The README's "Log events" table (Markdown), one row per declared event."""
+    """The "Log events" table of the docs (Markdown; docs/hooks.py puts it in the page), one row per event."""
     rows = ["| event | fields | meaning |", "|---|---|---|"]
     for event in events if events is not None else EVENTS.values():
         fields = ", ".join(f"`{name}`" for name in dict.fromkeys(event.fields)) or "-"

@@ -6,7 +6,7 @@ calls makeRetryDecision, then writes; these are those functions for taskq).
 Adding a status: the `Status` enum (model.py) and its rows here; the CHECK constraint in schema.py follows
 the enum (a migration carries it to databases), and the store statements of the events that enter or
 leave it each name their `Event` (grep the store for it). The dashboard's colours (web/static) and the
-README's diagram follow.
+diagram in docs/explanation/lifecycle.md follow.
 Changing the backoff formula: `RetryPolicy.delay` below, nothing else.
 
 A task whose name its worker does not know has not run at all: `decide_pass_on` sends it back to pending,

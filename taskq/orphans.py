@@ -4,7 +4,7 @@ number of workers its pool wants (DESIGN.md rule 14).
 
 Such an orphan already claims nothing more, enforces its tasks' timeouts itself and exits within
 `shutdown_grace` (taskq/heartbeat.py: SupervisorWatch, OrphanGuard). Waiting for it could delay the new
-pool by that grace; killing it costs what a whole-pool crash costs (README, "What a crash can cost"): its
+pool by that grace; killing it costs what a whole-pool crash costs (docs/how-to/crash-semantics.md): its
 executing task is a failed attempt if it had run 0.25 s, the tasks it held and never started go back
 uncounted.
 

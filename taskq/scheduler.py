@@ -4,7 +4,7 @@
       refresh_index: {task: myapp.refresh, every: 6h}
       nightly_report: {task: myapp.report, cron: "0 3 * * *", kwargs: {full: true}}
 
-Semantics (the README's "Schedules" section says the same for users):
+Semantics (docs/how-to/schedules.md says the same for users):
 
 - One row per schedule. Each schedule is kept as exactly one active task row with dedup key
   `schedule:<name>`, however many pools on however many hosts call `run_once` at once: the partial unique

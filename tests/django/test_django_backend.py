@@ -168,7 +168,7 @@ def test_capabilities_and_system_checks() -> None:
     backend = task_backends["default"]
     assert backend.supports_defer and backend.supports_async_task
     assert backend.supports_get_result and backend.supports_priority
-    assert backend.check() == []  # the test project is configured as the README says
+    assert backend.check() == []  # the test project is configured as the Django guide (docs/how-to/django.md) says
     broken = type(backend)("broken", {"OPTIONS": {"DATABASE_ALIAS": "nope", "TYPO": 1}})
     assert sorted(message.id for message in broken.check()) == ["taskq.E001", "taskq.E002"]
     elsewhere = {"OPTIONS": {"DATABASE_ALIAS": "default", "DATABASE": "sqlite:////tmp/another.db"}}
@@ -201,7 +201,7 @@ def test_django_is_set_up_once_in_the_fork_server_before_the_workers_are_forked(
 
 
 def test_taskq_worker_runs_django_tasks_with_django_settings_module(site) -> None:  # type: ignore[no-untyped-def]
-    """The plain `taskq worker`, as the README says: DJANGO_SETTINGS_MODULE (inherited here), the
+    """The plain `taskq worker`, as the Django guide says: DJANGO_SETTINGS_MODULE (inherited here), the
     autodiscovery first in the imports, the backend's database."""
     from djangotest.tasks import stamp
 

@@ -1,6 +1,6 @@
-"""The README's Django section and examples/django_site, verbatim: the files the README shows are the
-example's, and its commands run in a copy of the example (migrate, `manage.py taskq_worker &`, runserver on
-a free port instead of 8000, then the curl lines): the committed view's task runs to SUCCESSFUL with its
+"""The Django guide (docs/how-to/django.md) and examples/django_site, verbatim: the files the guide shows are
+the example's, and its commands run in a copy of the example (migrate, `manage.py taskq_worker &`, runserver
+on a free port instead of 8000, then the curl lines): the committed view's task runs to SUCCESSFUL with its
 progress at 100 (JSON and the self-reloading page), the rolled-back view leaves neither note nor task."""
 
 from __future__ import annotations
@@ -27,16 +27,14 @@ BLOCK = re.compile(r"```(\w+)\n(.*?)```", re.DOTALL)
 
 
 def section() -> str:
-    readme = (REPO / "README.md").read_text()
-    start = readme.index("## Django: a backend of `django.tasks`")
-    return readme[start : readme.index("\n## ", start + 1)]
+    return (REPO / "docs" / "how-to" / "django.md").read_text()
 
 
 def blocks(language: str) -> list[str]:
     return [body for lang, body in BLOCK.findall(section()) if lang == language]
 
 
-def test_the_readme_shows_the_examples_files_verbatim() -> None:
+def test_the_guide_shows_the_examples_files_verbatim() -> None:
     shown = {body.splitlines()[0][2:]: body for body in blocks("python")}
     assert set(shown) == {"site_project/settings.py (excerpt)", "notes/tasks.py", "notes/views.py"}
     for name in ("notes/tasks.py", "notes/views.py"):
@@ -74,7 +72,7 @@ def site(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str], list[subprocess
                     process.wait(10)
 
 
-def test_the_readme_commands_run_the_example(site) -> None:  # type: ignore[no-untyped-def]
+def test_the_guide_commands_run_the_example(site) -> None:  # type: ignore[no-untyped-def]
     pytest.importorskip("django.tasks", reason="the example is written for Django >= 6 (django.tasks)")
     folder, env, background = site
     start, calls = blocks("bash")

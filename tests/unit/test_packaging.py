@@ -13,6 +13,7 @@ from taskq.distribution import version
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT_URL = "https://github.com/taskq-sql/taskq"
+DOCS_URL = "https://taskq-sql.github.io/taskq/"  # mkdocs.yml's site_url (tests/process/test_docs.py)
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)|<img [^>]*src=\"([^\"]+)\"")
 
 
@@ -31,7 +32,8 @@ def test_pypi_metadata_authors_classifiers_and_urls() -> None:
     assert meta["authors"] and "Typing :: Typed" in meta["classifiers"]
     assert any(c.startswith("Programming Language :: Python :: 3.") for c in meta["classifiers"])
     assert not any(c.startswith("License ::") for c in meta["classifiers"])  # PEP 639: the expression says it
-    assert meta["urls"] and all(url.startswith(PROJECT_URL) for url in meta["urls"].values())
+    assert meta["urls"] and all(url.startswith((PROJECT_URL, DOCS_URL)) for url in meta["urls"].values())
+    assert meta["urls"]["Documentation"] == DOCS_URL
     assert (ROOT / "taskq" / "py.typed").exists()
 
 
@@ -47,9 +49,10 @@ def test_readme_links_and_images_are_absolute_and_name_the_project() -> None:
     assert relative == [], relative
     github = [target for target in targets if "github" in target]
     assert all(
-        target.startswith((f"{PROJECT_URL}/", "https://raw.githubusercontent.com/taskq-sql/taskq/"))
+        target.startswith((f"{PROJECT_URL}/", "https://raw.githubusercontent.com/taskq-sql/taskq/", DOCS_URL))
         for target in github
     )
+    assert any(target.startswith(DOCS_URL) for target in targets), "the README links to the documentation site"
 
 
 def test_the_alembic_ini_promises_only_what_env_py_does() -> None:

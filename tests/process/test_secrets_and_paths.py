@@ -6,7 +6,6 @@ that work with a broken task module: tests/unit/test_database_urls.py, tests/uni
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from poolkit import REPO, SUPPORT_DIR, wait_for
+from poolkit import REPO, SUPPORT_DIR, stop_gracefully, wait_for
 from sqlalchemy.engine import make_url
 
 import taskq
@@ -60,13 +59,7 @@ class Pool:
         return self.log_path.read_text()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
+        stop_gracefully(self.process)
 
 
 @pytest.fixture

@@ -4,13 +4,12 @@ pools as real subprocess trees."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from poolkit import REPO, SUPPORT_DIR, kill_tree, wait_for
+from poolkit import REPO, SUPPORT_DIR, stop_gracefully, wait_for
 
 DJANGO_SKIP_REASON = (
     "neither Django >= 6 (django.tasks) nor Django 5.2 with the django-tasks backport is importable here:"
@@ -62,13 +61,7 @@ class DjangoPool:
         wait_for(ready, timeout, what=f"{workers} Django workers started")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                kill_tree(self.process.pid)
-                self.process.wait(10)
+        stop_gracefully(self.process)
         self._log.close()
 
 

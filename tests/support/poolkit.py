@@ -169,14 +169,19 @@ class PoolProcess:
             self._log.close()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                kill_tree(self.process.pid)
-                self.process.wait(10)
+        stop_gracefully(self.process)
         self._log.close()
+
+
+def stop_gracefully(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM a pool, as systemd stops it; what is still alive after 30 s is killed with its tree."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            kill_tree(process.pid)
+            process.wait(10)
 
 
 def runs(runlog: Path, kind: str) -> list[str]:

@@ -244,24 +244,15 @@ class Scheduler:
             if change is None:
                 continue
             counts[change.kind] += 1
-            if change.kind == "rescheduled":
-                log_event(
-                    log,
-                    logging.INFO,
-                    "schedule_rescheduled",
-                    name=schedule.name,
-                    task_id=change.task_id,
-                    run_after=change.run_after,
-                )
-            else:
-                log_event(
-                    log,
-                    logging.DEBUG,
-                    "schedule_created",
-                    name=schedule.name,
-                    task_id=change.task_id,
-                    run_after=change.run_after,
-                )
+            rescheduled = change.kind == "rescheduled"  # worth INFO: a pending run moved; a creation is routine
+            log_event(
+                log,
+                logging.INFO if rescheduled else logging.DEBUG,
+                "schedule_rescheduled" if rescheduled else "schedule_created",
+                name=schedule.name,
+                task_id=change.task_id,
+                run_after=change.run_after,
+            )
         return counts
 
     @staticmethod

@@ -20,6 +20,7 @@ from taskq.api import open_store
 from taskq.clock import parse_duration, utc_now
 from taskq.distribution import install_hint
 from taskq.json_limits import JsonRefused, check_text
+from taskq.lifecycle import CANCELLABLE, RETRYABLE
 from taskq.logformat import formatter
 from taskq.model import TERMINAL_STATUSES, Status, Task, TaskFilter, TaskqError
 from taskq.requests import MAX_TASK_ID, parse_request
@@ -392,7 +393,7 @@ def _interactive() -> bool:
     "--status",
     "statuses",
     multiple=True,
-    type=click.Choice([Status.PENDING.value, Status.RUNNING.value, Status.WAITING_FOR_CHILDREN.value]),
+    type=click.Choice([status.value for status in CANCELLABLE]),
     help="With --all: which active tasks (default pending; repeatable).",
 )
 @common_options
@@ -420,7 +421,7 @@ def cancel(
     "--status",
     "statuses",
     multiple=True,
-    type=click.Choice([Status.FAILED.value, Status.CANCELLED.value]),
+    type=click.Choice([status.value for status in RETRYABLE]),
     help="With --all: which finished tasks (default failed; repeatable).",
 )
 @common_options
@@ -460,8 +461,9 @@ def queues(as_json: bool) -> None:
         return
     from rich.table import Table
 
-    headers = {s.value: s.value for s in Status} | {"waiting_for_children": "waiting", "delayed": "(delayed)"}
-    keys = ["pending", "delayed", "running", "waiting_for_children", "completed", "failed", "cancelled"]
+    # Every status in the enum's order, headed by its first word; `delayed` (queued, not due) after pending.
+    headers = {s.value: s.value.split("_")[0] for s in Status} | {"delayed": "(delayed)"}
+    keys = [key for s in Status for key in ((s.value, "delayed") if s is Status.PENDING else (s.value,))]
     table = Table(show_edge=False, header_style="bold", pad_edge=False)
     table.add_column("queue", no_wrap=True, overflow="ellipsis")
     for key in keys:

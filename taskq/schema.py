@@ -28,7 +28,7 @@ from sqlalchemy.types import TypeDecorator
 
 from taskq.clock import as_utc
 from taskq.json_limits import read_column
-from taskq.model import ACTIVE_STATUSES, TERMINAL_STATUSES, Status
+from taskq.model import ACTIVE_STATUSES, TERMINAL_STATUSES, Status, in_enum_order
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -233,13 +233,15 @@ RUNTIME_BOUNDS_SECONDS: tuple[float, ...] = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
 )  # fmt: skip
 RUNTIME_BUCKET_COLUMNS = tuple(f"runtime_b{i}" for i in range(len(RUNTIME_BOUNDS_SECONDS) + 1))
+# One count per finished status, named by it, in the enum's order. Columns rather than rows per status, for
+# the same reason as the buckets (and /metrics reads one row per queue and name); so a new finished status
+# is a new column, which the migration that brings the status adds.
+OUTCOME_COLUMNS = tuple(status.value for status in in_enum_order(TERMINAL_STATUSES))
 
 
 def _tally_columns(kind: Any) -> list[Column[Any]]:
     return [
-        Column("completed", kind, nullable=False, server_default="0"),
-        Column("failed", kind, nullable=False, server_default="0"),
-        Column("cancelled", kind, nullable=False, server_default="0"),
+        *(Column(name, kind, nullable=False, server_default="0") for name in OUTCOME_COLUMNS),
         Column("runtime_count", kind, nullable=False, server_default="0"),
         Column("runtime_sum", Float, nullable=False, server_default="0"),
         *(Column(name, kind, nullable=False, server_default="0") for name in RUNTIME_BUCKET_COLUMNS),

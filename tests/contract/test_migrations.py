@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from taskq.engine import SCHEMA_REVISION, create_database_engine, ensure_schema, head_revision, open_engine
+from taskq.model import ACTIVE_STATUSES, TERMINAL_STATUSES, Status
 from taskq.schema import metadata
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,3 +65,41 @@ def test_alembic_check_finds_no_difference_from_schema_py(database_url: str) -> 
     check = _alembic("check", url=database_url)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "No new upgrade operations detected" in check.stdout + check.stderr
+
+
+def _status_literals(sql: str) -> set[str]:
+    return set(re.findall(r"'([a-z_]+)'", sql))
+
+
+def test_the_migrated_status_constraint_and_partial_indexes_name_the_enums_statuses(database_url: str) -> None:
+    """The drift check above compares neither CHECK constraints nor index predicates, and schema.py writes
+    both from the Status enum: so a new status without its migration would pass it and be refused by the
+    database on its first write. This is the check that a new status comes with that migration."""
+    engine = open_engine(database_url)
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            table_sql = connection.execute(text("SELECT sql FROM sqlite_master WHERE name = 'tasks'")).scalar_one()
+            check = table_sql[table_sql.index("ck_tasks_status") :].split("CONSTRAINT")[0]
+
+            def index_sql(name: str) -> str:
+                query = text("SELECT sql FROM sqlite_master WHERE name = :name")
+                return str(connection.execute(query, {"name": name}).scalar_one())
+        else:
+            check = connection.execute(
+                text(
+                    "SELECT pg_get_constraintdef(oid) FROM pg_constraint"
+                    " WHERE conname = 'ck_tasks_status' AND conrelid = 'tasks'::regclass"
+                )
+            ).scalar_one()
+
+            def index_sql(name: str) -> str:
+                query = text(
+                    "SELECT indexdef FROM pg_indexes WHERE indexname = :name AND schemaname = current_schema()"
+                )
+                return str(connection.execute(query, {"name": name}).scalar_one())
+
+        dedup, finished = index_sql("ux_tasks_dedup_active"), index_sql("ix_tasks_finished")
+    engine.dispose()
+    assert _status_literals(check) == {status.value for status in Status}
+    assert _status_literals(dedup.split("WHERE", 1)[1]) == {status.value for status in ACTIVE_STATUSES}
+    assert _status_literals(finished.split("WHERE", 1)[1]) == {status.value for status in TERMINAL_STATUSES}

@@ -15,6 +15,7 @@ from taskq.dialect import dialect_for
 from taskq.distribution import install_hint
 from taskq.json_limits import read_column
 from taskq.model import TaskqError
+from taskq.schema import declare_partial_indexes
 from taskq.settings import DATABASE, environment_value
 
 SQLITE_SYNCHRONOUS_LEVELS = ("NORMAL", "FULL", "EXTRA")
@@ -130,7 +131,8 @@ def create_database_engine(url: str) -> Engine:
             raise DatabaseUnavailable(f"{parsed.drivername} needs the {error.name} module{hint}") from error
         except Exception as error:  # bad options
             raise DatabaseUnavailable(f"cannot use database {urls.mask(parsed)}: {error}") from error
-    dialect_for(engine)
+    dialect_for(engine)  # an unsupported dialect fails here
+    declare_partial_indexes(engine.dialect.name)
     return engine
 
 

@@ -15,6 +15,7 @@ from taskq.store import Store
 
 PROGRESS_MIN_INTERVAL = 0.25  # seconds between progress writes of one task; the last value is always written
 
+_CANCEL_EVENTS = threading.Lock()  # a context's cancel_event made and set without a request slipping between
 _current: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar("taskq_current", default=None)
 
 
@@ -49,7 +50,8 @@ class TaskContext:
         self.store = store
         self.task = task
         self.worker_id = worker_id
-        self.cancel_event = threading.Event()
+        self._cancelled = False
+        self._cancel_event: threading.Event | None = None  # made on first use: few tasks are ever cancelled
         self.started_at = utc_now()  # stored with the outcome, when the attempt is counted
         self.start_recorded = False  # the worker records the start of a task that runs long
         self.spawned = False
@@ -74,12 +76,27 @@ class TaskContext:
 
     @property
     def cancelled(self) -> bool:
-        return self.cancel_event.is_set()
+        return self._cancelled
+
+    @property
+    def cancel_event(self) -> threading.Event:
+        """Set once the task's cancellation was requested (what `cancelled` says), for code that waits on it.
+        Made on first use: a worker starts thousands of tasks a second, and an Event costs a lock each."""
+        with _CANCEL_EVENTS:
+            if self._cancel_event is None:
+                self._cancel_event = threading.Event()
+                if self._cancelled:
+                    self._cancel_event.set()
+            return self._cancel_event
 
     def request_cancel(self) -> None:
         """Called by the worker when the task's cancellation was requested: sets the flag that
         check_cancelled() reads and, for a coroutine, cancels it (CancelledError at its next await)."""
-        self.cancel_event.set()
+        with _CANCEL_EVENTS:
+            self._cancelled = True
+            event = self._cancel_event
+        if event is not None:
+            event.set()
         hook = self._on_cancel
         if hook is not None:
             hook()
@@ -89,12 +106,12 @@ class TaskContext:
         the hook is read and the hook stored before the flag is read, so a request racing with this call
         runs the hook at least once; hooks must tolerate a second call."""
         self._on_cancel = hook
-        if self.cancel_event.is_set():
+        if self._cancelled:
             hook()
 
     def check_cancelled(self) -> None:
         """Raise TaskCancelled if someone asked to cancel this task; call it between units of work."""
-        if self.cancel_event.is_set():
+        if self._cancelled:
             raise TaskCancelled(f"task {self.task.id} was cancelled")
 
     def progress(self, percent: float, message: str | None = None) -> None:

@@ -15,6 +15,7 @@ code passes to `log_event`.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -178,10 +179,17 @@ def _value(value: object) -> str:
 
 def render_text(event: str, fields: dict[str, Any]) -> str:
     """`event k=v k=v: free text`, the message of the text format."""
-    pairs = "".join(f" {key}={_value(value)}" for key, value in fields.items() if key not in FREE_TEXT)
-    free = "; ".join(str(fields[key]) for key in FREE_TEXT if fields.get(key) not in (None, ""))
+    parts = [event]  # a loop, not a generator: a worker renders a line per task
+    has_free = False
+    for key, value in fields.items():
+        if key in FREE_TEXT:
+            has_free = True
+        else:
+            parts.append(f" {key}={_value(value)}")
+    pairs = "".join(parts[1:])
+    free = "; ".join(str(fields[key]) for key in FREE_TEXT if fields.get(key) not in (None, "")) if has_free else ""
     if not free:
-        return event + pairs
+        return "".join(parts)
     return f"{event}{pairs}{':' if pairs else ''}{chr(10) if chr(10) in free else ' '}{free}"
 
 
@@ -191,13 +199,21 @@ def log_event(logger: logging.Logger, level: int, event: str, /, *, exc_info: bo
         return
     # An absent free text (a success's error) is left out rather than written as null on every line.
     fields = {key: value for key, value in fields.items() if value is not None or key not in FREE_TEXT}
-    logger.log(
+    # What logger.log(..., stacklevel=2) does, less its search of the stack for the caller (a worker logs a
+    # line per task): the record names the caller's file, line and function, not this helper's.
+    caller = sys._getframe(1)
+    record = logger.makeRecord(
+        logger.name,
         level,
+        caller.f_code.co_filename,
+        caller.f_lineno,
         render_text(event, fields),
-        exc_info=exc_info,
-        extra={"event": event, "fields": fields},
-        stacklevel=2,  # the record names the caller's file and line, not this helper's
+        (),
+        sys.exc_info() if exc_info else None,
+        caller.f_code.co_name,
+        {"event": event, "fields": fields},
     )
+    logger.handle(record)
 
 
 def table(events: Sequence[Event] | None = None) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,11 +46,28 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
+class TextFormatter(logging.Formatter):
+    """logging's own text format, with the local time formatted once per second rather than once per line
+    (a busy worker logs thousands of lines a second; the offset from UTC changes on a whole second only)."""
+
+    _second: tuple[int, str] = (-1, "")  # a whole second and its text, replaced in one assignment (threads)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt or self.default_msec_format is None:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        cached, text = self._second
+        if cached != second:
+            text = time.strftime(self.default_time_format, self.converter(second))
+            self._second = (second, text)
+        return self.default_msec_format % (text, record.msecs)
+
+
 def formatter(log_format: str, process: str) -> logging.Formatter:
     """The formatter of a process's log handler; `process` is "supervisor" or a worker's name."""
     if log_format == "json":
         return JsonFormatter(process)
-    return logging.Formatter(f"%(asctime)s %(levelname)s [{process} pid {os.getpid()}] %(message)s")
+    return TextFormatter(f"%(asctime)s %(levelname)s [{process} pid {os.getpid()}] %(message)s")
 
 
 def use_format(log_format: str, process: str) -> None:

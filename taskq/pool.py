@@ -301,23 +301,28 @@ class Pool:
         lines = (handle.partial + chunk).split(b"\n")
         handle.partial = lines.pop()
         now = time.monotonic()
+        apply = handle.ledger.apply
         for line in lines:
             if line:
-                message = protocol.decode(line)
+                # A success's line is kept undecoded: its result matters only if the worker dies first.
+                message = protocol.read(line)
+                apply(message, now)
                 if isinstance(message, protocol.Unreadable):
-                    log_event(
-                        log,
-                        logging.ERROR,
-                        "worker_message_unreadable",
-                        worker=handle.config.name,
-                        kind=message.kind,
-                        task_id=message.task_id,
-                        error=message.reason,
-                    )
-                handle.ledger.apply(message, now)
-                if isinstance(message, protocol.UnknownName):
+                    self.report_unreadable(handle, message)
+                elif isinstance(message, protocol.UnknownName):
                     self.report_unknown(message.name)
         return True
+
+    def report_unreadable(self, handle: WorkerHandle, message: protocol.Unreadable) -> None:
+        log_event(
+            log,
+            logging.ERROR,
+            "worker_message_unreadable",
+            worker=handle.config.name,
+            kind=message.kind,
+            task_id=message.task_id,
+            error=message.reason,
+        )
 
     def report_unknown(self, name: str) -> None:
         """Once per name for the whole pool, however many workers and rows meet it."""
@@ -444,6 +449,8 @@ class Pool:
         not started go back to pending without an attempt. The store's owner guards make each part a
         no-op if already done."""
         ledger = handle.ledger
+        for message in ledger.decode_deferred():
+            self.report_unreadable(handle, message)
         executing = ledger.settlement(returncode)
         for task in executing:
             if task.how is Interruption.RELEASE:

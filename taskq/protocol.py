@@ -5,6 +5,12 @@ ended was executing (it alone may have been cut short), a task that ended with a
 recorded is recorded by the supervisor from the result carried here, and every other task the worker
 still held in the database had not started. A pipe write that returned is in the kernel's buffer, so
 the supervisor reads it even when the worker is SIGKILLed right after.
+
+A busy worker sends two or three lines per task, so both ends keep them cheap: `encode` formats the
+per-task lines directly (the same bytes `json.dumps` would make), and the supervisor reads them with
+`read`, which takes a start or an end line apart with one regular expression and keeps a
+success ("done") line undecoded: its result is needed only if the worker dies before recording it, and
+`decode` reads it then.
 """
 
 from __future__ import annotations
@@ -71,6 +77,15 @@ class Deferred:
 
 
 @dataclass(frozen=True)
+class DeferredLine:
+    """A success ("done") line as `read` left it: only its task id is taken out. `decode(line)` makes the
+    Deferred, or the Unreadable, it stands for, when the worker died before recording it."""
+
+    task_id: int
+    line: bytes
+
+
+@dataclass(frozen=True)
 class Recorded:
     """These deferred successes are now committed."""
 
@@ -102,24 +117,57 @@ class Unreadable:
     reason: str
 
 
-Message = Ready | Started | Ended | Deferred | Recorded | CancelSeen | UnknownName | Unreadable
+Message = Ready | Started | Ended | Deferred | DeferredLine | Recorded | CancelSeen | UnknownName | Unreadable
 # A deferred success carries its result one level inside the message object.
 LINE_MAX_DEPTH = MAX_JSON_DEPTH + 1
 _HEAD = re.compile(rb'\{"e":"(\w+)"(?:,"id":(\d+))?')  # how `encode` starts every line
+# The lines `read` takes apart itself, exactly as `encode` writes them (anything else goes to `decode`):
+# a timeout is a float's repr or an int, as json writes them (not inf or nan, which `decode` reads).
+# Integers of at most 20 digits (a 64-bit id has 19): int() refuses very long ones, and `read` never raises.
+_START = re.compile(
+    rb'\{"e":"start","id":(\d{1,20}),"a":(\d{1,20}),"t":(null|-?\d{1,20}(?:\.\d{1,20})?(?:e[-+]\d{1,3})?)(,"w":true)?\}'
+)
+_END = re.compile(rb'\{"e":"end","id":(\d{1,20})\}')
+_DONE = re.compile(rb'\{"e":"done","id":(\d{1,20}),"a":\d{1,20},"r":')
+_JSON = json.JSONEncoder(separators=(",", ":"))  # json.dumps with these separators, without building one per call
+
+
+def _json(value: Any) -> str:
+    return "null" if value is None else _JSON.encode(value)
 
 
 def encode(message: Message) -> bytes:
+    """The message's line, newline included. The per-task lines are formatted here, with the bytes
+    `json.dumps` makes of the message's fields (test_protocol.py compares them)."""
+    if isinstance(message, Started):
+        head = f'{{"e":"start","id":{message.task_id},"a":{message.attempt},"t":{_json(message.timeout)}'
+        return f'{head},"w":true}}\n'.encode() if message.worker_enforces_timeout else f"{head}}}\n".encode()
+    if isinstance(message, Ended):
+        return f'{{"e":"end","id":{message.task_id}}}\n'.encode()
+    if isinstance(message, Deferred):
+        c = message.completion
+        started = f'"{c.started_at.isoformat()}"' if c.started_at else "null"
+        return (
+            f'{{"e":"done","id":{c.task_id},"a":{c.attempt},"r":{_json(c.result)},"f":"{c.finished_at.isoformat()}",'
+            f'"s":{started},"u":{"true" if c.has_follow_up else "false"},"c":{_json(c.continuation)}}}\n'
+        ).encode()
+    return (json.dumps(_fields(message), separators=(",", ":")) + "\n").encode()
+
+
+def _fields(message: Message) -> dict[str, Any]:
+    """A message as the object its line holds (the lines `encode` formats itself are made from this in tests)."""
     if isinstance(message, Ready):
-        fields: dict[str, Any] = {"e": "ready"}
-    elif isinstance(message, Started):
-        fields = {"e": "start", "id": message.task_id, "a": message.attempt, "t": message.timeout}
+        return {"e": "ready"}
+    if isinstance(message, Started):
+        fields: dict[str, Any] = {"e": "start", "id": message.task_id, "a": message.attempt, "t": message.timeout}
         if message.worker_enforces_timeout:
             fields["w"] = True
-    elif isinstance(message, Ended):
-        fields = {"e": "end", "id": message.task_id}
-    elif isinstance(message, Deferred):
+        return fields
+    if isinstance(message, Ended):
+        return {"e": "end", "id": message.task_id}
+    if isinstance(message, Deferred):
         c = message.completion
-        fields = {
+        return {
             "e": "done",
             "id": c.task_id,
             "a": c.attempt,
@@ -129,13 +177,26 @@ def encode(message: Message) -> bytes:
             "u": c.has_follow_up,
             "c": c.continuation,
         }
-    elif isinstance(message, Recorded):
-        fields = {"e": "recorded", "ids": list(message.task_ids)}
-    elif isinstance(message, UnknownName):
-        fields = {"e": "unknown", "name": message.name}
-    else:
-        fields = {"e": "cancel", "id": message.task_id}
-    return (json.dumps(fields, separators=(",", ":")) + "\n").encode()
+    if isinstance(message, Recorded):
+        return {"e": "recorded", "ids": list(message.task_ids)}
+    if isinstance(message, UnknownName):
+        return {"e": "unknown", "name": message.name}
+    if isinstance(message, CancelSeen):
+        return {"e": "cancel", "id": message.task_id}
+    raise TypeError(f"{type(message).__name__} is not sent by workers")
+
+
+def read(line: bytes) -> Message:
+    """The supervisor's `decode`: the same message for a start or an end line, a DeferredLine for a success
+    (decoded only if needed), `decode` for anything else (a recorded line comes once per batch). Never raises."""
+    if match := _START.fullmatch(line):
+        timeout = match[3]
+        return Started(int(match[1]), int(match[2]), None if timeout == b"null" else float(timeout), bool(match[4]))
+    if match := _END.fullmatch(line):
+        return Ended(int(match[1]))
+    if match := _DONE.match(line):
+        return DeferredLine(int(match[1]), line)
+    return decode(line)
 
 
 def decode(line: bytes) -> Message:

@@ -14,7 +14,8 @@ if TYPE_CHECKING:  # watchdog is imported when a watcher is made: a CLI command 
 
 # Editors write a file in bursts (truncate, write, rename) within milliseconds: reload once, after the last
 # event. A close after writing or a rename onto the file means the writer is done, so a short settle is
-# enough; a bare modification may be followed by more writes.
+# enough; a bare modification (seen where watchdog's observer cannot tell closes) may be followed by more
+# writes.
 DEBOUNCE_SECONDS = 0.1
 SETTLED_SECONDS = 0.01
 TIMER_MARGIN_SECONDS = 0.002  # the wake-up lands just after the reload is due, never just before
@@ -37,7 +38,14 @@ class SettingsWatcher:
     poll for it; it must only signal, e.g. write a byte to a pipe."""
 
     def __init__(self, path: Path, wake: Callable[[], None] | None = None) -> None:
-        from watchdog.events import FileSystemEventHandler
+        from watchdog.events import (
+            FileClosedEvent,
+            FileCreatedEvent,
+            FileDeletedEvent,
+            FileModifiedEvent,
+            FileMovedEvent,
+            FileSystemEventHandler,
+        )
         from watchdog.observers import Observer
 
         self.path = path.resolve()
@@ -47,7 +55,15 @@ class SettingsWatcher:
         handler = FileSystemEventHandler()
         handler.on_any_event = self.on_any_event  # type: ignore[method-assign]
         self._observer = Observer()
-        self._observer.schedule(handler, str(self.path.parent), recursive=False)
+        wanted: list[type[FileSystemEvent]] = [FileClosedEvent, FileMovedEvent, FileCreatedEvent, FileDeletedEvent]
+        # With inotify every edit ends with a close after writing, a rename onto the file, a creation or a
+        # deletion, so the kernel's watch mask can leave modifications out. The directory often holds the
+        # SQLite database too, whose -wal file is modified by every commit, thousands of times a second in a
+        # busy pool; watchdog would carry each of those events through its threads only for us to drop it.
+        # The other observers report no closes: they need the modifications.
+        if getattr(Observer, "__name__", "") != "InotifyObserver":
+            wanted.append(FileModifiedEvent)
+        self._observer.schedule(handler, str(self.path.parent), recursive=False, event_filter=wanted)
 
     def start(self) -> None:
         self._observer.daemon = True

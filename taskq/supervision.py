@@ -55,6 +55,9 @@ class WorkerLedger:
     cancel_grace: float  # seconds a cancelled task (or a coroutine past its timeout) has to return
     running: dict[int, RunningTask] = field(default_factory=dict)  # started, outcome not known yet
     deferred: dict[int, Completion] = field(default_factory=dict)  # returned, success not committed yet
+    # Returned, success not committed yet, its line not decoded yet (`protocol.read`; see decode_deferred),
+    # with the task as it was running, for a line that turns out unreadable.
+    deferred_lines: dict[int, tuple[bytes, RunningTask | None]] = field(default_factory=dict)
     ready: bool = False  # it said Ready: task modules imported, registered in the database
     killed: bool = False
     kill_reasons: dict[int, KillReason] = field(default_factory=dict)  # only the tasks a kill was meant for
@@ -63,9 +66,7 @@ class WorkerLedger:
     unreadable_results: dict[int, tuple[RunningTask, str]] = field(default_factory=dict)
 
     def apply(self, message: protocol.Message, now: float) -> None:
-        if isinstance(message, protocol.Ready):
-            self.ready = True
-        elif isinstance(message, protocol.Started):
+        if isinstance(message, protocol.Started):
             kill_after = message.timeout
             if kill_after is not None and message.worker_enforces_timeout:
                 # The worker cancels a coroutine at its timeout and gives it the cancel grace to return;
@@ -74,15 +75,20 @@ class WorkerLedger:
             self.running[message.task_id] = RunningTask(
                 message.task_id, message.attempt, now, message.timeout, kill_after
             )
+        elif isinstance(message, protocol.DeferredLine):
+            self.deferred_lines[message.task_id] = (message.line, self.running.pop(message.task_id, None))
         elif isinstance(message, protocol.Ended):
             self.running.pop(message.task_id, None)
+        elif isinstance(message, protocol.Recorded):
+            for task_id in message.task_ids:
+                self.deferred_lines.pop(task_id, None)
+                self.deferred.pop(task_id, None)
+                self.unreadable_results.pop(task_id, None)
         elif isinstance(message, protocol.Deferred):
             self.running.pop(message.completion.task_id, None)
             self.deferred[message.completion.task_id] = message.completion
-        elif isinstance(message, protocol.Recorded):
-            for task_id in message.task_ids:
-                self.deferred.pop(task_id, None)
-                self.unreadable_results.pop(task_id, None)
+        elif isinstance(message, protocol.Ready):
+            self.ready = True
         elif isinstance(message, protocol.Unreadable):
             self._apply_unreadable(message)
         elif isinstance(message, protocol.CancelSeen) and message.task_id in self.running:
@@ -95,6 +101,24 @@ class WorkerLedger:
         if message.kind == "done" and message.task_id in self.running:
             task = self.running.pop(message.task_id)
             self.unreadable_results[task.task_id] = (task, message.reason)
+
+    def decode_deferred(self) -> list[protocol.Unreadable]:
+        """Decode the success lines kept undecoded (DeferredLine), when the worker died before recording them:
+        each becomes a deferred success, or, unreadable, its task is settled as a lost worker's with the
+        reason. Returns the unreadable ones, for the log."""
+        unreadable = []
+        for task_id, (line, task) in self.deferred_lines.items():
+            message = protocol.decode(line)
+            if isinstance(message, protocol.Deferred) and message.completion.task_id == task_id:
+                self.deferred[task_id] = message.completion
+                continue
+            if not isinstance(message, protocol.Unreadable):  # a line that said "done" and was something else
+                message = protocol.Unreadable("done", task_id, f"not a success of task {task_id}")
+            unreadable.append(message)
+            if task is not None:
+                self.unreadable_results[task_id] = (task, message.reason)
+        self.deferred_lines.clear()
+        return unreadable
 
     def overdue(self, now: float) -> list[Overdue]:
         """The executing tasks past their timeout or their cancel grace. Empty once the worker was killed:
@@ -121,8 +145,9 @@ class WorkerLedger:
 
     def settlement(self, returncode: int) -> list[Interrupted]:
         """How each task the worker was executing when it died is settled; `returncode` as subprocess
-        reports it. Its deferred successes are in `deferred`; the tasks it held and never started are
-        the store's to release."""
+        reports it. Its deferred successes are in `deferred` after this; the tasks it held and never started
+        are the store's to release."""
+        self.decode_deferred()
         settled = [self._interruption(task, returncode) for task in self.running.values()]
         for task, reason in self.unreadable_results.values():
             lost = self._interruption(task, returncode)

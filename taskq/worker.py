@@ -59,6 +59,42 @@ def last_part(text: str, limit: int = TRACEBACK_LOG_CHARS) -> str:
     return text if len(text) <= limit else "...(clipped)...\n" + text[-limit:]
 
 
+class LineBatch(logging.handlers.MemoryHandler):
+    """A MemoryHandler that hands its stream every buffered line in one write: a StreamHandler writes and
+    flushes line by line, a system call per task."""
+
+    def flush(self) -> None:
+        target = self.target
+        if not isinstance(target, logging.StreamHandler):
+            super().flush()
+            return
+        self.acquire()
+        try:
+            lines = []
+            for record in self.buffer:
+                if target.filter(record):  # what target.handle(record) checks before emitting it
+                    try:
+                        lines.append(target.format(record) + target.terminator)
+                    except RecursionError:
+                        raise
+                    except Exception:
+                        target.handleError(record)
+            if lines:
+                target.acquire()
+                try:
+                    target.stream.write("".join(lines))
+                    target.flush()
+                except RecursionError:
+                    raise
+                except Exception:
+                    target.handleError(self.buffer[-1])
+                finally:
+                    target.release()
+            self.buffer.clear()
+        finally:
+            self.release()
+
+
 class LogBuffer:
     """Holds a worker's log records until flush() (or a warning, or a full buffer)."""
 
@@ -66,7 +102,7 @@ class LogBuffer:
         self.handler: logging.handlers.MemoryHandler | None = None
 
     def attach(self, target: logging.Handler) -> logging.Handler:
-        self.handler = logging.handlers.MemoryHandler(256, flushLevel=logging.WARNING, target=target)
+        self.handler = LineBatch(256, flushLevel=logging.WARNING, target=target)
         return self.handler
 
     def flush(self) -> None:

@@ -95,3 +95,16 @@ def _current_or_none() -> object:
         return current()
     except NotInTask:
         return None
+
+
+def test_cancel_event_is_set_by_a_request_made_before_or_after_it_is_first_asked_for(running) -> None:
+    store, task = running
+    early, late = TaskContext(store, task, WORKER), TaskContext(store, task, WORKER)
+    waiting = early.cancel_event
+    assert not waiting.is_set() and not early.cancelled
+    for context in (early, late):
+        context.request_cancel()
+    assert waiting.is_set() and early.cancel_event is waiting
+    assert late.cancelled and late.cancel_event.wait(0)
+    with pytest.raises(TaskCancelled):
+        late.check_cancelled()

@@ -132,6 +132,29 @@ def test_the_supervisor_settles_an_unreadable_success_as_a_lost_workers_task() -
     assert [task.task_id for task in book.settlement(1)] == [8]
 
 
+def test_an_unreadable_success_kept_undecoded_is_settled_the_same_when_its_worker_dies() -> None:
+    book = WorkerLedger("worker-1", cancel_grace=10.0)
+    for message in (protocol.Started(7, 1, 5.0), protocol.Started(8, 1, None)):
+        book.apply(message, 100.0)
+    book.apply(protocol.read(done_line(7, nested_text(960))), 101.0)
+    assert set(book.running) == {8}  # it returned: no timeout kill for it any more
+    assert book.overdue(200.0) == []
+    [unreadable] = book.decode_deferred()
+    assert unreadable.kind == "done" and unreadable.task_id == 7 and "961 levels deep" in unreadable.reason
+    settled = {task.task_id: task for task in book.settlement(1)}
+    assert settled[7].how is Interruption.FAIL and settled[7].attempt == 1
+    assert settled[7].message.endswith(f"its result could not be read back: {unreadable.reason}")
+    assert book.deferred == {}
+
+
+def test_a_success_kept_undecoded_is_recorded_from_its_line_when_its_worker_dies() -> None:
+    book = WorkerLedger("worker-1", cancel_grace=10.0)
+    done = protocol.Deferred(Completion(7, 1, nested(MAX_JSON_DEPTH), AT, False, None, AT))
+    for message in (protocol.Started(7, 1, 5.0), protocol.read(protocol.encode(done).rstrip(b"\n"))):
+        book.apply(message, 100.0)
+    assert book.running == {} and book.settlement(-9) == [] and book.deferred == {7: done.completion}
+
+
 def test_encoded_lines_are_json_the_supervisor_reads() -> None:
     line = protocol.encode(protocol.Deferred(Completion(7, 1, nested(MAX_JSON_DEPTH), AT, False, None, AT)))
     assert json.loads(line)["e"] == "done"

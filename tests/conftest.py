@@ -67,31 +67,29 @@ def sqlite_db(tmp_path: Path, migrated_sqlite_file: Path) -> str:
     return sqlite_url(tmp_path)
 
 
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    opened = taskq.open_store(database_url)
+def _opened(url: str) -> Iterator[Store]:
+    opened = taskq.open_store(url)
     try:
         yield opened
     finally:
         opened.dispose()
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    yield from _opened(database_url)
 
 
 @pytest.fixture
 def sqlite_store(sqlite_db: str) -> Iterator[Store]:
     """A store on a real SQLite file, for tests of something above the store (the contract tests use `store`)."""
-    opened = taskq.open_store(sqlite_db)
-    try:
-        yield opened
-    finally:
-        opened.dispose()
+    yield from _opened(sqlite_db)
 
 
 @pytest.fixture
-def db(sqlite_db: str) -> Iterator[tuple[str, Store]]:
+def db(sqlite_db: str, sqlite_store: Store) -> tuple[str, Store]:
     """The URL of a real SQLite file (for the CLI or a pool), and a store on it to enqueue and observe."""
-    opened = taskq.open_store(sqlite_db)
-    yield sqlite_db, opened
-    opened.dispose()
+    return sqlite_db, sqlite_store
 
 
 @pytest.fixture

@@ -12,10 +12,13 @@ from typing import Any
 from alembic import context
 
 from taskq.engine import create_database_engine
-from taskq.schema import metadata
+from taskq.schema import DIALECTS, declare_partial_indexes, metadata
 from taskq.settings import load_settings
 
 config = context.config
+# Every dialect's `<dialect>_where`, as the migrations write them, whichever database this run is on.
+for _dialect in DIALECTS:
+    declare_partial_indexes(_dialect)
 
 
 def _url() -> str:

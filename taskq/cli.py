@@ -20,6 +20,7 @@ from taskq.api import open_store
 from taskq.clock import parse_duration, utc_now
 from taskq.distribution import install_hint
 from taskq.json_limits import JsonRefused, check_text
+from taskq.lifecycle import CANCELLABLE, RETRYABLE
 from taskq.logformat import formatter
 from taskq.model import TERMINAL_STATUSES, Status, TaskFilter, TaskqError
 from taskq.requests import MAX_TASK_ID, parse_request
@@ -385,7 +386,7 @@ def _interactive() -> bool:
     "--status",
     "statuses",
     multiple=True,
-    type=click.Choice([Status.PENDING.value, Status.RUNNING.value, Status.WAITING_FOR_CHILDREN.value]),
+    type=click.Choice([status.value for status in CANCELLABLE]),
     help="With --all: which active tasks (default pending; repeatable).",
 )
 @common_options
@@ -413,7 +414,7 @@ def cancel(
     "--status",
     "statuses",
     multiple=True,
-    type=click.Choice([Status.FAILED.value, Status.CANCELLED.value]),
+    type=click.Choice([status.value for status in RETRYABLE]),
     help="With --all: which finished tasks (default failed; repeatable).",
 )
 @common_options

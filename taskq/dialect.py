@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Insert, Integer, Table, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -91,6 +90,8 @@ class SqliteDialect(Dialect):
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     def insert_unless_active(self, table: Table) -> Insert:
+        from sqlalchemy.dialects import sqlite  # each dialect's module where it is used (see schema.DIALECTS)
+
         return (
             sqlite.insert(table)
             .on_conflict_do_nothing(index_elements=[table.c.dedup_key], index_where=DEDUP_ACTIVE)
@@ -98,6 +99,8 @@ class SqliteDialect(Dialect):
         )
 
     def insert_if_absent(self, table: Table) -> Insert:
+        from sqlalchemy.dialects import sqlite
+
         return sqlite.insert(table).on_conflict_do_nothing()
 
     def is_transient(self, error: DBAPIError) -> bool:
@@ -116,6 +119,8 @@ class PostgresDialect(Dialect):
     _TRANSIENT_STATES = frozenset({"40001", "40P01", "57P01", "57P02", "57P03"})
 
     def insert_unless_active(self, table: Table) -> Insert:
+        from sqlalchemy.dialects import postgresql  # with all its drivers' modules: never on SQLite
+
         return (
             postgresql.insert(table)
             .on_conflict_do_nothing(index_elements=[table.c.dedup_key], index_where=DEDUP_ACTIVE)
@@ -123,6 +128,8 @@ class PostgresDialect(Dialect):
         )
 
     def insert_if_absent(self, table: Table) -> Insert:
+        from sqlalchemy.dialects import postgresql
+
         return postgresql.insert(table).on_conflict_do_nothing()
 
     def is_transient(self, error: DBAPIError) -> bool:

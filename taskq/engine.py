@@ -15,9 +15,9 @@ from taskq.dialect import dialect_for
 from taskq.distribution import install_hint
 from taskq.json_limits import read_column
 from taskq.model import TaskqError
+from taskq.schema import declare_partial_indexes
 from taskq.settings import DATABASE, environment_value
 
-SCHEMA_REVISION = "0007"  # the newest migration; tests/contract/test_migrations.py keeps it equal to Alembic's head
 SQLITE_SYNCHRONOUS_LEVELS = ("NORMAL", "FULL", "EXTRA")
 SQLITE_BUSY_TIMEOUT_MS = 1000  # short on purpose: the store retries with jitter, which is fairer
 SQLITE_FILE_MODE = 0o600  # a new database file (and so its -wal/-shm): the owner's only
@@ -38,6 +38,20 @@ def _installed_or_checkout(name: str) -> Path:
 
 def migrations_dir() -> Path:
     return _installed_or_checkout("migrations")
+
+
+def _newest_migration() -> str | None:
+    """The newest migration's revision, from the file names (migrations/versions/<revision>_<what>.py), so
+    a new migration needs no edit here; tests/contract/test_migrations.py keeps it equal to Alembic's head.
+    One directory listing, not Alembic's import and script loading."""
+    try:
+        versions = migrations_dir() / "versions"
+    except TaskqError:
+        return None  # no migrations installed: every open tries to upgrade, and says what is missing
+    return max((path.name.split("_", 1)[0] for path in versions.glob("[0-9]*_*.py")), default=None)
+
+
+SCHEMA_REVISION = _newest_migration()
 
 
 def alembic_ini() -> Path:
@@ -117,7 +131,8 @@ def create_database_engine(url: str) -> Engine:
             raise DatabaseUnavailable(f"{parsed.drivername} needs the {error.name} module{hint}") from error
         except Exception as error:  # bad options
             raise DatabaseUnavailable(f"cannot use database {urls.mask(parsed)}: {error}") from error
-    dialect_for(engine)
+    dialect_for(engine)  # an unsupported dialect fails here
+    declare_partial_indexes(engine.dialect.name)
     return engine
 
 

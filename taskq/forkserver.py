@@ -208,7 +208,8 @@ def _become_worker(config: Any, middle_pid: int, run: Any) -> None:
 
 
 def _serve(server: socket.socket) -> None:
-    from taskq.worker import WorkerConfig, run_worker
+    from taskq.worker import run_worker
+    from taskq.worker_config import WorkerConfig
 
     # Modules every worker needs before its own imports, imported once here so that forks share them:
     # `manage.py taskq_worker` names one that runs django.setup() (seconds of app loading in big projects).

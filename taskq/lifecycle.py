@@ -3,10 +3,13 @@ what happens after a failed attempt (`decide_failure`, with the retry policy of 
 ends once its last child has (`parent_outcome`). Pure decisions; the store applies them (River's rescuer
 calls makeRetryDecision, then writes; these are those functions for taskq).
 
-Adding a status: the `Status` enum (model.py) and its rows here; the CHECK constraint in schema.py follows
-the enum (a migration carries it to databases), and the store statements of the events that enter or
-leave it each name their `Event` (grep the store for it). The dashboard's colours (web/static) and the
-diagram in docs/explanation/lifecycle.md follow.
+Adding a status: the `Status` enum and its class in `STATUS_CLASSES` (model.py), its rows here, and a
+migration. Everything that groups statuses follows from the class and the rows: the command line's
+choices and columns, the dashboard's sets and colours, the rollup's columns and /metrics' counters (a
+finished status has a column in the rollup tables), the CHECK constraint and partial indexes of
+schema.py, which the migration carries to databases. The store statements of the events that enter or
+leave it each name their `Event` (grep the store for it); the diagram in docs/explanation/lifecycle.md is
+drawn by hand.
 Changing the backoff formula: `RetryPolicy.delay` below, nothing else.
 
 A task whose name its worker does not know has not run at all: `decide_pass_on` sends it back to pending,
@@ -28,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from taskq.model import MAX_BACKOFF_SECONDS, InvalidTaskArguments, Status, TaskqError
+from taskq.model import MAX_BACKOFF_SECONDS, InvalidTaskArguments, Status, TaskqError, in_enum_order
 
 DEFAULT_BACKOFF_SECONDS = 2.0  # the first retry waits this long, each next one twice the previous
 
@@ -321,6 +324,12 @@ def target(event: Event) -> Status:
 def events_between(source: Status, target: Status) -> tuple[Event, ...]:
     """The events that move a task from `source` to `target`; empty: the change is not legal."""
     return tuple(t.event for t in TRANSITIONS if t.source is source and t.target is target)
+
+
+# What an operator may do to a task, by status: `taskq cancel`/`retry`'s choices and the dashboard's buttons
+# read these, in the enum's order (the order people read them in).
+CANCELLABLE: tuple[Status, ...] = in_enum_order((*sources(Event.CANCEL), *sources(Event.REQUEST_CANCEL)))
+RETRYABLE: tuple[Status, ...] = in_enum_order(sources(Event.RETRY))
 
 
 # -- a parent whose last child finished ------------------------------------------------------------------

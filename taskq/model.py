@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import enum
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any, Generic, Protocol, TypeVar
 
 from taskq.clock import as_utc
@@ -26,8 +27,54 @@ class Status(str, enum.Enum):
         return self.value
 
 
-ACTIVE_STATUSES: frozenset[Status] = frozenset({Status.PENDING, Status.RUNNING, Status.WAITING_FOR_CHILDREN})
-TERMINAL_STATUSES: frozenset[Status] = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
+class StatusClass(str, enum.Enum):
+    """The kind of a status. Everything that groups statuses follows from it: which are active and which
+    finished, the command line's choices and columns, the dashboard's sets and colours, the rollup's and
+    /metrics' counters, Django's status. A new status names its class in STATUS_CLASSES, nothing more."""
+
+    QUEUED = "queued"  # active, not started: waits for its run_after and a worker
+    WORKING = "working"  # active: a worker is executing it
+    WAITING = "waiting"  # active: its attempt ended, something else (its children) decides how it ends
+    SUCCESS = "success"  # finished: it did what it was asked
+    FAILURE = "failure"  # finished: it did not, for good
+    STOPPED = "stopped"  # finished: cancelled, it did not run to an end
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def active(self) -> bool:
+        """Not finished: holds its dedup key, may still run or end."""
+        return self in (StatusClass.QUEUED, StatusClass.WORKING, StatusClass.WAITING)
+
+    @property
+    def ran_to_an_end(self) -> bool:
+        """Finished after a run that ended by itself (returned or failed): its run time means something."""
+        return self in (StatusClass.SUCCESS, StatusClass.FAILURE)
+
+
+STATUS_CLASSES: Mapping[Status, StatusClass] = MappingProxyType(
+    {
+        Status.PENDING: StatusClass.QUEUED,
+        Status.RUNNING: StatusClass.WORKING,
+        Status.WAITING_FOR_CHILDREN: StatusClass.WAITING,
+        Status.COMPLETED: StatusClass.SUCCESS,
+        Status.FAILED: StatusClass.FAILURE,
+        Status.CANCELLED: StatusClass.STOPPED,
+    }
+)
+if set(STATUS_CLASSES) != set(Status):  # fails at import: a status without a class would be in no group
+    raise TypeError(f"STATUS_CLASSES must class every Status; missing {sorted(set(Status) - set(STATUS_CLASSES))}")
+
+
+def in_enum_order(statuses: Iterable[Status]) -> tuple[Status, ...]:
+    """`statuses` in the enum's order: the order lists, columns and choices show them in."""
+    wanted = set(statuses)
+    return tuple(status for status in Status if status in wanted)
+
+
+ACTIVE_STATUSES: frozenset[Status] = frozenset(s for s in Status if STATUS_CLASSES[s].active)
+TERMINAL_STATUSES: frozenset[Status] = frozenset(s for s in Status if not STATUS_CLASSES[s].active)
 
 DEFAULT_QUEUE = "default"
 DEFAULT_MAX_RETRIES = 3

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy.exc import DBAPIError
 
-from taskq import forkserver, protocol, registry, systemd, urls, wakeup
+from taskq import forkserver, protocol, registry, systemd, urls
 from taskq.api import open_store
 from taskq.clock import utc_now
 from taskq.events import log_event
@@ -36,9 +36,9 @@ from taskq.protocol import KillReason
 from taskq.respawn import QUICK_DEATH_SECONDS, RespawnBackoff
 from taskq.scheduler import Scheduler, parse_schedules
 from taskq.settings import LOG_FORMAT, Apply, Settings, SettingsError, changed_settings, reread_settings
-from taskq.settings_watch import SettingsWatcher
+from taskq.settings_watch import SettingsWatcher, file_stamp
 from taskq.supervision import WorkerLedger, describe_exit
-from taskq.worker import WorkerConfig
+from taskq.worker_config import WorkerConfig
 
 LOOP_TICK_SECONDS = 0.25  # how often timeouts and grace periods are checked when nothing else happens
 LEASE_RESCUE_SECONDS = 2.0
@@ -102,21 +102,15 @@ class Pool:
         self.respawn = RespawnBackoff()  # per slot: one crash-looping slot never holds back the others
         self.lacking: set[str] = set()  # task names some worker claimed and did not know (logged once each)
         self._stop_wake = threading.Event()
-        self.retention = Retention(self.store, settings.retention_seconds)
-        self.scheduler = Scheduler(self.store)
-        self.update_schedules(settings)
         self.dead_worker_rescuer = DeadWorkerRescuer(self.store)
-        self.maintenance = MaintenanceThread(
-            [
-                (self.dead_worker_rescuer, LEASE_RESCUE_SECONDS),
-                (LeaseRescuer(self.store), LEASE_RESCUE_SECONDS),
-                (self.retention, RETENTION_SECONDS),
-                (self.scheduler, SCHEDULER_SECONDS),
-                # Keeps `taskq stats`, /metrics and the charts cheap and current with no dashboard running.
-                (StatsRollup(self.store), ROLLUP_SECONDS),
-            ]
-        )
-        self.watcher = SettingsWatcher(settings.path, self._wake_main_loop) if settings.path is not None else None
+        self.retention = Retention(self.store, settings.retention_seconds)
+        self.scheduler = Scheduler(self.store)  # its schedules are read by start_duties()
+        # Started by start_duties() once the first workers are: none of them must run before a worker may
+        # claim, and their imports and threads would only delay the first task.
+        self.maintenance: MaintenanceThread | None = None
+        self.watcher: SettingsWatcher | None = None
+        # The settings file as it was read: an edit made before the watcher is up is reloaded once it is.
+        self._settings_stamp = file_stamp(settings.path) if settings.path is not None else None
 
     # -- configuration ------------------------------------------------------------------------------
 
@@ -510,7 +504,33 @@ class Pool:
 
     # -- main loop ------------------------------------------------------------------------------------
 
+    def start_duties(self) -> None:
+        """The settings watcher, the wake-up of idle workers and the periodic duties (rescuers, retention,
+        the scheduler, the rollup). Started once the first workers are: a worker claims right away and
+        polls while idle, and the start-up recovery these duties repeat has run already (run())."""
+        self.update_schedules(self.settings)
+        path = self.settings.path
+        if path is not None:
+            self.watcher = SettingsWatcher(path, self._wake_main_loop)
+            self.watcher.start()
+            if file_stamp(path) != self._settings_stamp:
+                self.reload_settings()  # edited since it was read, before the watcher was up
+        self.maintenance = MaintenanceThread(
+            [
+                (self.dead_worker_rescuer, LEASE_RESCUE_SECONDS),
+                (LeaseRescuer(self.store), LEASE_RESCUE_SECONDS),
+                (self.retention, RETENTION_SECONDS),
+                (self.scheduler, SCHEDULER_SECONDS),
+                # Keeps `taskq stats`, /metrics and the charts cheap and current with no dashboard running.
+                (StatsRollup(self.store), ROLLUP_SECONDS),
+            ]
+        )
+        self.maintenance.start()
+        threading.Thread(target=self._wake_loop, name="wake", daemon=True).start()
+
     def _wake_loop(self) -> None:
+        from taskq import wakeup  # watchdog's observers on SQLite: not before the first workers are started
+
         signal_source = wakeup.wake_signal(self.store.engine)
         try:
             while not self._stop_wake.is_set():
@@ -529,16 +549,12 @@ class Pool:
         os.set_blocking(self._signal_r, False)
         signal.set_wakeup_fd(self._signal_w)
         registry.import_task_modules(self.settings.imports)
-        if self.watcher is not None:
-            self.watcher.start()
         # Orphans of a dead supervisor on this host first: once killed, their tasks are recovered, and the
         # workers started below are the host's only ones.
         OrphanKiller(self.store).run_once(utc_now())
         self.dead_worker_rescuer.run_once(utc_now())  # a restart on this host recovers at once
-        self.maintenance.start()
-        wake_thread = threading.Thread(target=self._wake_loop, name="wake", daemon=True)
-        wake_thread.start()
         self.converge()
+        self.start_duties()
         announced_ready = False
         log_event(
             log,
@@ -591,7 +607,8 @@ class Pool:
                     next_watchdog = time.monotonic() + watchdog_every
         finally:
             self._stop_wake.set()
-            self.maintenance.stop()
+            if self.maintenance is not None:
+                self.maintenance.stop()
             if self.watcher is not None:
                 self.watcher.stop()
             signal.set_wakeup_fd(-1)

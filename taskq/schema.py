@@ -24,11 +24,12 @@ from sqlalchemy import (
     Text,
     text,
 )
+from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.types import TypeDecorator
 
 from taskq.clock import as_utc
 from taskq.json_limits import read_column
-from taskq.model import ACTIVE_STATUSES, TERMINAL_STATUSES, Status
+from taskq.model import ACTIVE_STATUSES, TERMINAL_STATUSES, Status, in_enum_order
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -82,6 +83,28 @@ class JsonText(TypeDecorator[Any]):
 def _status_in(statuses: frozenset[Status]) -> Any:
     quoted = ", ".join(f"'{status.value}'" for status in sorted(statuses, key=lambda s: s.value))
     return text(f"status IN ({quoted})")
+
+
+DIALECTS = ("sqlite", "postgresql")  # those taskq runs on, each with its own migrations' `<dialect>_where`
+# Each partial index and its predicate, the same on every dialect. The predicate is attached as
+# `<dialect>_where` by declare_partial_indexes() for the dialects in use, not given to Index(): SQLAlchemy
+# imports a dialect to check a keyword named after it, and PostgreSQL's brings the modules of all its
+# drivers (asyncpg, pg8000, psycopg2 ...), ~40 ms of every SQLite process's start.
+_PARTIAL_INDEXES: list[tuple[Index, TextClause]] = []
+
+
+def _partial_index(name: str, *columns: Any, where: TextClause, unique: bool = False) -> Index:
+    index = Index(name, *columns, unique=unique)
+    _PARTIAL_INDEXES.append((index, where))
+    return index
+
+
+def declare_partial_indexes(dialect_name: str) -> None:
+    """Give each partial index its predicate as `<dialect_name>_where` (idempotent): what Alembic compares
+    and renders into a new migration, and what DDL from this metadata would create. taskq's engines call it
+    for their dialect (taskq/engine.py), migrations/env.py for every dialect in DIALECTS."""
+    for index, where in _PARTIAL_INDEXES:
+        index.dialect_options[dialect_name]["where"] = where
 
 
 metadata = MetaData()
@@ -142,47 +165,25 @@ RUNNING_ONLY = text("status = 'running'")
 # finished rows never enter it and claim cost stays flat however many of them the table keeps.
 # The leading status column looks redundant but is not: it gives SQLite's planner the same equality
 # match as ix_tasks_status_id, so it picks this index (no sort) over that one (sort every pending row).
-Index(
-    "ix_tasks_claim",
-    tasks.c.status,
-    tasks.c.priority.desc(),
-    tasks.c.run_after,
-    tasks.c.id,
-    sqlite_where=PENDING_ONLY,
-    postgresql_where=PENDING_ONLY,
+_partial_index(
+    "ix_tasks_claim", tasks.c.status, tasks.c.priority.desc(), tasks.c.run_after, tasks.c.id, where=PENDING_ONLY
 )
 # One active task per dedup key, on every dialect; finished tasks release their key. Rows without a key
 # stay out of it: most tasks have none, and an entry each cost a third of a single enqueue on SQLite.
 DEDUP_ACTIVE = text(f"dedup_key IS NOT NULL AND {_status_in(ACTIVE_STATUSES).text}")
-Index("ux_tasks_dedup_active", tasks.c.dedup_key, unique=True, sqlite_where=DEDUP_ACTIVE, postgresql_where=DEDUP_ACTIVE)
+_partial_index("ux_tasks_dedup_active", tasks.c.dedup_key, where=DEDUP_ACTIVE, unique=True)
 # Listing by status or name, newest first, and stats() as an index-only GROUP BY, over the rows that
 # are neither pending nor running: those two have ix_tasks_claim and ix_tasks_lease, and keeping them
 # out means an enqueue and a claim touch neither index (measured: a third more single enqueues/s on
 # SQLite). SQLite uses a partial index only when the query repeats its WHERE term: see SETTLED below.
 SETTLED = text("status NOT IN ('pending', 'running')")
-Index("ix_tasks_status_id", tasks.c.status, tasks.c.id, sqlite_where=SETTLED, postgresql_where=SETTLED)
-Index("ix_tasks_name_id", tasks.c.name, tasks.c.id, sqlite_where=SETTLED, postgresql_where=SETTLED)
-Index(
-    "ix_tasks_parent",
-    tasks.c.parent_id,
-    tasks.c.status,
-    sqlite_where=text("parent_id IS NOT NULL"),
-    postgresql_where=text("parent_id IS NOT NULL"),
-)
+_partial_index("ix_tasks_status_id", tasks.c.status, tasks.c.id, where=SETTLED)
+_partial_index("ix_tasks_name_id", tasks.c.name, tasks.c.id, where=SETTLED)
+_partial_index("ix_tasks_parent", tasks.c.parent_id, tasks.c.status, where=text("parent_id IS NOT NULL"))
 # Lease recovery looks only at running rows.
-Index(
-    "ix_tasks_lease",
-    tasks.c.lease_until,
-    sqlite_where=RUNNING_ONLY,
-    postgresql_where=RUNNING_ONLY,
-)
+_partial_index("ix_tasks_lease", tasks.c.lease_until, where=RUNNING_ONLY)
 # Purge by age looks only at finished rows.
-Index(
-    "ix_tasks_finished",
-    tasks.c.finished_at,
-    sqlite_where=_status_in(TERMINAL_STATUSES),
-    postgresql_where=_status_in(TERMINAL_STATUSES),
-)
+_partial_index("ix_tasks_finished", tasks.c.finished_at, where=_status_in(TERMINAL_STATUSES))
 
 # One row per live worker process, refreshed by its heartbeat; rows of dead workers age out.
 workers = Table(
@@ -218,13 +219,7 @@ schedules = Table(
 # Partial, so enqueues without a dedup key never touch it; its columns never change after insert, so
 # claims and completions never touch it either.
 DEDUP_KEY_SET = text("dedup_key IS NOT NULL")
-Index(
-    "ix_tasks_dedup_key",
-    tasks.c.dedup_key,
-    tasks.c.id,
-    sqlite_where=DEDUP_KEY_SET,
-    postgresql_where=DEDUP_KEY_SET,
-)
+_partial_index("ix_tasks_dedup_key", tasks.c.dedup_key, tasks.c.id, where=DEDUP_KEY_SET)
 
 # Upper bounds of the runtime histogram buckets, in seconds (Prometheus-style); column runtime_b<i> counts
 # the runs in bucket i, and one more bucket (runtime_b<len>) the runs above every bound. Columns rather
@@ -233,13 +228,15 @@ RUNTIME_BOUNDS_SECONDS: tuple[float, ...] = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
 )  # fmt: skip
 RUNTIME_BUCKET_COLUMNS = tuple(f"runtime_b{i}" for i in range(len(RUNTIME_BOUNDS_SECONDS) + 1))
+# One count per finished status, named by it, in the enum's order. Columns rather than rows per status, for
+# the same reason as the buckets (and /metrics reads one row per queue and name); so a new finished status
+# is a new column, which the migration that brings the status adds.
+OUTCOME_COLUMNS = tuple(status.value for status in in_enum_order(TERMINAL_STATUSES))
 
 
 def _tally_columns(kind: Any) -> list[Column[Any]]:
     return [
-        Column("completed", kind, nullable=False, server_default="0"),
-        Column("failed", kind, nullable=False, server_default="0"),
-        Column("cancelled", kind, nullable=False, server_default="0"),
+        *(Column(name, kind, nullable=False, server_default="0") for name in OUTCOME_COLUMNS),
         Column("runtime_count", kind, nullable=False, server_default="0"),
         Column("runtime_sum", Float, nullable=False, server_default="0"),
         *(Column(name, kind, nullable=False, server_default="0") for name in RUNTIME_BUCKET_COLUMNS),

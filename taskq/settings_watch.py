@@ -21,6 +21,15 @@ TIMER_MARGIN_SECONDS = 0.002  # the wake-up lands just after the reload is due, 
 _WRITER_DONE = ("closed", "moved")  # watchdog's event types for IN_CLOSE_WRITE and a rename
 
 
+def file_stamp(path: Path) -> tuple[int, int, int] | None:
+    """What changes when a file is written or replaced (inode, size, modification time); None if absent."""
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_ino, status.st_size, status.st_mtime_ns
+
+
 class SettingsWatcher:
     """Watches the file's directory, not the file: editors that save by writing a temporary file and
     renaming it over the original replace the inode, which a watch on the file itself would lose.

@@ -260,8 +260,9 @@ def queues_table(counts: Mapping[str, Mapping[str, int]]) -> Table:
     """One row per queue, a column per status, with "delayed" (pending, not due yet) beside pending."""
     from rich.table import Table
 
-    headers = {s.value: s.value for s in Status} | {"waiting_for_children": "waiting", "delayed": "(delayed)"}
-    keys = ["pending", "delayed", "running", "waiting_for_children", "completed", "failed", "cancelled"]
+    # Every status in the enum's order, headed by its first word; `delayed` (queued, not due) after pending.
+    headers = {s.value: s.value.split("_")[0] for s in Status} | {"delayed": "(delayed)"}
+    keys = [key for s in Status for key in ((s.value, "delayed") if s is Status.PENDING else (s.value,))]
     table = Table(show_edge=False, header_style="bold", pad_edge=False)
     table.add_column("queue", no_wrap=True, overflow="ellipsis")
     for key in keys:

@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 from taskq import heartbeat, protocol, registry, urls
 from taskq.api import open_store
@@ -34,9 +34,9 @@ from taskq.identity import WorkerIdentity, hostname
 from taskq.logformat import formatter
 from taskq.model import Completion, Task
 from taskq.protocol import KillReason
-from taskq.settings import CANCEL_GRACE, CONCURRENCY, LEASE, LOG_FORMAT, LOG_LEVEL, PREFETCH, SHUTDOWN_GRACE
 from taskq.store import Store
 from taskq.supervision import Overdue, WorkerLedger
+from taskq.worker_config import WorkerConfig
 
 IDLE_POLL_MIN_SECONDS = 0.05  # fallback poll when no wake-up arrives: starts here after work...
 IDLE_POLL_MAX_SECONDS = 5.0  # ...and backs off to this while idle (wake-ups and next_run_after do the real work)
@@ -75,30 +75,6 @@ class LogBuffer:
 
 
 LOG_BUFFER = LogBuffer()
-
-
-@dataclass(frozen=True)
-class WorkerConfig:
-    name: str  # worker-N
-    database: str
-    queues: list[str] = field(default_factory=list)
-    imports: list[str] = field(default_factory=list)
-    queue_limits: dict[str, int] = field(default_factory=dict)  # queue -> most of its tasks run at once
-    lease_seconds: float = LEASE.default
-    prefetch: int = PREFETCH.default  # most tasks claimed per round trip; the batch adapts from 1 up to this
-    concurrency: int = CONCURRENCY.default  # tasks run at once: above 1, coroutines share an event loop (concurrent.py)
-    max_tasks: int | None = None  # recycle after this many tasks
-    max_memory_mb: float | None = None  # recycle once resident memory exceeds this
-    log_level: str = LOG_LEVEL.default
-    log_format: str = LOG_FORMAT.default
-    # What the supervisor enforces, kept here for when it is gone: an orphan enforces them itself (heartbeat.py).
-    shutdown_grace: float = SHUTDOWN_GRACE.default
-    cancel_grace: float = CANCEL_GRACE.default
-    wake_fd: int = -1
-    status_fd: int = -1
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
 
 
 def resident_mb() -> float:

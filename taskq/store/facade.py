@@ -50,11 +50,12 @@ from taskq.model import (
     check_json,
 )
 from taskq.requests import MAX_TASK_ID, ArgumentCheck, check_task_id
-from taskq.store import enqueue, metrics, outcomes, queries, schedules, transitions, workers, workflow
+from taskq.store import enqueue, metrics, outcomes, queries, rollup, schedules, transitions, workers, workflow
 from taskq.store.base import DEFAULT_LEASE_SECONDS, DefaultsLookup, StoreContext
 from taskq.store.hot import SqliteHotPath
-from taskq.store.metrics import ROLLUP_CHUNK_ROWS, ChartWindow, QueueDepth, RollupState, Tally
+from taskq.store.metrics import ChartWindow, QueueDepth, RollupState, Tally
 from taskq.store.queries import Waiting
+from taskq.store.rollup import ROLLUP_CHUNK_ROWS
 from taskq.store.schedules import Decide, ScheduleChange, ScheduledTask, ScheduleOverview, ScheduleState
 
 T = TypeVar("T")
@@ -880,7 +881,7 @@ class Store:
         now = now or utc_now()
         return self.read(lambda conn: queries.queue_counts(conn, now=now))
 
-    # -- metrics (metrics.py) -----------------------------------------------------------------------
+    # -- metrics (metrics.py reads, rollup.py writes) -----------------------------------------------
 
     def counts_by_queue(self) -> dict[tuple[str, str], int]:
         """{(queue, status): n} for every status with rows, exact."""
@@ -910,27 +911,27 @@ class Store:
         rollup tables; returns how many rows it folded (0: caught up, or another process moved first).
         Read and tallied outside the write lock, folded in a short write that checks nothing moved."""
         until = now - timedelta(seconds=metrics.ROLLUP_LAG_SECONDS)
-        chunk = self.read(lambda conn: metrics.chunk_to_roll_up(conn, until=until, chunk_rows=chunk_rows))
+        chunk = self.read(lambda conn: rollup.chunk_to_roll_up(conn, until=until, chunk_rows=chunk_rows))
         if not chunk.rows:
             return 0
-        return self.write(lambda conn: metrics.fold_rollup(conn, chunk))
+        return self.write(lambda conn: rollup.fold_rollup(conn, chunk))
 
     def recount(self) -> bool:
         """Recount task_counts from the table when a purge left it stale; True if it did. The count runs
         outside the write lock (it reads every finished row once) and is kept only if nothing moved."""
-        state, rows = self.read(metrics.counts_to_recount)
+        state, rows = self.read(rollup.counts_to_recount)
         if not state.counts_stale:
             return False
-        return self.write(lambda conn: metrics.replace_counts(conn, state, rows))
+        return self.write(lambda conn: rollup.replace_counts(conn, state, rows))
 
     def sample_queues(self, *, now: datetime) -> int:
         """Record this minute's depth of every active queue (the last sample in a minute wins)."""
         depths = self.queue_depths(now=now)
         minute = metrics.minute_of(now)
-        return self.write(lambda conn: metrics.save_queue_samples(conn, minute, depths))
+        return self.write(lambda conn: rollup.save_queue_samples(conn, minute, depths))
 
     def prune_history(self, *, now: datetime) -> int:
-        return self.write(lambda conn: metrics.prune_history(conn, now=now))
+        return self.write(lambda conn: rollup.prune_history(conn, now=now))
 
     def chart_window(self, *, since: datetime, queue: str | None = None, name: str | None = None) -> ChartWindow:
         """Finished tasks per minute and runtime histograms per task name from `since` on."""

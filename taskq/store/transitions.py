@@ -14,7 +14,7 @@ from taskq.lifecycle import Event, sources
 from taskq.model import ACTIVE_STATUSES, TERMINAL_STATUSES, InvalidTransition, Status, TaskNotFound
 from taskq.schema import tasks
 from taskq.store.base import StoreContext, _from, _status_is, _to
-from taskq.store.metrics import count_purged, counts_need_recount, forget_finished, unrolled_rows_a_purge_may_delete
+from taskq.store.rollup import count_purged, counts_need_recount, forget_finished, unrolled_rows_a_purge_may_delete
 from taskq.store.workflow import after_finish, cancel_children
 
 

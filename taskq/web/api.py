@@ -24,7 +24,7 @@ from taskq.model import ClippedValue, InvalidTaskArguments, Status, TaskNotFound
 from taskq.requests import MAX_TASK_ID, TEXT_LIMITS, check_stored_text, check_task_id, parse_request
 from taskq.scheduler import parse_schedules
 from taskq.store import Store
-from taskq.store.metrics import percentile
+from taskq.store.metrics import RUN_OUTCOMES, percentile
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -292,8 +292,9 @@ async def list_schedules(request: Request) -> JSONResponse:
 
 
 async def charts(request: Request) -> JSONResponse:
-    """Completed and failed per step, queue depth per step and runtime percentiles per task name over
-    the last hour or day, from the per-minute rollups (plus the few rows not rolled up yet)."""
+    """Finished tasks per step and outcome (RUN_OUTCOMES: completed, failed), queue depth per step and
+    runtime percentiles per task name over the last hour or day, from the per-minute rollups (plus the
+    few rows not rolled up yet)."""
     window = request.query_params.get("window") or "hour"
     if window not in CHART_WINDOWS:
         raise InvalidTaskArguments(f"window must be one of {', '.join(CHART_WINDOWS)}, got {window!r}")
@@ -315,10 +316,10 @@ async def charts(request: Request) -> JSONResponse:
     def slot(moment: datetime) -> int:
         return min(slots - 1, max(0, int((moment - start) / step)))
 
-    completed, failed = [0] * slots, [0] * slots
-    for minute, (done, broke) in window_data.finished.items():
-        completed[slot(minute)] += done
-        failed[slot(minute)] += broke
+    throughput = {outcome: [0] * slots for outcome in RUN_OUTCOMES}
+    for minute, counts in window_data.finished.items():
+        for outcome, count in zip(RUN_OUTCOMES, counts, strict=True):
+            throughput[outcome][slot(minute)] += count
     by_name = window_data.runtimes
     latest: dict[tuple[int, str], dict[str, Any]] = {}  # the last sample of each queue in each slot
     for sample in samples:
@@ -342,7 +343,7 @@ async def charts(request: Request) -> JSONResponse:
             "step_seconds": step.total_seconds(),
             "start": start.isoformat(),
             "now": now.isoformat(),
-            "throughput": {"completed": completed, "failed": failed},
+            "throughput": throughput,
             "depth": depth,
             "runtimes": runtimes,
         }

@@ -6,6 +6,7 @@ the workers, and several dashboards must report the same numbers. Counters are m
 come from the all-time rollup totals (task_totals) alone, which retries and purges never decrease (rows
 finished in the last ROLLUP_LAG_SECONDS or so show up on a later scrape). Task names are bounded: at most
 METRIC_NAMES_MAX of them label series, the others are summed under name="other" (taskq/store/metrics.py).
+The counters and the histogram's statuses follow the Status enum (schema.OUTCOME_COLUMNS, RUN_OUTCOMES).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from taskq.clock import utc_now
+from taskq.schema import OUTCOME_COLUMNS
 from taskq.store import Store
-from taskq.store.metrics import RUNTIME_BOUNDS_SECONDS
+from taskq.store.metrics import RUN_OUTCOMES, RUNTIME_BOUNDS_SECONDS
 
 LIVE_WORKER_SECONDS = 60.0  # a worker whose heartbeat is older than this is not counted live
 
@@ -37,16 +39,16 @@ def collect(store: Store) -> list[Any]:
         outcome: CounterMetricFamily(
             f"taskq_tasks_{outcome}", f"Tasks {outcome}, by queue and task name.", labels=["queue", "name"]
         )
-        for outcome in ("completed", "failed", "cancelled")
+        for outcome in OUTCOME_COLUMNS  # one counter per finished status, named by it
     }
     runtime = HistogramMetricFamily(
         "taskq_task_runtime_seconds",
-        "Run time of completed and failed tasks (last attempt), by queue and task name.",
+        f"Run time of {' and '.join(RUN_OUTCOMES)} tasks (last attempt), by queue and task name.",
         labels=["queue", "name"],
     )
     for (queue, name), tally in sorted(store.metric_totals().items()):
         for outcome, family in finished.items():
-            family.add_metric([queue, name], getattr(tally, outcome))
+            family.add_metric([queue, name], tally.outcomes[outcome])
         cumulative, buckets = 0, []
         for bound, count in zip((*RUNTIME_BOUNDS_SECONDS, float("inf")), tally.runtime_buckets, strict=True):
             cumulative += count

@@ -3,13 +3,16 @@ the API and writes it with textContent, and the Content-Security-Policy forbids 
 
 from __future__ import annotations
 
+import json
 from html import escape
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
-from taskq.model import Status
+from taskq.lifecycle import CANCELLABLE, RETRYABLE
+from taskq.model import ACTIVE_STATUSES, STATUS_CLASSES, Status, in_enum_order
+from taskq.store.metrics import RUN_OUTCOMES
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -20,6 +23,20 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
+
+# What dashboard.js knows of statuses, all from model.py and lifecycle.py: each status's class (which
+# dashboard.css colours, so a new status has a colour), and which statuses are active (polled fast, a
+# Cancel button), cancellable and retryable. JSON in an attribute of <body>, read once by the script (the
+# CSP allows no inline script); the script itself names no status.
+LIFECYCLE = json.dumps(
+    {
+        "classes": {status.value: STATUS_CLASSES[status].value for status in Status},
+        "active": [status.value for status in in_enum_order(ACTIVE_STATUSES)],
+        "cancellable": [status.value for status in CANCELLABLE],
+        "retryable": [status.value for status in RETRYABLE],
+    },
+    separators=(",", ":"),
+)
 
 
 def _layout(title: str, view: str, body: str, *, task_id: int | None = None, status_code: int = 200) -> HTMLResponse:
@@ -39,7 +56,7 @@ def _layout(title: str, view: str, body: str, *, task_id: int | None = None, sta
 <link rel="stylesheet" href="/static/dashboard.css">
 <script src="/static/dashboard.js" defer></script>
 </head>
-<body data-view="{escape(view)}"{task_attr}>
+<body data-view="{escape(view)}"{task_attr} data-lifecycle="{escape(LIFECYCLE)}">
 <header>
 <h1><a href="/">taskq</a></h1>
 <nav id="views" aria-label="views">{_views(view)}</nav>
@@ -175,7 +192,11 @@ async def schedules_page(_request: Request) -> HTMLResponse:
 
 
 async def charts_page(_request: Request) -> HTMLResponse:
-    body = """<form id="chart-filters" autocomplete="off">
+    outcomes = " ".join(
+        f'<span class="key {escape(outcome)} {STATUS_CLASSES[Status(outcome)]}">{escape(outcome)}</span>'
+        for outcome in RUN_OUTCOMES
+    )
+    body = f"""<form id="chart-filters" autocomplete="off">
 <label>window <select name="window"><option value="hour">last hour</option>
 <option value="day">last day</option></select></label>
 <label>queue <select name="queue"><option value="">any queue</option></select></label>
@@ -183,7 +204,7 @@ async def charts_page(_request: Request) -> HTMLResponse:
 </form>
 <section id="charts">
 <figure class="chart" id="throughput-chart"><figcaption>Finished per <span class="step">minute</span>:
-<span class="key completed">completed</span> <span class="key failed">failed</span></figcaption>
+{outcomes}</figcaption>
 <svg role="img"></svg></figure>
 <figure class="chart" id="depth-chart"><figcaption>Queue depth: <span class="key ready">ready</span>
 <span class="key pending">pending</span> <span class="key running">running</span></figcaption>

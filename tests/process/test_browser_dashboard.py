@@ -101,6 +101,24 @@ def test_name_search_matches_part_of_a_name(page: Any, dashboard: Dashboard, fai
     assert "name=no-task-is-called-this" in page.url  # the filter survives a reload
 
 
+def test_statuses_are_coloured_by_their_class_which_the_server_hands_the_page(
+    page: Any, dashboard: Dashboard, failed_ids: list[int]
+) -> None:
+    # The page's script names no status: each one's class, and which are retryable or cancellable, come in
+    # the page from taskq/model.py and lifecycle.py; dashboard.css colours by class.
+    page.goto(f"{dashboard.base}/?status=failed&queue={HELD}")
+    failed = row(page, failed_ids[-1])
+    expect(failed).to_have_attribute("data-status-class", "failure")
+    expect(failed.locator(".status")).to_have_css("color", "rgb(180, 35, 24)")
+    expect(failed.locator("button.retry")).to_be_visible()
+    expect(failed.locator("button.cancel")).to_be_hidden()
+    page.goto(f"{dashboard.base}/?status=completed&queue={HELD}")
+    completed = page.locator("#task-list tbody tr").first
+    expect(completed).to_have_attribute("data-status-class", "success")
+    expect(completed.locator(".status")).to_have_css("color", "rgb(29, 122, 58)")
+    expect(completed.locator("button.retry")).to_be_hidden()
+
+
 def test_bulk_retry_everything_matching_after_a_confirmation_then_cancel_a_selection(
     page: Any,
     dashboard: Dashboard,

@@ -18,14 +18,23 @@ REPO = Path(__file__).resolve().parents[2]
 HEAVY = ("alembic", "rich", "croniter", "uvicorn", "starlette", "watchdog", "click", "yaml", "sqlalchemy")
 
 
-def imported_after(statement: str) -> set[str]:
-    """Which HEAVY top-level packages a fresh interpreter has loaded after `statement`."""
-    probe = (
-        f"import sys; {statement}; print(__import__('json').dumps(sorted(set(m.split('.')[0] for m in sys.modules))))"
-    )
+# The worker's own code, which the supervisor never runs, and what only some processes need: PostgreSQL's
+# dialect (with the modules of all its drivers) on SQLite, the wake-up's file watching before the first workers.
+EXECUTION = ("taskq.worker", "taskq.executor", "taskq.heartbeat", "taskq.context", "taskq.concurrent")
+POSTGRESQL = "sqlalchemy.dialects.postgresql"
+
+
+def modules_after(statement: str) -> set[str]:
+    """Every module a fresh interpreter has loaded after `statement`."""
+    probe = f"import sys; {statement}; print(__import__('json').dumps(sorted(sys.modules)))"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True, timeout=60)
-    return set(json.loads(out.stdout)) & set(HEAVY)
+    return set(json.loads(out.stdout))
+
+
+def imported_after(statement: str) -> set[str]:
+    """Which HEAVY top-level packages a fresh interpreter has loaded after `statement`."""
+    return {module.split(".")[0] for module in modules_after(statement)} & set(HEAVY)
 
 
 def test_the_package_and_the_launcher_import_nothing_heavy() -> None:
@@ -39,6 +48,18 @@ def test_the_cli_leaves_alembic_rich_and_the_daemon_parts_out() -> None:
 
 def test_the_fork_servers_preload_is_the_store_and_the_worker_only() -> None:
     assert imported_after("import taskq.worker") == {"yaml", "sqlalchemy"}
+
+
+def test_the_supervisor_imports_none_of_the_workers_code() -> None:
+    assert modules_after("import taskq.pool") & {*EXECUTION, "taskq.wakeup", "watchdog"} == set()
+
+
+def test_a_sqlite_store_never_imports_postgresqls_dialect(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'taskq.db'}"
+    taskq.open_store(url).dispose()  # migrated here: Alembic's migrations name both dialects
+    opened = modules_after(f"import taskq; taskq.open_store({url!r}).enqueue('x'); import taskq.worker, taskq.pool")
+    assert "sqlalchemy.dialects.sqlite" in opened
+    assert {module for module in opened if module.startswith(POSTGRESQL)} == set()
 
 
 def test_a_running_pool_never_imports_alembic_rich_or_croniter_and_workers_find_app_modules(tmp_path: Path) -> None:
@@ -82,11 +103,11 @@ def test_a_running_pool_never_imports_alembic_rich_or_croniter_and_workers_find_
             pool.wait(30)
             store.dispose()
     text = log_path.read_text()
-    imported = {
-        line.split("|")[-1].strip().split(".")[0] for line in text.splitlines() if line.startswith("import time:")
-    }
+    modules = {line.split("|")[-1].strip() for line in text.splitlines() if line.startswith("import time:")}
+    imported = {module.split(".")[0] for module in modules}
     assert "taskq" in imported and "sqlalchemy" in imported  # the probe did see the pool's imports
     assert imported & {"alembic", "rich", "croniter", "uvicorn", "starlette"} == set()
+    assert {module for module in modules if module.startswith(POSTGRESQL)} == set()
     assert re.search(r"task_completed task_id=\d+ name=lazy_app_tasks.hello", text)
 
 

@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from taskq.lifecycle import (
+    CANCELLABLE,
     DEFAULT_POLICY,
     PASS_ON_DELAY_MAX_SECONDS,
     PASS_ON_TRIES,
+    RETRYABLE,
     TRANSITIONS,
     ChildCounts,
     Event,
@@ -27,7 +29,7 @@ from taskq.lifecycle import (
     target,
     targets,
 )
-from taskq.model import ACTIVE_STATUSES, TERMINAL_STATUSES, Status
+from taskq.model import ACTIVE_STATUSES, STATUS_CLASSES, TERMINAL_STATUSES, Status
 
 NOW = datetime(2030, 1, 1, 12, tzinfo=UTC)
 P, R, W = Status.PENDING, Status.RUNNING, Status.WAITING_FOR_CHILDREN
@@ -248,3 +250,18 @@ def test_child_counts_from_a_row_and_when_all_have_finished() -> None:
     counts = ChildCounts.of(row)
     assert counts == ChildCounts(4, 1, 1, 1) and not counts.all_finished
     assert ChildCounts(4, 2, 1, 1).all_finished
+
+
+def test_what_an_operator_may_do_follows_the_transition_table() -> None:
+    # `taskq cancel --all` and the dashboard's Cancel act on CANCELLABLE, the store's bulk cancel on the
+    # active statuses: the two must be the same set, or one would offer what the other refuses.
+    assert set(CANCELLABLE) == ACTIVE_STATUSES
+    assert set(RETRYABLE) == set(sources(Event.RETRY))
+    assert [s.value for s in RETRYABLE] == ["failed", "cancelled"]  # the enum's order, as choices show it
+
+
+def test_every_status_has_a_class_and_the_classes_split_active_from_finished() -> None:
+    assert set(STATUS_CLASSES) == set(Status)
+    assert set(Status) == ACTIVE_STATUSES | TERMINAL_STATUSES and not ACTIVE_STATUSES & TERMINAL_STATUSES
+    active = {Status.PENDING, Status.RUNNING, Status.WAITING_FOR_CHILDREN}
+    assert {s for s in Status if STATUS_CLASSES[s].active} == active

@@ -38,7 +38,7 @@ from taskq.settings import (
     reread_settings,
 )
 from taskq.store import DEFAULT_LEASE_SECONDS
-from taskq.worker import WorkerConfig
+from taskq.worker_config import WorkerConfig
 
 NOT_SETTINGS = {"path", "sources"}
 WORKER_ONLY = {"name", "wake_fd", "status_fd"}

@@ -20,18 +20,20 @@ from taskq.context import TaskCancelled
 from taskq.contrib.django.framework import InvalidTask, TaskError, TaskResult, TaskResultStatus
 from taskq.contrib.django.framework import Task as DjangoTask
 from taskq.lifecycle import Retry
-from taskq.model import Status, Task
+from taskq.model import STATUS_CLASSES, TERMINAL_STATUSES, Status, StatusClass, Task
 
-STATUSES: dict[Status, TaskResultStatus] = {
-    Status.PENDING: TaskResultStatus.READY,  # new, delayed, or waiting out a retry's backoff
-    Status.RUNNING: TaskResultStatus.RUNNING,
+# Django's status for each class of taskq's, so every status has one.
+BY_CLASS: dict[StatusClass, TaskResultStatus] = {
+    StatusClass.QUEUED: TaskResultStatus.READY,  # new, delayed, or waiting out a retry's backoff
+    StatusClass.WORKING: TaskResultStatus.RUNNING,
     # The function returned after spawning children; the task is not finished until the last child is.
-    Status.WAITING_FOR_CHILDREN: TaskResultStatus.RUNNING,
-    Status.COMPLETED: TaskResultStatus.SUCCESSFUL,
-    Status.FAILED: TaskResultStatus.FAILED,
+    StatusClass.WAITING: TaskResultStatus.RUNNING,
+    StatusClass.SUCCESS: TaskResultStatus.SUCCESSFUL,
+    StatusClass.FAILURE: TaskResultStatus.FAILED,
     # Django has no cancelled status: a cancelled task did not succeed and never will.
-    Status.CANCELLED: TaskResultStatus.FAILED,
+    StatusClass.STOPPED: TaskResultStatus.FAILED,
 }
+STATUSES: dict[Status, TaskResultStatus] = {status: BY_CLASS[STATUS_CLASSES[status]] for status in Status}
 
 
 class AttemptInterrupted(Exception):
@@ -89,9 +91,10 @@ def attempts_of(row: Task) -> list[dict[str, Any]]:
 
 def errors_of(row: Task) -> list[TaskError]:
     errors = [error_of(entry) for entry in attempts_of(row)]
-    if row.status is Status.CANCELLED:
+    kind = STATUS_CLASSES[row.status]
+    if kind is StatusClass.STOPPED:
         errors.append(TaskError(exception_class_path=class_path(TaskCancelled), traceback=row.error or "cancelled"))
-    elif row.status is Status.FAILED and not errors and row.error:
+    elif kind is StatusClass.FAILURE and not errors and row.error:
         # Failed without a failed attempt of its own: a child of it failed for good.
         errors.append(TaskError(exception_class_path=exception_class_path(row.error), traceback=row.error))
     return errors
@@ -128,7 +131,7 @@ def to_result(row: Task, task: DjangoTask, backend: str) -> TaskResult:
     # When the settings changed since (a queue left QUEUES), the task as declared.
     with contextlib.suppress(InvalidTask):
         task = task.using(priority=row.priority, queue_name=row.queue, run_after=run_after, backend=backend)
-    finished = row.status in (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
+    finished = row.status in TERMINAL_STATUSES
     result = TaskResult(
         task=task,
         id=str(row.id),

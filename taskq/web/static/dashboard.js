@@ -7,8 +7,14 @@ const POLL_MS = 800; // below one second so a bar visibly moves every second eve
 const IDLE_POLL_MS = 2500; // when nothing on the page is active and the last polls changed nothing
 const CHART_POLL_MS = 10000;
 const PAGE_SIZE = 50;
-const ACTIVE = new Set(["pending", "running", "waiting_for_children"]);
-const RETRYABLE = new Set(["failed", "cancelled"]);
+// What the server knows of statuses (taskq/model.py and lifecycle.py, written into the page by pages.py):
+// each status's class (queued, working, waiting, success, failure, stopped), which dashboard.css colours,
+// and which statuses are active, cancellable and retryable. This script names no status.
+const LIFECYCLE = JSON.parse(document.body.dataset.lifecycle);
+const ACTIVE = new Set(LIFECYCLE.active);
+const CANCELLABLE = new Set(LIFECYCLE.cancellable);
+const RETRYABLE = new Set(LIFECYCLE.retryable);
+const classOf = (status) => LIFECYCLE.classes[status] || "";
 const SVG = "http://www.w3.org/2000/svg";
 
 async function api(path, options = {}) {
@@ -90,9 +96,13 @@ function runtime(seconds) {
   return seconds < 60 ? `${seconds.toFixed(1)} s` : duration(seconds);
 }
 
+// A queued row (pending) that is not due yet is either scheduled (never ran) or waiting out a retry backoff.
+function notDue(task) {
+  return classOf(task.status) === "queued" && Date.parse(task.run_after) > Date.now();
+}
+
 function statusText(task) {
-  // A pending row that is not due yet is either scheduled (never ran) or waiting out a retry backoff.
-  if (task.status === "pending" && Date.parse(task.run_after) > Date.now()) {
+  if (notDue(task)) {
     const next = task.attempts + 1;
     return task.attempts > 0
       ? `retrying ${relative(task.run_after)} (attempt ${next} of ${task.max_retries + 1})`
@@ -102,7 +112,7 @@ function statusText(task) {
 }
 
 function statusKind(task) {
-  if (task.status === "pending" && Date.parse(task.run_after) > Date.now()) {
+  if (notDue(task)) {
     return task.attempts > 0 ? "retrying" : "scheduled";
   }
   return task.status;
@@ -221,13 +231,15 @@ class TaskTable {
       setText(c.queue, task.queue);
       setText(c.status, statusText(task));
       setData(row, "status", statusKind(task));
-      setText(c.errorLine, task.status === "failed" ? task.error_line || "" : "");
-      setHidden(c.errorLine, task.status !== "failed" || !task.error_line);
+      setData(row, "statusClass", classOf(task.status));
+      const failed = classOf(task.status) === "failure";
+      setText(c.errorLine, failed ? task.error_line || "" : "");
+      setHidden(c.errorLine, !failed || !task.error_line);
       if (c.errorLine.title !== (task.error_line || "")) c.errorLine.title = task.error_line || "";
       updateProgress(c.progress, task);
       setText(c.attempts, `${task.attempts}/${task.max_retries + 1}`);
       setText(c.created, when(task.created_at));
-      setHidden(c.cancel, !ACTIVE.has(task.status) || task.cancel_requested);
+      setHidden(c.cancel, !CANCELLABLE.has(task.status) || task.cancel_requested);
       setHidden(c.retry, !RETRYABLE.has(task.status));
       if (this.body.children[index] !== row) this.body.insertBefore(row, this.body.children[index] || null);
     });
@@ -381,7 +393,7 @@ function listView() {
   async function ask(action, scope) {
     let count;
     let body;
-    const statuses = action === "retry" ? ["failed", "cancelled"] : ["pending", "running", "waiting_for_children"];
+    const statuses = action === "retry" ? LIFECYCLE.retryable : LIFECYCLE.cancellable;
     if (scope === "selection") {
       body = { action, ids: [...table.picked] };
       count = body.ids.length;
@@ -395,7 +407,7 @@ function listView() {
       count = counts.reduce((sum, c) => sum + c.count, 0);
     }
     const verb = action === "retry" ? "Retry" : "Cancel";
-    const which = action === "retry" ? "failed or cancelled" : "active";
+    const which = action === "retry" ? statuses.map((s) => s.replaceAll("_", " ")).join(" or ") : "active";
     setText(confirmBox.querySelector(".question"), count
       ? `${verb} ${count.toLocaleString("en")} ${which} task${count === 1 ? "" : "s"}${scope === "filter" ? " matching the filter" : ""}?`
       : `No ${which} task matches.`);
@@ -472,7 +484,7 @@ function taskView(taskId) {
       ["dedup key", task.dedup_key || "—"], ["parent", task.parent_id === null ? "—" : String(task.parent_id)],
       ["worker", task.worker_id || "—"], ["progress message", task.progress_message || "—"],
       ["created", when(task.created_at)],
-      ["run after", task.status === "pending" ? `${when(task.run_after)} (${relative(task.run_after)})` : when(task.run_after)],
+      ["run after", classOf(task.status) === "queued" ? `${when(task.run_after)} (${relative(task.run_after)})` : when(task.run_after)],
       ["started", when(task.started_at)], ["finished", when(task.finished_at)],
     ];
     const key = JSON.stringify(rows);
@@ -575,8 +587,9 @@ function taskView(taskId) {
     const status = root.querySelector("h2 .status");
     setText(status, statusText(task));
     setData(status, "status", statusKind(task));
+    setData(status, "statusClass", classOf(task.status));
     setData(root, "status", task.status);
-    setHidden(root.querySelector("button.cancel"), !ACTIVE.has(task.status) || task.cancel_requested);
+    setHidden(root.querySelector("button.cancel"), !CANCELLABLE.has(task.status) || task.cancel_requested);
     setHidden(root.querySelector("button.retry"), !RETRYABLE.has(task.status));
     updateProgress(progress, task);
     fields(task);
@@ -603,7 +616,8 @@ function queuesView() {
       if (!row) {
         row = el("tr", { "data-queue": queue.queue });
         for (let i = 0; i < 7; i++) row.append(el("td"));
-        row.cells[6].append(el("a", { href: `/?queue=${encodeURIComponent(queue.queue)}&status=pending` }, "tasks"));
+        const queued = Object.keys(LIFECYCLE.classes).find((status) => classOf(status) === "queued");
+        row.cells[6].append(el("a", { href: `/?queue=${encodeURIComponent(queue.queue)}&status=${queued}` }, "tasks"));
         rows.set(queue.queue, row);
       }
       seen.add(queue.queue);
@@ -650,7 +664,7 @@ function schedulesView() {
       setText(row.cells[1], schedule.task || "— (no longer configured)");
       setText(row.cells[2], schedule.cron ? `cron ${schedule.cron}` : schedule.every_seconds ? duration(schedule.every_seconds) : "—");
       const next = schedule.next_run_after
-        ? `${when(schedule.next_run_after)} (${schedule.next_status === "running" ? "running" : relative(schedule.next_run_after)})`
+        ? `${when(schedule.next_run_after)} (${classOf(schedule.next_status) === "working" ? schedule.next_status : relative(schedule.next_run_after)})`
         : "—";
       const last = schedule.last_finished_at ? `${when(schedule.last_finished_at)} (${relative(schedule.last_finished_at)})` : "never";
       const key = JSON.stringify([next, last, schedule.last_status]);
@@ -660,6 +674,7 @@ function schedulesView() {
         row.cells[4].replaceChildren(link(schedule.last_task_id, last));
         row.cells[5].textContent = schedule.last_status || "—";
         row.cells[5].dataset.status = schedule.last_status || "";
+        row.cells[5].dataset.statusClass = classOf(schedule.last_status);
       }
       if (tbody.children[index] !== row) tbody.insertBefore(row, tbody.children[index] || null);
     });
@@ -706,7 +721,7 @@ function drawChart(svg, series, start, stepSeconds, { bars = false } = {}) {
     if (bars) {
       s.values.forEach((v, i) => {
         if (!v) return;
-        const bar = svgEl("rect", { x: x(i) + k * barWidth, y: y(v), width: barWidth, height: height - bottom - y(v), class: `series ${s.kind}` });
+        const bar = svgEl("rect", { x: x(i) + k * barWidth, y: y(v), width: barWidth, height: height - bottom - y(v), class: `series ${s.kind} ${classOf(s.kind)}` });
         const title = svgEl("title", {});
         title.textContent = `${new Date(Date.parse(start) + i * stepSeconds * 1000).toISOString().slice(11, 16)} ${s.kind}: ${v}`;
         bar.append(title);
@@ -745,15 +760,10 @@ function chartsView() {
     if (key === lastKey) return "charts";
     lastKey = key;
     document.querySelectorAll("#charts .step").forEach((n) => setText(n, body.step_seconds === 60 ? "minute" : `${body.step_seconds / 60} minutes`));
-    drawChart(document.querySelector("#throughput-chart svg"), [
-      { kind: "completed", values: body.throughput.completed },
-      { kind: "failed", values: body.throughput.failed },
-    ], body.start, body.step_seconds, { bars: true });
-    drawChart(document.querySelector("#depth-chart svg"), [
-      { kind: "ready", values: body.depth.ready },
-      { kind: "pending", values: body.depth.pending },
-      { kind: "running", values: body.depth.running },
-    ], body.start, body.step_seconds);
+    // Series in the order the server sends them: finished statuses (coloured by class), queue depths.
+    const series = (sums) => Object.entries(sums).map(([kind, values]) => ({ kind, values }));
+    drawChart(document.querySelector("#throughput-chart svg"), series(body.throughput), body.start, body.step_seconds, { bars: true });
+    drawChart(document.querySelector("#depth-chart svg"), series(body.depth), body.start, body.step_seconds);
     const tbody = document.querySelector("#runtimes tbody");
     tbody.replaceChildren(...body.runtimes.map((r) => {
       const row = el("tr", { "data-name": r.name });

@@ -22,7 +22,7 @@ from taskq.distribution import install_hint
 from taskq.json_limits import JsonRefused, check_text
 from taskq.lifecycle import CANCELLABLE, RETRYABLE
 from taskq.logformat import formatter
-from taskq.model import TERMINAL_STATUSES, Status, Task, TaskFilter, TaskqError
+from taskq.model import TERMINAL_STATUSES, Status, TaskFilter, TaskqError
 from taskq.requests import MAX_TASK_ID, parse_request
 from taskq.settings import DATABASE, IMPORTS, WORKER_OPTIONS, Setting, Settings, load_settings
 from taskq.store import Store
@@ -295,14 +295,7 @@ def stats(as_json: bool) -> None:
     if as_json:
         _echo_json(counts)
         return
-    from rich.table import Table
-
-    table = Table(show_edge=False, header_style="bold")
-    table.add_column("status")
-    table.add_column("tasks", justify="right")
-    for status, count in counts.items():
-        table.add_row(status, str(count))
-    _console().print(table)
+    _console().print(terminal.stats_table(counts))
 
 
 def _bulk_filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -459,18 +452,7 @@ def queues(as_json: bool) -> None:
     if not counts:
         click.echo("no tasks yet", err=True)
         return
-    from rich.table import Table
-
-    # Every status in the enum's order, headed by its first word; `delayed` (queued, not due) after pending.
-    headers = {s.value: s.value.split("_")[0] for s in Status} | {"delayed": "(delayed)"}
-    keys = [key for s in Status for key in ((s.value, "delayed") if s is Status.PENDING else (s.value,))]
-    table = Table(show_edge=False, header_style="bold", pad_edge=False)
-    table.add_column("queue", no_wrap=True, overflow="ellipsis")
-    for key in keys:
-        table.add_column(headers[key], justify="right", no_wrap=True)
-    for queue_name, row in counts.items():
-        table.add_row(queue_name, *(str(row[key]) for key in keys))
-    _console().print(table, highlight=False, markup=False)
+    _console().print(terminal.queues_table(counts), highlight=False, markup=False)
 
 
 @main.command("workers")
@@ -491,34 +473,8 @@ def list_workers(alive_within: str, as_json: bool) -> None:
     if not found:
         click.echo(f"no live workers (none reported in the last {alive_within}); start them with `taskq worker`")
         return
-    from rich.table import Table
-
-    now = utc_now()
-    table = Table(show_edge=False, header_style="bold", pad_edge=False)
-    for column, justify in (
-        ("worker", "left"),
-        ("host", "left"),
-        ("pid", "right"),
-        ("queues", "left"),
-        ("task", "left"),
-        ("done", "right"),
-        ("up", "right"),
-        ("seen", "right"),
-    ):
-        table.add_column(column, justify=justify, no_wrap=True, overflow="ellipsis")  # type: ignore[arg-type]
-    for info in found:
-        current = store.get(info.current_task_id) if info.current_task_id is not None else None
-        task = "-" if current is None else f"{current.id} {current.name}"
-        table.add_row(
-            info.name,
-            info.hostname,
-            str(info.pid),
-            ",".join(info.queues) or "*",
-            task,
-            str(info.tasks_done),
-            terminal.age(now - info.started_at),
-            terminal.age(now - info.heartbeat_at) + " ago",
-        )
+    running = {i.current_task_id: store.get(i.current_task_id) for i in found if i.current_task_id is not None}
+    table = terminal.workers_table(found, running, utc_now())
     _console().print(table, highlight=False, markup=False)
 
 
@@ -547,7 +503,7 @@ def wait(task_id: int, timeout: float | None, quiet: bool) -> None:
     started = time.monotonic()
     deadline = None if timeout is None else started + timeout
     hinted = False
-    bar = None if quiet or not sys.stderr.isatty() else _WaitBar()
+    bar = None if quiet or not sys.stderr.isatty() else terminal.WaitBar()
     try:
         while True:
             task = store.require(task_id)
@@ -576,36 +532,6 @@ def wait(task_id: int, timeout: float | None, quiet: bool) -> None:
     sys.exit(0 if task.status is Status.COMPLETED else 1)
 
 
-class _WaitBar:
-    """A transient rich progress bar on stderr: status, percent and the task's own progress message."""
-
-    def __init__(self) -> None:
-        from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
-
-        self.progress = Progress(
-            SpinnerColumn(),
-            TextColumn("task {task.fields[id]} {task.fields[status]}"),
-            BarColumn(),
-            TaskProgressColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[message]}"),
-            console=_console(stderr=True),
-            transient=True,
-        )
-        self.console = self.progress.console
-        self.row = self.progress.add_task("wait", total=100, id="", status="", message="")
-        self.progress.start()
-
-    def update(self, task: Task) -> None:
-        message = task.progress_message or ""
-        self.progress.update(
-            self.row, completed=task.progress, id=task.id, status=task.status.value, message=message[:60]
-        )
-
-    def stop(self) -> None:
-        self.progress.stop()
-
-
 @main.command("tasks")
 @click.option("--json", "as_json", is_flag=True)
 @common_options
@@ -616,24 +542,7 @@ def list_registered(as_json: bool) -> None:
     if as_json:
         _echo_json([_spec_dict(spec) for spec in specs])
         return
-    from rich.table import Table
-
-    table = Table(show_edge=False, header_style="bold")
-    for column in ("name", "arguments", "queue", "prio", "retries", "timeout", "max conc", "then"):
-        table.add_column(column, overflow="ellipsis", no_wrap=column != "arguments")
-    for spec in specs:
-        data = _spec_dict(spec)
-        table.add_row(
-            spec.name,
-            data["signature"] or "?",
-            spec.queue,
-            str(spec.priority),
-            str(spec.max_retries),
-            "-" if spec.timeout is None else f"{spec.timeout:g} s",
-            "-" if spec.max_concurrency is None else str(spec.max_concurrency),
-            spec.then or "-",
-        )
-    _console().print(table)
+    _console().print(terminal.registered_table(specs))
 
 
 def _spec_dict(spec: registry.TaskSpec) -> dict[str, Any]:
@@ -682,39 +591,16 @@ def worker(**flags: str | None) -> None:
 @common_options
 def systemd_unit(name: str, user: str | None, working_directory: str | None) -> None:
     """Print a systemd unit that runs this install's worker pool (venv, working directory, user)."""
-    import getpass
-    import grp
-    import pwd
-
-    from sqlalchemy.engine import make_url
-
     settings = current_settings()
-    workdir = Path(working_directory or Path.cwd()).resolve()
-    script = Path(sys.executable).parent / "taskq"  # the console script of this venv
-    exec_start = (str(script),) if script.is_file() else (sys.executable, "-m", "taskq")
-    settings_path = str(settings.path.resolve()) if settings.path is not None else None
-    # SQLite moves to the StateDirectory: the working directory (the code) stays read-only to the service.
-    sqlite = make_url(settings.database).get_backend_name() == "sqlite"
-    owner = user or getpass.getuser()
-    try:
-        group = grp.getgrgid(pwd.getpwnam(owner).pw_gid).gr_name
-    except KeyError:  # a user to be created later (useradd --system): its group is usually its name
-        group = owner
-    # Everything the service reads: its code, settings, command, interpreter, standard library and taskq.
-    read: list[str | Path] = [workdir, *([settings_path] if settings_path else []), exec_start[0], sys.executable]
-    read += [sys.prefix, sys.base_prefix, Path(__file__).parent]
-    unit = systemd.Unit(
-        exec_start=exec_start,
-        working_directory=str(workdir),
-        user=owner,
-        group=group,
-        settings=settings_path,
+    unit = systemd.unit_for_this_install(
         name=name,
-        database=f"sqlite:////var/lib/{name}/taskq.db" if sqlite else None,
-        protect_home=systemd.protect_home(read),
+        user=user,
+        working_directory=Path(working_directory or Path.cwd()),
+        settings=settings.path,
+        database=settings.database,
     )
     click.echo(systemd.render_unit(unit), nl=False)
-    if owner == "root":
+    if unit.user == "root":
         click.echo("note: User=root; a dedicated user is safer (useradd --system ...; then --user NAME)", err=True)
 
 

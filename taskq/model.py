@@ -6,7 +6,7 @@ import asyncio
 import enum
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Generic, Protocol, TypeVar
@@ -393,42 +393,26 @@ class Task:
         return None
 
     def to_dict(self) -> dict[str, Any]:
-        def iso(value: datetime | None) -> str | None:
-            return None if value is None else value.isoformat()
+        return _task_dict(self)
 
-        return {
-            "id": self.id,
-            "name": self.name,
-            "queue": self.queue,
-            "args": self.args,
-            "kwargs": self.kwargs,
-            "status": self.status.value,
-            "priority": self.priority,
-            "run_after": iso(self.run_after),
-            "attempts": self.attempts,
-            "max_retries": self.max_retries,
-            "dedup_key": self.dedup_key,
-            "parent_id": self.parent_id,
-            "progress": self.progress,
-            "progress_message": self.progress_message,
-            "result": self.result,
-            "error": self.error,
-            "error_log": self.error_log,
-            "worker_id": self.worker_id,
-            "lease_until": iso(self.lease_until),
-            "cancel_requested": self.cancel_requested,
-            "timeout": self.timeout,
-            "continuation": self.continuation,
-            "children": {
-                "total": self.children_total,
-                "completed": self.children_completed,
-                "failed": self.children_failed,
-                "cancelled": self.children_cancelled,
-            },
-            "created_at": iso(self.created_at),
-            "started_at": iso(self.started_at),
-            "finished_at": iso(self.finished_at),
-        }
+
+def _task_dict(task: Task | TaskSummary) -> dict[str, Any]:
+    """The JSON form of a task or a summary, keys in field order: statuses by value, times in ISO 8601, the
+    children's counts as one object; the trace context stays out (it is the tracer's, not the reader's)."""
+    data: dict[str, Any] = {}
+    for column in fields(task):
+        value = getattr(task, column.name)
+        if column.name == "trace_context":
+            continue
+        if column.name.startswith("children_"):
+            data.setdefault("children", {})[column.name.removeprefix("children_")] = value
+        elif isinstance(value, Status):
+            data[column.name] = value.value
+        elif isinstance(value, datetime):
+            data[column.name] = value.isoformat()
+        else:
+            data[column.name] = value
+    return data
 
 
 def error_headline(error: str | None) -> str | None:
@@ -521,41 +505,7 @@ class TaskSummary:
         return self.status in ACTIVE_STATUSES
 
     def to_dict(self) -> dict[str, Any]:
-        def iso(value: datetime | None) -> str | None:
-            return None if value is None else value.isoformat()
-
-        return {
-            "id": self.id,
-            "name": self.name,
-            "queue": self.queue,
-            "status": self.status.value,
-            "priority": self.priority,
-            "run_after": iso(self.run_after),
-            "attempts": self.attempts,
-            "max_retries": self.max_retries,
-            "dedup_key": self.dedup_key,
-            "parent_id": self.parent_id,
-            "progress": self.progress,
-            "progress_message": self.progress_message,
-            "worker_id": self.worker_id,
-            "lease_until": iso(self.lease_until),
-            "cancel_requested": self.cancel_requested,
-            "timeout": self.timeout,
-            "continuation": self.continuation,
-            "children": {
-                "total": self.children_total,
-                "completed": self.children_completed,
-                "failed": self.children_failed,
-                "cancelled": self.children_cancelled,
-            },
-            "created_at": iso(self.created_at),
-            "started_at": iso(self.started_at),
-            "finished_at": iso(self.finished_at),
-            "args_size": self.args_size,
-            "kwargs_size": self.kwargs_size,
-            "result_size": self.result_size,
-            "error_line": self.error_line,
-        }
+        return _task_dict(self)
 
 
 @dataclass(frozen=True)

@@ -214,7 +214,7 @@ schedules = Table(
     Column("anchor", UtcDateTime),  # the previous occurrence's slot: an edit recomputes run_after from it
 )
 
-# ---- issue 13: dashboard read side (migration 0005) ------------------------------------------------
+# ---- What the dashboard reads instead of scanning tasks (migration 0005) -------------------------------
 # The newest task for a dedup key once it has finished (ux_tasks_dedup_active covers only active rows).
 # Partial, so enqueues without a dedup key never touch it; its columns never change after insert, so
 # claims and completions never touch it either.
@@ -303,4 +303,4 @@ metric_names = Table(
     Column("name", String(200), primary_key=True),
     Column("admitted_at", UtcDateTime, nullable=False),
 )
-# ---- end issue 13 ------------------------------------------------------------------------------------
+# ---- end of what the dashboard reads -------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,6 +186,48 @@ UMask=0027
 [Install]
 WantedBy=multi-user.target
 """
+
+
+def user_and_group(user: str | None) -> tuple[str, str]:
+    """User= (the given one, else whoever runs the command) and Group=, that user's primary group."""
+    import getpass
+    import grp
+    import pwd
+
+    owner = user or getpass.getuser()
+    try:
+        group = grp.getgrgid(pwd.getpwnam(owner).pw_gid).gr_name
+    except KeyError:  # a user to be created later (useradd --system): its group is usually its name
+        group = owner
+    return owner, group
+
+
+def unit_for_this_install(
+    *, name: str, user: str | None, working_directory: Path, settings: Path | None, database: str
+) -> Unit:
+    """The unit that runs this interpreter's taskq (its venv's console script) from `working_directory`."""
+    from sqlalchemy.engine import make_url
+
+    workdir = working_directory.resolve()
+    script = Path(sys.executable).parent / "taskq"  # the console script of this venv
+    exec_start = (str(script),) if script.is_file() else (sys.executable, "-m", "taskq")
+    settings_path = str(settings.resolve()) if settings is not None else None
+    # SQLite moves to the StateDirectory: the working directory (the code) stays read-only to the service.
+    sqlite = make_url(database).get_backend_name() == "sqlite"
+    owner, group = user_and_group(user)
+    # Everything the service reads: its code, settings, command, interpreter, standard library and taskq.
+    read: list[str | Path] = [workdir, *([settings_path] if settings_path else []), exec_start[0], sys.executable]
+    read += [sys.prefix, sys.base_prefix, Path(__file__).parent]
+    return Unit(
+        exec_start=exec_start,
+        working_directory=str(workdir),
+        user=owner,
+        group=group,
+        settings=settings_path,
+        name=name,
+        database=f"sqlite:////var/lib/{name}/taskq.db" if sqlite else None,
+        protect_home=protect_home(read),
+    )
 
 
 def render_unit(unit: Unit = Unit()) -> str:

@@ -10,17 +10,19 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from taskq.json_limits import Undecodable
-from taskq.model import Task, TaskSummary
+from taskq.model import Status, Task, TaskSummary, WorkerInfo
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
+
+    from taskq.registry import TaskSpec
 
 PIPE_WIDTH = 200  # piped output is read by people with `| less` or grep: do not fold it at 80 columns
 INLINE_CHARS = 300  # args, kwargs and result longer than this are clipped in `taskq show` unless --full
@@ -238,3 +240,118 @@ def show_task(out: Console, task: Task, children: dict[str, int] | None, *, full
         out.print(f"earlier errors: {len(task.error_log) - 1} (taskq show {task.id} --json)", highlight=False)
     if clipped:
         out.print(f"clipped: {', '.join(clipped)} (--full prints everything)", style="dim", highlight=False)
+
+
+# -- taskq stats, queues, workers, tasks ------------------------------------------------------------------
+
+
+def stats_table(counts: Mapping[str, int]) -> Table:
+    from rich.table import Table
+
+    table = Table(show_edge=False, header_style="bold")
+    table.add_column("status")
+    table.add_column("tasks", justify="right")
+    for status, count in counts.items():
+        table.add_row(status, str(count))
+    return table
+
+
+def queues_table(counts: Mapping[str, Mapping[str, int]]) -> Table:
+    """One row per queue, a column per status, with "delayed" (pending, not due yet) beside pending."""
+    from rich.table import Table
+
+    # Every status in the enum's order, headed by its first word; `delayed` (queued, not due) after pending.
+    headers = {s.value: s.value.split("_")[0] for s in Status} | {"delayed": "(delayed)"}
+    keys = [key for s in Status for key in ((s.value, "delayed") if s is Status.PENDING else (s.value,))]
+    table = Table(show_edge=False, header_style="bold", pad_edge=False)
+    table.add_column("queue", no_wrap=True, overflow="ellipsis")
+    for key in keys:
+        table.add_column(headers[key], justify="right", no_wrap=True)
+    for queue_name, row in counts.items():
+        table.add_row(queue_name, *(str(row[key]) for key in keys))
+    return table
+
+
+def workers_table(found: Sequence[WorkerInfo], running: Mapping[int, Task | None], now: datetime) -> Table:
+    """`running`: the task each worker last reported, by id (None once it is purged)."""
+    from rich.table import Table
+
+    table = Table(show_edge=False, header_style="bold", pad_edge=False)
+    for column, justify in (
+        ("worker", "left"),
+        ("host", "left"),
+        ("pid", "right"),
+        ("queues", "left"),
+        ("task", "left"),
+        ("done", "right"),
+        ("up", "right"),
+        ("seen", "right"),
+    ):
+        table.add_column(column, justify=justify, no_wrap=True, overflow="ellipsis")  # type: ignore[arg-type]
+    for info in found:
+        current = running.get(info.current_task_id) if info.current_task_id is not None else None
+        task = "-" if current is None else f"{current.id} {current.name}"
+        table.add_row(
+            info.name,
+            info.hostname,
+            str(info.pid),
+            ",".join(info.queues) or "*",
+            task,
+            str(info.tasks_done),
+            age(now - info.started_at),
+            age(now - info.heartbeat_at) + " ago",
+        )
+    return table
+
+
+def registered_table(specs: Sequence[TaskSpec[Any, Any]]) -> Table:
+    from rich.table import Table
+
+    table = Table(show_edge=False, header_style="bold")
+    for column in ("name", "arguments", "queue", "prio", "retries", "timeout", "max conc", "then"):
+        table.add_column(column, overflow="ellipsis", no_wrap=column != "arguments")
+    for spec in specs:
+        table.add_row(
+            spec.name,
+            "?" if spec.signature is None else str(spec.signature),
+            spec.queue,
+            str(spec.priority),
+            str(spec.max_retries),
+            "-" if spec.timeout is None else f"{spec.timeout:g} s",
+            "-" if spec.max_concurrency is None else str(spec.max_concurrency),
+            spec.then or "-",
+        )
+    return table
+
+
+# -- taskq wait ---------------------------------------------------------------------------------------
+
+
+class WaitBar:
+    """A transient rich progress bar on stderr: status, percent and the task's own progress message."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("task {task.fields[id]} {task.fields[status]}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[message]}"),
+            console=console(stderr=True),
+            transient=True,
+        )
+        self.console = self.progress.console
+        self.row = self.progress.add_task("wait", total=100, id="", status="", message="")
+        self.progress.start()
+
+    def update(self, task: Task) -> None:
+        message = task.progress_message or ""
+        self.progress.update(
+            self.row, completed=task.progress, id=task.id, status=task.status.value, message=message[:60]
+        )
+
+    def stop(self) -> None:
+        self.progress.stop()

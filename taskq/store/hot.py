@@ -42,6 +42,8 @@ INSERT_COLUMNS = (
     "created_at",
     "trace_context",
 )
+# The one enqueue the driver path runs (no dedup key, no conflict to handle), compiled per engine.
+HOT_INSERT = insert(tasks).values({name: bindparam(name) for name in INSERT_COLUMNS})
 _JSON_COLUMNS = frozenset({"args", "kwargs"})
 _TIME_COLUMNS = frozenset({"run_after", "created_at"})
 
@@ -96,8 +98,7 @@ def row_as_mapping(names: list[str], row: tuple[Any, ...]) -> dict[str, Any]:
 class SqliteHotPath:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        statement = insert(tasks).values({name: bindparam(name) for name in INSERT_COLUMNS})
-        compiled = statement.compile(dialect=engine.dialect)
+        compiled = HOT_INSERT.compile(dialect=engine.dialect)
         self._insert_sql = str(compiled)
         self._insert_order = tuple(compiled.positiontup or ())
         assert set(self._insert_order) == set(INSERT_COLUMNS), self._insert_order

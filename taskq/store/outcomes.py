@@ -264,10 +264,24 @@ _RELEASE_VALUES = {
     "lease_until": None,
     "started_at": None,
 }
+# Released rows are those still held (in the release's from-status), by the given worker when one is given.
+_RELEASE = (
+    update(tasks)
+    .where(tasks.c.id.in_(bindparam("task_ids", expanding=True)), _from(Event.RELEASE))
+    .values(**_RELEASE_VALUES)
+)
+_RELEASE_OWNED = _RELEASE.where(tasks.c.worker_id == bindparam("owner_worker_id"))
 _RUNNING_OF_WORKER = select(tasks.c.id, tasks.c.started_at).where(_held_by_worker()).with_for_update()
 _RUNNING_WORKER_IDS = select(tasks.c.worker_id).where(_status_is(RUNNING)).distinct()
 _CANCEL_REQUESTED_AMONG = select(tasks.c.id).where(
     tasks.c.id.in_(bindparam("ids", expanding=True)), tasks.c.cancel_requested.is_(True)
+)
+# A batch at a time, skipping rows another recoverer holds: the rest are found on its next round.
+_EXPIRED_LEASES = (
+    select(tasks.c.id, tasks.c.worker_id, tasks.c.lease_until, tasks.c.started_at)
+    .where(_status_is(RUNNING), tasks.c.lease_until < bindparam("now"))
+    .with_for_update(skip_locked=True)
+    .limit(500)
 )
 _RENEW_LEASES = (
     update(tasks)
@@ -768,10 +782,10 @@ def mark_cancelled(
 
 def release(conn: Connection, ctx: StoreContext, task_ids: Sequence[int], worker_id: str | None) -> int:
     """Running tasks back to pending without counting the attempt."""
-    condition = and_(tasks.c.id.in_(list(task_ids)), _from(Event.RELEASE))
-    if worker_id is not None:
-        condition = and_(condition, tasks.c.worker_id == worker_id)
-    count = conn.execute(update(tasks).where(condition).values(**_RELEASE_VALUES)).rowcount
+    if worker_id is None:
+        count = conn.execute(_RELEASE, {"task_ids": list(task_ids)}).rowcount
+    else:
+        count = conn.execute(_RELEASE_OWNED, {"task_ids": list(task_ids), "owner_worker_id": worker_id}).rowcount
     if count:
         ctx.dialect.notify_new_tasks(conn)
     return int(count)
@@ -851,12 +865,7 @@ def recover_expired(conn: Connection, ctx: StoreContext, now: datetime) -> int:
     """Tasks whose worker stopped renewing their lease (its whole host is gone, or stalled): those it
     never started go back to pending without an attempt; those it had started are retried with
     backoff, or failed when out of retries. A live worker renews well before expiry."""
-    expired = conn.execute(
-        select(tasks.c.id, tasks.c.worker_id, tasks.c.lease_until, tasks.c.started_at)
-        .where(_status_is(RUNNING), tasks.c.lease_until < now)
-        .with_for_update(skip_locked=True)
-        .limit(500)
-    ).all()
+    expired = conn.execute(_EXPIRED_LEASES, {"now": now}).all()
     never_started = [task.id for task in expired if task.started_at is None]
     if never_started:
         release(conn, ctx, never_started, None)

@@ -11,18 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
-import taskq
-
-
-@pytest.fixture
-def sqlite_store(tmp_path: Path):  # type: ignore[no-untyped-def]
-    url = f"sqlite:///{tmp_path / 'term.db'}"
-    store = taskq.open_store(url)
-    yield url, store
-    store.dispose()
-
 
 def run_on_a_tty(args: list[str], cwd: Path, seconds: float = 30) -> tuple[int, str]:
     """Run the CLI with a real pseudo-terminal as stdin/stdout/stderr; returns its exit code and output."""
@@ -54,8 +42,8 @@ def run_on_a_tty(args: list[str], cwd: Path, seconds: float = 30) -> tuple[int, 
     return process.wait(10), output.decode(errors="replace")
 
 
-def test_wait_shows_progress_on_a_terminal_and_prints_the_error_of_a_failed_task(sqlite_store, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    url, store = sqlite_store
+def test_wait_shows_progress_on_a_terminal_and_prints_the_error_of_a_failed_task(db, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    url, store = db
     task_id = store.enqueue("taskq.echo", max_retries=0).id
     store.claim("w")
     store.set_progress(task_id, 40, "4/10 files")

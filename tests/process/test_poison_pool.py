@@ -24,14 +24,6 @@ from taskq.store import Store
 WORKERS = 2
 
 
-@pytest.fixture
-def pools() -> Iterator[list[PoolProcess]]:
-    started: list[PoolProcess] = []
-    yield started
-    for pool in started:
-        pool.stop()
-
-
 def poison_pool(directory: Path, url: str, *args: str) -> PoolProcess:
     return PoolProcess(directory, url, "--import", "poison_rows", *args)
 

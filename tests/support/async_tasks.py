@@ -63,8 +63,8 @@ def sync_sleep(n: int, seconds: float) -> int:
     return n
 
 
-@taskq.task(name="a.cancellable", max_retries=0)
-async def cancellable(n: int, seconds: float) -> str:
+async def _pause_stamped(n: int, seconds: float) -> None:
+    """Stamps start, then done after `seconds`, or cancelled when the pause is cancelled (and re-raises)."""
     stamp("start", n)
     try:
         await pause(seconds)
@@ -72,6 +72,11 @@ async def cancellable(n: int, seconds: float) -> str:
         stamp("cancelled", n)
         raise
     stamp("done", n)
+
+
+@taskq.task(name="a.cancellable", max_retries=0)
+async def cancellable(n: int, seconds: float) -> str:
+    await _pause_stamped(n, seconds)
     return "finished"
 
 
@@ -100,13 +105,7 @@ async def gated(n: int, gate_name: str) -> int:
 
 @taskq.task(name="a.timeout", timeout=0.5, max_retries=0)
 async def times_out(n: int) -> str:
-    stamp("start", n)
-    try:
-        await pause(10)
-    except asyncio.CancelledError:
-        stamp("cancelled", n)
-        raise
-    stamp("done", n)
+    await _pause_stamped(n, 10)
     return "should have timed out"
 
 

@@ -1,4 +1,4 @@
-"""Rows enqueue would refuse, written straight into the tasks table with SQL (issue 19 point 3): the JSON
+"""Rows enqueue would refuse, written straight into the tasks table with SQL: the JSON
 columns get the raw text given, so a test can store what an older taskq let in, or another program wrote.
 Also the tasks a pool imports for them (`--import poison_rows`): results nested too deep to store."""
 

@@ -18,7 +18,8 @@ WARNING = "warning: cannot import task module 'broken_cli_tasks': SyntaxError"
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def project(tmp_path: Path, sqlite_db: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # sqlite_db: ./taskq.db, the default database, is there at the schema's head already.
     # The CLI puts the working directory on sys.path and PYTHONPATH and fills the registry: restore them.
     monkeypatch.setattr(sys, "path", list(sys.path))
     monkeypatch.setattr(registry, "_registry", dict(registry._registry))

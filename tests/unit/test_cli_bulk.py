@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import taskq
 from taskq import cli as cli_module
 from taskq import registry
 from taskq.cli import main
@@ -19,12 +18,9 @@ from taskq.store import Store
 
 
 @pytest.fixture
-def sqlite_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def sqlite_store(db: tuple[str, Store], monkeypatch: pytest.MonkeyPatch) -> tuple[str, Store]:
     monkeypatch.setattr("taskq.store.facade.BULK_BATCH", 3)  # several batches even for a handful of tasks
-    url = f"sqlite:///{tmp_path / 'bulk.db'}"
-    store = taskq.open_store(url)
-    yield url, store
-    store.dispose()
+    return db
 
 
 def run(url: str, *args: str, input: str | None = None) -> tuple[int, str]:

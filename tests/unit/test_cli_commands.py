@@ -18,8 +18,8 @@ Invoke = Callable[..., Result]
 
 
 @pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Invoke:
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
+def cli(tmp_path: Path, sqlite_db: str, monkeypatch: pytest.MonkeyPatch) -> Invoke:
+    url = sqlite_db
     monkeypatch.delenv("TASKQ_DATABASE_URL", raising=False)
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
@@ -110,7 +110,8 @@ def test_show_list_stats_cancel_retry_purge(cli: Invoke) -> None:
     assert cli("purge", "--older-than", "0s").stdout.strip() == "purged 1 tasks"
 
 
-def test_wait_exit_codes(cli: Invoke) -> None:
+def test_wait_exit_codes(cli: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("taskq.cli.WAIT_POLL_SECONDS", 0.02)  # the timeout below is waited out, in these steps
     store = stored(cli)
     done = store.enqueue("taskq.echo").id
     store.claim("w")
@@ -120,7 +121,7 @@ def test_wait_exit_codes(cli: Invoke) -> None:
     store.cancel(cancelled)
     assert cli("wait", str(cancelled)).exit_code == 1
     pending = store.enqueue("taskq.echo").id
-    assert cli("wait", str(pending), "--timeout", "0.3").exit_code == 2
+    assert cli("wait", str(pending), "--timeout", "0.1").exit_code == 2
 
 
 def test_db_upgrade_creates_the_schema_on_an_empty_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

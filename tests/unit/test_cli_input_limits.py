@@ -1,30 +1,19 @@
-"""The command line at the edges (issue 20, points 4-6), through click's CliRunner on a real SQLite file: a
+"""The command line at the edges, through click's CliRunner on a real SQLite file: a
 blank --name or --queue never widens a bulk action, out-of-range input is one readable line naming the field
 and a non-zero exit, and `taskq list` gives summaries, not 50 MB results."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-import taskq
 from taskq.cli import main
 from taskq.model import Status
 from taskq.store import Store
 
 BIG = 2**63
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[tuple[str, Store]]:
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
-    store = taskq.open_store(url)
-    yield url, store
-    store.dispose()
 
 
 def run(url: str, *args: str) -> tuple[int, str]:

@@ -4,22 +4,11 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
-import taskq
 from taskq.cli import main
 from taskq.store import Store
-
-
-@pytest.fixture
-def sqlite_store(tmp_path: Path):  # type: ignore[no-untyped-def]
-    url = f"sqlite:///{tmp_path / 'term.db'}"
-    store = taskq.open_store(url)
-    yield url, store
-    store.dispose()
 
 
 def invoke(url: str, *args: str, columns: int = 80) -> str:
@@ -34,8 +23,8 @@ def finish(store: Store, task_id: int, result: object) -> None:
     store.complete(task_id, result, worker_id="w")
 
 
-def test_list_is_one_line_per_task_within_80_columns(sqlite_store) -> None:  # type: ignore[no-untyped-def]
-    url, store = sqlite_store
+def test_list_is_one_line_per_task_within_80_columns(db) -> None:  # type: ignore[no-untyped-def]
+    url, store = db
     names = ["billing.charge", "reports.monthly_revenue_by_customer_segment_and_region", "taskq.echo"]
     ids = [store.enqueue(name, [n], queue="very-long-queue-name", dedup_key=f"k{n}").id for n, name in enumerate(names)]
     store.cancel(ids[0])
@@ -50,8 +39,8 @@ def test_list_is_one_line_per_task_within_80_columns(sqlite_store) -> None:  # t
     assert "queue" in wide[0] and "queue" not in lines[0]  # low-value columns return when there is room
 
 
-def test_show_prints_human_values_and_seconds(sqlite_store) -> None:  # type: ignore[no-untyped-def]
-    url, store = sqlite_store
+def test_show_prints_human_values_and_seconds(db) -> None:  # type: ignore[no-untyped-def]
+    url, store = db
     task_id = store.enqueue("taskq.echo", ["a"]).id
     out = invoke(url, "show", str(task_id))
     assert "None" not in out and "False" not in out
@@ -60,8 +49,8 @@ def test_show_prints_human_values_and_seconds(sqlite_store) -> None:  # type: ig
     assert "attempts" in out and "0 of 4" in out
 
 
-def test_show_clips_a_10_mb_result_and_returns_within_a_second(sqlite_store) -> None:  # type: ignore[no-untyped-def]
-    url, store = sqlite_store
+def test_show_clips_a_10_mb_result_and_returns_within_a_second(db) -> None:  # type: ignore[no-untyped-def]
+    url, store = db
     task_id = store.enqueue("taskq.echo").id
     finish(store, task_id, {"blob": "x" * 10_000_000})
     started = time.perf_counter()
@@ -73,8 +62,8 @@ def test_show_clips_a_10_mb_result_and_returns_within_a_second(sqlite_store) -> 
     assert full.count("x") >= 10_000_000
 
 
-def test_show_clips_a_long_traceback_to_its_end(sqlite_store) -> None:  # type: ignore[no-untyped-def]
-    url, store = sqlite_store
+def test_show_clips_a_long_traceback_to_its_end(db) -> None:  # type: ignore[no-untyped-def]
+    url, store = db
     task_id = store.enqueue("taskq.echo", max_retries=0).id
     store.claim("w")
     store.fail(task_id, "\n".join(f"frame {n}" for n in range(100)) + "\nValueError: the real reason", worker_id="w")
@@ -83,8 +72,8 @@ def test_show_clips_a_long_traceback_to_its_end(sqlite_store) -> None:  # type: 
     assert "last 25 of 101 lines" in out
 
 
-def test_list_json_leaves_out_large_fields_unless_full(sqlite_store) -> None:  # type: ignore[no-untyped-def]
-    url, store = sqlite_store
+def test_list_json_leaves_out_large_fields_unless_full(db) -> None:  # type: ignore[no-untyped-def]
+    url, store = db
     task_id = store.enqueue("taskq.echo", ["small"]).id
     finish(store, task_id, "y" * 1_000_000)
     light = json.loads(invoke(url, "list", "--json"))
@@ -94,13 +83,14 @@ def test_list_json_leaves_out_large_fields_unless_full(sqlite_store) -> None:  #
     assert full[0]["result"] == "y" * 1_000_000 and full[0]["args"] == ["small"]
 
 
-def test_wait_without_a_worker_says_one_is_needed(sqlite_store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr("taskq.cli.NO_WORKER_HINT_SECONDS", 0.1)  # the hint's 2 s, shortened: 1 s here, not 6
-    url, store = sqlite_store
+def test_wait_without_a_worker_says_one_is_needed(db, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr("taskq.cli.NO_WORKER_HINT_SECONDS", 0.1)  # the hint's 2 s, shortened: 0.7 s here, not 6
+    monkeypatch.setattr("taskq.cli.WAIT_POLL_SECONDS", 0.02)
+    url, store = db
     task_id = store.enqueue("taskq.echo").id
     result = CliRunner().invoke(main, ["--db", url, "wait", str(task_id), "--timeout", "0.5"])
     assert result.exit_code == 2
     assert "no live worker: start one with `taskq worker`" in result.output
     store.register_worker("h:1:worker-1", hostname="h", pid=1, name="worker-1", queues=[])
-    result = CliRunner().invoke(main, ["--db", url, "wait", str(task_id), "--timeout", "0.5"])
+    result = CliRunner().invoke(main, ["--db", url, "wait", str(task_id), "--timeout", "0.2"])
     assert result.exit_code == 2 and "no live worker" not in result.output

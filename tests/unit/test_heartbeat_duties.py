@@ -6,11 +6,9 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-import taskq
 from taskq.clock import utc_now
 from taskq.heartbeat import (
     CANCEL_CHECK_SECONDS,
@@ -31,10 +29,8 @@ from taskq.worker_config import WorkerConfig
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = taskq.open_store(f"sqlite:///{tmp_path / 'taskq.db'}")
-    yield opened
-    opened.dispose()
+def store(sqlite_store: Store) -> Store:
+    return sqlite_store
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Issue 19 point 3 at the doors: every way in (the Python API, `taskq enqueue`, the `schedule:` entries;
+"""Arguments nested too deep, at the doors: every way in (the Python API, `taskq enqueue`, the `schedule:` entries;
 POST /api/tasks is in tests/contract/test_web_poison.py) refuses arguments nested past the depth limit
 with an error naming the field, however deep (before, a value ~970 deep passed: it was encoded in the
 caller's shallow stack; 10,000 deep was a RecursionError). And the CLI shows a row that cannot be read back
@@ -7,6 +7,7 @@ caller's shallow stack; 10,000 deep was a RecursionError). And the CLI shows a r
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -48,10 +49,10 @@ def test_raw_requests_and_schedules_refuse_it_naming_the_field(depth: int) -> No
 
 
 @pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, CliRunner]:
+def cli(tmp_path: Path, sqlite_db: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, CliRunner]:
     monkeypatch.delenv("TASKQ_DATABASE_URL", raising=False)
     monkeypatch.chdir(tmp_path)
-    return f"sqlite:///{tmp_path / 'cli.db'}", CliRunner()
+    return sqlite_db, CliRunner()
 
 
 @pytest.mark.parametrize("depth", TOO_DEEP)
@@ -92,7 +93,10 @@ def test_taskq_list_and_show_show_a_poison_row(cli: tuple[str, CliRunner]) -> No
 
 def test_a_settings_file_nested_too_deep_for_yaml_is_a_settings_error(tmp_path: Path) -> None:
     # PyYAML composes nested nodes recursively: before, this was a RecursionError out of `taskq worker`.
+    # As deep as the recursion limit is enough (each level takes a frame or more); PyYAML's scanner takes
+    # time quadratic in the depth, so deeper only makes the test slower.
     path = tmp_path / "settings.yaml"
-    path.write_text("schedule:\n  deep: {task: taskq.echo, every: 1h, args: " + nested_text(3000) + "}\n")
+    depth = sys.getrecursionlimit()
+    path.write_text("schedule:\n  deep: {task: taskq.echo, every: 1h, args: " + nested_text(depth) + "}\n")
     with pytest.raises(SettingsError, match=r"settings\.yaml: invalid YAML: nested too deeply to read"):
         load_settings(path)

@@ -188,3 +188,21 @@ def test_writer_design_drains_every_task_in_every_shape(tmp_path: Path, capsys: 
         ["| raw", "1"],
         *[[f"| {shape}", n] for shape in ("worker", "host", "hostraw", "flock") for n in ("1", "2")],
     ]
+
+
+def test_writer_design_pg_drains_every_task_and_counts_the_server(
+    postgres_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reason = dbs.postgres_available()
+    if reason:
+        pytest.skip(reason)
+    from bench import writer_design_pg
+
+    # Drains.measure raises unless every task ended completed, so each shape's drain is checked exactly.
+    writer_design_pg.main(["--tasks", "300", "--runs", "1", "--workers", "1,2"])
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][1:]
+    shapes = ("worker", "ownraw", "host", "hostraw")
+    assert [row[0:2] for row in rows] == [["| raw", "1"], *[[f"| {shape}", n] for shape in shapes for n in ("1", "2")]]
+    cpu, server = ([float(row[column].replace(",", "")) for row in rows] for column in (5, 6))
+    assert all(0 <= part < whole for part, whole in zip(server, cpu, strict=True))
+    assert sum(server) > 0  # the backends were found (their CPU is read in clock ticks of 10 ms)

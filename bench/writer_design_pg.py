@@ -18,6 +18,7 @@ before each drain, then ANALYZEd as bench.peers does) with 1, 2 and 4 worker pro
   worker (psycopg has already decoded JSON and times in the writer: only `Task.from_row` moves).
 
 and `raw`: the host writer's two statements in one process, batches of 32, no workers, no Task objects.
+A shape named `shape@n` (e.g. `--shapes ownraw,ownraw@64,host`) runs with batches of n.
 
 `unnest` of one array per column is the fixed-text form of `UPDATE ... FROM (VALUES (...), (...))`: one
 statement whatever the number of rows, so the server plans it once.
@@ -191,8 +192,11 @@ class Drains:
         return int(self.admin.read(lambda conn: conn.exec_driver_sql(query).scalar_one()))
 
     def measure(self, name: str, workers: int) -> Sample:
-        """(tasks/s, CPU µs per task of clients and server, of it serial)."""
+        """(tasks/s, CPU µs per task of clients and server, of it serial, of it the server's). A shape
+        named `shape@n` runs with batches of n instead of --batch."""
         args = self.args
+        name, _, size = name.partition("@")
+        batch = int(size) if size else args.batch
         self._refill()
         ticks: list[dict[int, int]] = []
         if name in ("worker", "ownraw"):  # their CPU from the clock's start on (connecting and closing left out)
@@ -200,7 +204,7 @@ class Drains:
                 None,
                 self.url,
                 workers,
-                args.batch,
+                batch,
                 flock=False,
                 while_connected=lambda: ticks.append(self._ticks()),
                 make_step=_own_step if name == "ownraw" else None,
@@ -213,12 +217,12 @@ class Drains:
             ticks.append(self._ticks())
             mine, total = _cpu_seconds()
             if name == "raw":
-                elapsed = drain_raw(writer, args.batch)
+                elapsed = drain_raw(writer, batch)
             else:
                 decode = name == "host"
                 decoder = None if decode else functools.partial(tasks_from_rows, writer.columns)
                 group_commit = functools.partial(writer.group_commit, decode=decode)
-                elapsed = feed_workers(group_commit, decoder, workers, args.batch)
+                elapsed = feed_workers(group_commit, decoder, workers, batch)
             mine_after, total_after = _cpu_seconds()
             ticks.append(self._ticks())
             writer.close()
@@ -244,7 +248,7 @@ class Drains:
 def _processes(name: str, workers: int) -> int:
     """Processes that can be busy at once: own writers and their backends; or the workers, the host
     writer and its backend (which take turns)."""
-    return 2 * workers if name in ("worker", "ownraw") else workers + 1
+    return 2 * workers if name.partition("@")[0] in ("worker", "ownraw") else workers + 1
 
 
 def main(argv: list[str] | None = None) -> None:

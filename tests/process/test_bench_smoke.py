@@ -111,6 +111,20 @@ def test_issue_21_targets_table_has_a_row_per_target() -> None:
     assert len(lines) == len(ISSUE_21)
     assert any("first task" in line and line.endswith("| met |") for line in lines)
     assert any("(the limit)" in line and "0.30x" in line and line.endswith("| - |") for line in lines)
+    procrastinate = next(line for line in lines if "procrastinate" in line)
+    assert procrastinate.endswith("| not measured: its group was not run |")
+
+
+def test_issue_21_judges_the_postgres_drain_against_4x_procrastinate() -> None:
+    from bench.targets import ISSUE_21, targets_table
+
+    results = Results()
+    for taskq_rate, peer_rate in ((1_600.0, 400.0), (1_700.0, 400.0), (1_500.0, 400.0)):  # 4.0x, 4.25x, 3.75x
+        results.add("peer.taskq_pg.drain_2", "taskq/pg drain", "tasks/s", taskq_rate)
+        results.add("peer.procrastinate.drain_2", "procrastinate drain", "tasks/s", peer_rate)
+    results.ratio("compare.pg_drain_vs_procrastinate", "ratio", "peer.taskq_pg.drain_2", "peer.procrastinate.drain_2")
+    line = next(line for line in targets_table(results, ISSUE_21).splitlines() if "procrastinate" in line)
+    assert "4.00x (3.75-4.25, n=3): 1,600/s vs 400/s" in line and line.endswith("| met |")
 
 
 def test_calibrated_cpu_task_is_about_the_asked_length() -> None:

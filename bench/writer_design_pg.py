@@ -8,6 +8,8 @@ before each drain, then ANALYZEd as bench.peers does) with 1, 2 and 4 worker pro
   records its last batch and claims the next (32 tasks) in one transaction, through Core.
 - `ownraw`:  `worker`, each worker running the host writer's two statements (below) for itself straight
   through psycopg: today's shape without Core, to tell the driver path's gain from the one writer's.
+- `ownmany`: `ownraw` recording outcomes with taskq's own completion statement once per row (psycopg's
+  executemany, pipelined), as Core does: to tell the one-statement completion's gain from the driver path's.
 - `host`:    one process and one connection (this one) claims for every worker and records every outcome:
   per round, one `UPDATE tasks ... FROM unnest(...)` for all the outcomes that came back since the last
   round, one claim of as many tasks as the workers asked for (taskq's own claim statement:
@@ -41,8 +43,9 @@ import os
 import sys
 import time
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
+import psycopg
 from psycopg.types.json import Json
 from sqlalchemy.engine import make_url
 
@@ -66,10 +69,11 @@ from bench.writer_design import (
 )
 from taskq.clock import utc_now
 from taskq.model import Completion, Task
-from taskq.store.outcomes import _claim_statement, _in_claim_order
+from taskq.store.outcomes import _COMPLETE_PLAIN, _claim_statement, _in_claim_order, _plain_completion_row
 
 APPLICATION_NAME = f"taskq-bench-writer-{os.getpid()}"
 HOST = "host-writer"
+OWN_WRITERS = ("worker", "ownraw", "ownmany")
 
 # The owner guard and completed values of taskq's own plain completion (outcomes._COMPLETE_PLAIN), for
 # every row of one round at once.
@@ -93,24 +97,36 @@ class HostWriter:
     """One psycopg connection that records the outcomes of every worker and claims for all of them: one
     transaction, two statements, per round."""
 
-    def __init__(self, store: taskq.Store, worker_id: str = HOST) -> None:
+    def __init__(self, store: taskq.Store, worker_id: str = HOST, per_row: bool = False) -> None:
         self.worker_id = worker_id
+        self.per_row = per_row  # taskq's own completion statement, once per row (executemany), not `COMPLETE`
         self.pooled = store.engine.raw_connection()
         connection = self.pooled.dbapi_connection
         assert connection is not None
-        self.connection = connection
+        self.connection = cast("psycopg.Connection[Any]", connection)
         statement: Any = _claim_statement(False)
         compiled = statement.compile(dialect=store.engine.dialect)
         self.claim_sql = str(compiled)
         self.claim_constants = dict(compiled.params)
         self.columns = [column.key for column in statement._returning]
+        complete = _COMPLETE_PLAIN.compile(dialect=store.engine.dialect)
+        self.complete_sql, self.complete_constants = str(complete), dict(complete.params)
 
     def group_commit(self, rounds: Rounds, decode: bool = True) -> list[tuple[list[int], list[Any]]]:
         now = utc_now()
         done = [c for _, completions, _ in rounds for c in completions]
         wanted = sum(limit for _, _, limit in rounds)
         connection = self.connection
-        if done:
+        if done and self.per_row:
+            rows = [{**self.complete_constants, **_plain_completion_row(self.worker_id, c)} for c in done]
+            for row in rows:
+                row["result"] = None if row["result"] is None else Json(row["result"])
+            with connection.cursor() as cursor:
+                cursor.executemany(self.complete_sql, rows)
+                updated = cursor.rowcount
+            if updated != len(done):
+                raise RuntimeError(f"recorded {updated} of {len(done)} outcomes")
+        elif done:
             params = {
                 "ids": [c.task_id for c in done],
                 "attempts": [c.attempt for c in done],
@@ -145,9 +161,10 @@ class HostWriter:
         self.pooled.close()
 
 
-def _own_step(store: taskq.Store, worker_id: str) -> Step:
-    """`ownraw`: a worker that is its own writer through the host writer's statements."""
-    writer = HostWriter(store, worker_id)
+def _own_step(store: taskq.Store, worker_id: str, per_row: bool = False) -> Step:
+    """`ownraw`: a worker that is its own writer through the host writer's statements (`ownmany`: with
+    taskq's per-row completion statement instead of `COMPLETE`)."""
+    writer = HostWriter(store, worker_id, per_row)
 
     def step(finished: list[Completion], batch: int) -> list[Task]:
         [(_, claimed)] = writer.group_commit([(worker_id, finished, batch)])
@@ -199,7 +216,7 @@ class Drains:
         batch = int(size) if size else args.batch
         self._refill()
         ticks: list[dict[int, int]] = []
-        if name in ("worker", "ownraw"):  # their CPU from the clock's start on (connecting and closing left out)
+        if name in OWN_WRITERS:  # their CPU from the clock's start on (connecting and closing left out)
             elapsed, _, clients = drain_own_writers(
                 None,
                 self.url,
@@ -207,7 +224,7 @@ class Drains:
                 batch,
                 flock=False,
                 while_connected=lambda: ticks.append(self._ticks()),
-                make_step=_own_step if name == "ownraw" else None,
+                make_step=None if name == "worker" else functools.partial(_own_step, per_row=name == "ownmany"),
             )
             serial = 0.0
         else:
@@ -229,7 +246,7 @@ class Drains:
             store.dispose()
             clients, serial = total_after - total, mine_after - mine
         server = sum(after - ticks[0].get(pid, 0) for pid, after in ticks[1].items()) * TICK_SECONDS
-        if name not in ("worker", "ownraw"):
+        if name not in OWN_WRITERS:
             serial += server  # the writer's backend: the only one
         done = self._completed()
         if done != args.tasks:
@@ -248,11 +265,11 @@ class Drains:
 def _processes(name: str, workers: int) -> int:
     """Processes that can be busy at once: own writers and their backends; or the workers, the host
     writer and its backend (which take turns)."""
-    return 2 * workers if name.partition("@")[0] in ("worker", "ownraw") else workers + 1
+    return 2 * workers if name.partition("@")[0] in OWN_WRITERS else workers + 1
 
 
 def main(argv: list[str] | None = None) -> None:
-    options = parser(__doc__.split("\n\n")[0], "worker,ownraw,host,hostraw")
+    options = parser(__doc__.split("\n\n")[0], "worker,ownmany,ownraw,host,hostraw")
     options.set_defaults(runs=6)
     options.add_argument("--plan-cache-mode", default="", help="PostgreSQL's, for the drains' connections")
     args = options.parse_args(argv)

@@ -215,7 +215,7 @@ def test_writer_design_pg_drains_every_task_and_counts_the_server(
     # Drains.measure raises unless every task ended completed, so each shape's drain is checked exactly.
     writer_design_pg.main(["--tasks", "300", "--runs", "1", "--workers", "1,2"])
     rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][1:]
-    shapes = ("worker", "ownraw", "host", "hostraw")
+    shapes = ("worker", "ownmany", "ownraw", "host", "hostraw")
     assert [row[0:2] for row in rows] == [["| raw", "1"], *[[f"| {shape}", n] for shape in shapes for n in ("1", "2")]]
     cpu, server = ([float(row[column].replace(",", "")) for row in rows] for column in (5, 6))
     assert all(0 <= part < whole for part, whole in zip(server, cpu, strict=True))

@@ -34,6 +34,7 @@ the table because the machine is shared.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import functools
 import multiprocessing as mp
@@ -44,7 +45,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from multiprocessing.connection import Connection, wait
@@ -59,6 +60,7 @@ from taskq.store.outcomes import tasks_from_raw
 
 NOOP = "bench.writer_design.noop"
 FILL_BATCH = 1000
+BARRIER_SECONDS = 600.0  # a worker that died (its database restarted under it) breaks the barrier instead
 IN_FLIGHT = 2  # batches the host writer keeps queued per worker: one running, one waiting in the pipe
 LEASE_SECONDS = 30.0
 
@@ -201,29 +203,26 @@ def drain_own_writers(
     clock starts, and once all are done, before any closes it. `make_step`: each worker's round (record
     its outcomes, claim up to `batch`) instead of `Store.finish_and_claim`."""
     ctx = mp.get_context("fork")
-    barrier = ctx.Barrier(workers + 1)
-    hold = ctx.Barrier(workers + 1) if while_connected is not None else None
+    barrier = ctx.Barrier(workers + 1, timeout=BARRIER_SECONDS)
+    hold = ctx.Barrier(workers + 1, timeout=BARRIER_SECONDS) if while_connected is not None else None
     serial, busy = ctx.Array("d", workers), ctx.Array("d", workers)
     lock_path = f"{path}.writer-lock" if flock else None
     procs = [
         ctx.Process(target=_own_writer, args=(url, i, batch, barrier, lock_path, serial, late, hold, busy, make_step))
         for i in range(workers)
     ]
-    for proc in procs:
-        proc.start()
-    if hold is not None and while_connected is not None:
-        hold.wait()
-        while_connected()
-        hold.wait()
-    barrier.wait()
-    started = time.perf_counter()
-    if hold is not None and while_connected is not None:
-        hold.wait()
-        elapsed = time.perf_counter() - started
-        while_connected()
-        hold.wait()
-    for proc in procs:
-        proc.join()
+    with _started(procs):
+        if hold is not None and while_connected is not None:
+            hold.wait()
+            while_connected()
+            hold.wait()
+        barrier.wait()
+        started = time.perf_counter()
+        if hold is not None and while_connected is not None:
+            hold.wait()
+            elapsed = time.perf_counter() - started
+            while_connected()
+            hold.wait()
     if hold is None:
         elapsed = time.perf_counter() - started
     return elapsed, sum(serial[i] for i in range(workers)), sum(busy[i] for i in range(workers))
@@ -269,9 +268,12 @@ def feed_workers(
     ctx = mp.get_context("fork")
     pipes = [ctx.Pipe() for _ in range(workers)]
     procs = [ctx.Process(target=_fed_worker, args=(child, decode)) for _, child in pipes]
-    for proc in procs:
-        proc.start()
-    conns = [parent for parent, _ in pipes]
+    with _started(procs):
+        return _feed(group_commit, [parent for parent, _ in pipes], batch)
+
+
+def _feed(group_commit: GroupCommit, conns: list[Connection], batch: int) -> float:
+    """The host writer's loop: seconds until every worker has been told the queue is empty."""
     ids = {conn: f"w{i}" for i, conn in enumerate(conns)}
     in_flight = {conn: 0 for conn in conns}
     outcomes: dict[Connection, list[Completion]] = {conn: [] for conn in conns}
@@ -297,10 +299,24 @@ def feed_workers(
         for conn in [conn for conn in live if empty and not in_flight[conn] and not outcomes[conn]]:
             conn.send(None)
             live.discard(conn)
-    elapsed = time.perf_counter() - started
+    return time.perf_counter() - started
+
+
+@contextlib.contextmanager
+def _started(procs: list[Any]) -> Iterator[None]:
+    """The processes started, and joined after the block; killed first if it raised (a database restarted
+    under a drain must not leave workers waiting on a barrier or a pipe)."""
     for proc in procs:
-        proc.join()
-    return elapsed
+        proc.start()
+    try:
+        yield
+    except BaseException:
+        for proc in procs:
+            proc.kill()
+        raise
+    finally:
+        for proc in procs:
+            proc.join()
 
 
 # -- the ceiling: bare sqlite3, taskq's statements, same batches ------------------------------------------

@@ -117,7 +117,20 @@ Step = Callable[[list[Completion], int], list[Task]]  # record these outcomes, c
 MakeStep = Callable[[taskq.Store, str], Step]  # a worker's Step, from its store and worker id
 
 
-def _own_writer(
+def _own_writer(*args: Any) -> None:
+    """`_own_drain` in a forked worker; one that fails (its database restarted) breaks the barriers, so that
+    the parent and the other workers stop waiting for it."""
+    barrier, hold = args[3], args[7]
+    try:
+        _own_drain(*args)
+    except BaseException:
+        for waiting in (barrier, hold):
+            if waiting is not None:
+                waiting.abort()
+        raise
+
+
+def _own_drain(
     url: str,
     number: int,
     batch: int,

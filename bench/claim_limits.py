@@ -60,26 +60,29 @@ def log(message: str) -> None:
 class CpuClock:
     """CPU seconds of this process, plus those of its PostgreSQL server backends when there are any."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, application_name: str = APPLICATION_NAME) -> None:
         self.admin = create_engine(url) if url.startswith("postgresql") else None
+        self.application_name = application_name
 
     def __call__(self) -> float:
-        return time.process_time() + sum(self._backend_ticks()) * TICK_SECONDS
+        return time.process_time() + sum(self.backend_ticks().values()) * TICK_SECONDS
 
-    def _backend_ticks(self) -> list[int]:
+    def backend_ticks(self) -> dict[int, int]:
+        """CPU clock ticks (utime + stime) of each server backend whose connection has the application name."""
         if self.admin is None:
-            return []
+            return {}
         with self.admin.connect() as conn:
             pids = conn.execute(
-                text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"), {"name": APPLICATION_NAME}
+                text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
+                {"name": self.application_name},
             ).scalars()
-            ticks = []
+            ticks = {}
             for pid in pids:
                 try:
                     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
                 except OSError:  # a backend that just exited
                     continue
-                ticks.append(int(fields[11]) + int(fields[12]))  # utime + stime
+                ticks[pid] = int(fields[11]) + int(fields[12])
             return ticks
 
     def dispose(self) -> None:

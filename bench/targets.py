@@ -100,6 +100,13 @@ ISSUE_21 = (
         sizes=(("cpu_tasks", 2_000),),
     ),
     Target("idle pickup latency p50 <= 3 ms (2 workers)", "pool.latency_p50", 3.0, at_most=True),
+    Target(
+        "PostgreSQL drain 10,000 no-ops, 2 workers, from pool start >= 4x procrastinate's with 2 workers",
+        "compare.pg_drain_vs_procrastinate",
+        4.0,
+        parts=("peer.taskq_pg.drain_2", "peer.procrastinate.drain_2"),
+        sizes=(("drain", 10_000),),
+    ),
     Target("default pool (supervisor + 2 workers) <= 90 MB PSS, idle after a drain", "pool.pss_total", 90.0, True),
     Target("pool start -> first task completed <= 300 ms", "pool.first_task_ms", 300.0, at_most=True),
     Target("settings write -> new worker started <= 150 ms", "pool.rescale_started_ms", 150.0, at_most=True),

@@ -111,6 +111,20 @@ def test_issue_21_targets_table_has_a_row_per_target() -> None:
     assert len(lines) == len(ISSUE_21)
     assert any("first task" in line and line.endswith("| met |") for line in lines)
     assert any("(the limit)" in line and "0.30x" in line and line.endswith("| - |") for line in lines)
+    procrastinate = next(line for line in lines if "procrastinate" in line)
+    assert procrastinate.endswith("| not measured: its group was not run |")
+
+
+def test_issue_21_judges_the_postgres_drain_against_4x_procrastinate() -> None:
+    from bench.targets import ISSUE_21, targets_table
+
+    results = Results()
+    for taskq_rate, peer_rate in ((1_600.0, 400.0), (1_700.0, 400.0), (1_500.0, 400.0)):  # 4.0x, 4.25x, 3.75x
+        results.add("peer.taskq_pg.drain_2", "taskq/pg drain", "tasks/s", taskq_rate)
+        results.add("peer.procrastinate.drain_2", "procrastinate drain", "tasks/s", peer_rate)
+    results.ratio("compare.pg_drain_vs_procrastinate", "ratio", "peer.taskq_pg.drain_2", "peer.procrastinate.drain_2")
+    line = next(line for line in targets_table(results, ISSUE_21).splitlines() if "procrastinate" in line)
+    assert "4.00x (3.75-4.25, n=3): 1,600/s vs 400/s" in line and line.endswith("| met |")
 
 
 def test_calibrated_cpu_task_is_about_the_asked_length() -> None:
@@ -188,3 +202,21 @@ def test_writer_design_drains_every_task_in_every_shape(tmp_path: Path, capsys: 
         ["| raw", "1"],
         *[[f"| {shape}", n] for shape in ("worker", "host", "hostraw", "flock") for n in ("1", "2")],
     ]
+
+
+def test_writer_design_pg_drains_every_task_and_counts_the_server(
+    postgres_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reason = dbs.postgres_available()
+    if reason:
+        pytest.skip(reason)
+    from bench import writer_design_pg
+
+    # Drains.measure raises unless every task ended completed, so each shape's drain is checked exactly.
+    writer_design_pg.main(["--tasks", "300", "--runs", "1", "--workers", "1,2"])
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][1:]
+    shapes = ("worker", "ownmany", "ownraw", "host", "hostraw")
+    assert [row[0:2] for row in rows] == [["| raw", "1"], *[[f"| {shape}", n] for shape in shapes for n in ("1", "2")]]
+    cpu, server = ([float(row[column].replace(",", "")) for row in rows] for column in (5, 6))
+    assert all(0 <= part < whole for part, whole in zip(server, cpu, strict=True))
+    assert sum(server) > 0  # the backends were found (their CPU is read in clock ticks of 10 ms)

@@ -5,7 +5,8 @@ per `Setting` in `taskq.settings.SETTINGS` (key, default, flag, environment vari
 takes a change, the help line). A new setting, a changed default or a renamed flag shows up on the next
 build without anyone editing the page; an `Apply` value this hook cannot word fails the build, so a new
 kind of reload is never rendered blank. `<!-- log-events-table -->` becomes `taskq.events.table()`, one row
-per declared event.
+per declared event, and `<!-- layers-table -->` becomes `taskq.layers.table()`, the layers the import test
+enforces.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = "<!-- settings-table -->"
 EVENTS_MARKER = "<!-- log-events-table -->"
+LAYERS_MARKER = "<!-- layers-table -->"
 
 # How a running pool takes a change, by `Apply` member name: worded for readers, not for the code.
 APPLY_WORDS = {
@@ -45,6 +47,13 @@ def log_events_table() -> str:
     from taskq import events
 
     return str(events.table())
+
+
+def layers_table() -> str:
+    _use_checkout()
+    from taskq import layers
+
+    return layers.table()
 
 
 def _is_duration(setting: Any) -> bool:
@@ -103,4 +112,6 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
         markdown = markdown.replace(MARKER, settings_table())
     if EVENTS_MARKER in markdown:
         markdown = markdown.replace(EVENTS_MARKER, log_events_table())
+    if LAYERS_MARKER in markdown:
+        markdown = markdown.replace(LAYERS_MARKER, layers_table())
     return markdown

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from taskq import registry
 from taskq.context import TaskContext
 from taskq.executor import DEFERRED, Announcer, call_async, event_loop, settle, timeout_of
+from taskq.worker_kernel import Worker
 
 if TYPE_CHECKING:
     from taskq.model import Task
-    from taskq.worker import Worker
 
 T = TypeVar("T")
 

@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from taskq import registry
 from taskq.clock import utc_now
 from taskq.model import Enqueued, Task, TaskqError, TaskRequest
 from taskq.store import Store
@@ -157,11 +156,15 @@ class TaskContext:
         if self.spawned:
             raise TaskqError("spawn_children may be called once per run")
         requests = [_as_request(child) for child in children]
-        for request in requests:  # a bad child call fails this task now, naming the argument
-            registry.check_arguments(request.name, request.args, request.kwargs or {})
+        # The registry's lookups come with the store (taskq.open_store hands them over): the registry's
+        # @task typing names this module, so this module does not import the registry.
+        check_arguments = self.store.check_arguments
+        if check_arguments is not None:
+            for request in requests:  # a bad child call fails this task now, naming the argument
+                check_arguments(request.name, request.args, request.kwargs or {})
         # The row's continuation was filled from @task(then=...) by whoever enqueued the task, and only if
         # that process had imported the task's module; the worker running it always has, so fill it here too.
-        declared = registry.defaults_for(self.task.name)
+        declared = self.store.defaults_for(self.task.name)
         continuation = then or self.task.continuation or (declared.continuation if declared else None)
         enqueued = self.store.wait_for_children(
             self.task.id,

@@ -1,5 +1,5 @@
 """A worker's heartbeat: small duties with run_once(now) -> counts, as the pool's maintenance duties
-(taskq/maintenance.py), ticked in order by the worker's heartbeat thread (`Worker._heartbeat_loop`).
+(taskq/maintenance.py), ticked in order by the worker's heartbeat thread (`beat`).
 
 `now` is time.monotonic() seconds, the clock the worker stamps executing tasks with, so tests drive the
 duties with explicit times. Each duty reads what the worker holds when it runs and writes through the
@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING, Protocol
+import time
+from typing import Protocol
 
 from taskq.events import log_event
 from taskq.protocol import KillReason
-
-if TYPE_CHECKING:
-    from taskq.worker import Worker
+from taskq.worker_kernel import Worker
 
 PROGRESS_FLUSH_SECONDS = 0.25  # throttled progress reaches the database at least this often
 CANCEL_CHECK_SECONDS = 0.5  # how often a running task's cancel flag is read
@@ -199,3 +198,29 @@ def duties(worker: Worker, now: float, parent_pid: int) -> list[HeartbeatDuty]:
         LeaseRenewal(worker, now),
         WorkerRow(worker, now),
     ]
+
+
+def beat(worker: Worker) -> None:
+    """The heartbeat thread: ticks the duties until the worker's loop has ended and every outcome is recorded."""
+    ticked = duties(worker, time.monotonic(), worker.parent_pid)
+    renew_every = worker.config.lease_seconds / 3
+    while not worker.heartbeat_done:
+        # Idle workers sleep until the next lease/row duty; begin() wakes us when a task starts.
+        worker.heartbeat_idle = not worker.executing
+        worker.heartbeat_wake.wait(renew_every if worker.heartbeat_idle else PROGRESS_FLUSH_SECONDS)
+        worker.heartbeat_idle = False
+        worker.heartbeat_wake.clear()
+        now = time.monotonic()
+        worker.flush_logs()
+        for duty in ticked:
+            try:
+                duty.run_once(now)
+            except Exception:  # a heartbeat must outlive a database hiccup; the lease gives it 3 chances
+                log_event(
+                    log,
+                    logging.ERROR,
+                    "heartbeat_error",
+                    exc_info=True,
+                    worker_id=worker.id,
+                    duty=type(duty).__name__,
+                )

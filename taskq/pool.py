@@ -2,7 +2,9 @@
 grace by killing workers, recovers the task of a worker that died, reloads settings, shuts down gracefully.
 
 Signal handlers and the settings watcher only record what was asked; the main loop acts on it
-(the arbiter pattern of gunicorn), so no logging or I/O ever happens inside a signal handler.
+(the arbiter pattern of gunicorn), so no logging or I/O ever happens inside a signal handler. The loop
+(`run`) waits for status lines and signals; each round's decisions are `tick(now)`, with the time passed in,
+so tests drive them as they drive the heartbeat's duties.
 """
 
 from __future__ import annotations
@@ -86,11 +88,12 @@ def waitstatus_code(pid: int) -> int:
 
 
 class Pool:
-    def __init__(self, settings: Settings) -> None:
-        """`settings` as `load_settings` made them: the command line's flags in them stay in force on reloads."""
+    def __init__(self, settings: Settings, *, fork_server: bool = True) -> None:
+        """`settings` as `load_settings` made them: the command line's flags in them stay in force on reloads.
+        Without `fork_server`, each worker starts as `python -m taskq.worker`, as where no server can run."""
         # First (if `taskq worker` has not started it already), so that its imports run while this
         # process finishes its own start-up.
-        self.forkserver = forkserver.pool_client(supervisor_environment())
+        self.forkserver = forkserver.pool_client(supervisor_environment()) if fork_server else None
         self.settings = settings
         self.store = open_store(settings.database, upgrade=False)  # `taskq worker` upgraded it already
         self.handles: list[WorkerHandle] = []
@@ -111,6 +114,9 @@ class Pool:
         self.watcher: SettingsWatcher | None = None
         # The settings file as it was read: an edit made before the watcher is up is reloaded once it is.
         self._settings_stamp = file_stamp(settings.path) if settings.path is not None else None
+        self.announced_ready = False  # READY=1 is sent once, when the first workers are up
+        self.watchdog_every: float | None = None  # systemd's WatchdogSec, halved (run() reads it)
+        self.next_watchdog = 0.0  # monotonic
 
     # -- configuration ------------------------------------------------------------------------------
 
@@ -235,11 +241,11 @@ class Pool:
             self.handles.append(handle)
         log_event(log, logging.INFO, "worker_spawned", name=config.name, pid=process.pid)
 
-    def retire(self, handle: WorkerHandle) -> None:
+    def retire(self, handle: WorkerHandle, now: float | None = None) -> None:
         """Ask a worker to finish its current task and exit, within `shutdown_grace` (enforce_stop_deadlines)."""
         handle.retiring = True
         if handle.stop_deadline is None:
-            handle.stop_deadline = time.monotonic() + self.settings.shutdown_grace
+            handle.stop_deadline = (time.monotonic() if now is None else now) + self.settings.shutdown_grace
         with contextlib.suppress(ProcessLookupError):
             handle.process.send_signal(signal.SIGTERM)
 
@@ -251,7 +257,7 @@ class Pool:
         with contextlib.suppress(ProcessLookupError):
             handle.process.kill()
 
-    def converge(self) -> None:
+    def converge(self, now: float) -> None:
         """Make the number of live (not retiring) workers equal the wanted number."""
         if self.shutting_down:
             return
@@ -261,11 +267,10 @@ class Pool:
             log_event(
                 log, logging.INFO, "worker_retiring", name=handle.config.name, wanted=wanted, detail="scaling down"
             )
-            self.retire(handle)
+            self.retire(handle, now)
         if len(live) < wanted:
             used = {handle.number for handle in live}
             free = [number for number in range(1, wanted + len(live) + 1) if number not in used]
-            now = time.monotonic()
             # A slot still backing off stays empty: starting another number in its place would undo it.
             for number in free[: wanted - len(live)]:
                 if self.respawn.may_respawn(number, now):
@@ -340,8 +345,8 @@ class Pool:
             f" after {PASS_ON_TRIES} tries in a row",
         )
 
-    def enforce_deadlines(self) -> None:
-        now = time.monotonic()
+    def enforce_deadlines(self, now: float) -> None:
+        """A worker running a task past its timeout, or past its cancel grace, is killed for that task."""
         for handle in list(self.handles):
             for overdue in handle.ledger.overdue(now):
                 if overdue.reason is KillReason.TIMEOUT:
@@ -365,10 +370,9 @@ class Pool:
                     )
                 self.kill(handle, overdue.reason, overdue.task_id)
 
-    def enforce_stop_deadlines(self) -> None:
+    def enforce_stop_deadlines(self, now: float) -> None:
         """A retiring worker (shutdown, a settings edit, a scale-down) still running tasks past its grace is
         killed; its tasks go back to pending, their attempt not counted (the ledger settles them)."""
-        now = time.monotonic()
         for handle in list(self.handles):
             if handle.stop_deadline is not None and now > handle.stop_deadline and not handle.ledger.killed:
                 log_event(
@@ -376,7 +380,7 @@ class Pool:
                 )
                 self.kill(handle, KillReason.SHUTDOWN)
 
-    def reap(self) -> None:
+    def reap(self, now: float) -> None:
         with self._handles_lock:
             exited = [handle for handle in self.handles if has_exited(handle.process.pid)]
             for handle in exited:
@@ -414,7 +418,7 @@ class Pool:
                 returncode=returncode,
                 detail=describe_exit(returncode),
             )
-            delay = self.respawn.exited(handle.number, started=handle.started, now=time.monotonic(), expected=expected)
+            delay = self.respawn.exited(handle.number, started=handle.started, now=now, expected=expected)
             if delay > 0:
                 log_event(
                     log,
@@ -549,6 +553,37 @@ class Pool:
         finally:
             signal_source.close()
 
+    def tick(self, now: float) -> int | None:
+        """One round of the supervisor's decisions at `now` (monotonic seconds), after the status lines and
+        signals that arrived were applied: deadlines, stop deadlines, the dead reaped, the count converged,
+        readiness, the watchdog. Returns the pool's exit code once it is done, else None."""
+        if self._hard_stop:
+            for handle in list(self.handles):
+                with contextlib.suppress(ProcessLookupError):
+                    handle.process.kill()
+            return 1
+        if self.watcher is not None and self.watcher.reload_due():
+            self.reload_settings()
+        self.enforce_deadlines(now)
+        self.enforce_stop_deadlines(now)
+        self.reap(now)
+        if self.forkserver is not None:
+            self.reap_adopted()
+        if self.shutting_down:
+            if not self.handles:
+                log_event(log, logging.INFO, "shutdown_complete")
+                return 0
+        else:
+            self.converge(now)
+            if not self.announced_ready and self.workers_up():
+                self.announced_ready = True
+                systemd.notify("READY=1")
+                log_event(log, logging.INFO, "pool_ready", workers=self.wanted_workers)
+        if self.watchdog_every is not None and now >= self.next_watchdog:
+            systemd.notify("WATCHDOG=1")
+            self.next_watchdog = now + self.watchdog_every
+        return None
+
     def run(self) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, self._on_signal)
@@ -560,9 +595,8 @@ class Pool:
         # workers started below are the host's only ones.
         OrphanKiller(self.store).run_once(utc_now())
         self.dead_worker_rescuer.run_once(utc_now())  # a restart on this host recovers at once
-        self.converge()
+        self.converge(time.monotonic())
         self.start_duties()
-        announced_ready = False
         log_event(
             log,
             logging.INFO,
@@ -571,8 +605,8 @@ class Pool:
             database=urls.describe(self.settings.database),
         )
         self._log_if_paused()
-        watchdog_every = systemd.watchdog_interval()
-        next_watchdog = time.monotonic()
+        self.watchdog_every = systemd.watchdog_interval()
+        self.next_watchdog = time.monotonic()
         try:
             while True:
                 with self._handles_lock:
@@ -587,31 +621,9 @@ class Pool:
                     time.sleep(STATUS_COALESCE_SECONDS)
                 if self._signal_r in readable or self._signals:
                     self.handle_signals()
-                if self._hard_stop:
-                    for handle in list(self.handles):
-                        with contextlib.suppress(ProcessLookupError):
-                            handle.process.kill()
-                    return 1
-                if self.watcher is not None and self.watcher.reload_due():
-                    self.reload_settings()
-                self.enforce_deadlines()
-                self.enforce_stop_deadlines()
-                self.reap()
-                if self.forkserver is not None:
-                    self.reap_adopted()
-                if self.shutting_down:
-                    if not self.handles:
-                        log_event(log, logging.INFO, "shutdown_complete")
-                        return 0
-                else:
-                    self.converge()
-                    if not announced_ready and self.workers_up():
-                        announced_ready = True
-                        systemd.notify("READY=1")
-                        log_event(log, logging.INFO, "pool_ready", workers=self.wanted_workers)
-                if watchdog_every is not None and time.monotonic() >= next_watchdog:
-                    systemd.notify("WATCHDOG=1")
-                    next_watchdog = time.monotonic() + watchdog_every
+                code = self.tick(time.monotonic())
+                if code is not None:
+                    return code
         finally:
             self._stop_wake.set()
             if self.maintenance is not None:

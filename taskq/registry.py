@@ -25,7 +25,7 @@ from taskq.model import (
 from taskq.requests import check_options
 from taskq.store import Store, TaskDefaults
 
-if TYPE_CHECKING:  # the context module sits above the registry; checkers only need its name
+if TYPE_CHECKING:  # checkers only need its name; the context takes the registry's lookups from its store
     from taskq.context import TaskContext
 
 # What callers pass to .enqueue (a leading `ctx: TaskContext` left out: the worker passes it) and what the

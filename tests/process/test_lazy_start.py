@@ -20,7 +20,15 @@ HEAVY = ("alembic", "rich", "croniter", "uvicorn", "starlette", "watchdog", "cli
 
 # The worker's own code, which the supervisor never runs, and what only some processes need: PostgreSQL's
 # dialect (with the modules of all its drivers) on SQLite, the wake-up's file watching before the first workers.
-EXECUTION = ("taskq.worker", "taskq.executor", "taskq.heartbeat", "taskq.context", "taskq.concurrent")
+EXECUTION = (
+    "taskq.worker",
+    "taskq.worker_kernel",
+    "taskq.serial",
+    "taskq.executor",
+    "taskq.heartbeat",
+    "taskq.context",
+    "taskq.concurrent",
+)
 POSTGRESQL = "sqlalchemy.dialects.postgresql"
 
 

@@ -41,8 +41,8 @@ def test_queue_caps_reach_the_workers_and_a_change_restarts_them() -> None:
 
     from taskq.pool import Pool
     from taskq.settings import parse_settings
-    from taskq.worker import Worker
     from taskq.worker_config import WorkerConfig
+    from taskq.worker_kernel import Worker
 
     def config(text: str) -> WorkerConfig:
         pool = SimpleNamespace(settings=parse_settings(text))

@@ -24,8 +24,8 @@ from taskq.heartbeat import (
 )
 from taskq.model import Completion, Status, Task
 from taskq.store import Store
-from taskq.worker import Worker
 from taskq.worker_config import WorkerConfig
+from taskq.worker_kernel import Worker
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import sys
 
 from taskq.events import log_event
 from taskq.logformat import TextFormatter, formatter
-from taskq.worker import LineBatch
+from taskq.worker_kernel import LineBatch
 
 log = logging.getLogger("taskq.test.lines")
 

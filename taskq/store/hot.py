@@ -1,4 +1,5 @@
-"""The hottest statement on SQLite, run straight through the driver: a single enqueue without dedup key.
+"""The hottest statements on SQLite, run straight through the driver: an enqueue without dedup key (one
+row alone, or a batch in one executemany), and the claims' (outcomes.py).
 
 SQLAlchemy stays the schema and statement layer (the SQL is compiled from `tasks` once); only the
 per-call machinery is skipped. Measured (bench/): a pooled checkout/checkin plus Core's parameter and
@@ -9,20 +10,20 @@ encoded here exactly as the column types encode them (JSON text; UTC times as fi
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
 import weakref
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, bindparam, insert
 from sqlalchemy.exc import DBAPIError
 
 from taskq.clock import as_utc
-from taskq.json_limits import read_column
+from taskq.json_limits import bind_json, read_column
 from taskq.schema import tasks
 
 T = TypeVar("T")
@@ -42,12 +43,13 @@ INSERT_COLUMNS = (
     "created_at",
     "trace_context",
 )
-_JSON_COLUMNS = frozenset({"args", "kwargs"})
 _TIME_COLUMNS = frozenset({"run_after", "created_at"})
 
 
 def sqlite_time(value: datetime) -> str:
     """What UtcDateTime stores on SQLite: naive UTC, always with microseconds, so text order is time order."""
+    if value.tzinfo is UTC:  # nearly always (utc_now): the same text less its fixed-width "+00:00"
+        return value.isoformat(" ", "microseconds")[:26]
     return as_utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
@@ -70,7 +72,7 @@ class _Compiled:
             if isinstance(value, datetime):
                 value = sqlite_time(value)
             elif name in _JSON_BINDS and value is not None:
-                value = json.dumps(value)
+                value = bind_json(value)
             out.append(value)
         return out
 
@@ -93,14 +95,48 @@ def row_as_mapping(names: list[str], row: tuple[Any, ...]) -> dict[str, Any]:
     return values
 
 
+class PlainInsert:
+    """The INSERT of a task without dedup key, compiled for SQLite once, and rows (enqueue.row_values) as its
+    positional parameters: JSON already encoded by the enqueue check, times as UtcDateTime stores them
+    (the enqueue's `now`, which most rows share as created_at and run_after, encoded once per batch)."""
+
+    def __init__(self, dialect: Any) -> None:
+        statement = insert(tasks).values({name: bindparam(name) for name in INSERT_COLUMNS})
+        compiled = statement.compile(dialect=dialect)
+        self.sql = str(compiled)
+        order = tuple(compiled.positiontup or ())
+        assert set(order) == set(INSERT_COLUMNS), order
+        self._values = itemgetter(*order)
+        self._times = [index for index, name in enumerate(order) if name in _TIME_COLUMNS]
+
+    def one(self, row: dict[str, Any]) -> list[Any]:
+        """`params` of a single row (run_after is usually created_at itself: encoded once)."""
+        values = list(self._values(row))
+        first, second = self._times
+        when = values[first]
+        values[first] = text = sqlite_time(when)
+        values[second] = text if values[second] is when else sqlite_time(values[second])
+        return values
+
+    def params(self, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        encoded: dict[datetime, str] = {}  # by value: most rows share the enqueue's now
+        out = []
+        for row in rows:
+            values = list(self._values(row))
+            for index in self._times:
+                when = values[index]
+                text = encoded.get(when)
+                if text is None:
+                    text = encoded[when] = sqlite_time(when)
+                values[index] = text
+            out.append(tuple(values))
+        return out
+
+
 class SqliteHotPath:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        statement = insert(tasks).values({name: bindparam(name) for name in INSERT_COLUMNS})
-        compiled = statement.compile(dialect=engine.dialect)
-        self._insert_sql = str(compiled)
-        self._insert_order = tuple(compiled.positiontup or ())
-        assert set(self._insert_order) == set(INSERT_COLUMNS), self._insert_order
+        self.plain_insert = PlainInsert(engine.dialect)
         self._local = threading.local()
         self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
 
@@ -148,25 +184,11 @@ class SqliteHotPath:
         """One statement in autocommit mode: SQLite makes it a transaction of its own, which takes the
         write lock as it starts (so no deferred-upgrade deadlock) and costs one call instead of three
         (BEGIN, INSERT, COMMIT). The id is the rowid the statement assigned."""
-        created = row["created_at"]
-        created_text = sqlite_time(created)
-        params = [
-            # run_after is usually the same instant as created_at: encoded once
-            (created_text if row[name] is created else sqlite_time(row[name]))
-            if name in _TIME_COLUMNS
-            else self._encode(name, row[name])
-            for name in self._insert_order
-        ]
+        params = self.plain_insert.one(row)
         try:
-            return int(self._connection().execute(self._insert_sql, params).lastrowid or 0)
+            return int(self._connection().execute(self.plain_insert.sql, params).lastrowid or 0)
         except sqlite3.Error as error:
             raise DBAPIError.instance(None, None, error, sqlite3.Error) from error
-
-    @staticmethod
-    def _encode(name: str, value: Any) -> Any:
-        if value is None or name not in _JSON_COLUMNS:
-            return value
-        return json.dumps(value) if value else ("[]" if isinstance(value, list) else "{}")
 
     def close(self) -> None:
         for pooled in list(self._connections):

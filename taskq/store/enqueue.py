@@ -112,10 +112,10 @@ def _insert_consecutive(conn: Connection, ctx: StoreContext, rows: list[dict[str
     statement raises and the transaction rolls back."""
     plan = ctx.sqlite_insert
     assert plan is not None
-    params = plan.params(rows)
+    sql, params = plan.many(rows)
     if len(params) == 1:
-        return [conn.exec_driver_sql(plan.sql, params[0]).lastrowid]
-    inserted = conn.exec_driver_sql(plan.sql, params).rowcount
+        return [conn.exec_driver_sql(sql, params[0]).lastrowid]
+    inserted = conn.exec_driver_sql(sql, params).rowcount
     last = conn.exec_driver_sql(_LAST_ROWID).scalar_one()
     assert inserted == len(params), f"{inserted} of {len(params)} rows inserted"
     return list(range(last - len(params) + 1, last + 1))

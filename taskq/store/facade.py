@@ -128,10 +128,17 @@ class Store:
         have committed, and then runs twice: an outcome's second run finds the task no longer running
         (a no-op), a claim's first batch is left to lease recovery, and an enqueue without a dedup key
         inserts again (enqueue is at-least-once; a dedup key collapses the repeat)."""
+        try:
+            return attempt()  # nearly always: the loop below is for a locked or unreachable database
+        except DBAPIError as error:
+            if not self.dialect.is_transient(error):
+                raise
         delay = 0.0002
         started = time.monotonic()
         warned = False
         while True:
+            time.sleep(random.uniform(0, delay))
+            delay = min(delay * 2, 0.25)
             try:
                 result = attempt()
             except DBAPIError as error:
@@ -151,8 +158,6 @@ class Store:
                 if warned:
                     log_event(log, logging.INFO, "database_recovered", seconds=round(time.monotonic() - started, 1))
                 return result
-            time.sleep(random.uniform(0, delay))
-            delay = min(delay * 2, 0.25)
 
     def begin_write(self, connection: Connection) -> None:
         """Start a write transaction on the caller's connection the way this database needs it."""

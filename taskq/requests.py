@@ -13,6 +13,7 @@ comparison with None, and args and kwargs are encoded to JSON once, here, for th
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -153,6 +154,8 @@ class CheckedRequest(NamedTuple):
         return now if self.delay is None else now + timedelta(seconds=self.delay)
 
 
+# CheckedRequest from a tuple without the Python-level __new__ a NamedTuple adds: one frame less per enqueue.
+_new_checked = functools.partial(tuple.__new__, CheckedRequest)
 _NO_ARGS = EncodedJson("[]")
 _NO_KWARGS = EncodedJson("{}")
 _NO_KWARGS_VALUE: Mapping[str, Any] = MappingProxyType({})
@@ -199,7 +202,8 @@ def validate_request(
         raise _refuse("name", "a non-empty string", name)
     if priority is not None or max_retries is not None or queue is not None or timeout is not None:
         check_options(priority=priority, max_retries=max_retries, queue=queue, timeout=timeout)
-    _text_field("name", name)
+    if "\x00" in name:
+        raise InvalidTaskArguments(f"name must not contain a NUL character: {name!r}")
     if queue is not None:
         _text_field("queue", queue)
     if dedup_key is not None:
@@ -242,21 +246,23 @@ def validate_request(
         at, seconds = _timing(run_after, delay, now)
     if check_arguments is not None:
         check_arguments(name, args, kwargs or _NO_KWARGS_VALUE)
-    return CheckedRequest(
-        name,
-        args,
-        kwargs,
-        args_json,
-        kwargs_json,
-        priority,
-        max_retries,
-        queue,
-        timeout,
-        dedup_key,
-        parent_id,
-        continuation,
-        at,
-        seconds,
+    return _new_checked(
+        (
+            name,
+            args,
+            kwargs,
+            args_json,
+            kwargs_json,
+            priority,
+            max_retries,
+            queue,
+            timeout,
+            dedup_key,
+            parent_id,
+            continuation,
+            at,
+            seconds,
+        )
     )
 
 

@@ -38,7 +38,11 @@ def row_values(
     now: datetime,
     check_arguments: ArgumentCheck | None = None,
 ) -> dict[str, Any]:
-    request = checked(request, now, check_arguments)
+    return values_of(ctx, checked(request, now, check_arguments), now)
+
+
+def values_of(ctx: StoreContext, request: CheckedRequest, now: datetime) -> dict[str, Any]:
+    """The row a checked request makes, its options left out filled from the task's @task defaults."""
     defaults = ctx.defaults_for(request.name)
     return {
         "name": request.name,

@@ -240,7 +240,7 @@ class Store:
     def _insert_hot(self, hot: SqliteHotPath, request: CheckedRequest, now: datetime) -> Enqueued:
         """One task without dedup key on SQLite, outside a caller's transaction: one autocommit statement
         through the driver (hot.py)."""
-        row = enqueue.row_values(self._ctx, request, now)
+        row = enqueue.values_of(self._ctx, request, now)
         if tracing.on():
             return tracing.send([row], lambda: [Enqueued(self._retrying(lambda: hot.insert(row)), store=self)])[0]
         return Enqueued(self._retrying(lambda: hot.insert(row)), store=self)
@@ -249,7 +249,7 @@ class Store:
         hot = self._hot
         if hot is not None and connection is None and len(requests) == 1 and requests[0].dedup_key is None:
             return [self._insert_hot(hot, requests[0], now)]
-        rows = [enqueue.row_values(self._ctx, request, now) for request in requests]
+        rows = [enqueue.values_of(self._ctx, request, now) for request in requests]
 
         def insert() -> list[Enqueued]:
             if connection is not None:

@@ -123,6 +123,7 @@ class PlainInsert:
     def __init__(self, dialect: Any) -> None:
         self._dialect = dialect
         self._plans: dict[tuple[str, ...], _Columns] = {}
+        self._bare = self._plan(())
 
     def _plan(self, optional: tuple[str, ...]) -> _Columns:
         plan = self._plans.get(optional)
@@ -132,7 +133,16 @@ class PlainInsert:
 
     def one(self, row: dict[str, Any]) -> tuple[str, list[Any]]:
         """The statement and parameters of a single row (run_after is usually created_at: encoded once)."""
-        plan = self._plan(tuple(name for name in _OPTIONAL_COLUMNS if row[name] is not None))
+        if (
+            row["parent_id"] is None
+            and row["timeout"] is None
+            and row["continuation"] is None
+            and row["trace_context"] is None
+            and row["dedup_key"] is None
+        ):
+            plan = self._bare
+        else:
+            plan = self._plan(tuple(name for name in _OPTIONAL_COLUMNS if row[name] is not None))
         values = list(plan.values(row))
         first, second = plan.times
         when = values[first]

@@ -199,9 +199,16 @@ class SqliteHotPath:
             raw = pooled.dbapi_connection
             assert raw is not None, "a connection just taken from the pool"
             raw.execute("PRAGMA busy_timeout=0")
-            local.pooled, local.forks = pooled, _forks
+            # One cursor kept for the single insert: conn.execute() makes and frees one per call.
+            local.pooled, local.cursor, local.forks = pooled, raw.cursor(), _forks
             self._connections.add(pooled)
         return local.pooled.dbapi_connection
+
+    def _cursor(self) -> sqlite3.Cursor:
+        local = self._local
+        if getattr(local, "forks", None) != _forks:
+            self._connection()
+        return local.cursor
 
     def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """One BEGIN IMMEDIATE transaction; driver errors surface as SQLAlchemy's, for the store's retry."""
@@ -225,7 +232,7 @@ class SqliteHotPath:
         (BEGIN, INSERT, COMMIT). The id is the rowid the statement assigned."""
         sql, params = self.plain_insert.one(row)
         try:
-            return int(self._connection().execute(sql, params).lastrowid or 0)
+            return int(self._cursor().execute(sql, params).lastrowid or 0)
         except sqlite3.Error as error:
             raise DBAPIError.instance(None, None, error, sqlite3.Error) from error
 

@@ -6,9 +6,10 @@ message that names the field and the bad value.
 one object that travels on to the INSERT; `parse_request` first turns raw input (a JSON body, a YAML entry,
 command-line text) into those fields: durations may be text ('30s'), run_after is ISO 8601 text, unknown
 fields are refused. The store checks what it is given as a TaskRequest (or as keyword arguments) and
-takes a CheckedRequest as it is, checking only the call against the task's signature when that was not
-done yet. A single enqueue on SQLite runs the check on the store's hottest path: a field left out costs a
-comparison with None, and args and kwargs are encoded to JSON once, here, for the check and the INSERT.
+takes a CheckedRequest as it is, checking only its call against the task's signature (the CLI parses a
+request before it imports the task modules). A single enqueue on SQLite runs the check on the store's
+hottest path: a field left out costs a comparison with None, and args and kwargs are encoded to JSON once,
+here, for the check and the INSERT.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, insert, select
 from taskq.model import ACTIVE_STATUSES, Enqueued, TaskRequest
 from taskq.requests import ArgumentCheck, CheckedRequest, check
 from taskq.schema import tasks
-from taskq.store.base import StoreContext, _status_is
+from taskq.store.base import NO_DEFAULTS, StoreContext, _status_is
 
 _INSERT_PLAIN = insert(tasks).returning(tasks.c.id)
 # PostgreSQL: multi-row INSERT ... RETURNING in batches, ids in parameter order (SQLAlchemy's
@@ -43,7 +43,10 @@ def row_values(
 
 def values_of(ctx: StoreContext, request: CheckedRequest, now: datetime) -> dict[str, Any]:
     """The row a checked request makes, its options left out filled from the task's @task defaults."""
-    defaults = ctx.defaults_for(request.name)
+    defaults = ctx.catalog.defaults_for(request.name) or NO_DEFAULTS
+    run_after = request.run_after
+    if run_after is None:
+        run_after = now if request.delay is None else request.run_at(now)
     return {
         "name": request.name,
         "queue": request.queue or defaults.queue,
@@ -52,7 +55,7 @@ def values_of(ctx: StoreContext, request: CheckedRequest, now: datetime) -> dict
         # status, attempts, progress, cancel_requested and the children counters take their server
         # defaults (pending, 0, 0, false, 0): fewer parameters to bind on the hottest insert.
         "priority": defaults.priority if request.priority is None else request.priority,
-        "run_after": request.run_at(now),
+        "run_after": run_after,
         "max_retries": defaults.max_retries if request.max_retries is None else request.max_retries,
         "dedup_key": request.dedup_key,
         "parent_id": request.parent_id,

@@ -103,7 +103,7 @@ class _Columns:
     def __init__(self, columns: tuple[str, ...], dialect: Any) -> None:
         compiled = insert(tasks).values({name: bindparam(name) for name in columns}).compile(dialect=dialect)
         self.sql = str(compiled)
-        order = tuple(compiled.positiontup or ())
+        self.order = order = tuple(compiled.positiontup or ())
         assert set(order) == set(columns), order
         self.values = itemgetter(*order)
         self.times = [index for index, name in enumerate(order) if name in _TIME_COLUMNS]
@@ -124,6 +124,7 @@ class PlainInsert:
         self._dialect = dialect
         self._plans: dict[tuple[str, ...], _Columns] = {}
         self._bare = self._plan(())
+        assert self._bare.order == _REQUIRED_COLUMNS, self._bare.order  # the order `many` writes them in
 
     def _plan(self, optional: tuple[str, ...]) -> _Columns:
         plan = self._plans.get(optional)
@@ -154,7 +155,19 @@ class PlainInsert:
 
     def many(self, rows: list[dict[str, Any]]) -> tuple[str, list[tuple[Any, ...]]]:
         """The statement and the parameters of each row, for one executemany."""
-        plan = self._plan(tuple(name for name in _OPTIONAL_COLUMNS if any(row[name] is not None for row in rows)))
+        optional: set[str] = set()
+        for row in rows:
+            if (
+                row["parent_id"] is not None
+                or row["timeout"] is not None
+                or row["continuation"] is not None
+                or row["trace_context"] is not None
+                or row["dedup_key"] is not None
+            ):
+                optional.update(name for name in _OPTIONAL_COLUMNS if row[name] is not None)
+        if not optional:
+            return self._bare.sql, self._bare_params(rows)
+        plan = self._plan(tuple(name for name in _OPTIONAL_COLUMNS if name in optional))
         times, json = plan.times, plan.json
         encoded: dict[datetime, str] = {}  # by value: most rows share the enqueue's now
         out = []
@@ -170,6 +183,36 @@ class PlainInsert:
                 values[index] = str(values[index])
             out.append(tuple(values))
         return plan.sql, out
+
+    @staticmethod
+    def _bare_params(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        """`many` of rows that set no optional column (nearly every batch), in _REQUIRED_COLUMNS' order
+        and without the general loop: at 10,000 rows a batch it is a tenth of the enqueue's own work.
+        Each time is encoded when it is not the object the row before had (most rows share one `now`)."""
+        run_after: Any = None
+        created: Any = None
+        run_after_text = created_text = ""
+        out = []
+        for row in rows:
+            if row["run_after"] is not run_after:
+                run_after = row["run_after"]
+                run_after_text = sqlite_time(run_after)
+            if row["created_at"] is not created:
+                created = row["created_at"]
+                created_text = sqlite_time(created)
+            out.append(
+                (
+                    row["name"],
+                    row["queue"],
+                    str(row["args"]),
+                    str(row["kwargs"]),
+                    row["priority"],
+                    run_after_text,
+                    row["max_retries"],
+                    created_text,
+                )
+            )
+        return out
 
 
 class SqliteHotPath:

@@ -17,9 +17,7 @@ def open_store(url: str | None = None, *, upgrade: bool = True) -> Store:
     """A Store on `url` (default: TASKQ_DATABASE_URL, else sqlite:///taskq.db), schema upgraded if needed;
     enqueue fills priority, retries, queue, timeout and continuation from the task's @task options, and
     checks the arguments against the signature of every task this process has imported."""
-    store = Store(open_engine(url, upgrade=upgrade), defaults_for=registry.defaults_for)
-    store.check_arguments = registry.check_arguments
-    return store
+    return Store(open_engine(url, upgrade=upgrade), catalog=registry.CATALOG)
 
 
 def default_store() -> Store:

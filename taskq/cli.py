@@ -219,7 +219,7 @@ def enqueue(
     request = parse_request({key: value for key, value in fields.items() if value is not None})
     current_settings(tasks_required=True)  # the arguments are checked against the task's signature
     registry.lookup(name)
-    result = current_store().enqueue(**vars(request))
+    result = current_store().enqueue_many([request])[0]  # checked above; the store checks the call
     if as_json:
         _echo_json({"id": result.id, "deduplicated": result.deduplicated})
     else:

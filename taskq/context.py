@@ -156,15 +156,16 @@ class TaskContext:
         if self.spawned:
             raise TaskqError("spawn_children may be called once per run")
         requests = [_as_request(child) for child in children]
-        # The registry's lookups come with the store (taskq.open_store hands them over): the registry's
+        # The registry's catalog comes with the store (taskq.open_store hands it over): the registry's
         # @task typing names this module, so this module does not import the registry.
-        check_arguments = self.store.check_arguments
+        catalog = self.store.catalog
+        check_arguments = catalog.check_arguments
         if check_arguments is not None:
             for request in requests:  # a bad child call fails this task now, naming the argument
                 check_arguments(request.name, request.args, request.kwargs or {})
         # The row's continuation was filled from @task(then=...) by whoever enqueued the task, and only if
         # that process had imported the task's module; the worker running it always has, so fill it here too.
-        declared = self.store.defaults_for(self.task.name)
+        declared = catalog.defaults_for(self.task.name)
         continuation = then or self.task.continuation or (declared.continuation if declared else None)
         enqueued = self.store.wait_for_children(
             self.task.id,

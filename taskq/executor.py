@@ -21,7 +21,7 @@ from taskq.clock import utc_now
 from taskq.context import TaskCancelled, TaskContext
 from taskq.events import log_event
 from taskq.json_limits import JsonRefused, encode
-from taskq.lifecycle import Failure, FailureKind, Retry
+from taskq.lifecycle import Failure, FailureKind, Retry, traceback_text
 from taskq.model import Completion, Status, Task
 from taskq.protocol import DEFERRED_RESULT_MAX_BYTES, timeout_message
 from taskq.store import Store
@@ -194,7 +194,7 @@ def settle(
         elif isinstance(error, Retry):
             failure = Failure(spec.retry.classify(error), error.reason, error.delay)
         else:
-            failure = Failure(spec.retry.classify(error), "".join(traceback.format_exception(error)))
+            failure = Failure(spec.retry.classify(error), traceback_text(error))
         status = store.fail(task.id, failure, policy=spec.retry, **owner)
         event = _FAILURE_EVENTS.get((failure.kind, status), "task_failed")
         return Outcome(status, event, error=exception_line(error), traceback=failure.text)

@@ -64,6 +64,18 @@ class Undecodable(str):
         return (Undecodable, (self.reason,))
 
 
+class EncodedJson(str):
+    """JSON text `encode` has already checked, for a JSON column: the column type binds it as it is
+    instead of encoding it again (a plain str is a JSON string value, and is encoded)."""
+
+    __slots__ = ()
+
+
+def bind_json(value: Any) -> str:
+    """The text a JSON column stores for `value` (json.dumps; EncodedJson as it is)."""
+    return value if type(value) is EncodedJson else json.dumps(value)
+
+
 def depth_over(text: str, limit: int = MAX_JSON_DEPTH) -> int:
     """How deeply JSON `text` nests arrays and objects when that is more than `limit`, else 0; brackets
     inside strings do not count. Cheap for the common case: a text with no more opening brackets than the

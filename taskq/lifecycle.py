@@ -26,6 +26,7 @@ policy into when the task runs again, if ever; it reads no clock and draws no ra
 from __future__ import annotations
 
 import enum
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -115,6 +116,11 @@ class Failure:
     kind: FailureKind
     text: str  # traceback or reason; for RETRY, what the task said (may be empty)
     delay: float | None = None  # RETRY only: seconds the task asked for; None takes the backoff
+
+
+def traceback_text(error: BaseException) -> str:
+    """What a failure records of an exception: its traceback as Python prints it, chained ones included."""
+    return "".join(traceback.format_exception(error))
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import inspect
 import os
@@ -23,7 +24,7 @@ from taskq.model import (
     TaskqError,
 )
 from taskq.requests import check_options
-from taskq.store import Store, TaskDefaults
+from taskq.store import Store, TaskCatalog, TaskDefaults
 
 if TYPE_CHECKING:  # checkers only need its name; the context takes the registry's lookups from its store
     from taskq.context import TaskContext
@@ -32,6 +33,9 @@ if TYPE_CHECKING:  # checkers only need its name; the context takes the registry
 # function returns (awaited, for an `async def`), so users' type checkers check enqueue calls and results.
 Params = ParamSpec("Params")
 Returns = TypeVar("Returns")
+
+
+MAX_BOUND_SHAPES = 64  # call shapes remembered per task as binding its signature
 
 
 class UnknownTask(TaskqError):
@@ -53,8 +57,9 @@ class TaskSpec(Generic[Params, Returns]):
     max_concurrency: int | None = None  # at most this many running at once, across every worker and host
     # What callers pass (without `ctx`), worked out once at registration: enqueue checks every call against it.
     signature: inspect.Signature | None = field(default=None, compare=False, repr=False)
+    _bound_shapes: set[tuple[int, tuple[str, ...]]] = field(default_factory=set, init=False, compare=False, repr=False)
 
-    @property
+    @functools.cached_property
     def defaults(self) -> TaskDefaults:
         return TaskDefaults(self.priority, self.max_retries, self.queue, self.timeout, self.then, self.retry)
 
@@ -77,6 +82,11 @@ class TaskSpec(Generic[Params, Returns]):
     def check_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         """Raise InvalidTaskArguments naming the argument when the function cannot take these, so a typo
         fails at enqueue, in front of whoever made it, instead of later in a worker's log."""
+        # Whether a call binds depends only on how many positional arguments it passes and which keyword
+        # names: a shape that bound once binds again, without inspect's work on every enqueue.
+        shape = (len(args), tuple(kwargs))
+        if shape in self._bound_shapes:
+            return
         signature = self.signature if self.signature is not None else _call_signature(self.function)
         if signature is None:
             return
@@ -84,6 +94,8 @@ class TaskSpec(Generic[Params, Returns]):
             signature.bind(*args, **kwargs)
         except TypeError as error:
             raise InvalidTaskArguments(f"task {self.name!r}: {error} (it takes {signature})") from None
+        if len(self._bound_shapes) < MAX_BOUND_SHAPES:
+            self._bound_shapes.add(shape)
 
 
 class _Decorator(Protocol):
@@ -267,6 +279,10 @@ def check_arguments(name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -
     spec = _registry.get(name)
     if spec is not None:
         spec.check_arguments(args, kwargs)
+
+
+# What a Store knows of this registry (taskq.open_store hands it over): defaults and signature checks.
+CATALOG = TaskCatalog(defaults_for, check_arguments)
 
 
 def add_import_paths(paths: Iterable[str | Path]) -> None:

@@ -28,7 +28,7 @@ from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.types import TypeDecorator
 
 from taskq.clock import as_utc
-from taskq.json_limits import read_column
+from taskq.json_limits import EncodedJson, read_column
 from taskq.model import ACTIVE_STATUSES, TERMINAL_STATUSES, Status, in_enum_order
 
 
@@ -73,6 +73,17 @@ class JsonText(TypeDecorator[Any]):
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         return json.dumps(value) if dialect.name == "sqlite" else value
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        # Text the enqueue check already encoded (EncodedJson) is bound as it is, on both dialects.
+        encode = super().bind_processor(dialect)
+
+        def process(value: Any) -> Any:
+            if type(value) is EncodedJson or encode is None:
+                return value
+            return encode(value)
+
+        return process
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         if dialect.name != "sqlite" or value is None:

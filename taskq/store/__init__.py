@@ -4,7 +4,7 @@
 its connection from the topic modules, which import what they call from each other explicitly:
 
     base.py         the shared vocabulary: status predicates, owner guard, StoreContext
-    hot.py          the SQLite driver path (single enqueue, finish_and_claim)
+    hot.py          the SQLite driver path (plain enqueues, finish_and_claim)
     enqueue.py      request -> row values, deduplicated inserts
     workflow.py     parents and children, continuations: what every finished task runs
     outcomes.py     claims, results, failures, leases, progress, a dead worker's tasks
@@ -15,13 +15,15 @@ its connection from the topic modules, which import what they call from each oth
     schedules.py    schedule state rows and one scheduler step
 """
 
-from taskq.store.base import DEFAULT_LEASE_SECONDS, DefaultsLookup, StoreContext, TaskDefaults
+from taskq.store.base import DEFAULT_LEASE_SECONDS, NO_TASKS, DefaultsLookup, StoreContext, TaskCatalog, TaskDefaults
 from taskq.store.facade import Store
 
 __all__ = [
     "DEFAULT_LEASE_SECONDS",
+    "NO_TASKS",
     "DefaultsLookup",
     "Store",
     "StoreContext",
+    "TaskCatalog",
     "TaskDefaults",
 ]

@@ -33,8 +33,10 @@ from taskq.model import (
     DEFAULT_QUEUE,
     Status,
 )
+from taskq.requests import ArgumentCheck
 from taskq.schema import SETTLED, tasks
 from taskq.settings import LEASE
+from taskq.store.hot import PlainInsert
 
 DEFAULT_LEASE_SECONDS = LEASE.default  # declared in taskq/settings.py
 ERROR_LOG_LIMIT = 20  # earlier attempts' errors kept per task; at least lifecycle.PASS_ON_TRIES (counted in it)
@@ -60,11 +62,26 @@ class TaskDefaults:
     retry: RetryPolicy = DEFAULT_POLICY  # applied to each failed attempt, wherever it is recorded
 
 
+NO_DEFAULTS = TaskDefaults()
 DefaultsLookup = Callable[[str], TaskDefaults | None]
 
 
 def _no_defaults(_name: str) -> TaskDefaults | None:
     return None
+
+
+@dataclass(frozen=True)
+class TaskCatalog:
+    """What a store knows of the tasks its process imported, handed to it in one piece (taskq.registry
+    makes the real one: the store never imports the registry): each task's @task defaults, and a check
+    of a call against the task's signature. The empty catalog knows no task: rows take the built-in
+    defaults and no call is checked against a signature."""
+
+    defaults_for: DefaultsLookup = _no_defaults
+    check_arguments: ArgumentCheck | None = None
+
+
+NO_TASKS = TaskCatalog()
 
 
 def _status_is(
@@ -159,20 +176,27 @@ def _owner_params(task_id: int, worker_id: str | None, attempt: int | None) -> t
 @dataclass(frozen=True)
 class StoreContext:
     """What the store's functions need beside a connection, fixed when the store opens: the database's
-    differences, the registry's per-task defaults (the store never imports the registry), the dialect's
-    deduplicating INSERT (built once), and the store that `Enqueued` handles read through."""
+    differences, the tasks the process knows (their defaults, their signatures), the dialect's
+    deduplicating INSERT and, on SQLite, the driver-level plain one (built once), and the store that
+    `Enqueued` handles read through."""
 
     dialect: Dialect
-    defaults_for: DefaultsLookup
+    catalog: TaskCatalog
     insert_dedup: Insert
+    sqlite_insert: PlainInsert | None
     handles: Any  # the Store facade; typed loosely: this module sits below it
 
     @classmethod
-    def open(cls, dialect: Dialect, defaults_for: DefaultsLookup, handles: Any) -> StoreContext:
-        return cls(dialect, defaults_for, dialect.insert_unless_active(tasks), handles)
+    def open(
+        cls, dialect: Dialect, catalog: TaskCatalog, sqlite_insert: PlainInsert | None, handles: Any
+    ) -> StoreContext:
+        return cls(dialect, catalog, dialect.insert_unless_active(tasks), sqlite_insert, handles)
+
+    def defaults_for(self, name: str) -> TaskDefaults:
+        """The task's @task defaults when this process imported it, else the built-in ones."""
+        return self.catalog.defaults_for(name) or NO_DEFAULTS
 
     def retry_policy_for(self, name: str) -> RetryPolicy:
         """The task's @task retry policy when this process imported it, else the default one (a
         supervisor recovering a lost worker's task it never imported retries it as before policies)."""
-        defaults = self.defaults_for(name)
-        return DEFAULT_POLICY if defaults is None else defaults.retry
+        return self.defaults_for(name).retry

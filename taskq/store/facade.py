@@ -49,9 +49,9 @@ from taskq.model import (
     WorkerInfo,
     check_json,
 )
-from taskq.requests import MAX_TASK_ID, ArgumentCheck, check_task_id
+from taskq.requests import MAX_TASK_ID, CheckedRequest, check_task_id, validate_request
 from taskq.store import enqueue, metrics, outcomes, queries, rollup, schedules, transitions, workers, workflow
-from taskq.store.base import DEFAULT_LEASE_SECONDS, DefaultsLookup, StoreContext
+from taskq.store.base import DEFAULT_LEASE_SECONDS, NO_TASKS, StoreContext, TaskCatalog
 from taskq.store.hot import SqliteHotPath
 from taskq.store.metrics import ChartWindow, QueueDepth, RollupState, Tally
 from taskq.store.queries import Waiting
@@ -65,10 +65,6 @@ log = logging.getLogger("taskq.store")
 LOCK_RETRY_SECONDS = 60.0  # a transaction keeps retrying a locked or unreachable database this long
 RETRY_WARNING_SECONDS = 1.0  # retrying longer than this is an outage worth a log line, not lock contention
 BULK_BATCH = 500  # rows per bulk-action transaction: a few ms of write lock on SQLite, a few row locks on PostgreSQL
-
-
-def _no_defaults(_name: str) -> None:
-    return None
 
 
 def _is_unique_violation(error: DBAPIError) -> bool:
@@ -96,15 +92,19 @@ def _check_bulk(ids: Sequence[int] | None, where: TaskFilter | None) -> None:
 class Store:
     """Every named operation on the tasks table, grouped as the topic modules are."""
 
-    check_arguments: ArgumentCheck | None = None  # set by taskq.api.open_store
-
-    def __init__(self, engine: Engine, *, defaults_for: DefaultsLookup = _no_defaults) -> None:
+    def __init__(self, engine: Engine, *, catalog: TaskCatalog = NO_TASKS) -> None:
+        """`catalog`: the tasks this process knows (taskq.registry.CATALOG, as `taskq.open_store` passes):
+        enqueue fills their @task defaults and checks each call against their signature."""
         self.engine = engine
         self.dialect: Dialect = dialect_for(engine)
-        self.defaults_for = defaults_for
-        self._ctx = StoreContext.open(self.dialect, defaults_for, self)
         self._hot = SqliteHotPath(engine) if self.dialect.name == "sqlite" else None
+        self._ctx = StoreContext.open(self.dialect, catalog, self._hot.plain_insert if self._hot else None, self)
         self._claims = outcomes.ClaimPlans(self._hot)
+
+    @property
+    def catalog(self) -> TaskCatalog:
+        """The tasks this store was told of (the worker checks spawned children against it)."""
+        return self._ctx.catalog
 
     # -- transactions -------------------------------------------------------------------------------
 
@@ -134,10 +134,17 @@ class Store:
         have committed, and then runs twice: an outcome's second run finds the task no longer running
         (a no-op), a claim's first batch is left to lease recovery, and an enqueue without a dedup key
         inserts again (enqueue is at-least-once; a dedup key collapses the repeat)."""
+        try:
+            return attempt()  # nearly always: the loop below is for a locked or unreachable database
+        except DBAPIError as error:
+            if not self.dialect.is_transient(error):
+                raise
         delay = 0.0002
         started = time.monotonic()
         warned = False
         while True:
+            time.sleep(random.uniform(0, delay))
+            delay = min(delay * 2, 0.25)
             try:
                 result = attempt()
             except DBAPIError as error:
@@ -157,8 +164,6 @@ class Store:
                 if warned:
                     log_event(log, logging.INFO, "database_recovered", seconds=round(time.monotonic() - started, 1))
                 return result
-            time.sleep(random.uniform(0, delay))
-            delay = min(delay * 2, 0.25)
 
     def begin_write(self, connection: Connection) -> None:
         """Start a write transaction on the caller's connection the way this database needs it."""
@@ -198,7 +203,8 @@ class Store:
         With `connection`, the row is written in the caller's open transaction and commits or rolls
         back with it (on SQLite, begin that transaction with BEGIN IMMEDIATE: see `begin_write`).
         """
-        request = TaskRequest(
+        now = now or utc_now()
+        request = validate_request(
             name,
             args,
             kwargs,
@@ -211,26 +217,45 @@ class Store:
             parent_id,
             continuation,
             delay,
+            now=now,
+            check_arguments=self._ctx.catalog.check_arguments,
         )
         hot = self._hot
         if hot is not None and connection is None and dedup_key is None:
-            row = enqueue.row_values(self._ctx, request, now or utc_now(), self.check_arguments)
-            if tracing.on():
-                return tracing.send([row], lambda: [Enqueued(self._retrying(lambda: hot.insert(row)), store=self)])[0]
-            return Enqueued(self._retrying(lambda: hot.insert(row)), store=self)
-        return self.enqueue_many([request], connection=connection, now=now)[0]
+            return self._insert_hot(hot, request, now)
+        return self._enqueue([request], connection, now)[0]
 
     def enqueue_many(
         self,
-        requests: Iterable[TaskRequest | Mapping[str, Any]],
+        requests: Iterable[TaskRequest | CheckedRequest | Mapping[str, Any]],
         *,
         connection: Connection | None = None,
         now: datetime | None = None,
     ) -> list[Enqueued]:
-        """Create a batch of tasks in one transaction; all or none are written."""
+        """Create a batch of tasks in one transaction; all or none are written. A CheckedRequest (what
+        `taskq.requests.parse_request` returns) is taken as checked; only its call is checked against the
+        task's signature."""
         now = now or utc_now()
-        checked = [r if isinstance(r, TaskRequest) else TaskRequest(**r) for r in requests]
-        rows = [enqueue.row_values(self._ctx, request, now, self.check_arguments) for request in checked]
+        arguments = self._ctx.catalog.check_arguments
+        checked = [
+            enqueue.checked(r if isinstance(r, (TaskRequest, CheckedRequest)) else TaskRequest(**r), now, arguments)
+            for r in requests
+        ]
+        return self._enqueue(checked, connection, now)
+
+    def _insert_hot(self, hot: SqliteHotPath, request: CheckedRequest, now: datetime) -> Enqueued:
+        """One task without dedup key on SQLite, outside a caller's transaction: one autocommit statement
+        through the driver (hot.py)."""
+        row = enqueue.values_of(self._ctx, request, now)
+        if tracing.on():
+            return tracing.send([row], lambda: [Enqueued(self._retrying(lambda: hot.insert(row)), store=self)])[0]
+        return Enqueued(self._retrying(lambda: hot.insert(row)), store=self)
+
+    def _enqueue(self, requests: list[CheckedRequest], connection: Connection | None, now: datetime) -> list[Enqueued]:
+        hot = self._hot
+        if hot is not None and connection is None and len(requests) == 1 and requests[0].dedup_key is None:
+            return [self._insert_hot(hot, requests[0], now)]
+        rows = [enqueue.values_of(self._ctx, request, now) for request in requests]
 
         def insert() -> list[Enqueued]:
             if connection is not None:
@@ -252,7 +277,7 @@ class Store:
         return await asyncio.to_thread(functools.partial(self.enqueue, name, args, kwargs, **options))
 
     async def enqueue_many_async(
-        self, requests: Iterable[TaskRequest | Mapping[str, Any]], **options: Any
+        self, requests: Iterable[TaskRequest | CheckedRequest | Mapping[str, Any]], **options: Any
     ) -> list[Enqueued]:
         return await asyncio.to_thread(functools.partial(self.enqueue_many, list(requests), **options))
 
@@ -997,7 +1022,7 @@ class Store:
         row as `decide` says. None when there was nothing to do or another pool got there first."""
         return self.write(
             lambda conn: schedules.converge_schedule(
-                conn, self._ctx, name, dedup_key, decide, now, self.check_arguments
+                conn, self._ctx, name, dedup_key, decide, now, self._ctx.catalog.check_arguments
             )
         )
 

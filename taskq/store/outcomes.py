@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import random
-import traceback as traceback_module
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -34,6 +33,7 @@ from taskq.lifecycle import (
     RetryPolicy,
     decide_failure,
     decide_pass_on,
+    traceback_text,
 )
 from taskq.model import (
     ClaimLimits,
@@ -645,7 +645,7 @@ def as_failure(error: str | BaseException | Failure, retry: bool) -> Failure:
     if isinstance(error, Failure):
         failure = error
     else:
-        text = error if isinstance(error, str) else "".join(traceback_module.format_exception(error))
+        text = error if isinstance(error, str) else traceback_text(error)
         failure = Failure(FailureKind.ERROR if retry else FailureKind.PERMANENT, text)
     return Failure(failure.kind, _clip(failure.text), failure.delay)
 

@@ -113,7 +113,7 @@ async def _json_object(request: Request) -> dict[str, Any]:
 async def enqueue(request: Request) -> JSONResponse:
     task = parse_request(await _json_object(request))
     registry.lookup(task.name)  # workers could only fail a task nobody registered
-    result = await run_in_threadpool(_store(request).enqueue, **vars(task))
+    result = (await run_in_threadpool(_store(request).enqueue_many, [task]))[0]
     status_code = 200 if result.deduplicated else 201
     return JSONResponse({"id": result.id, "deduplicated": result.deduplicated}, status_code=status_code)
 

@@ -12,6 +12,7 @@ pytest.importorskip("starlette", reason="the dashboard needs the web extra: pip 
 from starlette.testclient import TestClient
 
 import taskq
+from taskq import requests
 from taskq.clock import utc_now
 from taskq.model import TaskRequest
 from taskq.settings import Settings
@@ -75,6 +76,16 @@ def test_enqueue_creates_the_task_with_every_option(client: TestClient, store: S
         12.5,
     )
     assert timedelta(minutes=59) < task.run_after - utc_now() <= timedelta(hours=1)
+
+
+def test_enqueue_checks_the_request_once(client: TestClient, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[str] = []
+    make = requests._new_checked
+    monkeypatch.setattr(requests, "_new_checked", lambda fields: made.append(fields[0]) or make(fields))
+    response = enqueue(client, {"name": "taskq.echo", "args": [1], "delay": "1m"})
+    assert response.status_code == 201, response.text
+    assert made == ["taskq.echo"]  # parsed and checked at the door; the store takes it as it is
+    assert store.require(response.json()["id"]).args == [1]
 
 
 def test_enqueue_with_an_active_dedup_key_returns_the_existing_task(client: TestClient) -> None:

@@ -58,12 +58,6 @@ INSERT INTO tasks (id, name, queue, args, kwargs, status, priority, run_after, a
     :started_at::TIMESTAMP WITH TIME ZONE, :finished_at::TIMESTAMP WITH TIME ZONE, :trace_context::VARCHAR) RETURNING
     tasks.id;
 
--- ==== hot.HOT_INSERT
--- sqlite
-INSERT INTO tasks (name, queue, args, kwargs, priority, run_after, max_retries, dedup_key, parent_id, timeout,
-    continuation, created_at, trace_context) VALUES (:name, :queue, :args, :kwargs, :priority, :run_after, :max_retries,
-    :dedup_key, :parent_id, :timeout, :continuation, :created_at, :trace_context);
-
 -- ==== outcomes._CLAIM_CHOSEN
 -- sqlite
 UPDATE tasks SET status='running', worker_id=:worker_id, lease_until=:lease_until, cancel_requested=0, started_at=NULL
@@ -807,7 +801,12 @@ INSERT INTO schedules (name, spec_hash, task_id, run_after, anchor) VALUES (:nam
 
 -- ======== The SQLite driver path (taskq/store/hot.py)
 
--- ==== hot.HOT_INSERT
+-- ==== hot.PlainInsert columns ()
+-- sqlite driver, ? binds in order: name, queue, args, kwargs, priority, run_after, max_retries, created_at
+INSERT INTO tasks (name, queue, args, kwargs, priority, run_after, max_retries, created_at) VALUES (?, ?, ?, ?, ?, ?, ?,
+    ?);
+
+-- ==== hot.PlainInsert columns ('dedup_key', 'parent_id', 'timeout', 'continuation', 'trace_context')
 -- sqlite driver, ? binds in order: name, queue, args, kwargs, priority, run_after, max_retries, dedup_key, parent_id,
 --     timeout, continuation, created_at, trace_context
 INSERT INTO tasks (name, queue, args, kwargs, priority, run_after, max_retries, dedup_key, parent_id, timeout,

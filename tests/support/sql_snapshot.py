@@ -214,11 +214,15 @@ def _block(name: str, statement: Any, dialects: tuple[str, ...]) -> list[str]:
 
 def _driver_blocks() -> list[str]:
     """The SQLite driver path's statements as the text sqlite3 runs (taskq/store/hot.py)."""
-    from taskq.store.hot import HOT_INSERT, SqliteHotPath
+    from taskq.store.hot import _OPTIONAL_COLUMNS, SqliteHotPath
     from taskq.store.outcomes import ClaimPlans
 
     hot = SqliteHotPath(create_engine("sqlite://"))
-    prepared = {"hot.HOT_INSERT": hot.prepare(HOT_INSERT)}
+    # The plain INSERT's column lists at their two ends: no optional column (nearly every enqueue), all of them.
+    prepared: dict[str, Any] = {
+        f"hot.PlainInsert columns {optional!r}": hot.plain_insert._plan(optional)
+        for optional in ((), _OPTIONAL_COLUMNS)
+    }
     prepared |= {
         f"outcomes.ClaimPlans.hot_statements()[{key!r}]": value
         for key, value in ClaimPlans(hot).hot_statements().items()

@@ -12,7 +12,6 @@ installed app's `tasks` module).
 from __future__ import annotations
 
 import inspect
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -35,7 +34,7 @@ from taskq.contrib.django.framework import (
     task_started,
 )
 from taskq.contrib.django.results import attempt_result, class_path
-from taskq.lifecycle import DEFAULT_BACKOFF_SECONDS, Fail, FailureKind, RetryPolicy
+from taskq.lifecycle import DEFAULT_BACKOFF_SECONDS, Fail, FailureKind, RetryPolicy, traceback_text
 from taskq.model import DEFAULT_MAX_RETRIES, MAX_BACKOFF_SECONDS
 
 
@@ -168,7 +167,7 @@ class _Attempt:
         READY when taskq will run the task again, FAILED when this was its last attempt."""
         if self.ctx.spawned:  # taskq keeps waiting for the children (the error is only logged)
             return
-        text = "".join(traceback.format_exception(error))
+        text = traceback_text(error)
         self.result.errors.append(TaskError(exception_class_path=class_path(type(error)), traceback=text))
         self._end(TaskResultStatus.READY if self._retried(error) else TaskResultStatus.FAILED)
         task_finished.send(sender=self.sender, task_result=self.result)

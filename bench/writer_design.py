@@ -56,7 +56,7 @@ import taskq
 from bench.dbs import sqlite_taskq_db
 from taskq.clock import utc_now
 from taskq.model import Completion, Task
-from taskq.store.outcomes import tasks_from_raw
+from taskq.store.claim import tasks_from_raw
 
 NOOP = "bench.writer_design.noop"
 FILL_BATCH = 1000

@@ -70,7 +70,8 @@ from bench.writer_design import (
 )
 from taskq.clock import utc_now
 from taskq.model import Completion, Task
-from taskq.store.outcomes import _COMPLETE_PLAIN, _claim_statement, _in_claim_order, _plain_completion_row
+from taskq.store.claim import _claim_statement, _in_claim_order
+from taskq.store.outcomes import _COMPLETE_PLAIN, _plain_completion_row
 
 APPLICATION_NAME = f"taskq-bench-writer-{os.getpid()}"
 HOST = "host-writer"

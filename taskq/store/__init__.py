@@ -7,7 +7,8 @@ its connection from the topic modules, which import what they call from each oth
     hot.py          the SQLite driver path (plain enqueues, finish_and_claim)
     enqueue.py      request -> row values, deduplicated inserts
     workflow.py     parents and children, continuations: what every finished task runs
-    outcomes.py     claims, results, failures, leases, progress, a dead worker's tasks
+    claim.py        claims: the claim statements, concurrency caps, a worker's finish-and-claim round
+    outcomes.py     results, failures, leases, progress, a dead worker's tasks
     transitions.py  operator actions: cancel, retry, purge
     queries.py      read-only: by id, pages, counts, children, lookups
     metrics.py      status counts, queue depth, rollups and charts

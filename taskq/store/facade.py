@@ -50,7 +50,7 @@ from taskq.model import (
     check_json,
 )
 from taskq.requests import MAX_TASK_ID, CheckedRequest, check_task_id, validate_request
-from taskq.store import enqueue, metrics, outcomes, queries, rollup, schedules, transitions, workers, workflow
+from taskq.store import claim, enqueue, metrics, outcomes, queries, rollup, schedules, transitions, workers, workflow
 from taskq.store.base import DEFAULT_LEASE_SECONDS, NO_TASKS, StoreContext, TaskCatalog
 from taskq.store.hot import SqliteHotPath
 from taskq.store.metrics import ChartWindow, QueueDepth, RollupState, Tally
@@ -99,7 +99,7 @@ class Store:
         self.dialect: Dialect = dialect_for(engine)
         self._hot = SqliteHotPath(engine) if self.dialect.name == "sqlite" else None
         self._ctx = StoreContext.open(self.dialect, catalog, self._hot.plain_insert if self._hot else None, self)
-        self._claims = outcomes.ClaimPlans(self._hot)
+        self._claims = claim.ClaimPlans(self._hot)
 
     @property
     def catalog(self) -> TaskCatalog:
@@ -281,7 +281,7 @@ class Store:
     ) -> list[Enqueued]:
         return await asyncio.to_thread(functools.partial(self.enqueue_many, list(requests), **options))
 
-    # -- claim and outcomes (outcomes.py) -----------------------------------------------------------
+    # -- claim and outcomes (claim.py, outcomes.py) -------------------------------------------------
 
     def claim(
         self,
@@ -317,7 +317,7 @@ class Store:
 
         def claim_once() -> list[Task]:
             return self.write(
-                lambda conn: outcomes.claim(
+                lambda conn: claim.claim(
                     conn, self._ctx, worker_id, queues, limit, now, lease_seconds, capped, avoid
                 )
             )
@@ -389,7 +389,7 @@ class Store:
         """A host writer's group commit on SQLite: each (worker_id, plain completions, limit) round of
         `finish_and_claim` over all queues, every one in a single transaction. Returns (recorded ids,
         claimed tasks) per round, in order; with decode=False the claimed rows stay driver tuples (see
-        `claimed_columns`, `outcomes.tasks_from_raw`)."""
+        `claimed_columns`, `claim.tasks_from_raw`)."""
         if self._hot is None:
             raise NotImplementedError("finish_and_claim_for_many: SQLite only")
         for _, completions, _ in rounds:
@@ -397,12 +397,12 @@ class Store:
                 check_json("result", completion.result)
         now = now or utc_now()
         return self._retrying(
-            lambda: outcomes.finish_and_claim_for_many_hot(self._claims, rounds, now, lease_seconds, decode)
+            lambda: claim.finish_and_claim_for_many_hot(self._claims, rounds, now, lease_seconds, decode)
         )
 
     def claimed_columns(self) -> list[str]:
         """The column names of the raw rows `finish_and_claim_for_many(decode=False)` returns."""
-        return outcomes.claimed_columns(self._claims)
+        return claim.claimed_columns(self._claims)
 
     def _finish_and_claim_once(
         self,
@@ -420,7 +420,7 @@ class Store:
         # A worker avoiding names it does not know is rare (a badly deployed pool): it takes the Core path.
         if self._hot is not None and not queues and not avoid and not any(c.has_follow_up for c in completions):
             recorded, claimed = self._retrying(
-                lambda: outcomes.finish_and_claim_hot(
+                lambda: claim.finish_and_claim_hot(
                     self._claims, worker_id, completions, limit, now, lease_seconds, hot_claim
                 )
             )
@@ -430,13 +430,13 @@ class Store:
             # Core, in a transaction of its own after the completions' (the driver path compiles each
             # statement once, and this one's IN lists change from round to round).
             return recorded, self.write(
-                lambda conn: outcomes.claim_capped(
+                lambda conn: claim.claim_capped(
                     conn, self._ctx, worker_id, queues, limit, now, lease_seconds, capped
                 )
             )
 
         return self.write(
-            lambda conn: outcomes.finish_and_claim(
+            lambda conn: claim.finish_and_claim(
                 conn, self._ctx, worker_id, completions, queues, limit, now, lease_seconds, capped, avoid
             )
         )

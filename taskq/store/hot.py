@@ -1,5 +1,5 @@
 """The hottest statements on SQLite, run straight through the driver: an enqueue without dedup key (one
-row alone, or a batch in one executemany), and the claims' (outcomes.py).
+row alone, or a batch in one executemany), and the claims' (claim.py).
 
 SQLAlchemy stays the schema and statement layer (the SQL is compiled from `tasks` once); only the
 per-call machinery is skipped. Measured (bench/): a pooled checkout/checkin plus Core's parameter and

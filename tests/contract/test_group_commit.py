@@ -6,7 +6,7 @@ from __future__ import annotations
 from taskq.clock import utc_now
 from taskq.model import Completion, Status, Task
 from taskq.store import Store
-from taskq.store.outcomes import tasks_from_raw
+from taskq.store.claim import tasks_from_raw
 
 
 def done(task: Task) -> Completion:

@@ -14,6 +14,36 @@
 
 -- ======== Statements named in the store's modules
 
+-- ==== claim._CLAIM_CHOSEN
+-- sqlite
+UPDATE tasks SET status='running', worker_id=:worker_id, lease_until=:lease_until, cancel_requested=0, started_at=NULL
+    WHERE tasks.id IN (__[POSTCOMPILE_ids]) AND tasks.status = 'pending' RETURNING id, name, queue, args, kwargs,
+    status, priority, run_after, attempts + 1 AS attempts, max_retries, dedup_key, parent_id, progress,
+    progress_message, result, error, error_log, worker_id, lease_until, cancel_requested, timeout, continuation,
+    children_total, children_completed, children_failed, children_cancelled, created_at, started_at, finished_at,
+    trace_context;
+-- postgresql
+UPDATE tasks SET status='running', worker_id=:worker_id::VARCHAR, lease_until=:lease_until::TIMESTAMP WITH TIME ZONE,
+    cancel_requested=false, started_at=NULL WHERE tasks.id IN (__[POSTCOMPILE_ids]) AND tasks.status = 'pending'
+    RETURNING tasks.id, tasks.name, tasks.queue, tasks.args, tasks.kwargs, tasks.status, tasks.priority,
+    tasks.run_after, tasks.attempts + 1 AS attempts, tasks.max_retries, tasks.dedup_key, tasks.parent_id,
+    tasks.progress, tasks.progress_message, tasks.result, tasks.error, tasks.error_log, tasks.worker_id,
+    tasks.lease_until, tasks.cancel_requested, tasks.timeout, tasks.continuation, tasks.children_total,
+    tasks.children_completed, tasks.children_failed, tasks.children_cancelled, tasks.created_at, tasks.started_at,
+    tasks.finished_at, tasks.trace_context;
+
+-- ==== claim._RUNNING_BY_NAME
+-- sqlite and postgresql
+SELECT tasks.name, count(*) AS count_1
+FROM tasks
+WHERE tasks.status = 'running' AND tasks.name IN (__[POSTCOMPILE_names]) GROUP BY tasks.name;
+
+-- ==== claim._RUNNING_BY_QUEUE
+-- sqlite and postgresql
+SELECT tasks.queue, count(*) AS count_1
+FROM tasks
+WHERE tasks.status = 'running' AND tasks.queue IN (__[POSTCOMPILE_queues]) GROUP BY tasks.queue;
+
 -- ==== enqueue._INSERT_PLAIN
 -- sqlite
 INSERT INTO tasks (id, name, queue, args, kwargs, status, priority, run_after, attempts, max_retries, dedup_key,
@@ -57,36 +87,6 @@ INSERT INTO tasks (id, name, queue, args, kwargs, status, priority, run_after, a
     :children_failed::INTEGER, :children_cancelled::INTEGER, :created_at::TIMESTAMP WITH TIME ZONE,
     :started_at::TIMESTAMP WITH TIME ZONE, :finished_at::TIMESTAMP WITH TIME ZONE, :trace_context::VARCHAR) RETURNING
     tasks.id;
-
--- ==== outcomes._CLAIM_CHOSEN
--- sqlite
-UPDATE tasks SET status='running', worker_id=:worker_id, lease_until=:lease_until, cancel_requested=0, started_at=NULL
-    WHERE tasks.id IN (__[POSTCOMPILE_ids]) AND tasks.status = 'pending' RETURNING id, name, queue, args, kwargs,
-    status, priority, run_after, attempts + 1 AS attempts, max_retries, dedup_key, parent_id, progress,
-    progress_message, result, error, error_log, worker_id, lease_until, cancel_requested, timeout, continuation,
-    children_total, children_completed, children_failed, children_cancelled, created_at, started_at, finished_at,
-    trace_context;
--- postgresql
-UPDATE tasks SET status='running', worker_id=:worker_id::VARCHAR, lease_until=:lease_until::TIMESTAMP WITH TIME ZONE,
-    cancel_requested=false, started_at=NULL WHERE tasks.id IN (__[POSTCOMPILE_ids]) AND tasks.status = 'pending'
-    RETURNING tasks.id, tasks.name, tasks.queue, tasks.args, tasks.kwargs, tasks.status, tasks.priority,
-    tasks.run_after, tasks.attempts + 1 AS attempts, tasks.max_retries, tasks.dedup_key, tasks.parent_id,
-    tasks.progress, tasks.progress_message, tasks.result, tasks.error, tasks.error_log, tasks.worker_id,
-    tasks.lease_until, tasks.cancel_requested, tasks.timeout, tasks.continuation, tasks.children_total,
-    tasks.children_completed, tasks.children_failed, tasks.children_cancelled, tasks.created_at, tasks.started_at,
-    tasks.finished_at, tasks.trace_context;
-
--- ==== outcomes._RUNNING_BY_NAME
--- sqlite and postgresql
-SELECT tasks.name, count(*) AS count_1
-FROM tasks
-WHERE tasks.status = 'running' AND tasks.name IN (__[POSTCOMPILE_names]) GROUP BY tasks.name;
-
--- ==== outcomes._RUNNING_BY_QUEUE
--- sqlite and postgresql
-SELECT tasks.queue, count(*) AS count_1
-FROM tasks
-WHERE tasks.status = 'running' AND tasks.queue IN (__[POSTCOMPILE_queues]) GROUP BY tasks.queue;
 
 -- ==== outcomes._COMPLETE_PLAIN
 -- sqlite
@@ -209,7 +209,7 @@ SELECT pg_try_advisory_xact_lock(:key);
 
 -- ======== Statements the store's builders make, one per shape
 
--- ==== outcomes._claim_statement(by_queue=False, capped=None, avoiding=False)
+-- ==== claim._claim_statement(by_queue=False, capped=None, avoiding=False)
 -- sqlite
 WITH candidates AS
 (SELECT tasks.id AS id
@@ -238,7 +238,7 @@ WHERE tasks.status = 'pending' AND tasks.run_after <= :now::TIMESTAMP WITH TIME 
     tasks.children_completed, tasks.children_failed, tasks.children_cancelled, tasks.created_at, tasks.started_at,
     tasks.finished_at, tasks.trace_context;
 
--- ==== outcomes._claim_statement(by_queue=False, capped=None, avoiding=True)
+-- ==== claim._claim_statement(by_queue=False, capped=None, avoiding=True)
 -- sqlite
 WITH candidates AS
 (SELECT tasks.id AS id
@@ -269,7 +269,7 @@ WHERE tasks.status = 'pending' AND tasks.run_after <= :now::TIMESTAMP WITH TIME 
     tasks.children_completed, tasks.children_failed, tasks.children_cancelled, tasks.created_at, tasks.started_at,
     tasks.finished_at, tasks.trace_context;
 
--- ==== outcomes._claim_statement(by_queue=False, capped=names and queues, avoiding=False)
+-- ==== claim._claim_statement(by_queue=False, capped=names and queues, avoiding=False)
 -- sqlite
 WITH candidates AS
 (SELECT tasks.id AS id, tasks.name AS name, tasks.queue AS queue
@@ -302,7 +302,7 @@ WHERE capped_ahead.name IN ('app.slow') OR capped_ahead.queue IN ('api'))) RETUR
     tasks.continuation, tasks.children_total, tasks.children_completed, tasks.children_failed, tasks.children_cancelled,
     tasks.created_at, tasks.started_at, tasks.finished_at, tasks.trace_context;
 
--- ==== outcomes._claim_statement(by_queue=False, capped=names and queues, avoiding=True)
+-- ==== claim._claim_statement(by_queue=False, capped=names and queues, avoiding=True)
 -- sqlite
 WITH candidates AS
 (SELECT tasks.id AS id, tasks.name AS name, tasks.queue AS queue
@@ -337,7 +337,7 @@ WHERE capped_ahead.name IN ('app.slow') OR capped_ahead.queue IN ('api'))) RETUR
     tasks.continuation, tasks.children_total, tasks.children_completed, tasks.children_failed, tasks.children_cancelled,
     tasks.created_at, tasks.started_at, tasks.finished_at, tasks.trace_context;
 
--- ==== outcomes._claim_statement(by_queue=True, capped=None, avoiding=False)
+-- ==== claim._claim_statement(by_queue=True, capped=None, avoiding=False)
 -- sqlite
 WITH candidates AS
 (SELECT tasks.id AS id
@@ -367,7 +367,7 @@ WHERE tasks.status = 'pending' AND tasks.run_after <= :now::TIMESTAMP WITH TIME 
     tasks.children_completed, tasks.children_failed, tasks.children_cancelled, tasks.created_at, tasks.started_at,
     tasks.finished_at, tasks.trace_context;
 
--- ==== outcomes._claim_statement(by_queue=True, capped=None, avoiding=True)
+-- ==== claim._claim_statement(by_queue=True, capped=None, avoiding=True)
 -- sqlite
 WITH candidates AS
 (SELECT tasks.id AS id
@@ -399,7 +399,7 @@ WHERE tasks.status = 'pending' AND tasks.run_after <= :now::TIMESTAMP WITH TIME 
     tasks.children_completed, tasks.children_failed, tasks.children_cancelled, tasks.created_at, tasks.started_at,
     tasks.finished_at, tasks.trace_context;
 
--- ==== outcomes._claim_statement(by_queue=True, capped=names and queues, avoiding=False)
+-- ==== claim._claim_statement(by_queue=True, capped=names and queues, avoiding=False)
 -- sqlite
 WITH candidates AS
 (SELECT tasks.id AS id, tasks.name AS name, tasks.queue AS queue
@@ -433,7 +433,7 @@ WHERE capped_ahead.name IN ('app.slow') OR capped_ahead.queue IN ('api'))) RETUR
     tasks.continuation, tasks.children_total, tasks.children_completed, tasks.children_failed, tasks.children_cancelled,
     tasks.created_at, tasks.started_at, tasks.finished_at, tasks.trace_context;
 
--- ==== outcomes._claim_statement(by_queue=True, capped=names and queues, avoiding=True)
+-- ==== claim._claim_statement(by_queue=True, capped=names and queues, avoiding=True)
 -- sqlite
 WITH candidates AS
 (SELECT tasks.id AS id, tasks.name AS name, tasks.queue AS queue
@@ -469,7 +469,7 @@ WHERE capped_ahead.name IN ('app.slow') OR capped_ahead.queue IN ('api'))) RETUR
     tasks.continuation, tasks.children_total, tasks.children_completed, tasks.children_failed, tasks.children_cancelled,
     tasks.created_at, tasks.started_at, tasks.finished_at, tasks.trace_context;
 
--- ==== outcomes._capped_candidates(queues=None, full_names={}, full_queues={}, avoiding=False)
+-- ==== claim._capped_candidates(queues=None, full_names={}, full_queues={}, avoiding=False)
 -- sqlite
 SELECT tasks.id, tasks.name, tasks.queue
 FROM tasks
@@ -482,7 +482,7 @@ WHERE tasks.status = 'pending' AND tasks.run_after <= :now::TIMESTAMP WITH TIME 
     tasks.run_after, tasks.id
  LIMIT :limit FOR UPDATE SKIP LOCKED;
 
--- ==== outcomes._capped_candidates(queues=[api, default], full_names={app.slow}, full_queues={api}, avoiding=True)
+-- ==== claim._capped_candidates(queues=[api, default], full_names={app.slow}, full_queues={api}, avoiding=True)
 -- sqlite
 SELECT tasks.id, tasks.name, tasks.queue
 FROM tasks
@@ -812,7 +812,7 @@ INSERT INTO tasks (name, queue, args, kwargs, priority, run_after, max_retries, 
 INSERT INTO tasks (name, queue, args, kwargs, priority, run_after, max_retries, dedup_key, parent_id, timeout,
     continuation, created_at, trace_context) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
--- ==== outcomes.ClaimPlans.hot_statements()['complete']
+-- ==== claim.ClaimPlans.hot_statements()['complete']
 -- sqlite driver, ? binds in order: status, attempts_1, progress, result, lease_until, cancel_requested, started, now,
 --     owner_task_id, owner_worker_id, owner_attempt, param_1, owner_attempt
 UPDATE tasks SET status=?, attempts=CASE WHEN (tasks.started_at IS NULL) THEN tasks.attempts + ? ELSE tasks.attempts
@@ -820,7 +820,7 @@ UPDATE tasks SET status=?, attempts=CASE WHEN (tasks.started_at IS NULL) THEN ta
     finished_at=? WHERE tasks.id = ? AND tasks.status = 'running' AND tasks.worker_id = ? AND tasks.attempts BETWEEN ? -
     ? AND ?;
 
--- ==== outcomes.ClaimPlans.hot_statements()['claim']
+-- ==== claim.ClaimPlans.hot_statements()['claim']
 -- sqlite driver, ? binds in order: now, limit, param_1, status, worker_id, lease_until, cancel_requested, started_at,
 --     attempts_1
 WITH candidates AS
@@ -834,7 +834,7 @@ WHERE tasks.status = 'pending' AND tasks.run_after <= ? ORDER BY tasks.priority 
     worker_id, lease_until, cancel_requested, timeout, continuation, children_total, children_completed,
     children_failed, children_cancelled, created_at, started_at, finished_at, trace_context;
 
--- ==== outcomes.ClaimPlans.hot_statements()['recorded']
+-- ==== claim.ClaimPlans.hot_statements()['recorded']
 -- sqlite driver, ? binds in order: id, owner_worker_id
 SELECT tasks.id
 FROM tasks

@@ -66,26 +66,26 @@ def _builders() -> Iterator[tuple[str, Callable[[], Any], tuple[str, ...]]]:
     from taskq import dialect
     from taskq.model import ClaimLimits, Status
     from taskq.schema import schedules, tasks
-    from taskq.store import metrics, outcomes, workflow
+    from taskq.store import claim, metrics, outcomes, workflow
 
     both = ("sqlite", "postgresql")
-    capped = outcomes._capped(ClaimLimits(by_name={"app.slow": 2}, by_queue={"api": 3}), None)
+    capped = claim._capped(ClaimLimits(by_name={"app.slow": 2}, by_queue={"api": 3}), None)
     for by_queue in (False, True):
         for caps, shown in ((None, "None"), (capped, "names and queues")):
             for avoiding in (False, True):
                 yield (
-                    f"outcomes._claim_statement(by_queue={by_queue}, capped={shown}, avoiding={avoiding})",
-                    lambda b=by_queue, c=caps, a=avoiding: outcomes._claim_statement(b, c, a),
+                    f"claim._claim_statement(by_queue={by_queue}, capped={shown}, avoiding={avoiding})",
+                    lambda b=by_queue, c=caps, a=avoiding: claim._claim_statement(b, c, a),
                     both,
                 )
     yield (
-        "outcomes._capped_candidates(queues=None, full_names={}, full_queues={}, avoiding=False)",
-        lambda: outcomes._capped_candidates(None, set(), set(), False),
+        "claim._capped_candidates(queues=None, full_names={}, full_queues={}, avoiding=False)",
+        lambda: claim._capped_candidates(None, set(), set(), False),
         both,
     )
     yield (
-        "outcomes._capped_candidates(queues=[api, default], full_names={app.slow}, full_queues={api}, avoiding=True)",
-        lambda: outcomes._capped_candidates(["api", "default"], {"app.slow"}, {"api"}, True),
+        "claim._capped_candidates(queues=[api, default], full_names={app.slow}, full_queues={api}, avoiding=True)",
+        lambda: claim._capped_candidates(["api", "default"], {"app.slow"}, {"api"}, True),
         both,
     )
     for builder in (outcomes._complete_statement, outcomes._cancelled_statement, outcomes._failing_row_statement):
@@ -125,8 +125,8 @@ def _builders() -> Iterator[tuple[str, Callable[[], Any], tuple[str, ...]]]:
 # The functions above build statements; test_sql_snapshot.py checks that every builder in taskq/store/ is one.
 BUILDER_NAMES = frozenset(
     {
-        "outcomes._claim_statement",
-        "outcomes._capped_candidates",
+        "claim._claim_statement",
+        "claim._capped_candidates",
         "outcomes._complete_statement",
         "outcomes._cancelled_statement",
         "outcomes._failing_row_statement",
@@ -214,8 +214,8 @@ def _block(name: str, statement: Any, dialects: tuple[str, ...]) -> list[str]:
 
 def _driver_blocks() -> list[str]:
     """The SQLite driver path's statements as the text sqlite3 runs (taskq/store/hot.py)."""
+    from taskq.store.claim import ClaimPlans
     from taskq.store.hot import _OPTIONAL_COLUMNS, SqliteHotPath
-    from taskq.store.outcomes import ClaimPlans
 
     hot = SqliteHotPath(create_engine("sqlite://"))
     # The plain INSERT's column lists at their two ends: no optional column (nearly every enqueue), all of them.
@@ -224,7 +224,7 @@ def _driver_blocks() -> list[str]:
         for optional in ((), _OPTIONAL_COLUMNS)
     }
     prepared |= {
-        f"outcomes.ClaimPlans.hot_statements()[{key!r}]": value
+        f"claim.ClaimPlans.hot_statements()[{key!r}]": value
         for key, value in ClaimPlans(hot).hot_statements().items()
     }
     lines = []

@@ -317,9 +317,7 @@ class Store:
 
         def claim_once() -> list[Task]:
             return self.write(
-                lambda conn: claim.claim(
-                    conn, self._ctx, worker_id, queues, limit, now, lease_seconds, capped, avoid
-                )
+                lambda conn: claim.claim(conn, self._ctx, worker_id, queues, limit, now, lease_seconds, capped, avoid)
             )
 
         claimed = claim_once()
@@ -430,9 +428,7 @@ class Store:
             # Core, in a transaction of its own after the completions' (the driver path compiles each
             # statement once, and this one's IN lists change from round to round).
             return recorded, self.write(
-                lambda conn: claim.claim_capped(
-                    conn, self._ctx, worker_id, queues, limit, now, lease_seconds, capped
-                )
+                lambda conn: claim.claim_capped(conn, self._ctx, worker_id, queues, limit, now, lease_seconds, capped)
             )
 
         return self.write(

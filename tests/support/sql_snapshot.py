@@ -224,8 +224,7 @@ def _driver_blocks() -> list[str]:
         for optional in ((), _OPTIONAL_COLUMNS)
     }
     prepared |= {
-        f"claim.ClaimPlans.hot_statements()[{key!r}]": value
-        for key, value in ClaimPlans(hot).hot_statements().items()
+        f"claim.ClaimPlans.hot_statements()[{key!r}]": value for key, value in ClaimPlans(hot).hot_statements().items()
     }
     lines = []
     for name, compiled in prepared.items():

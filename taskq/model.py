@@ -134,11 +134,13 @@ class TaskOps(Protocol):
     async def wait_async(self, task_id: int, timeout: float | None = None) -> Task: ...
 
 
+_set = object.__setattr__  # how a frozen class sets its own fields
+
 # What a task returns: `resize.enqueue(...)` is an Enqueued[dict] when `resize` returns a dict.
 ResultT = TypeVar("ResultT")
 
 
-@dataclass(frozen=True, init=False)
+@dataclass(frozen=True, init=False, slots=True)
 class Enqueued(Generic[ResultT]):
     """What enqueue returns: the task's id, and a handle on the task through the store that made it.
     Equality, hashing and repr see only id and deduplicated, so `Enqueued(7) == store.enqueue(...)` holds
@@ -149,8 +151,11 @@ class Enqueued(Generic[ResultT]):
     store: TaskOps | None = field(default=None, compare=False, repr=False)
 
     def __init__(self, id: int, deduplicated: bool = False, store: TaskOps | None = None) -> None:
-        # One dict update, not the frozen dataclass's object.__setattr__ per field: every enqueue makes one.
-        self.__dict__.update(id=id, deduplicated=deduplicated, store=store)
+        # Slots, no __dict__: an enqueue_many of 10,000 returns 10,000 of these, and the collector counts
+        # each object that survives (one each, instead of two) towards its next full collection.
+        _set(self, "id", id)
+        _set(self, "deduplicated", deduplicated)
+        _set(self, "store", store)
 
     def _store(self) -> TaskOps:
         if self.store is None:

@@ -218,14 +218,12 @@ def validate_request(
         and (isinstance(args, (str, bytes)) or not isinstance(args, Sequence))
     ):
         raise InvalidTaskArguments(f"args must be a JSON array (a list), got {type(args).__name__}")
+    if kwargs is not None and type(kwargs) is not dict and not isinstance(kwargs, Mapping):
+        raise InvalidTaskArguments(f"kwargs must be a JSON object (a mapping), got {type(kwargs).__name__}")
     if kwargs:
-        if type(kwargs) is not dict and not isinstance(kwargs, Mapping):
-            raise InvalidTaskArguments(f"kwargs must be a JSON object (a mapping), got {type(kwargs).__name__}")
         for key in kwargs:
             if not isinstance(key, str):
                 raise InvalidTaskArguments(f"kwargs keys must be strings, got {key!r}")
-    elif kwargs is not None and type(kwargs) is not dict and not isinstance(kwargs, Mapping):
-        raise InvalidTaskArguments(f"kwargs must be a JSON object (a mapping), got {type(kwargs).__name__}")
     args_json = _json_field("args", args) if args else _NO_ARGS
     kwargs_json = _json_field("kwargs", kwargs) if kwargs else _NO_KWARGS
     if parent_id is not None and not _whole(parent_id):
@@ -301,13 +299,8 @@ def check(request: TaskRequest, now: datetime, check_arguments: ArgumentCheck | 
     )
 
 
-def check_request(request: TaskRequest, now: datetime, check_arguments: ArgumentCheck | None = None) -> datetime:
-    """Check every field of `request`; returns when the task may first run."""
-    return check(request, now, check_arguments).run_at(now)
-
-
 def _seconds(field: str, value: Any) -> float | Any:
-    """A duration given as text ('90', '30s', '1h30m') -> seconds; anything else is left to check_request."""
+    """A duration given as text ('90', '30s', '1h30m') -> seconds; anything else is left to validate_request."""
     if not isinstance(value, str):
         return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
     try:

@@ -110,6 +110,17 @@ class _Columns:
         self.json = [index for index, name in enumerate(order) if name in _JSON_COLUMNS]
 
 
+def _sets_optional(row: dict[str, Any]) -> bool:
+    """Whether `row` gives any of _OPTIONAL_COLUMNS (written out: no loop on the single enqueue's path)."""
+    return (
+        row["dedup_key"] is not None
+        or row["parent_id"] is not None
+        or row["timeout"] is not None
+        or row["continuation"] is not None
+        or row["trace_context"] is not None
+    )
+
+
 class PlainInsert:
     """The INSERT of tasks without dedup key, compiled for SQLite, and rows (enqueue.row_values) as its
     positional parameters: JSON as the enqueue check encoded it, times as UtcDateTime stores them (the
@@ -134,16 +145,10 @@ class PlainInsert:
 
     def one(self, row: dict[str, Any]) -> tuple[str, list[Any]]:
         """The statement and parameters of a single row (run_after is usually created_at: encoded once)."""
-        if (
-            row["parent_id"] is None
-            and row["timeout"] is None
-            and row["continuation"] is None
-            and row["trace_context"] is None
-            and row["dedup_key"] is None
-        ):
-            plan = self._bare
-        else:
+        if _sets_optional(row):
             plan = self._plan(tuple(name for name in _OPTIONAL_COLUMNS if row[name] is not None))
+        else:
+            plan = self._bare
         values = list(plan.values(row))
         first, second = plan.times
         when = values[first]
@@ -157,13 +162,7 @@ class PlainInsert:
         """The statement and the parameters of each row, for one executemany."""
         optional: set[str] = set()
         for row in rows:
-            if (
-                row["parent_id"] is not None
-                or row["timeout"] is not None
-                or row["continuation"] is not None
-                or row["trace_context"] is not None
-                or row["dedup_key"] is not None
-            ):
+            if _sets_optional(row):
                 optional.update(name for name in _OPTIONAL_COLUMNS if row[name] is not None)
         if not optional:
             return self._bare.sql, self._bare_params(rows)

@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 
 from taskq.model import InvalidTaskArguments, TaskRequest
-from taskq.requests import check_options, check_request, parse_request
+from taskq.requests import check as check_request
+from taskq.requests import check_options, parse_request
 
 NOW = datetime(2030, 1, 1, 12, tzinfo=UTC)
 
 
 def check(**fields: Any) -> datetime:
-    return check_request(TaskRequest(**{"name": "t", **fields}), NOW)
+    return check_request(TaskRequest(**{"name": "t", **fields}), NOW).run_at(NOW)
 
 
 def test_a_plain_request_runs_now_and_delay_or_run_after_move_it() -> None:

@@ -179,17 +179,17 @@ def _value(value: object) -> str:
 
 def render_text(event: str, fields: dict[str, Any]) -> str:
     """`event k=v k=v: free text`, the message of the text format."""
-    parts = [event]  # a loop, not a generator: a worker renders a line per task
+    pair_texts = []  # a loop, not a generator: a worker renders a line per task
     has_free = False
     for key, value in fields.items():
         if key in FREE_TEXT:
             has_free = True
         else:
-            parts.append(f" {key}={_value(value)}")
-    pairs = "".join(parts[1:])
+            pair_texts.append(f" {key}={_value(value)}")
+    pairs = "".join(pair_texts)
     free = "; ".join(str(fields[key]) for key in FREE_TEXT if fields.get(key) not in (None, "")) if has_free else ""
     if not free:
-        return "".join(parts)
+        return event + pairs
     return f"{event}{pairs}{':' if pairs else ''}{chr(10) if chr(10) in free else ' '}{free}"
 
 
